@@ -1,0 +1,1 @@
+"""The customer information file: schema, store, import, identity resolution, quality and retention."""

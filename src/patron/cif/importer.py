@@ -1,0 +1,288 @@
+"""The generic importer: read → check mapping → derive natural keys → validate → write in batches → report.
+
+Guarantees: a mapping that names a missing column fails before anything is written; every rejected row is
+reported with its line, column and reason and the rest are kept; each batch is one transaction; natural keys
+make a re-run (or a resumed, interrupted run) add nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Engine, insert, update
+
+from patron.cif import schema as s
+from patron.cif.mapping import FieldSpec, Mapping
+from patron.cif.plans import build_plans
+from patron.cif.reader import LINE, Reject, read_source
+from patron.cif.validate import raw_expr, validate
+from patron.cif.writers import (
+    LINE_NO,
+    ORDER_KEY,
+    PAYMENT_SEQUENCE,
+    UPDATED,
+    WRITTEN,
+    BatchWriter,
+    interaction_key_column,
+)
+from patron.errors import MappingError
+
+ProgressCallback = Callable[[int, int], None]
+_GROUP = "__group__"
+_BATCH = "__batch__"
+
+
+@dataclass
+class ImportResult:
+    source: str
+    path: Path
+    read: int
+    written: int
+    updated: int
+    unchanged: int
+    rejected: int
+    rejects: list[Reject]
+    rejects_path: Path | None
+    counts: dict[str, int] = field(default_factory=dict)
+    run_id: int | None = None
+
+    def summary_line(self) -> str:
+        return (
+            f"{self.path.name}: read {self.read:,}, written {self.written:,}, updated {self.updated:,}, "
+            f"unchanged {self.unchanged:,}, rejected {self.rejected:,}"
+        )
+
+
+def _occurrence(*partition: pl.Expr) -> pl.Expr:
+    return pl.int_range(pl.len()).over(list(partition))
+
+
+def _duplicates(frame: pl.DataFrame, key: str, what: str) -> tuple[pl.DataFrame, list[Reject]]:
+    """Keep the first row of each key; report the later ones with the line of the first."""
+    marked = frame.with_columns(
+        pl.col(LINE).min().over(key).alias("__first__"),
+    )
+    dupes = marked.filter(pl.col(key).is_not_null() & (pl.col(LINE) != pl.col("__first__")))
+    rejects = [
+        Reject(row[LINE], what, str(row[key]), f"duplicate {what}: first seen at line {row['__first__']}")
+        for row in dupes.select(LINE, key, "__first__").iter_rows(named=True)
+    ]
+    kept = marked.filter(pl.col(key).is_null() | (pl.col(LINE) == pl.col("__first__"))).drop("__first__")
+    return kept, rejects
+
+
+def _raw(spec: FieldSpec | None) -> pl.Expr:
+    return raw_expr(spec) if spec is not None else pl.lit(None, dtype=pl.String)
+
+
+def derive_keys(frame: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, list[Reject]]:
+    """Natural keys computed over the whole file, so they do not depend on how it is cut into batches."""
+    rejects: list[Reject] = []
+    if mapping.customers is not None and mapping.customers_unique():
+        frame = frame.with_columns(_raw(mapping.customers.external_id).alias("__customer_key__"))
+        frame, found = _duplicates(frame, "__customer_key__", "customer id")
+        rejects += found
+    if mapping.orders is not None:
+        orders = mapping.orders
+        customer, when = _raw(orders.customer), _raw(orders.ordered_at)
+        if orders.order_id is not None:
+            frame = frame.with_columns(_raw(orders.order_id).alias(ORDER_KEY))
+            frame = frame.with_columns(_occurrence(pl.col(ORDER_KEY)).alias(LINE_NO))
+        else:
+            # No order number in the source: the n-th purchase of a customer at a time is that purchase.
+            frame = frame.with_columns(_occurrence(customer, when).cast(pl.String).alias("__n__"))
+            frame = frame.with_columns(
+                pl.concat_str([customer, when, pl.col("__n__")], separator="|").alias(ORDER_KEY),
+                pl.lit(0).alias(LINE_NO),
+            ).drop("__n__")
+    for index, section in enumerate(mapping.interactions):
+        name = interaction_key_column(index)
+        if section.id is not None:
+            frame = frame.with_columns(_raw(section.id).alias(name))
+            frame, found = _duplicates(frame, name, "interaction id")
+            rejects += found
+        else:
+            parts = [_raw(section.customer), _raw(section.occurred_at), _raw(section.type)]
+            frame = frame.with_columns(pl.concat_str(parts, separator="|").alias("__base__"))
+            frame = frame.with_columns(
+                pl.concat_str([pl.col("__base__"), _occurrence(pl.col("__base__")).cast(pl.String)], separator="|")
+                .alias(name)
+            ).drop("__base__")
+    if mapping.payments is not None:
+        payments = mapping.payments
+        order = _raw(payments.order_id)
+        if payments.sequence is not None:
+            sequence = _raw(payments.sequence).cast(pl.Int64, strict=False)
+        else:
+            sequence = _occurrence(order) + 1
+        frame = frame.with_columns(sequence.alias(PAYMENT_SEQUENCE))
+        frame = frame.with_columns(
+            pl.concat_str([order, pl.col(PAYMENT_SEQUENCE).cast(pl.String)], separator="#").alias("__payment_key__")
+        )
+        frame, found = _duplicates(frame, "__payment_key__", "payment")
+        rejects += found
+    return frame, rejects
+
+
+def _batches(frame: pl.DataFrame, mapping: Mapping, batch_rows: int) -> list[pl.DataFrame]:
+    """Cut into batches of about ``batch_rows``; the lines of one order always travel together."""
+    if frame.height == 0:
+        return []
+    if mapping.orders is not None:
+        frame = frame.with_columns(pl.col(LINE).min().over(ORDER_KEY).alias(_GROUP)).sort(_GROUP, LINE)
+    else:
+        frame = frame.with_columns(pl.col(LINE).alias(_GROUP))
+    frame = frame.with_row_index("__pos__").with_columns(
+        (pl.col("__pos__").min().over(_GROUP) // batch_rows).alias(_BATCH)
+    )
+    return [part.drop("__pos__", _BATCH, _GROUP) for part in frame.partition_by(_BATCH, maintain_order=True)]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_rejects(rejects: list[Reject], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "column", "value", "reason", "record"])
+        for reject in sorted(rejects, key=lambda item: item.line):
+            writer.writerow([reject.line, reject.column, reject.value, reject.reason, reject.record])
+
+
+def import_file(
+    engine: Engine,
+    path: Path,
+    mapping: Mapping,
+    *,
+    rejects_dir: Path | None = None,
+    batch_rows: int = 20_000,
+    progress: ProgressCallback | None = None,
+    actor: str = "system",
+    interface: str = "cli",
+) -> ImportResult:
+    """Import one file as ``mapping`` says and return what happened to every row."""
+    table = read_source(path, mapping.source)
+    missing = sorted(mapping.referenced_columns() - set(table.frame.columns))
+    if missing:
+        available = [name for name in table.frame.columns if name != LINE]
+        raise MappingError(
+            f"the mapping names column(s) {missing} that {path.name} does not have; it has {available}",
+            field=missing[0],
+        )
+    plans = build_plans(mapping)
+    frame, key_rejects = derive_keys(table.frame, mapping)
+    rejects = list(table.rejects) + key_rejects
+    total = table.frame.height + len(table.rejects)
+    extra = [name for name in frame.columns if name.startswith("__") and name != LINE]
+    run_id = _start_run(engine, mapping, path)
+    writer = BatchWriter(mapping)
+    done = len(table.rejects) + len(key_rejects)
+    if progress is not None:
+        progress(done, total)
+    try:
+        for batch in _batches(frame, mapping, batch_rows):
+            good, bad = validate(batch, plans, mapping.source, keep=extra)
+            rejects += bad
+            with engine.begin() as conn:
+                writer.write(conn, good)
+            done += batch.height
+            if progress is not None:
+                progress(done, total)
+    except BaseException:
+        _finish_run(engine, run_id, "failed", writer.counts, None)
+        raise
+    rejects += writer.rejects
+    rejected_lines = {reject.line for reject in rejects}
+    written = sum(1 for line, outcome in writer.status.items() if outcome == WRITTEN and line not in rejected_lines)
+    updated = sum(1 for line, outcome in writer.status.items() if outcome == UPDATED and line not in rejected_lines)
+    rejects_path = None
+    if rejects:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        rejects_path = (rejects_dir or Path(".")) / f"{mapping.source.system}-{path.stem}-{stamp}.rejects.csv"
+        write_rejects(rejects, rejects_path)
+    result = ImportResult(
+        source=mapping.source.system,
+        path=path,
+        read=total,
+        written=written,
+        updated=updated,
+        unchanged=total - len(rejected_lines) - written - updated,
+        rejected=len(rejected_lines),
+        rejects=sorted(rejects, key=lambda item: item.line),
+        rejects_path=rejects_path,
+        counts=dict(sorted(writer.counts.items())),
+        run_id=run_id,
+    )
+    _finish_run(engine, run_id, "done", _run_counts(result), rejects_path)
+    _audit(engine, actor, interface, run_id, result)
+    return result
+
+
+def _run_counts(result: ImportResult) -> dict[str, int]:
+    return {
+        "read": result.read,
+        "written": result.written,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "rejected": result.rejected,
+        **result.counts,
+    }
+
+
+def _start_run(engine: Engine, mapping: Mapping, path: Path) -> int:
+    runs = s.ImportRun.__table__
+    with engine.begin() as conn:
+        run_id = conn.scalar(
+            insert(runs)
+            .values(
+                source=mapping.source.system,
+                path=str(path.resolve()),
+                file_sha256=_sha256(path),
+                started_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                status="running",
+            )
+            .returning(runs.c.id)  # type: ignore[attr-defined]
+        )
+    return int(run_id)
+
+
+def _finish_run(engine: Engine, run_id: int, status: str, counts: dict[str, int], rejects: Path | None) -> None:
+    runs = s.ImportRun.__table__
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)  # type: ignore[attr-defined]
+            .values(
+                status=status,
+                finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                counts=counts,
+                rejects_path=str(rejects) if rejects else None,
+            )
+        )
+
+
+def _audit(engine: Engine, actor: str, interface: str, run_id: int, result: ImportResult) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(s.AuditEvent.__table__).values(
+                at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                actor=actor,
+                interface=interface,
+                action="import",
+                entity="import_run",
+                entity_id=run_id,
+                details=_run_counts(result),
+            )
+        )

@@ -1,0 +1,134 @@
+"""From a mapping to the list of typed fields to parse: the target type and limits of every CIF field."""
+
+from __future__ import annotations
+
+from patron.cif.mapping import FieldSpec, Mapping, ValueType
+from patron.cif.schema import PROFILE_FIELDS
+from patron.cif.validate import FieldPlan
+
+# (type, required, max length) of each mapped field, by section.
+_CUSTOMER: dict[str, tuple[ValueType, bool, int | None]] = {
+    "external_id": ("text", True, 320),
+    "kind": ("text", False, 16),
+    "status": ("text", False, 16),
+    "display_name": ("text", False, 200),
+    "first_name": ("text", False, 100),
+    "last_name": ("text", False, 100),
+    "email": ("email", False, None),
+    "phone": ("phone", False, None),
+    "acquired_on": ("date", False, None),
+    "acquisition_channel": ("text", False, 64),
+    "acquisition_cost": ("money", False, None),
+}
+_ORDER: dict[str, tuple[ValueType, bool, int | None]] = {
+    "customer": ("text", True, 320),
+    "ordered_at": ("datetime", True, None),
+    "order_id": ("text", False, 100),
+    "channel": ("text", False, 64),
+    "currency": ("text", False, 3),
+}
+_LINE: dict[str, tuple[ValueType, bool, int | None]] = {
+    "revenue": ("money", True, None),
+    "quantity": ("number", False, None),
+    "cost": ("money", False, None),
+    "product": ("text", False, 128),
+    "category": ("text", False, 128),
+}
+_INTERACTION: dict[str, tuple[ValueType, bool, int | None]] = {
+    "customer": ("text", True, 320),
+    "occurred_at": ("datetime", True, None),
+    "channel": ("text", True, 32),
+    "type": ("text", True, 32),
+    "id": ("text", False, 100),
+    "direction": ("text", False, 8),
+    "outcome": ("text", False, 64),
+    "agent": ("text", False, 100),
+    "body": ("text", False, 20_000),
+}
+_MEMBER: dict[str, tuple[ValueType, bool, int | None]] = {
+    "customer": ("text", True, 320),
+    "campaign": ("text", True, 128),
+    "campaign_name": ("text", False, 200),
+    "channel": ("text", False, 32),
+    "arm": ("text", False, 64),
+    "control": ("boolean", False, None),
+}
+_RESPONSE: dict[str, tuple[ValueType, bool, int | None]] = {
+    "customer": ("text", True, 320),
+    "campaign": ("text", True, 128),
+    "kind": ("text", True, 32),
+    "responded": ("boolean", True, None),
+    "value": ("money", False, None),
+    "responded_at": ("datetime", False, None),
+}
+_CATEGORY: dict[str, tuple[ValueType, bool, int | None]] = {
+    "name": ("text", True, 128),
+    "label": ("text", False, 128),
+}
+_PRODUCT: dict[str, tuple[ValueType, bool, int | None]] = {
+    "sku": ("text", True, 128),
+    "name": ("text", False, 200),
+    "category": ("text", False, 128),
+}
+_PAYMENT: dict[str, tuple[ValueType, bool, int | None]] = {
+    "order_id": ("text", True, 128),
+    "amount": ("money", True, None),
+    "sequence": ("integer", False, None),
+    "method": ("text", False, 32),
+    "installments": ("integer", False, None),
+}
+_PROFILE_LENGTHS = {"country": 2, "postal_code": 20, "gender": 32, "marital_status": 32}
+
+
+_CHOICES = {
+    "customers.kind": ("customer", "prospect"),
+    "customers.status": ("active", "lapsed", "churned"),
+    "direction": ("inbound", "outbound"),
+}
+
+
+def _plan(prefix: str, name: str, spec: FieldSpec, rule: tuple[ValueType, bool, int | None]) -> FieldPlan:
+    kind, required, max_length = rule
+    choices = _CHOICES.get(f"{prefix}.{name}") or _CHOICES.get(name)
+    return FieldPlan(f"{prefix}.{name}", spec, spec.type or kind, required, max_length, choices=choices)
+
+
+def _section(prefix: str, fields: dict[str, FieldSpec], rules: dict[str, tuple[ValueType, bool, int | None]]) -> list[FieldPlan]:
+    return [_plan(prefix, name, spec, rules[name]) for name, spec in fields.items()]
+
+
+def build_plans(mapping: Mapping) -> list[FieldPlan]:
+    """Every field the mapping asks for, named ``section.field`` (``orders.lines.0.revenue`` for lines)."""
+    plans: list[FieldPlan] = []
+    if mapping.customers is not None:
+        plans += _section("customers", mapping.customers.fields(), _CUSTOMER)
+        for name, spec in mapping.customers.profile.items():
+            kind: ValueType = PROFILE_FIELDS[name]  # type: ignore[assignment]
+            plans.append(FieldPlan(f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200)))
+        for name, spec in mapping.customers.attributes.items():
+            kind = "number" if spec.type in ("integer", "money") else spec.type or "text"
+            plans.append(FieldPlan(f"attributes.{name}", spec, kind, False, 10_000))
+    if mapping.orders is not None:
+        header_fields = {name: spec for name, spec in mapping.orders.fields().items() if name not in _LINE}
+        plans += _section("orders", header_fields, _ORDER)
+        currency = "orders.currency" if mapping.orders.currency is not None else None
+        for index, line in enumerate(mapping.orders.line_specs()):
+            for plan in _section(f"lines.{index}", line.fields(), _LINE):
+                if plan.kind == "money":
+                    plan = FieldPlan(plan.name, plan.spec, plan.kind, plan.required, None, currency)
+                plans.append(plan)
+    for index, section in enumerate(mapping.interactions):
+        plans += _section(f"interactions.{index}", section.fields(), _INTERACTION)
+        for name, spec in section.details.items():
+            plans.append(FieldPlan(f"interactions.{index}.details.{name}", spec, spec.type or "text", False, 2_000))
+    for index, section in enumerate(mapping.members):
+        plans += _section(f"members.{index}", section.fields(), _MEMBER)
+    for index, section in enumerate(mapping.responses):
+        plans += _section(f"responses.{index}", section.fields(), _RESPONSE)
+    if mapping.categories is not None:
+        plans += _section("categories", mapping.categories.fields(), _CATEGORY)
+    if mapping.products is not None:
+        plans += _section("products", mapping.products.fields(), _PRODUCT)
+    if mapping.payments is not None:
+        plans += _section("payments", mapping.payments.fields(), _PAYMENT)
+    return plans

@@ -1,0 +1,125 @@
+"""Reading a source file into a frame of raw strings, one row per record, with its line number.
+
+Rows that cannot be read as records at all (wrong number of fields, bytes that are not UTF-8) are
+reported here with their line; every other row reaches validation untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from patron.cif.mapping import SourceSpec
+from patron.errors import SourceFileError
+
+LINE = "__line__"
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+@dataclass(frozen=True)
+class Reject:
+    line: int
+    column: str
+    value: str
+    reason: str
+    record: str = ""
+
+
+@dataclass
+class RawTable:
+    frame: pl.DataFrame
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    """The file's text and whether it held bytes that are not UTF-8 (kept as surrogates to report)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="surrogateescape"), True
+
+
+def _visible(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def _records(text: str, spec: SourceSpec) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
+    if spec.format == "whitespace":
+        rows = [(number, line.split()) for number, line in enumerate(text.splitlines(), start=1)]
+        rows = [(number, fields) for number, fields in rows if fields]
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, strict=False)
+        rows = []
+        for fields in reader:
+            if fields and any(fields):
+                rows.append((reader.line_num, fields))
+    header: list[str] | None = None
+    if spec.header:
+        if not rows:
+            return None, []
+        header = [name.strip() for name in rows[0][1]]
+        rows = rows[1:]
+    return header, rows
+
+
+def read_source(path: Path, spec: SourceSpec) -> RawTable:
+    """Read ``path`` as ``spec`` says; raises ``SourceFileError`` when there is no table to read at all."""
+    if not path.is_file():
+        raise SourceFileError(f"source file {path} does not exist")
+    if spec.format == "parquet":
+        return _read_parquet(path, spec)
+    text, has_bad_bytes = _decode(path.read_bytes())
+    if not text.strip():
+        raise SourceFileError(f"source file {path} is empty: expected a header line and rows")
+    header, rows = _records(text, spec)
+    names = spec.columns or header
+    if names is None:
+        raise SourceFileError(f"source file {path} has no header; name its columns with source.columns")
+    if len(set(names)) != len(names):
+        raise SourceFileError(f"source file {path} repeats a column name in its header: {names}")
+    width = len(names)
+    columns: list[list[str | None]] = [[] for _ in range(width)]
+    lines: list[int] = []
+    rejects: list[Reject] = []
+    for number, fields in rows:
+        if len(fields) != width:
+            rejects.append(
+                Reject(number, "", "", f"expected {width} fields, found {len(fields)}", _visible(
+                    spec.delimiter.join(fields)))
+            )
+            continue
+        if has_bad_bytes:
+            bad = next((i for i, value in enumerate(fields) if _SURROGATE.search(value)), None)
+            if bad is not None:
+                rejects.append(
+                    Reject(number, names[bad], _visible(fields[bad]), "bytes that are not valid UTF-8",
+                           _visible(spec.delimiter.join(fields)))
+                )
+                continue
+        lines.append(number)
+        for index, value in enumerate(fields):
+            columns[index].append(value)
+    frame = pl.DataFrame(
+        {LINE: pl.Series(lines, dtype=pl.Int64)}
+        | {name: pl.Series(values, dtype=pl.String) for name, values in zip(names, columns, strict=True)}
+    )
+    return RawTable(frame, rejects)
+
+
+def _read_parquet(path: Path, spec: SourceSpec) -> RawTable:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as error:  # polars raises several error types for a damaged file
+        raise SourceFileError(f"source file {path} is not a readable Parquet file: {error}") from error
+    if spec.columns:
+        frame = frame.rename(dict(zip(frame.columns, spec.columns, strict=False)))
+    frame = frame.select(pl.all().cast(pl.String))
+    # Parquet has no lines; the row's position (1-based) stands in for it.
+    return RawTable(frame.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64)))

@@ -1,0 +1,42 @@
+"""Settings in one place: read from the environment (prefix ``PATRON_``) with sensible defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where Patron keeps its data and how it talks to the store."""
+
+    model_config = SettingsConfigDict(env_prefix="PATRON_", extra="ignore")
+
+    data_dir: Path = Path("patron-data")
+    database_url: str = ""
+    shared_data_dir: Path = Path("../shared/data")
+    import_batch_rows: int = 20_000
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        value = value.strip()
+        # Users paste libpq-style URLs; SQLAlchemy needs the driver named to pick psycopg 3.
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to: the configured one, else the embedded SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'patron.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
