@@ -231,7 +231,11 @@ def import_file(
 
 
 def _run_counts(result: ImportResult) -> dict[str, int]:
-    return {
+    by_column: dict[str, int] = {}
+    for reject in result.rejects:
+        key = f"rejected:{reject.column or '(row)'}"
+        by_column[key] = by_column.get(key, 0) + 1
+    return by_column | {
         "read": result.read,
         "written": result.written,
         "updated": result.updated,

@@ -1,0 +1,42 @@
+# Patron — `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck unit bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Patron with its development tools
+
+run: install ## Install, load the demo data into the embedded store if it is empty, and show the summary
+	$(BIN)/patron demo --if-empty
+
+lint: install ## ruff: lint and formatting
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install ## mypy --strict over src/patron
+	$(BIN)/mypy
+
+unit: install ## pytest (SQLite and the local PostgreSQL server)
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+test: lint typecheck unit ## Everything CI runs: lint, types, tests
+
+bench: install ## Run the benchmarks in bench/ and write bench/out/results.md
+	$(BIN)/python bench/run.py
+
+clean: ## Remove the virtual environment and caches (keeps patron-data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,195 @@
+"""Reading the CIF: customer lists and the 360° view of one customer, everything in time order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, or_, select
+
+from patron.cif import schema as s
+from patron.cif.money import format_money
+from patron.errors import NotFoundError
+
+C = s.Customer.__table__.c
+I = s.Identity.__table__.c  # noqa: E741
+O = s.Order.__table__.c  # noqa: E741
+L = s.OrderLine.__table__.c
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: dt.datetime
+    kind: str
+    summary: str
+
+
+@dataclass
+class CustomerView:
+    customer: dict[str, Any]
+    identities: list[dict[str, Any]]
+    profile: dict[str, Any]
+    attributes: dict[str, Any]
+    orders: list[dict[str, Any]]
+    interactions: list[dict[str, Any]]
+    consents: list[dict[str, Any]]
+    campaigns: list[dict[str, Any]]
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    @property
+    def revenue_minor(self) -> int:
+        return sum(order["revenue_minor"] for order in self.orders)
+
+
+def resolve_customer(engine: Engine, reference: str) -> int:
+    """A customer id from ``42``, ``system:external-id`` or an e-mail address."""
+    reference = reference.strip()
+    with engine.connect() as conn:
+        if reference.isdigit() and conn.scalar(select(C.id).where(C.id == int(reference))) is not None:
+            return int(reference)
+        if "@" in reference:
+            query = select(I.customer_id).where(I.kind == "email", I.value == reference.lower())
+        elif ":" in reference:
+            system, _, value = reference.partition(":")
+            query = select(I.customer_id).where(I.kind == "external", I.system == system, I.value == value)
+        else:
+            query = select(I.customer_id).where(I.kind == "external", I.value == reference).limit(2)
+        found = list(conn.scalars(query))
+    if len(found) == 1:
+        return int(found[0])
+    if len(found) > 1:
+        raise NotFoundError(f"{reference!r} matches customers in several sources; write it as system:id")
+    raise NotFoundError(f"no customer matches {reference!r}", field="customer")
+
+
+def list_customers(
+    engine: Engine, *, search: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of customers with their order count and revenue, and the total matching."""
+    revenue = (
+        select(O.customer_id, func.count(func.distinct(O.id)).label("orders"),
+               func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
+               func.max(O.ordered_at).label("last_order"))
+        .join(s.OrderLine.__table__, L.order_id == O.id)
+        .group_by(O.customer_id)
+        .subquery()
+    )
+    conditions = []
+    if kind:
+        conditions.append(C.kind == kind)
+    if search:
+        pattern = f"%{search.lower()}%"
+        matching = select(I.customer_id).where(func.lower(I.value).like(pattern))
+        conditions.append(or_(C.id.in_(matching), func.lower(C.display_name).like(pattern)))
+    base = select(C.id).where(*conditions)
+    query = (
+        select(C.id, C.kind, C.status, C.source, C.display_name, C.acquired_on,
+               func.coalesce(revenue.c.orders, 0).label("orders"),
+               func.coalesce(revenue.c.revenue_minor, 0).label("revenue_minor"), revenue.c.last_order)
+        .outerjoin(revenue, revenue.c.customer_id == C.id)
+        .where(*conditions)
+        .order_by(C.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    return rows, total
+
+
+def customer_view(engine: Engine, customer_id: int) -> CustomerView:
+    """Everything the CIF holds about one customer: C, R and P, with a merged timeline."""
+    with engine.connect() as conn:
+        customer = conn.execute(select(s.Customer.__table__).where(C.id == customer_id)).mappings().first()
+        if customer is None:
+            raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
+        identities = [dict(r) for r in conn.execute(
+            select(I.kind, I.system, I.value, I.verified).where(I.customer_id == customer_id).order_by(I.id)
+        ).mappings()]
+        profile_row = conn.execute(
+            select(s.CustomerProfile.__table__).where(s.CustomerProfile.customer_id == customer_id)
+        ).mappings().first()
+        attributes = {}
+        for row in conn.execute(
+            select(s.CustomerAttribute.__table__).where(s.CustomerAttribute.customer_id == customer_id)
+            .order_by(s.CustomerAttribute.key)
+        ).mappings():
+            attributes[row["key"]] = row["value_text"] if row["value_type"] in ("text", "boolean") else (
+                row["value_number"] if row["value_type"] == "number" else row["value_date"])
+        categories = s.Category.__table__.c
+        line_rows = conn.execute(
+            select(O.id, O.order_key, O.ordered_at, O.channel, O.currency, L.line_no, L.quantity,
+                   L.revenue_minor, L.cost_minor, L.margin_minor, categories.name.label("category"))
+            .join(s.OrderLine.__table__, L.order_id == O.id)
+            .outerjoin(s.Category.__table__, categories.id == L.category_id)
+            .where(O.customer_id == customer_id)
+            .order_by(O.ordered_at, O.id, L.line_no)
+        ).mappings()
+        orders: dict[int, dict[str, Any]] = {}
+        for row in line_rows:
+            order = orders.setdefault(row["id"], {
+                "order_key": row["order_key"], "ordered_at": row["ordered_at"], "channel": row["channel"],
+                "currency": row["currency"], "revenue_minor": 0, "lines": [],
+            })
+            order["revenue_minor"] += row["revenue_minor"]
+            order["lines"].append({k: row[k] for k in ("line_no", "quantity", "revenue_minor", "cost_minor",
+                                                       "margin_minor", "category")})
+        interactions = [dict(r) for r in conn.execute(
+            select(s.Interaction.__table__).where(s.Interaction.customer_id == customer_id)
+            .order_by(s.Interaction.occurred_at, s.Interaction.id)
+        ).mappings()]
+        consents = [dict(r) for r in conn.execute(
+            select(s.Consent.__table__).where(s.Consent.customer_id == customer_id).order_by(s.Consent.recorded_at)
+        ).mappings()]
+        campaign = s.Campaign.__table__.c
+        member = s.CampaignMember.__table__.c
+        response = s.CampaignResponse.__table__.c
+        campaigns = [dict(r) for r in conn.execute(
+            select(campaign.id, campaign.name, campaign.channel, campaign.started_on, member.arm, member.is_control)
+            .join(s.CampaignMember.__table__, member.campaign_id == campaign.id)
+            .where(member.customer_id == customer_id).order_by(campaign.id)
+        ).mappings()]
+        responses = conn.execute(
+            select(response.campaign_id, response.kind, response.value_minor, response.currency)
+            .where(response.customer_id == customer_id)
+        ).mappings().all()
+    for entry in campaigns:
+        entry["responses"] = [dict(r) for r in responses if r["campaign_id"] == entry["id"]]
+    view = CustomerView(
+        customer=dict(customer),
+        identities=identities,
+        profile={k: v for k, v in dict(profile_row or {}).items() if v is not None and k not in ("customer_id",
+                                                                                                  "updated_at")},
+        attributes=attributes,
+        orders=list(orders.values()),
+        interactions=interactions,
+        consents=consents,
+        campaigns=campaigns,
+    )
+    view.timeline = _timeline(view)
+    return view
+
+
+def _timeline(view: CustomerView) -> list[TimelineEntry]:
+    entries = []
+    if view.customer.get("acquired_on"):
+        acquired = view.customer["acquired_on"]
+        channel = view.customer.get("acquisition_channel") or "unknown channel"
+        entries.append(TimelineEntry(dt.datetime.combine(acquired, dt.time()), "acquired", f"acquired via {channel}"))
+    for order in view.orders:
+        categories = sorted({line["category"] for line in order["lines"] if line["category"]})
+        summary = f"order {order['order_key']}: {format_money(order['revenue_minor'], order['currency'])}"
+        if categories:
+            summary += f" ({', '.join(categories)})"
+        entries.append(TimelineEntry(order["ordered_at"], "order", summary))
+    for item in view.interactions:
+        summary = f"{item['direction']} {item['type']} via {item['channel']}"
+        if item.get("outcome"):
+            summary += f": {item['outcome']}"
+        entries.append(TimelineEntry(item["occurred_at"], "interaction", summary))
+    for consent in view.consents:
+        entries.append(TimelineEntry(consent["recorded_at"], "consent",
+                                     f"{consent['status']} {consent['purpose']} by {consent['channel']}"))
+    return sorted(entries, key=lambda entry: entry.at)

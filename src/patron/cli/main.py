@@ -1,0 +1,255 @@
+"""The ``patron`` command: a thin Typer layer over the CIF services; domain errors become clear messages."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from patron.cif.importer import ImportResult, ProgressCallback, import_file
+from patron.cif.mapping import load_mapping
+from patron.cif.money import format_money
+from patron.cif.quality import quality_report
+from patron.cif.retention import apply_retention, stale_prospects
+from patron.cif.store import is_initialised, make_engine, migrate, store_counts
+from patron.cif.view import customer_view, list_customers, resolve_customer
+from patron.demo import DEMO_SETS, load_demo
+from patron.errors import PatronError
+from patron.settings import get_settings
+
+app = typer.Typer(help="Patron: one-to-one customer relationship management.", no_args_is_help=True)
+customers_app = typer.Typer(help="Browse the customer information file.", no_args_is_help=True)
+retention_app = typer.Typer(help="Preview and apply data-retention rules.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
+app.add_typer(retention_app, name="retention")
+
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(command: F) -> F:
+    """Print a domain error as one line and exit 1, instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except PatronError as error:
+            console.print(f"[red]error[/red] ({error.code}): {error.message}")
+            raise typer.Exit(1) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store() -> Engine:
+    """The configured store, migrated to the current schema."""
+    engine = make_engine()
+    migrate(engine)
+    return engine
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str], ProgressCallback]]:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False, disable=not console.is_terminal,
+    ) as progress:
+
+        def for_file(label: str) -> ProgressCallback:
+            task = progress.add_task(label, total=None)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return update
+
+        yield for_file
+
+
+def print_result(result: ImportResult) -> None:
+    console.print(result.summary_line())
+    for name, count in result.counts.items():
+        console.print(f"  {name}: {count:,}")
+    if result.rejects_path is not None:
+        console.print(f"  rejected rows with line, column and reason: {result.rejects_path}")
+        for reject in result.rejects[:5]:
+            console.print(f"    line {reject.line}: {reject.column or '(row)'} {reject.value!r}: {reject.reason}")
+        if len(result.rejects) > 5:
+            console.print(f"    ... and {len(result.rejects) - 5:,} more in the rejects file")
+
+
+@app.command()
+@reports_errors
+def init() -> None:
+    """Create (or upgrade) the store."""
+    engine = open_store()
+    console.print(f"store ready at {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command("import")
+@reports_errors
+def import_command(
+    file: Annotated[Path, typer.Argument(help="CSV, whitespace-separated text or Parquet file")],
+    mapping: Annotated[Path, typer.Option("--mapping", "-m", help="TOML mapping file")],
+    batch_rows: Annotated[int, typer.Option(help="rows written per transaction")] = 20_000,
+    rejects_dir: Annotated[Path | None, typer.Option(help="where the rejects file goes")] = None,
+) -> None:
+    """Import one file through a mapping; bad rows are reported with line and reason, the rest kept."""
+    spec = load_mapping(mapping)
+    engine = open_store()
+    with progress_bar() as bar:
+        result = import_file(
+            engine, file, spec, batch_rows=batch_rows,
+            rejects_dir=rejects_dir or get_settings().data_dir / "rejects", progress=bar(file.name),
+        )
+    print_result(result)
+
+
+@app.command()
+@reports_errors
+def demo(
+    data_dir: Annotated[Path | None, typer.Option(help="the shared data folder (default ../shared/data)")] = None,
+    only: Annotated[list[str] | None, typer.Option(help=f"load only these sets: {', '.join(DEMO_SETS)}")] = None,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when the store has customers")] = False,
+) -> None:
+    """Load the demo data sets (CDNOW, telco churn, Hillstrom, ...) into the store."""
+    engine = open_store()
+    if if_empty and store_counts(engine)["customers"] > 0:
+        console.print("store already holds customers; demo data not loaded again")
+        summary()
+        return
+    names = tuple(only) if only else DEMO_SETS
+    settings = get_settings()
+    with progress_bar() as bar:
+        results = load_demo(
+            engine, data_dir or settings.shared_data_dir, names=names,
+            rejects_dir=settings.data_dir / "rejects", progress_for=bar,
+        )
+    for result in results:
+        print_result(result)
+    summary()
+
+
+@app.command()
+@reports_errors
+def summary() -> None:
+    """Headline counts of the store."""
+    engine = make_engine()
+    if not is_initialised(engine):
+        console.print("the store is empty: run `patron init`, then `patron demo` or `patron import`")
+        return
+    counts = store_counts(engine)
+    console.print(
+        f"store {engine.url.render_as_string(hide_password=True)}: {counts['customers']:,} customers, "
+        f"{counts['orders']:,} orders, {counts['order_lines']:,} order lines"
+    )
+
+
+@customers_app.command("list")
+@reports_errors
+def customers_list(
+    search: Annotated[str | None, typer.Option(help="part of an id, e-mail, phone or name")] = None,
+    kind: Annotated[str | None, typer.Option(help="customer or prospect")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """List customers with their orders and revenue."""
+    rows, total = list_customers(open_store(), search=search, kind=kind, limit=limit, offset=(page - 1) * limit)
+    if not rows:
+        console.print("no customers match; load data with `patron demo` or `patron import`")
+        return
+    table = Table(title=f"customers {(page - 1) * limit + 1}-{(page - 1) * limit + len(rows)} of {total:,}")
+    for column in ("id", "kind", "status", "source", "orders", "revenue", "last order"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["id"]), row["kind"], row["status"], row["source"], str(row["orders"]),
+                      format_money(row["revenue_minor"], "USD") if row["orders"] else "",
+                      str(row["last_order"] or ""))
+    console.print(table)
+
+
+@customers_app.command("show")
+@reports_errors
+def customers_show(reference: Annotated[str, typer.Argument(help="id, system:external-id or e-mail")]) -> None:
+    """The 360° view of one customer: identities, attributes, orders, interactions, consents, in time order."""
+    engine = open_store()
+    view = customer_view(engine, resolve_customer(engine, reference))
+    customer = view.customer
+    console.rule(f"customer {customer['id']} ({customer['kind']}, {customer['status']}, from {customer['source']})")
+    for identity in view.identities:
+        console.print(f"  {identity['kind']:<9} {identity['system'] or '-':<12} {identity['value']}")
+    for name, value in {**view.profile, **view.attributes}.items():
+        console.print(f"  {name}: {value}")
+    console.print(f"  orders: {len(view.orders)}, revenue {format_money(view.revenue_minor, 'USD')}")
+    for entry in view.campaigns:
+        responses = ", ".join(item["kind"] for item in entry["responses"]) or "no response"
+        console.print(f"  campaign {entry['name']} ({entry['arm']}): {responses}")
+    console.rule("timeline")
+    if not view.timeline:
+        console.print("  nothing recorded yet")
+    for item in view.timeline:
+        console.print(f"  {item.at:%Y-%m-%d}  {item.kind:<11} {item.summary}")
+
+
+@app.command()
+@reports_errors
+def quality() -> None:
+    """Missing fields per source, rows rejected on import, and duplicate candidates."""
+    report = quality_report(open_store())
+    table = Table(title="completeness (missing per source)")
+    for column in ("source", "field", "customers", "missing", "%"):
+        table.add_column(column)
+    for row in report.completeness:
+        table.add_row(row["source"], row["field"], f"{row['customers']:,}", f"{row['missing']:,}",
+                      f"{row['missing_pct']}")
+    console.print(table)
+    if report.rejected:
+        rejected = Table(title="rows rejected by the latest import of each file")
+        for column in ("source", "column", "rows", "rejects file"):
+            rejected.add_column(column)
+        for row in report.rejected:
+            rejected.add_row(row["source"], row["column"], str(row["rows"]), str(row["rejects_file"]))
+        console.print(rejected)
+    else:
+        console.print("no rows were rejected by the latest imports")
+    console.print(f"duplicate candidates (same name and postal code or birth year): {len(report.duplicate_candidates)}")
+    for group in report.duplicate_candidates[:20]:
+        console.print(f"  {group['customers']} × {group['name']!r} / {group['postal_or_birth_year']}")
+
+
+@retention_app.command("preview")
+@reports_errors
+def retention_preview(months: Annotated[int, typer.Option(min=1, help="no contact for this many months")] = 24) -> None:
+    """List the prospects a retention rule would anonymise or delete."""
+    stale = stale_prospects(open_store(), months)
+    console.print(f"{len(stale):,} prospects with no order and no contact in {months} months")
+    for item in stale[:20]:
+        console.print(f"  {item.customer_id} ({item.source}) last contact {item.last_contact:%Y-%m-%d}")
+
+
+@retention_app.command("apply")
+@reports_errors
+def retention_apply(
+    months: Annotated[int, typer.Option(min=1)] = 24,
+    mode: Annotated[str, typer.Option(help="anonymise or delete")] = "anonymise",
+    yes: Annotated[bool, typer.Option("--yes", help="confirm")] = False,
+) -> None:
+    """Anonymise (default) or delete the stale prospects; needs --yes."""
+    if mode not in ("anonymise", "delete"):
+        raise PatronError("mode must be 'anonymise' or 'delete'", field="mode", code="invalid_option")
+    if not yes:
+        raise PatronError("retention changes data irreversibly: preview it, then add --yes", code="confirm")
+    count = apply_retention(open_store(), months, mode=mode)  # type: ignore[arg-type]
+    console.print(f"{mode}d {count:,} prospects")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,66 @@
+"""The demo data: real public data sets loaded through the generic importer, one mapping file each."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from patron.cif.importer import ImportResult, ProgressCallback, import_file
+from patron.cif.mapping import Mapping, parse_mapping
+from patron.errors import SourceFileError
+
+# Categories before products (labels), customers before what refers to them.
+DEMO_SETS = (
+    "cdnow",
+    "telco-churn",
+    "customer-personality",
+    "hillstrom-email",
+    "cfpb-complaints",
+    "olist-categories",
+    "olist-products",
+    "olist-payments",
+    "olist-leads",
+)
+
+
+def demo_mapping(name: str) -> Mapping:
+    """The packaged mapping of one demo set."""
+    if name not in DEMO_SETS:
+        raise SourceFileError(f"unknown demo set {name!r}; choose from {', '.join(DEMO_SETS)}")
+    text = resources.files("patron.demo").joinpath("mappings", f"{name}.toml").read_text(encoding="utf-8")
+    return parse_mapping(tomllib.loads(text), origin=f"demo mapping {name}")
+
+
+def demo_file(name: str, data_dir: Path) -> Path:
+    mapping = demo_mapping(name)
+    assert mapping.file is not None
+    return data_dir / mapping.file
+
+
+def load_demo(
+    engine: Engine,
+    data_dir: Path,
+    *,
+    names: tuple[str, ...] = DEMO_SETS,
+    rejects_dir: Path | None = None,
+    progress_for: Callable[[str], ProgressCallback | None] | None = None,
+) -> list[ImportResult]:
+    """Import each named demo set from ``data_dir`` (the shared ``data/`` folder)."""
+    missing = [name for name in names if not demo_file(name, data_dir).is_file()]
+    if missing:
+        raise SourceFileError(
+            f"demo data not found under {data_dir} for {', '.join(missing)}; "
+            "set PATRON_SHARED_DATA_DIR to the folder holding cdnow/, telco-churn/, ..."
+        )
+    results = []
+    for name in names:
+        mapping = demo_mapping(name)
+        progress = progress_for(name) if progress_for else None
+        results.append(
+            import_file(engine, demo_file(name, data_dir), mapping, rejects_dir=rejects_dir, progress=progress)
+        )
+    return results

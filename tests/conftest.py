@@ -1,0 +1,77 @@
+"""Fixtures: a real store per test, on SQLite (a fresh file) and on the local PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from patron.cif.schema import Base
+from patron.cif.store import make_engine, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("PATRON_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
+POSTGRES_ADMIN_URL = os.environ.get("PATRON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this run's own on the local server, dropped at the end (leftovers never matter)."""
+    name = f"patron_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The store under test: the same code path on a fresh SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        store = make_engine(f"sqlite:///{tmp_path / 'patron.db'}")
+        migrate(store)
+    else:
+        store = make_engine(request.getfixturevalue("postgres_url"))
+        _truncate_all(store)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    store = make_engine(f"sqlite:///{tmp_path / 'patron.db'}")
+    migrate(store)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def write_file(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a source file (text or raw bytes) into the test's folder and return its path."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return write
