@@ -36,6 +36,7 @@ unit: install ## pytest (SQLite and the local PostgreSQL server)
 test: lint typecheck unit ## Everything CI runs: lint, types, tests
 
 bench: install ## Run the benchmarks in bench/ and write bench/out/results.md
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/run.py
 
 clean: ## Remove the virtual environment and caches (keeps patron-data/)

@@ -16,10 +16,22 @@ from patron.errors import MappingError, SourceFileError
 
 ORDERS_MAPPING: dict[str, Any] = {
     "source": {"system": "shop", "format": "csv", "currency": "USD", "date_format": "%Y-%m-%d"},
-    "customers": {"external_id": "customer", "email": "email", "phone": "phone", "first_name": "first",
-                  "last_name": "last"},
-    "orders": {"customer": "customer", "order_id": "order", "ordered_at": "date", "revenue": "amount",
-               "quantity": "qty", "cost": "cost", "category": "category"},
+    "customers": {
+        "external_id": "customer",
+        "email": "email",
+        "phone": "phone",
+        "first_name": "first",
+        "last_name": "last",
+    },
+    "orders": {
+        "customer": "customer",
+        "order_id": "order",
+        "ordered_at": "date",
+        "revenue": "amount",
+        "quantity": "qty",
+        "cost": "cost",
+        "category": "category",
+    },
 }
 HEADER = "customer,email,phone,first,last,order,date,amount,qty,cost,category\n"
 
@@ -34,18 +46,22 @@ def run(engine: Engine, path: Path, mapping: dict[str, Any] = ORDERS_MAPPING, **
 
 
 def test_good_file_is_written_once_and_a_rerun_adds_nothing(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
-    path = write_file("orders.csv", HEADER
-                      + "c1,Ann@Example.com,+1 212 555 0100,Ann,Lee,o1,2024-01-05,10.50,1,4.00,books\n"
-                      + "c1,ann@example.com,,Ann,Lee,o1,2024-01-05,5.25,2,,books\n"
-                      + "c2,bob@example.org,(212) 555-0199,Bob,Ray,o2,2024-02-01,100,1,60.5,music\n")
+    path = write_file(
+        "orders.csv",
+        HEADER
+        + "c1,Ann@Example.com,+1 212 555 0100,Ann,Lee,o1,2024-01-05,10.50,1,4.00,books\n"
+        + "c1,ann@example.com,,Ann,Lee,o1,2024-01-05,5.25,2,,books\n"
+        + "c2,bob@example.org,(212) 555-0199,Bob,Ray,o2,2024-02-01,100,1,60.5,music\n",
+    )
     first = run(engine, path)
     assert (first.read, first.written, first.rejected) == (3, 3, 0)
     assert first.counts["orders created"] == 2
     assert first.counts["order lines created"] == 3
     with engine.connect() as conn:
         lines = conn.execute(
-            select(s.OrderLine.revenue_minor, s.OrderLine.cost_minor, s.OrderLine.margin_minor)
-            .order_by(s.OrderLine.revenue_minor)
+            select(s.OrderLine.revenue_minor, s.OrderLine.cost_minor, s.OrderLine.margin_minor).order_by(
+                s.OrderLine.revenue_minor
+            )
         ).all()
         emails = set(conn.scalars(select(s.Identity.value).where(s.Identity.kind == "email")))
         phones = set(conn.scalars(select(s.Identity.value).where(s.Identity.kind == "phone")))
@@ -61,27 +77,37 @@ def test_good_file_is_written_once_and_a_rerun_adds_nothing(engine: Engine, writ
 
 
 def test_each_bad_row_is_reported_with_line_column_and_reason(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
-    path = write_file("orders.csv", HEADER
-                      + "c1,ann@example.com,,Ann,Lee,o1,2024-01-05,10.50,1,,books\n"      # 2 good
-                      + "c2,not-an-email,,Bob,Ray,o2,2024-01-06,3,1,,books\n"             # 3 bad e-mail
-                      + "c3,c3@example.com,,C,D,o3,2024-13-45,3,1,,books\n"               # 4 bad date
-                      + "c4,c4@example.com,,C,D,o4,2024-01-07,ten,1,,books\n"             # 5 bad amount
-                      + "c5,c5@example.com,,C,D,o5,2024-01-07,1.999,1,,books\n"           # 6 too many decimals
-                      + "c6,c6@example.com,12,C,D,o6,2024-01-07,1,1,,books\n"             # 7 bad phone
-                      + "c7,c7@example.com,,C,D,o7,2024-01-07,1,one,,books\n"             # 8 bad quantity
-                      + ",nobody@example.com,,C,D,o8,2024-01-07,1,1,,books\n"             # 9 missing id
-                      + "c9,c9@example.com,,C,D,o9,2024-01-08,2.5,1,,books,EXTRA\n"       # 10 ragged
-                      + "c10,c10@example.com,,C,D,o10,2024-01-09,7,1,,books\n")           # 11 good
+    path = write_file(
+        "orders.csv",
+        HEADER
+        + "c1,ann@example.com,,Ann,Lee,o1,2024-01-05,10.50,1,,books\n"  # 2 good
+        + "c2,not-an-email,,Bob,Ray,o2,2024-01-06,3,1,,books\n"  # 3 bad e-mail
+        + "c3,c3@example.com,,C,D,o3,2024-13-45,3,1,,books\n"  # 4 bad date
+        + "c4,c4@example.com,,C,D,o4,2024-01-07,ten,1,,books\n"  # 5 bad amount
+        + "c5,c5@example.com,,C,D,o5,2024-01-07,1.999,1,,books\n"  # 6 too many decimals
+        + "c6,c6@example.com,12,C,D,o6,2024-01-07,1,1,,books\n"  # 7 bad phone
+        + "c7,c7@example.com,,C,D,o7,2024-01-07,1,one,,books\n"  # 8 bad quantity
+        + ",nobody@example.com,,C,D,o8,2024-01-07,1,1,,books\n"  # 9 missing id
+        + "c9,c9@example.com,,C,D,o9,2024-01-08,2.5,1,,books,EXTRA\n"  # 10 ragged
+        + "c10,c10@example.com,,C,D,o10,2024-01-09,7,1,,books\n",
+    )  # 11 good
     result = run(engine, path)
     by_line = {reject.line: reject for reject in result.rejects}
     assert sorted(by_line) == [3, 4, 5, 6, 7, 8, 9, 10]
-    assert by_line[3].column == "email" and "not a valid e-mail" in by_line[3].reason
-    assert by_line[4].column == "date" and "not a date" in by_line[4].reason
-    assert by_line[5].column == "amount" and "not an amount" in by_line[5].reason
-    assert by_line[6].column == "amount" and "more decimals" in by_line[6].reason
-    assert by_line[7].column == "phone" and "phone" in by_line[7].reason
-    assert by_line[8].column == "qty" and "not a number" in by_line[8].reason
-    assert by_line[9].column == "customer" and by_line[9].reason == "required value is empty"
+    assert by_line[3].column == "email"
+    assert "not a valid e-mail" in by_line[3].reason
+    assert by_line[4].column == "date"
+    assert "not a date" in by_line[4].reason
+    assert by_line[5].column == "amount"
+    assert "not an amount" in by_line[5].reason
+    assert by_line[6].column == "amount"
+    assert "more decimals" in by_line[6].reason
+    assert by_line[7].column == "phone"
+    assert "phone" in by_line[7].reason
+    assert by_line[8].column == "qty"
+    assert "not a number" in by_line[8].reason
+    assert by_line[9].column == "customer"
+    assert by_line[9].reason == "required value is empty"
     assert by_line[10].reason == "expected 11 fields, found 12"
     assert (result.read, result.written, result.rejected) == (10, 2, 8)
     with engine.connect() as conn:
@@ -127,7 +153,10 @@ def test_duplicate_rows_in_a_customer_file_are_rejected_after_the_first(engine: 
 
 
 def test_identity_matching_merges_sources_by_email(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
-    crm = {"source": {"system": "crm"}, "customers": {"external_id": "id", "email": "email", "last_name": "name"}}
+    crm = {
+        "source": {"system": "crm"},
+        "customers": {"external_id": "id", "email": "email", "last_name": "name"},
+    }
     shop = {"source": {"system": "shop"}, "customers": {"external_id": "ref", "email": "mail"}}
     run(engine, write_file("crm.csv", "id,email,name\n1,Ann@Example.com,Lee\n"), crm)
     result = run(engine, write_file("shop.csv", "ref,mail\nX9, ann@example.com \nX10,new@example.com\n"), shop)
@@ -135,7 +164,8 @@ def test_identity_matching_merges_sources_by_email(engine: Engine, write_file) -
     assert count(engine, s.Customer) == 2
     with engine.connect() as conn:
         owners = conn.execute(
-            select(s.Identity.system, s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external")
+            select(s.Identity.system, s.Identity.value, s.Identity.customer_id)
+            .where(s.Identity.kind == "external")
             .order_by(s.Identity.value)
         ).all()
     by_value = {value: owner for _, value, owner in owners}
@@ -145,25 +175,34 @@ def test_identity_matching_merges_sources_by_email(engine: Engine, write_file) -
 def test_changed_source_values_update_the_customer(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
     mapping = {
         "source": {"system": "crm"},
-        "customers": {"external_id": "id", "status": {"column": "churn", "map": {"Yes": "churned", "No": "active"}},
-                      "profile": {"city": "city"}, "attributes": {"score": {"column": "score", "type": "number"}}},
+        "customers": {
+            "external_id": "id",
+            "status": {"column": "churn", "map": {"Yes": "churned", "No": "active"}},
+            "profile": {"city": "city"},
+            "attributes": {"score": {"column": "score", "type": "number"}},
+        },
     }
     run(engine, write_file("v1.csv", "id,churn,city,score\n1,No,Paris,1.5\n2,No,Lyon,2\n"), mapping)
-    result = run(engine, write_file("v2.csv", "id,churn,city,score\n1,Yes,Paris,1.5\n2,No,Nice,2\n3,Maybe,Oslo,1\n"),
-                 mapping)
+    result = run(
+        engine,
+        write_file("v2.csv", "id,churn,city,score\n1,Yes,Paris,1.5\n2,No,Nice,2\n3,Maybe,Oslo,1\n"),
+        mapping,
+    )
     assert (result.written, result.updated, result.unchanged, result.rejected) == (0, 2, 0, 1)
     assert "not one of the mapped values" in result.rejects[0].reason
     with engine.connect() as conn:
-        statuses = dict(conn.execute(select(s.Identity.value, s.Customer.status)
-                                     .join(s.Customer, s.Customer.id == s.Identity.customer_id)).all())
+        statuses = dict(
+            conn.execute(
+                select(s.Identity.value, s.Customer.status).join(s.Customer, s.Customer.id == s.Identity.customer_id)
+            ).all()
+        )
         cities = set(conn.scalars(select(s.CustomerProfile.city)))
     assert statuses == {"1": "churned", "2": "active"}
     assert cities == {"Paris", "Nice"}
 
 
 def test_orders_for_unknown_customers_are_rejected(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
-    mapping = {"source": {"system": "shop"},
-               "orders": {"customer": "c", "ordered_at": "d", "revenue": "r"}}
+    mapping = {"source": {"system": "shop"}, "orders": {"customer": "c", "ordered_at": "d", "revenue": "r"}}
     result = run(engine, write_file("o.csv", "c,d,r\nghost,2024-01-01,5\n"), mapping)
     assert [(r.line, r.reason) for r in result.rejects] == [(2, "no customer with this id in this source")]
     assert count(engine, s.Order) == 0
@@ -181,7 +220,12 @@ def test_batches_never_split_an_order(sqlite_engine: Engine, write_file) -> None
 def test_progress_reaches_the_total(sqlite_engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
     seen: list[tuple[int, int]] = []
     rows = "".join(f"c{i},c{i}@example.com,,A,B,o{i},2024-01-01,1,1,,x\n" for i in range(50))
-    run(sqlite_engine, write_file("p.csv", HEADER + rows), batch_rows=20, progress=lambda d, t: seen.append((d, t)))
+    run(
+        sqlite_engine,
+        write_file("p.csv", HEADER + rows),
+        batch_rows=20,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[-1] == (50, 50)
     assert len(seen) == 4  # before the first batch, then after each of three
 

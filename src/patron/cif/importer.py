@@ -111,8 +111,9 @@ def derive_keys(frame: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, li
             parts = [_raw(section.customer), _raw(section.occurred_at), _raw(section.type)]
             frame = frame.with_columns(pl.concat_str(parts, separator="|").alias("__base__"))
             frame = frame.with_columns(
-                pl.concat_str([pl.col("__base__"), _occurrence(pl.col("__base__")).cast(pl.String)], separator="|")
-                .alias(name)
+                pl.concat_str(
+                    [pl.col("__base__"), _occurrence(pl.col("__base__")).cast(pl.String)], separator="|"
+                ).alias(name)
             ).drop("__base__")
     if mapping.payments is not None:
         payments = mapping.payments
@@ -246,7 +247,7 @@ def _run_counts(result: ImportResult) -> dict[str, int]:
 
 
 def _start_run(engine: Engine, mapping: Mapping, path: Path) -> int:
-    runs = s.ImportRun.__table__
+    runs = s.table_of(s.ImportRun)
     with engine.begin() as conn:
         run_id = conn.scalar(
             insert(runs)
@@ -257,17 +258,18 @@ def _start_run(engine: Engine, mapping: Mapping, path: Path) -> int:
                 started_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
                 status="running",
             )
-            .returning(runs.c.id)  # type: ignore[attr-defined]
+            .returning(runs.c.id)
         )
+    assert run_id is not None
     return int(run_id)
 
 
 def _finish_run(engine: Engine, run_id: int, status: str, counts: dict[str, int], rejects: Path | None) -> None:
-    runs = s.ImportRun.__table__
+    runs = s.table_of(s.ImportRun)
     with engine.begin() as conn:
         conn.execute(
             update(runs)
-            .where(runs.c.id == run_id)  # type: ignore[attr-defined]
+            .where(runs.c.id == run_id)
             .values(
                 status=status,
                 finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -280,7 +282,7 @@ def _finish_run(engine: Engine, run_id: int, status: str, counts: dict[str, int]
 def _audit(engine: Engine, actor: str, interface: str, run_id: int, result: ImportResult) -> None:
     with engine.begin() as conn:
         conn.execute(
-            insert(s.AuditEvent.__table__).values(
+            insert(s.table_of(s.AuditEvent)).values(
                 at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
                 actor=actor,
                 interface=interface,

@@ -237,8 +237,16 @@ class Mapping(BaseModel):
     @model_validator(mode="after")
     def _something_to_import(self) -> Mapping:
         if not any(
-            [self.customers, self.orders, self.interactions, self.members, self.responses]
-            + [self.categories, self.products, self.payments]
+            [
+                self.customers,
+                self.orders,
+                self.interactions,
+                self.members,
+                self.responses,
+                self.categories,
+                self.products,
+                self.payments,
+            ]
         ):
             raise ValueError("the mapping names nothing to import (no [customers], [orders], ... table)")
         return self

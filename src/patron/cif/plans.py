@@ -93,7 +93,9 @@ def _plan(prefix: str, name: str, spec: FieldSpec, rule: tuple[ValueType, bool, 
     return FieldPlan(f"{prefix}.{name}", spec, spec.type or kind, required, max_length, choices=choices)
 
 
-def _section(prefix: str, fields: dict[str, FieldSpec], rules: dict[str, tuple[ValueType, bool, int | None]]) -> list[FieldPlan]:
+def _section(
+    prefix: str, fields: dict[str, FieldSpec], rules: dict[str, tuple[ValueType, bool, int | None]]
+) -> list[FieldPlan]:
     return [_plan(prefix, name, spec, rules[name]) for name, spec in fields.items()]
 
 
@@ -113,18 +115,20 @@ def build_plans(mapping: Mapping) -> list[FieldPlan]:
         plans += _section("orders", header_fields, _ORDER)
         currency = "orders.currency" if mapping.orders.currency is not None else None
         for index, line in enumerate(mapping.orders.line_specs()):
-            for plan in _section(f"lines.{index}", line.fields(), _LINE):
-                if plan.kind == "money":
-                    plan = FieldPlan(plan.name, plan.spec, plan.kind, plan.required, None, currency)
-                plans.append(plan)
+            for line_plan in _section(f"lines.{index}", line.fields(), _LINE):
+                if line_plan.kind == "money":
+                    line_plan = FieldPlan(  # noqa: PLW2901
+                        line_plan.name, line_plan.spec, line_plan.kind, line_plan.required, None, currency
+                    )
+                plans.append(line_plan)
     for index, section in enumerate(mapping.interactions):
         plans += _section(f"interactions.{index}", section.fields(), _INTERACTION)
         for name, spec in section.details.items():
             plans.append(FieldPlan(f"interactions.{index}.details.{name}", spec, spec.type or "text", False, 2_000))
-    for index, section in enumerate(mapping.members):
-        plans += _section(f"members.{index}", section.fields(), _MEMBER)
-    for index, section in enumerate(mapping.responses):
-        plans += _section(f"responses.{index}", section.fields(), _RESPONSE)
+    for index, member in enumerate(mapping.members):
+        plans += _section(f"members.{index}", member.fields(), _MEMBER)
+    for index, response in enumerate(mapping.responses):
+        plans += _section(f"responses.{index}", response.fields(), _RESPONSE)
     if mapping.categories is not None:
         plans += _section("categories", mapping.categories.fields(), _CATEGORY)
     if mapping.products is not None:

@@ -54,21 +54,29 @@ def quality_report(engine: Engine, *, duplicate_limit: int = 50) -> QualityRepor
             total = row["customers"]
             for name in ("email", "phone", "name", "acquired_on", "postal_code", "birth_year"):
                 missing = int(row[name] or 0)
-                report.completeness.append({
-                    "source": row["source"], "field": name, "customers": total, "missing": missing,
-                    "missing_pct": round(100.0 * missing / total, 1) if total else 0.0,
-                })
+                report.completeness.append(
+                    {
+                        "source": row["source"],
+                        "field": name,
+                        "customers": total,
+                        "missing": missing,
+                        "missing_pct": round(100.0 * missing / total, 1) if total else 0.0,
+                    }
+                )
         for run in conn.execute(
-            select(runs.source, runs.path, runs.counts, runs.rejects_path)
-            .join(latest, runs.id == latest.c.id)
+            select(runs.source, runs.path, runs.counts, runs.rejects_path).join(latest, runs.id == latest.c.id)
         ).mappings():
             counts = run["counts"] or {}
             for key, value in sorted(counts.items()):
                 if key.startswith("rejected:"):
-                    report.rejected.append({
-                        "source": run["source"], "column": key.removeprefix("rejected:"), "rows": value,
-                        "rejects_file": run["rejects_path"],
-                    })
+                    report.rejected.append(
+                        {
+                            "source": run["source"],
+                            "column": key.removeprefix("rejected:"),
+                            "rows": value,
+                            "rejects_file": run["rejects_path"],
+                        }
+                    )
         report.duplicate_candidates = _duplicates(conn, duplicate_limit)
     return report
 
@@ -78,8 +86,13 @@ def _duplicates(conn: Any, limit: int) -> list[dict[str, Any]]:
     name = func.lower(func.trim(func.coalesce(C.first_name, "") + " " + func.coalesce(C.last_name, "")))
     key = func.coalesce(P.postal_code, cast(P.birth_year, String(8)), "")
     query = (
-        select(name.label("name"), key.label("postal_or_birth_year"), func.count().label("customers"),
-               func.min(C.id).label("first_id"), func.max(C.id).label("last_id"))
+        select(
+            name.label("name"),
+            key.label("postal_or_birth_year"),
+            func.count().label("customers"),
+            func.min(C.id).label("first_id"),
+            func.max(C.id).label("last_id"),
+        )
         .outerjoin(s.CustomerProfile.__table__, P.customer_id == C.id)
         .where(C.last_name.is_not(None), C.status != "anonymised")
         .group_by(name, key)

@@ -91,16 +91,26 @@ def read_source(path: Path, spec: SourceSpec) -> RawTable:
     for number, fields in rows:
         if len(fields) != width:
             rejects.append(
-                Reject(number, "", "", f"expected {width} fields, found {len(fields)}", _visible(
-                    spec.delimiter.join(fields)))
+                Reject(
+                    number,
+                    "",
+                    "",
+                    f"expected {width} fields, found {len(fields)}",
+                    _visible(spec.delimiter.join(fields)),
+                )
             )
             continue
         if has_bad_bytes:
             bad = next((i for i, value in enumerate(fields) if _SURROGATE.search(value)), None)
             if bad is not None:
                 rejects.append(
-                    Reject(number, names[bad], _visible(fields[bad]), "bytes that are not valid UTF-8",
-                           _visible(spec.delimiter.join(fields)))
+                    Reject(
+                        number,
+                        names[bad],
+                        _visible(fields[bad]),
+                        "bytes that are not valid UTF-8",
+                        _visible(spec.delimiter.join(fields)),
+                    )
                 )
                 continue
         lines.append(number)

@@ -34,7 +34,7 @@ def _months_before(when: dt.datetime, months: int) -> dt.datetime:
 def stale_prospects(engine: Engine, months: int, *, now: dt.datetime | None = None) -> list[StaleProspect]:
     """Prospects without an order whose last interaction (or creation) is more than ``months`` ago."""
     if months < 1:
-        raise ValueError("The 'months' parameter of a retention rule must be at least 1. Got %d instead." % months)
+        raise ValueError(f"The 'months' parameter of a retention rule must be at least 1. Got {months} instead.")
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     cutoff = _months_before(now, months)
     interactions = s.Interaction.__table__.c
@@ -73,45 +73,73 @@ def pseudonym(value: str) -> str:
 
 
 def apply_retention(
-    engine: Engine, months: int, *, mode: Mode = "anonymise", now: dt.datetime | None = None, actor: str = "system"
+    engine: Engine,
+    months: int,
+    *,
+    mode: Mode = "anonymise",
+    now: dt.datetime | None = None,
+    actor: str = "system",
 ) -> int:
     """Anonymise (or delete) the stale prospects in one transaction; returns how many."""
     stale = stale_prospects(engine, months, now=now)
     ids = [item.customer_id for item in stale]
-    identities = s.Identity.__table__
+    identities = s.table_of(s.Identity)
     with engine.begin() as conn:
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
             if mode == "delete":
-                for model in (s.Identity, s.CustomerProfile, s.CustomerAttribute, s.Consent, s.ContactPreference,
-                              s.CampaignResponse, s.CampaignMember, s.AccountContact, s.Interaction):
-                    table = model.__table__
-                    conn.execute(delete(table).where(table.c.customer_id.in_(chunk)))  # type: ignore[attr-defined]
-                conn.execute(delete(s.Customer.__table__).where(C.id.in_(chunk)))
+                for model in (
+                    s.Identity,
+                    s.CustomerProfile,
+                    s.CustomerAttribute,
+                    s.Consent,
+                    s.ContactPreference,
+                    s.CampaignResponse,
+                    s.CampaignMember,
+                    s.AccountContact,
+                    s.Interaction,
+                ):
+                    table = s.table_of(model)
+                    conn.execute(delete(table).where(table.c.customer_id.in_(chunk)))
+                conn.execute(delete(s.table_of(s.Customer)).where(C.id.in_(chunk)))
             else:
                 conn.execute(
-                    update(s.Customer.__table__).where(C.id.in_(chunk))
+                    update(s.table_of(s.Customer))
+                    .where(C.id.in_(chunk))
                     .values(status="anonymised", display_name=None, first_name=None, last_name=None)
                 )
-                profiles = s.CustomerProfile.__table__
+                profiles = s.table_of(s.CustomerProfile)
                 conn.execute(
-                    update(profiles).where(profiles.c.customer_id.in_(chunk))
+                    update(profiles)
+                    .where(profiles.c.customer_id.in_(chunk))
                     .values(birth_year=None, gender=None, street=None, postal_code=None)
                 )
-                conn.execute(delete(identities).where(identities.c.customer_id.in_(chunk),
-                                                      identities.c.kind.in_(["email", "phone"])))
+                conn.execute(
+                    delete(identities).where(
+                        identities.c.customer_id.in_(chunk), identities.c.kind.in_(["email", "phone"])
+                    )
+                )
                 for row in conn.execute(
                     select(identities.c.id, identities.c.value).where(identities.c.customer_id.in_(chunk))
                 ).all():
-                    conn.execute(update(identities).where(identities.c.id == row.id)
-                                 .values(value=pseudonym(row.value)))
-                interactions = s.Interaction.__table__
+                    conn.execute(update(identities).where(identities.c.id == row.id).values(value=pseudonym(row.value)))
+                interactions = s.table_of(s.Interaction)
                 conn.execute(update(interactions).where(interactions.c.customer_id.in_(chunk)).values(body=None))
         if ids:
             at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            conn.execute(insert(s.AuditEvent.__table__), [
-                {"at": at, "actor": actor, "interface": "cli", "action": f"retention_{mode}", "entity": "customer",
-                 "entity_id": customer_id, "details": {"months": months}}
-                for customer_id in ids
-            ])
+            conn.execute(
+                insert(s.table_of(s.AuditEvent)),
+                [
+                    {
+                        "at": at,
+                        "actor": actor,
+                        "interface": "cli",
+                        "action": f"retention_{mode}",
+                        "entity": "customer",
+                        "entity_id": customer_id,
+                        "details": {"months": months},
+                    }
+                    for customer_id in ids
+                ],
+            )
     return len(ids)

@@ -28,9 +28,9 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
-
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,15 +57,20 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, typed for ``insert``/``update``/``delete``."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 class Customer(Base):
     """A customer or a prospect: the anchor of one virtual CIF record."""
 
     __tablename__ = "customers"
     __table_args__ = (
         CheckConstraint("kind IN ('customer', 'prospect')", name="kind"),
-        CheckConstraint(
-            "status IN ('active', 'lapsed', 'churned', 'anonymised', 'merged')", name="status"
-        ),
+        CheckConstraint("status IN ('active', 'lapsed', 'churned', 'anonymised', 'merged')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -148,9 +153,7 @@ class CustomerAttribute(Base):
     """The extensible part of C: any further field as a typed key-value pair."""
 
     __tablename__ = "customer_attributes"
-    __table_args__ = (
-        CheckConstraint("value_type IN ('text', 'number', 'boolean', 'date')", name="value_type"),
-    )
+    __table_args__ = (CheckConstraint("value_type IN ('text', 'number', 'boolean', 'date')", name="value_type"),)
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)

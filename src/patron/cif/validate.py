@@ -191,9 +191,7 @@ def _python_checked(frame: pl.DataFrame, plan: FieldPlan, source: SourceSpec) ->
     reasons = {value: result[1] for value, result in results.items()}
     return frame.with_columns(
         pl.col(raw_name).replace_strict(normalised, default=None, return_dtype=pl.String).alias(plan.name),
-        pl.col(raw_name)
-        .replace_strict(reasons, default=None, return_dtype=pl.String)
-        .alias(f"__err__{plan.name}"),
+        pl.col(raw_name).replace_strict(reasons, default=None, return_dtype=pl.String).alias(f"__err__{plan.name}"),
     )
 
 
@@ -237,9 +235,9 @@ def validate(
     by_plan = {plan.name: plan for plan in plans}
     work = work.with_columns(
         pl.coalesce([pl.col(error) for error, _ in error_names]).alias(ERROR),
-        pl.coalesce(
-            [pl.when(pl.col(error).is_not_null()).then(pl.lit(field)) for error, field in error_names]
-        ).alias(ERROR_COLUMN),
+        pl.coalesce([pl.when(pl.col(error).is_not_null()).then(pl.lit(field)) for error, field in error_names]).alias(
+            ERROR_COLUMN
+        ),
     )
     bad = work.filter(pl.col(ERROR).is_not_null())
     rejects = []

@@ -68,9 +68,12 @@ def list_customers(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of customers with their order count and revenue, and the total matching."""
     revenue = (
-        select(O.customer_id, func.count(func.distinct(O.id)).label("orders"),
-               func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
-               func.max(O.ordered_at).label("last_order"))
+        select(
+            O.customer_id,
+            func.count(func.distinct(O.id)).label("orders"),
+            func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
+            func.max(O.ordered_at).label("last_order"),
+        )
         .join(s.OrderLine.__table__, L.order_id == O.id)
         .group_by(O.customer_id)
         .subquery()
@@ -84,9 +87,17 @@ def list_customers(
         conditions.append(or_(C.id.in_(matching), func.lower(C.display_name).like(pattern)))
     base = select(C.id).where(*conditions)
     query = (
-        select(C.id, C.kind, C.status, C.source, C.display_name, C.acquired_on,
-               func.coalesce(revenue.c.orders, 0).label("orders"),
-               func.coalesce(revenue.c.revenue_minor, 0).label("revenue_minor"), revenue.c.last_order)
+        select(
+            C.id,
+            C.kind,
+            C.status,
+            C.source,
+            C.display_name,
+            C.acquired_on,
+            func.coalesce(revenue.c.orders, 0).label("orders"),
+            func.coalesce(revenue.c.revenue_minor, 0).label("revenue_minor"),
+            revenue.c.last_order,
+        )
         .outerjoin(revenue, revenue.c.customer_id == C.id)
         .where(*conditions)
         .order_by(C.id)
@@ -105,23 +116,43 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
         customer = conn.execute(select(s.Customer.__table__).where(C.id == customer_id)).mappings().first()
         if customer is None:
             raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
-        identities = [dict(r) for r in conn.execute(
-            select(I.kind, I.system, I.value, I.verified).where(I.customer_id == customer_id).order_by(I.id)
-        ).mappings()]
-        profile_row = conn.execute(
-            select(s.CustomerProfile.__table__).where(s.CustomerProfile.customer_id == customer_id)
-        ).mappings().first()
+        identities = [
+            dict(r)
+            for r in conn.execute(
+                select(I.kind, I.system, I.value, I.verified).where(I.customer_id == customer_id).order_by(I.id)
+            ).mappings()
+        ]
+        profile_row = (
+            conn.execute(select(s.CustomerProfile.__table__).where(s.CustomerProfile.customer_id == customer_id))
+            .mappings()
+            .first()
+        )
         attributes = {}
         for row in conn.execute(
-            select(s.CustomerAttribute.__table__).where(s.CustomerAttribute.customer_id == customer_id)
+            select(s.CustomerAttribute.__table__)
+            .where(s.CustomerAttribute.customer_id == customer_id)
             .order_by(s.CustomerAttribute.key)
         ).mappings():
-            attributes[row["key"]] = row["value_text"] if row["value_type"] in ("text", "boolean") else (
-                row["value_number"] if row["value_type"] == "number" else row["value_date"])
+            attributes[row["key"]] = (
+                row["value_text"]
+                if row["value_type"] in ("text", "boolean")
+                else (row["value_number"] if row["value_type"] == "number" else row["value_date"])
+            )
         categories = s.Category.__table__.c
         line_rows = conn.execute(
-            select(O.id, O.order_key, O.ordered_at, O.channel, O.currency, L.line_no, L.quantity,
-                   L.revenue_minor, L.cost_minor, L.margin_minor, categories.name.label("category"))
+            select(
+                O.id,
+                O.order_key,
+                O.ordered_at,
+                O.channel,
+                O.currency,
+                L.line_no,
+                L.quantity,
+                L.revenue_minor,
+                L.cost_minor,
+                L.margin_minor,
+                categories.name.label("category"),
+            )
             .join(s.OrderLine.__table__, L.order_id == O.id)
             .outerjoin(s.Category.__table__, categories.id == L.category_id)
             .where(O.customer_id == customer_id)
@@ -129,39 +160,81 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
         ).mappings()
         orders: dict[int, dict[str, Any]] = {}
         for row in line_rows:
-            order = orders.setdefault(row["id"], {
-                "order_key": row["order_key"], "ordered_at": row["ordered_at"], "channel": row["channel"],
-                "currency": row["currency"], "revenue_minor": 0, "lines": [],
-            })
+            order = orders.setdefault(
+                row["id"],
+                {
+                    "order_key": row["order_key"],
+                    "ordered_at": row["ordered_at"],
+                    "channel": row["channel"],
+                    "currency": row["currency"],
+                    "revenue_minor": 0,
+                    "lines": [],
+                },
+            )
             order["revenue_minor"] += row["revenue_minor"]
-            order["lines"].append({k: row[k] for k in ("line_no", "quantity", "revenue_minor", "cost_minor",
-                                                       "margin_minor", "category")})
-        interactions = [dict(r) for r in conn.execute(
-            select(s.Interaction.__table__).where(s.Interaction.customer_id == customer_id)
-            .order_by(s.Interaction.occurred_at, s.Interaction.id)
-        ).mappings()]
-        consents = [dict(r) for r in conn.execute(
-            select(s.Consent.__table__).where(s.Consent.customer_id == customer_id).order_by(s.Consent.recorded_at)
-        ).mappings()]
+            order["lines"].append(
+                {
+                    k: row[k]
+                    for k in (
+                        "line_no",
+                        "quantity",
+                        "revenue_minor",
+                        "cost_minor",
+                        "margin_minor",
+                        "category",
+                    )
+                }
+            )
+        interactions = [
+            dict(r)
+            for r in conn.execute(
+                select(s.Interaction.__table__)
+                .where(s.Interaction.customer_id == customer_id)
+                .order_by(s.Interaction.occurred_at, s.Interaction.id)
+            ).mappings()
+        ]
+        consents = [
+            dict(r)
+            for r in conn.execute(
+                select(s.Consent.__table__).where(s.Consent.customer_id == customer_id).order_by(s.Consent.recorded_at)
+            ).mappings()
+        ]
         campaign = s.Campaign.__table__.c
         member = s.CampaignMember.__table__.c
         response = s.CampaignResponse.__table__.c
-        campaigns = [dict(r) for r in conn.execute(
-            select(campaign.id, campaign.name, campaign.channel, campaign.started_on, member.arm, member.is_control)
-            .join(s.CampaignMember.__table__, member.campaign_id == campaign.id)
-            .where(member.customer_id == customer_id).order_by(campaign.id)
-        ).mappings()]
-        responses = conn.execute(
-            select(response.campaign_id, response.kind, response.value_minor, response.currency)
-            .where(response.customer_id == customer_id)
-        ).mappings().all()
+        campaigns = [
+            dict(r)
+            for r in conn.execute(
+                select(
+                    campaign.id,
+                    campaign.name,
+                    campaign.channel,
+                    campaign.started_on,
+                    member.arm,
+                    member.is_control,
+                )
+                .join(s.CampaignMember.__table__, member.campaign_id == campaign.id)
+                .where(member.customer_id == customer_id)
+                .order_by(campaign.id)
+            ).mappings()
+        ]
+        responses = (
+            conn.execute(
+                select(response.campaign_id, response.kind, response.value_minor, response.currency).where(
+                    response.customer_id == customer_id
+                )
+            )
+            .mappings()
+            .all()
+        )
     for entry in campaigns:
         entry["responses"] = [dict(r) for r in responses if r["campaign_id"] == entry["id"]]
     view = CustomerView(
         customer=dict(customer),
         identities=identities,
-        profile={k: v for k, v in dict(profile_row or {}).items() if v is not None and k not in ("customer_id",
-                                                                                                  "updated_at")},
+        profile={
+            k: v for k, v in dict(profile_row or {}).items() if v is not None and k not in ("customer_id", "updated_at")
+        },
         attributes=attributes,
         orders=list(orders.values()),
         interactions=interactions,
@@ -190,6 +263,11 @@ def _timeline(view: CustomerView) -> list[TimelineEntry]:
             summary += f": {item['outcome']}"
         entries.append(TimelineEntry(item["occurred_at"], "interaction", summary))
     for consent in view.consents:
-        entries.append(TimelineEntry(consent["recorded_at"], "consent",
-                                     f"{consent['status']} {consent['purpose']} by {consent['channel']}"))
+        entries.append(
+            TimelineEntry(
+                consent["recorded_at"],
+                "consent",
+                f"{consent['status']} {consent['purpose']} by {consent['channel']}",
+            )
+        )
     return sorted(entries, key=lambda entry: entry.at)

@@ -21,8 +21,15 @@ from patron.cif.reader import LINE, Reject
 
 UPDATED, WRITTEN = 1, 2
 _CUSTOMER_COLUMNS = (
-    "kind", "status", "display_name", "first_name", "last_name", "acquired_on", "acquisition_channel",
-    "acquisition_cost_minor", "currency",
+    "kind",
+    "status",
+    "display_name",
+    "first_name",
+    "last_name",
+    "acquired_on",
+    "acquisition_channel",
+    "acquisition_cost_minor",
+    "currency",
 )
 _IN_CHUNK = 5_000
 ORDER_KEY = "__order_key__"
@@ -32,10 +39,6 @@ PAYMENT_SEQUENCE = "__payment_sequence__"
 
 def interaction_key_column(index: int) -> str:
     return f"__interaction_key_{index}__"
-
-
-def _table(model: type[s.Base]) -> Table:
-    return model.__table__  # type: ignore[return-value]
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -99,7 +102,7 @@ class BatchWriter:
 
     def resolve_customers(self, conn: Connection, external_ids: Iterable[str]) -> dict[str, int]:
         wanted = sorted({value for value in external_ids if value not in self.customer_ids})
-        identities = _table(s.Identity)
+        identities = s.table_of(s.Identity)
         for chunk in _chunks(wanted):
             query = select(identities.c.value, identities.c.customer_id).where(
                 identities.c.kind == "external",
@@ -110,7 +113,7 @@ class BatchWriter:
         return self.customer_ids
 
     def _resolve_by(self, conn: Connection, kind: str, values: Iterable[str]) -> dict[str, int]:
-        identities = _table(s.Identity)
+        identities = s.table_of(s.Identity)
         found: dict[str, int] = {}
         for chunk in _chunks(sorted(set(values))):
             query = select(identities.c.value, identities.c.customer_id).where(
@@ -120,7 +123,7 @@ class BatchWriter:
         return found
 
     def _ensure_categories(self, conn: Connection, names: Iterable[str | None]) -> dict[str, int]:
-        table = _table(s.Category)
+        table = s.table_of(s.Category)
         missing = sorted({name for name in names if name and name not in self.category_ids})
         for chunk in _chunks(missing):
             query = select(table.c.name, table.c.id).where(table.c.name.in_(chunk))
@@ -136,7 +139,7 @@ class BatchWriter:
         return self.category_ids
 
     def _ensure_products(self, conn: Connection, skus: Iterable[str | None]) -> dict[str, int]:
-        table = _table(s.Product)
+        table = s.table_of(s.Product)
         missing = sorted({sku for sku in skus if sku and sku not in self.product_ids})
         for chunk in _chunks(missing):
             query = select(table.c.sku, table.c.id).where(table.c.source == self.system, table.c.sku.in_(chunk))
@@ -154,7 +157,7 @@ class BatchWriter:
     def _ensure_campaign(self, conn: Connection, key: str, name: str | None, channel: str | None) -> int:
         if key in self.campaign_ids:
             return self.campaign_ids[key]
-        table = _table(s.Campaign)
+        table = s.table_of(s.Campaign)
         found = conn.scalar(select(table.c.id).where(table.c.source == self.system, table.c.campaign_key == key))
         if found is None:
             found = conn.scalar(
@@ -166,14 +169,21 @@ class BatchWriter:
         self.campaign_ids[key] = int(found)
         return int(found)
 
-    def _reject_unknown_customers(self, rows: list[dict[str, Any]], column: str, known: dict[str, int]) -> list[dict[str, Any]]:
+    def _reject_unknown_customers(
+        self, rows: list[dict[str, Any]], column: str, known: dict[str, int]
+    ) -> list[dict[str, Any]]:
         kept = []
         for row in rows:
             if row[column] in known:
                 kept.append(row)
             else:
                 self.rejects.append(
-                    Reject(row[LINE], column.split(".")[-1], row[column], "no customer with this id in this source")
+                    Reject(
+                        row[LINE],
+                        column.rsplit(".", maxsplit=1)[-1],
+                        row[column],
+                        "no customer with this id in this source",
+                    )
                 )
         return kept
 
@@ -182,7 +192,10 @@ class BatchWriter:
     def _write_customers(self, conn: Connection, batch: pl.DataFrame) -> None:
         spec = self.mapping.customers
         assert spec is not None
-        columns = [LINE, *[c for c in batch.columns if c.split(".")[0] in ("customers", "profile", "attributes")]]
+        columns = [
+            LINE,
+            *[c for c in batch.columns if c.split(".")[0] in ("customers", "profile", "attributes")],
+        ]
         first: dict[str, dict[str, Any]] = {}
         lines_of: dict[str, list[int]] = {}
         for row in batch.select(columns).iter_rows(named=True):
@@ -192,19 +205,18 @@ class BatchWriter:
         known = self.resolve_customers(conn, first)
         new_keys = [key for key in first if key not in known]
         matched = self._match_by_contact(conn, [first[key] for key in new_keys])
-        customers = _table(s.Customer)
+        customers = s.table_of(s.Customer)
         to_create = [key for key in new_keys if key not in matched]
         if to_create:
             now = _now()
             blank = dict.fromkeys(_CUSTOMER_COLUMNS) | {"kind": "customer", "status": "active"}
             rows = [
-                blank | self._customer_values(first[key], now) | {"source": self.system, "created_at": now,
-                                                                   "updated_at": now}
+                blank
+                | self._customer_values(first[key], now)
+                | {"source": self.system, "created_at": now, "updated_at": now}
                 for key in to_create
             ]
-            result = conn.execute(
-                insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
-            )
+            result = conn.execute(insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows)
             ids = [row.id for row in result]
             self.customer_ids.update(dict(zip(to_create, ids, strict=True)))
             self._count("customers created", len(ids))
@@ -226,7 +238,15 @@ class BatchWriter:
 
     def _customer_values(self, row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name in ("kind", "status", "display_name", "first_name", "last_name", "acquired_on", "acquisition_channel"):
+        for name in (
+            "kind",
+            "status",
+            "display_name",
+            "first_name",
+            "last_name",
+            "acquired_on",
+            "acquisition_channel",
+        ):
             value = row.get(f"customers.{name}")
             if value is not None:
                 values[name] = value
@@ -254,11 +274,17 @@ class BatchWriter:
         return matched
 
     def _add_identities(self, conn: Connection, first: dict[str, dict[str, Any]], new_keys: list[str]) -> None:
-        identities = _table(s.Identity)
+        identities = s.table_of(s.Identity)
         now = _now()
         rows = [
-            {"customer_id": self.customer_ids[key], "kind": "external", "system": self.system, "value": key,
-             "verified": False, "created_at": now}
+            {
+                "customer_id": self.customer_ids[key],
+                "kind": "external",
+                "system": self.system,
+                "value": key,
+                "verified": False,
+                "created_at": now,
+            }
             for key in new_keys
         ]
         for kind in ("email", "phone"):
@@ -270,8 +296,14 @@ class BatchWriter:
             conflicts = sum(1 for value, owner in present.items() if owner != wanted[value])
             self._count(f"{kind} already held by another customer", conflicts)
             rows += [
-                {"customer_id": owner, "kind": kind, "system": "", "value": value, "verified": False,
-                 "created_at": now}
+                {
+                    "customer_id": owner,
+                    "kind": kind,
+                    "system": "",
+                    "value": value,
+                    "verified": False,
+                    "created_at": now,
+                }
                 for value, owner in wanted.items()
                 if value not in present
             ]
@@ -280,7 +312,7 @@ class BatchWriter:
             self._count("identities created", len(rows))
 
     def _update_customers(self, conn: Connection, rows_by_id: dict[int, dict[str, Any]]) -> set[int]:
-        customers = _table(s.Customer)
+        customers = s.table_of(s.Customer)
         now = _now()
         wanted = {cid: self._customer_values(row, now) for cid, row in rows_by_id.items()}
         wanted = {cid: values for cid, values in wanted.items() if values}
@@ -300,7 +332,7 @@ class BatchWriter:
         names = list(self.mapping.customers.profile)
         if not names:
             return set()
-        table = _table(s.CustomerProfile)
+        table = s.table_of(s.CustomerProfile)
 
         def values_of(row: dict[str, Any]) -> dict[str, Any]:
             values = {}
@@ -318,11 +350,13 @@ class BatchWriter:
             query = select(table).where(table.c.customer_id.in_(chunk))
             current.update({row["customer_id"]: dict(row) for row in conn.execute(query).mappings()})
         now = _now()
-        new_rows = [{"customer_id": cid, "updated_at": now, **values} for cid, values in wanted.items() if cid not in current]
+        new_rows = [
+            {"customer_id": cid, "updated_at": now, **values} for cid, values in wanted.items() if cid not in current
+        ]
         if new_rows:
             for row in new_rows:
-                for name in table.c.keys():
-                    row.setdefault(name, None)
+                for column in table.c:
+                    row.setdefault(column.name, None)
             conn.execute(insert(table), new_rows)
             changed |= {row["customer_id"] for row in new_rows}
         for cid, values in wanted.items():
@@ -338,7 +372,7 @@ class BatchWriter:
         specs = self.mapping.customers.attributes
         if not specs:
             return set()
-        table = _table(s.CustomerAttribute)
+        table = s.table_of(s.CustomerAttribute)
         wanted: dict[tuple[int, str], dict[str, Any]] = {}
         for cid, row in rows_by_id.items():
             for key in specs:
@@ -348,8 +382,8 @@ class BatchWriter:
         current: dict[tuple[int, str], dict[str, Any]] = {}
         for chunk in _chunks(sorted({cid for cid, _ in wanted})):
             query = select(table).where(table.c.customer_id.in_(chunk), table.c.key.in_(list(specs)))
-            for row in conn.execute(query).mappings():
-                current[(row["customer_id"], row["key"])] = dict(row)
+            for stored in conn.execute(query).mappings():
+                current[(stored["customer_id"], stored["key"])] = dict(stored)
         now = _now()
         new_rows = [
             {"customer_id": cid, "key": key, "source": self.system, "updated_at": now, **values}
@@ -380,7 +414,7 @@ class BatchWriter:
         by_order: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_order.setdefault(row[ORDER_KEY], []).append(row)
-        orders = _table(s.Order)
+        orders = s.table_of(s.Order)
         existing: set[str] = set()
         for chunk in _chunks(list(by_order)):
             query = select(orders.c.order_key).where(orders.c.source == self.system, orders.c.order_key.in_(chunk))
@@ -392,20 +426,28 @@ class BatchWriter:
             group = by_order[key]
             if not self._reject_unknown_customers(group[:1], "orders.customer", known):
                 for row in group[1:]:
-                    self.rejects.append(Reject(row[LINE], "customer", row["orders.customer"],
-                                               "no customer with this id in this source"))
+                    self.rejects.append(
+                        Reject(
+                            row[LINE],
+                            "customer",
+                            row["orders.customer"],
+                            "no customer with this id in this source",
+                        )
+                    )
                 del by_order[key]
                 continue
             head = group[0]
-            headers.append({
-                "source": self.system,
-                "order_key": key,
-                "customer_id": known[head["orders.customer"]],
-                "ordered_at": head["orders.ordered_at"],
-                "channel": head.get("orders.channel"),
-                "currency": head.get("orders.currency") or self.currency,
-                "created_at": _now(),
-            })
+            headers.append(
+                {
+                    "source": self.system,
+                    "order_key": key,
+                    "customer_id": known[head["orders.customer"]],
+                    "ordered_at": head["orders.ordered_at"],
+                    "channel": head.get("orders.channel"),
+                    "currency": head.get("orders.currency") or self.currency,
+                    "created_at": _now(),
+                }
+            )
         if not headers:
             return
         result = conn.execute(insert(orders).returning(orders.c.id, sort_by_parameter_order=True), headers)
@@ -429,24 +471,28 @@ class BatchWriter:
                 if line_spec.skip_zero and revenue == 0 and not quantity:
                     continue
                 cost = row.get(prefix + "cost")
-                lines.append({
-                    "order_id": order_ids[row[ORDER_KEY]],
-                    "line_no": row[LINE_NO] * len(line_specs) + index + 1,
-                    "product_id": products.get(row.get(prefix + "product") or ""),
-                    "category_id": categories.get(row.get(prefix + "category") or ""),
-                    "quantity": quantity if quantity is not None else Decimal(1),
-                    "revenue_minor": revenue,
-                    "cost_minor": cost,
-                    "margin_minor": None if cost is None else revenue - cost,
-                })
+                lines.append(
+                    {
+                        "order_id": order_ids[row[ORDER_KEY]],
+                        "line_no": row[LINE_NO] * len(line_specs) + index + 1,
+                        "product_id": products.get(row.get(prefix + "product") or ""),
+                        "category_id": categories.get(row.get(prefix + "category") or ""),
+                        "quantity": quantity if quantity is not None else Decimal(1),
+                        "revenue_minor": revenue,
+                        "cost_minor": cost,
+                        "margin_minor": None if cost is None else revenue - cost,
+                    }
+                )
             self._mark([row[LINE]], WRITTEN)
         if lines:
-            conn.execute(insert(_table(s.OrderLine)), lines)
+            conn.execute(insert(s.table_of(s.OrderLine)), lines)
             self._count("order lines created", len(lines))
 
     def _write_categories(self, conn: Connection, batch: pl.DataFrame) -> None:
-        table = _table(s.Category)
-        rows = batch.select(LINE, "categories.name", *(["categories.label"] if "categories.label" in batch.columns else []))
+        table = s.table_of(s.Category)
+        rows = batch.select(
+            LINE, "categories.name", *(["categories.label"] if "categories.label" in batch.columns else [])
+        )
         names = rows.get_column("categories.name").to_list()
         before = {name for name in names if name in self.category_ids}
         for chunk in _chunks(sorted(set(names) - before)):
@@ -459,14 +505,15 @@ class BatchWriter:
                 self._mark([row[LINE]], WRITTEN)
             if label is not None:
                 result = conn.execute(
-                    update(table).where(table.c.id == ids[name], (table.c.label != label) | table.c.label.is_(None))
+                    update(table)
+                    .where(table.c.id == ids[name], (table.c.label != label) | table.c.label.is_(None))
                     .values(label=label)
                 )
                 if result.rowcount and name in before:
                     self._mark([row[LINE]], UPDATED)
 
     def _write_products(self, conn: Connection, batch: pl.DataFrame) -> None:
-        table = _table(s.Product)
+        table = s.table_of(s.Product)
         columns = [c for c in batch.columns if c.startswith("products.")]
         rows = list(batch.select(LINE, *columns).iter_rows(named=True))
         categories = self._ensure_categories(conn, [row.get("products.category") for row in rows])
@@ -477,7 +524,10 @@ class BatchWriter:
             existing.update({row["sku"]: dict(row) for row in conn.execute(query).mappings()})
         new_rows, seen = [], set()
         for row in rows:
-            values = {"name": row.get("products.name"), "category_id": categories.get(row.get("products.category") or "")}
+            values = {
+                "name": row.get("products.name"),
+                "category_id": categories.get(row.get("products.category") or ""),
+            }
             sku = row["products.sku"]
             if sku in existing:
                 old = existing[sku]
@@ -490,12 +540,14 @@ class BatchWriter:
                 new_rows.append({"source": self.system, "sku": sku, "attributes": None, **values})
                 self._mark([row[LINE]], WRITTEN)
         if new_rows:
-            result = conn.execute(insert(table).returning(table.c.sku, table.c.id, sort_by_parameter_order=True), new_rows)
+            result = conn.execute(
+                insert(table).returning(table.c.sku, table.c.id, sort_by_parameter_order=True), new_rows
+            )
             self.product_ids.update({row.sku: row.id for row in result})
             self._count("products created", len(new_rows))
 
     def _write_payments(self, conn: Connection, batch: pl.DataFrame) -> None:
-        table = _table(s.Payment)
+        table = s.table_of(s.Payment)
         rows = list(batch.iter_rows(named=True))
         keys = [(row["payments.order_id"], row[PAYMENT_SEQUENCE]) for row in rows]
         existing: set[tuple[str, int]] = set()
@@ -508,11 +560,17 @@ class BatchWriter:
         for row, key in zip(rows, keys, strict=True):
             if key in existing:
                 continue
-            new_rows.append({
-                "source": self.system, "order_key": key[0], "sequence": key[1],
-                "method": row.get("payments.method"), "installments": row.get("payments.installments"),
-                "amount_minor": row["payments.amount"], "currency": self.currency,
-            })
+            new_rows.append(
+                {
+                    "source": self.system,
+                    "order_key": key[0],
+                    "sequence": key[1],
+                    "method": row.get("payments.method"),
+                    "installments": row.get("payments.installments"),
+                    "amount_minor": row["payments.amount"],
+                    "currency": self.currency,
+                }
+            )
             self._mark([row[LINE]], WRITTEN)
         if new_rows:
             conn.execute(insert(table), new_rows)
@@ -524,7 +582,7 @@ class BatchWriter:
         prefix = f"interactions.{index}."
         key_column = interaction_key_column(index)
         rows = list(batch.iter_rows(named=True))
-        table = _table(s.Interaction)
+        table = s.table_of(s.Interaction)
         existing: set[str] = set()
         for chunk in _chunks([row[key_column] for row in rows]):
             query = select(table.c.idempotency_key).where(
@@ -539,22 +597,24 @@ class BatchWriter:
         new_rows = []
         for row in fresh:
             details = {name: _jsonable(row[prefix + "details." + name]) for name in detail_names}
-            new_rows.append({
-                "source": self.system,
-                "idempotency_key": row[key_column],
-                "customer_id": known[row[prefix + "customer"]],
-                "occurred_at": row[prefix + "occurred_at"],
-                "channel": row[prefix + "channel"],
-                "direction": row.get(prefix + "direction") or "inbound",
-                "type": row[prefix + "type"],
-                "outcome": row.get(prefix + "outcome"),
-                "agent": row.get(prefix + "agent"),
-                "body": row.get(prefix + "body"),
-                "details": {k: v for k, v in details.items() if v is not None} or None,
-                "campaign_id": None,
-                "order_id": None,
-                "created_at": now,
-            })
+            new_rows.append(
+                {
+                    "source": self.system,
+                    "idempotency_key": row[key_column],
+                    "customer_id": known[row[prefix + "customer"]],
+                    "occurred_at": row[prefix + "occurred_at"],
+                    "channel": row[prefix + "channel"],
+                    "direction": row.get(prefix + "direction") or "inbound",
+                    "type": row[prefix + "type"],
+                    "outcome": row.get(prefix + "outcome"),
+                    "agent": row.get(prefix + "agent"),
+                    "body": row.get(prefix + "body"),
+                    "details": {k: v for k, v in details.items() if v is not None} or None,
+                    "campaign_id": None,
+                    "order_id": None,
+                    "created_at": now,
+                }
+            )
             self._mark([row[LINE]], WRITTEN)
         if new_rows:
             conn.execute(insert(table), new_rows)
@@ -562,7 +622,7 @@ class BatchWriter:
 
     def _write_members(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
         prefix = f"members.{index}."
-        table = _table(s.CampaignMember)
+        table = s.table_of(s.CampaignMember)
         rows = list(batch.iter_rows(named=True))
         known = self.resolve_customers(conn, [row[prefix + "customer"] for row in rows])
         rows = self._reject_unknown_customers(rows, prefix + "customer", known)
@@ -572,7 +632,10 @@ class BatchWriter:
                 conn, row[prefix + "campaign"], row.get(prefix + "campaign_name"), row.get(prefix + "channel")
             )
             control = bool(row.get(prefix + "control") or False)
-            values = {"arm": row.get(prefix + "arm") or ("control" if control else "treatment"), "is_control": control}
+            values = {
+                "arm": row.get(prefix + "arm") or ("control" if control else "treatment"),
+                "is_control": control,
+            }
             wanted[(campaign_id, known[row[prefix + "customer"]])] = (values, row[LINE])
         current = self._current_by_pairs(conn, table, list(wanted))
         new_rows = [
@@ -585,7 +648,9 @@ class BatchWriter:
             if old is None:
                 self._mark([line], WRITTEN)
             elif any(old[k] != v for k, v in values.items()):
-                conn.execute(update(table).where(table.c.campaign_id == cid, table.c.customer_id == cust).values(**values))
+                conn.execute(
+                    update(table).where(table.c.campaign_id == cid, table.c.customer_id == cust).values(**values)
+                )
                 self._mark([line], UPDATED)
         if new_rows:
             conn.execute(insert(table), new_rows)
@@ -593,7 +658,7 @@ class BatchWriter:
 
     def _write_responses(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
         prefix = f"responses.{index}."
-        table = _table(s.CampaignResponse)
+        table = s.table_of(s.CampaignResponse)
         rows = [row for row in batch.iter_rows(named=True) if row[prefix + "responded"]]
         known = self.resolve_customers(conn, [row[prefix + "customer"] for row in rows])
         rows = self._reject_unknown_customers(rows, prefix + "customer", known)
@@ -611,8 +676,8 @@ class BatchWriter:
         customers = sorted({cust for _, cust, _ in wanted})
         for chunk in _chunks(customers):
             query = select(table).where(table.c.customer_id.in_(chunk))
-            for row in conn.execute(query).mappings():
-                current[(row["campaign_id"], row["customer_id"], row["kind"])] = dict(row)
+            for stored in conn.execute(query).mappings():
+                current[(stored["campaign_id"], stored["customer_id"], stored["kind"])] = dict(stored)
         new_rows = []
         for (cid, cust, kind), (values, line) in wanted.items():
             old = current.get((cid, cust, kind))
@@ -630,7 +695,9 @@ class BatchWriter:
             conn.execute(insert(table), new_rows)
             self._count("campaign responses created", len(new_rows))
 
-    def _current_by_pairs(self, conn: Connection, table: Table, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
+    def _current_by_pairs(
+        self, conn: Connection, table: Table, pairs: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], dict[str, Any]]:
         current: dict[tuple[int, int], dict[str, Any]] = {}
         for chunk in _chunks(pairs):
             query = select(table).where(tuple_(table.c.campaign_id, table.c.customer_id).in_(chunk))
@@ -658,4 +725,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value
-

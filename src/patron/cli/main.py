@@ -59,8 +59,13 @@ def open_store() -> Engine:
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str], ProgressCallback]]:
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False, disable=not console.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
     ) as progress:
 
         def for_file(label: str) -> ProgressCallback:
@@ -107,8 +112,12 @@ def import_command(
     engine = open_store()
     with progress_bar() as bar:
         result = import_file(
-            engine, file, spec, batch_rows=batch_rows,
-            rejects_dir=rejects_dir or get_settings().data_dir / "rejects", progress=bar(file.name),
+            engine,
+            file,
+            spec,
+            batch_rows=batch_rows,
+            rejects_dir=rejects_dir or get_settings().data_dir / "rejects",
+            progress=bar(file.name),
         )
     print_result(result)
 
@@ -130,8 +139,11 @@ def demo(
     settings = get_settings()
     with progress_bar() as bar:
         results = load_demo(
-            engine, data_dir or settings.shared_data_dir, names=names,
-            rejects_dir=settings.data_dir / "rejects", progress_for=bar,
+            engine,
+            data_dir or settings.shared_data_dir,
+            names=names,
+            rejects_dir=settings.data_dir / "rejects",
+            progress_for=bar,
         )
     for result in results:
         print_result(result)
@@ -170,15 +182,23 @@ def customers_list(
     for column in ("id", "kind", "status", "source", "orders", "revenue", "last order"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row["id"]), row["kind"], row["status"], row["source"], str(row["orders"]),
-                      format_money(row["revenue_minor"], "USD") if row["orders"] else "",
-                      str(row["last_order"] or ""))
+        table.add_row(
+            str(row["id"]),
+            row["kind"],
+            row["status"],
+            row["source"],
+            str(row["orders"]),
+            format_money(row["revenue_minor"], "USD") if row["orders"] else "",
+            str(row["last_order"] or ""),
+        )
     console.print(table)
 
 
 @customers_app.command("show")
 @reports_errors
-def customers_show(reference: Annotated[str, typer.Argument(help="id, system:external-id or e-mail")]) -> None:
+def customers_show(
+    reference: Annotated[str, typer.Argument(help="id, system:external-id or e-mail")],
+) -> None:
     """The 360° view of one customer: identities, attributes, orders, interactions, consents, in time order."""
     engine = open_store()
     view = customer_view(engine, resolve_customer(engine, reference))
@@ -208,8 +228,13 @@ def quality() -> None:
     for column in ("source", "field", "customers", "missing", "%"):
         table.add_column(column)
     for row in report.completeness:
-        table.add_row(row["source"], row["field"], f"{row['customers']:,}", f"{row['missing']:,}",
-                      f"{row['missing_pct']}")
+        table.add_row(
+            row["source"],
+            row["field"],
+            f"{row['customers']:,}",
+            f"{row['missing']:,}",
+            f"{row['missing_pct']}",
+        )
     console.print(table)
     if report.rejected:
         rejected = Table(title="rows rejected by the latest import of each file")
@@ -227,7 +252,9 @@ def quality() -> None:
 
 @retention_app.command("preview")
 @reports_errors
-def retention_preview(months: Annotated[int, typer.Option(min=1, help="no contact for this many months")] = 24) -> None:
+def retention_preview(
+    months: Annotated[int, typer.Option(min=1, help="no contact for this many months")] = 24,
+) -> None:
     """List the prospects a retention rule would anonymise or delete."""
     stale = stale_prospects(open_store(), months)
     console.print(f"{len(stale):,} prospects with no order and no contact in {months} months")

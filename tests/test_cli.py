@@ -1,0 +1,72 @@
+"""The CLI end to end on a real SQLite store: errors as one clear line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from patron.cli.main import app
+from patron.settings import get_settings
+from tests.conftest import SHARED_DATA
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PATRON_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PATRON_SHARED_DATA_DIR", str(SHARED_DATA))
+    monkeypatch.delenv("PATRON_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_summary_on_an_empty_machine_says_what_to_do() -> None:
+    result = runner.invoke(app, ["summary"])
+    assert result.exit_code == 0
+    assert "patron demo" in result.output
+
+
+def test_import_reports_counts_and_rejects(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n')
+    data = tmp_path / "people.csv"
+    data.write_text("id,email\n1,a@example.com\n2,broken\n")
+    result = runner.invoke(app, ["import", str(data), "--mapping", str(mapping)])
+    assert result.exit_code == 0, result.output
+    assert "read 2, written 1, updated 0, unchanged 0, rejected 1" in result.output
+    assert "line 3: email 'broken'" in result.output
+    shown = runner.invoke(app, ["customers", "show", "crm:1"])
+    assert "a@example.com" in shown.output
+
+
+def test_bad_mapping_column_is_one_clear_error(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[source]\nsystem = "crm"\n[customers]\nexternal_id = "customer_number"\n')
+    data = tmp_path / "people.csv"
+    data.write_text("id,email\n1,a@example.com\n")
+    result = runner.invoke(app, ["import", str(data), "--mapping", str(mapping)])
+    assert result.exit_code == 1
+    assert "error (invalid_mapping)" in result.output
+    assert "customer_number" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+def test_demo_if_empty_loads_once() -> None:
+    first = runner.invoke(app, ["demo", "--only", "cfpb-complaints"])
+    assert first.exit_code == 0, first.output
+    assert "349 customers" in first.output
+    second = runner.invoke(app, ["demo", "--if-empty"])
+    assert "not loaded again" in second.output
+    listing = runner.invoke(app, ["customers", "list", "--limit", "5"])
+    assert "customers 1-5 of 349" in listing.output
+
+
+def test_retention_apply_needs_confirmation() -> None:
+    result = runner.invoke(app, ["retention", "apply", "--months", "12"])
+    assert result.exit_code == 1
+    assert "--yes" in result.output
