@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_import  # noqa: E402
+from bench import bench_import
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -24,7 +24,10 @@ def main() -> None:
             rows.append(row)
             print(_line(row), flush=True)
     OUT.mkdir(exist_ok=True)
-    header = "| workload | size | Patron (s) | anchor | anchor (s) | Patron/anchor time | note |\n|---|---|---|---|---|---|---|\n"
+    header = (
+        "| workload | size | Patron (s) | anchor | anchor (s) | Patron/anchor time | note |\n"
+        "|---|---|---|---|---|---|---|\n"
+    )
     (OUT / "results.md").write_text(header + "".join(_line(row) + "\n" for row in rows))
     print(f"wrote {OUT / 'results.md'}")
 

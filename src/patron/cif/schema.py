@@ -32,7 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, orm_insert_sentinel
 
 # SQLite only aliases ROWID (and so autoincrements) for a column declared exactly INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -85,6 +85,8 @@ class Customer(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     source: Mapped[str] = mapped_column(String(64))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    # Lets bulk INSERT ... RETURNING batch rows (and keep their order) on SQLite as well as PostgreSQL.
+    _insert_sentinel: Mapped[int | None] = orm_insert_sentinel()
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
@@ -226,6 +228,7 @@ class Order(Base):
     channel: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    _insert_sentinel: Mapped[int | None] = orm_insert_sentinel()
 
 
 class OrderLine(Base):

@@ -227,7 +227,8 @@ class BatchWriter:
             self._count("customers matched by e-mail/phone")
             self._mark(lines_of[key][:1], UPDATED)
         self._add_identities(conn, first, new_keys)
-        existing = [key for key in first if key not in new_keys]
+        fresh = set(new_keys)
+        existing = [key for key in first if key not in fresh]
         changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing})
         changed |= self._sync_profiles(conn, {self.customer_ids[key]: first[key] for key in first})
         changed |= self._sync_attributes(conn, {self.customer_ids[key]: first[key] for key in first})

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:37:19.484910
+Create Date: 2026-11-23 11:54:01.044228
 """
 
 from collections.abc import Sequence
@@ -81,12 +81,12 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("merged_into_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("_insert_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.CheckConstraint("kind IN ('customer', 'prospect')", name=op.f("ck_customers_kind")),
         sa.CheckConstraint(
-            "status IN ('active', 'lapsed', 'churned', 'anonymised', 'merged')",
-            name=op.f("ck_customers_status"),
+            "status IN ('active', 'lapsed', 'churned', 'anonymised', 'merged')", name=op.f("ck_customers_status")
         ),
         sa.ForeignKeyConstraint(
             ["merged_into_id"], ["customers.id"], name=op.f("fk_customers_merged_into_id_customers")
@@ -209,8 +209,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.CheckConstraint(
-            "value_type IN ('text', 'number', 'boolean', 'date')",
-            name=op.f("ck_customer_attributes_value_type"),
+            "value_type IN ('text', 'number', 'boolean', 'date')", name=op.f("ck_customer_attributes_value_type")
         ),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_customer_attributes_customer_id_customers")
@@ -267,6 +266,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=64), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("_insert_sentinel", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_orders_customer_id_customers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
         sa.UniqueConstraint("source", "order_key", name=op.f("uq_orders_source")),
