@@ -57,9 +57,11 @@ def _records(text: str, spec: SourceSpec) -> tuple[list[str] | None, list[tuple[
     else:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, strict=False)
         rows = []
+        start = 1  # a quoted field may span lines: a record is reported at the line where it starts
         for fields in reader:
             if fields and any(fields):
-                rows.append((reader.line_num, fields))
+                rows.append((start, fields))
+            start = reader.line_num + 1
     header: list[str] | None = None
     if spec.header:
         if not rows:
