@@ -31,7 +31,7 @@ retention_app = typer.Typer(help="Preview and apply data-retention rules.", no_a
 app.add_typer(customers_app, name="customers")
 app.add_typer(retention_app, name="retention")
 
-console = Console()
+console = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
