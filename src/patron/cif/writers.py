@@ -20,7 +20,8 @@ from patron.cif.mapping import Mapping
 from patron.cif.reader import LINE, Reject
 
 UPDATED, WRITTEN = 1, 2
-_CUSTOMER_COLUMNS = (
+# Customer columns a mapping fills directly; acquisition cost and its currency are derived in _customer_values.
+_CUSTOMER_FIELDS = (
     "kind",
     "status",
     "display_name",
@@ -28,9 +29,9 @@ _CUSTOMER_COLUMNS = (
     "last_name",
     "acquired_on",
     "acquisition_channel",
-    "acquisition_cost_minor",
-    "currency",
 )
+_CUSTOMER_COLUMNS = (*_CUSTOMER_FIELDS, "acquisition_cost_minor", "currency")
+_UNKNOWN_CUSTOMER = "no customer with this id in this source"
 _IN_CHUNK = 5_000
 ORDER_KEY = "__order_key__"
 LINE_NO = "__line_no__"
@@ -182,7 +183,7 @@ class BatchWriter:
                         row[LINE],
                         column.rsplit(".", maxsplit=1)[-1],
                         row[column],
-                        "no customer with this id in this source",
+                        _UNKNOWN_CUSTOMER,
                     )
                 )
         return kept
@@ -239,15 +240,7 @@ class BatchWriter:
 
     def _customer_values(self, row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name in (
-            "kind",
-            "status",
-            "display_name",
-            "first_name",
-            "last_name",
-            "acquired_on",
-            "acquisition_channel",
-        ):
+        for name in _CUSTOMER_FIELDS:
             value = row.get(f"customers.{name}")
             if value is not None:
                 values[name] = value
@@ -432,7 +425,7 @@ class BatchWriter:
                             row[LINE],
                             "customer",
                             row["orders.customer"],
-                            "no customer with this id in this source",
+                            _UNKNOWN_CUSTOMER,
                         )
                     )
                 del by_order[key]
