@@ -75,7 +75,7 @@ def test_customer_view_holds_c_r_p_in_time_order(store: Engine) -> None:
     customer_id = resolve_customer(store, "crm:1")
     assert resolve_customer(store, "ANN@example.com") == customer_id
     view = customer_view(store, customer_id)
-    assert view.revenue_minor == 2500
+    assert view.revenue_by_currency == {"USD": 2500}
     assert [entry.kind for entry in view.timeline] == ["acquired", "order", "interaction", "order"]
     assert view.timeline[2].summary == "inbound complaint via phone: resolved"
     assert {identity["kind"] for identity in view.identities} == {"external", "email"}
@@ -91,6 +91,7 @@ def test_list_customers_searches_identities_and_pages(store: Engine) -> None:
     rows, total = list_customers(store, kind="prospect")
     assert total == 2
     first, _ = list_customers(store, search="ann@")
+    assert first[0]["currency"] == "USD"
     assert first[0]["orders"] == 2
     assert first[0]["revenue_minor"] == 2500
 

@@ -38,8 +38,12 @@ class CustomerView:
     timeline: list[TimelineEntry] = field(default_factory=list)
 
     @property
-    def revenue_minor(self) -> int:
-        return sum(order["revenue_minor"] for order in self.orders)
+    def revenue_by_currency(self) -> dict[str, int]:
+        """Revenue in minor units per currency: amounts in different currencies are never added up."""
+        totals: dict[str, int] = {}
+        for order in self.orders:
+            totals[order["currency"]] = totals.get(order["currency"], 0) + order["revenue_minor"]
+        return totals
 
 
 def resolve_customer(engine: Engine, reference: str) -> int:
@@ -73,6 +77,8 @@ def list_customers(
             func.count(func.distinct(O.id)).label("orders"),
             func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
             func.max(O.ordered_at).label("last_order"),
+            func.min(O.currency).label("currency"),
+            func.count(func.distinct(O.currency)).label("currencies"),
         )
         .join(s.OrderLine.__table__, L.order_id == O.id)
         .group_by(O.customer_id)
@@ -97,6 +103,8 @@ def list_customers(
             func.coalesce(revenue.c.orders, 0).label("orders"),
             func.coalesce(revenue.c.revenue_minor, 0).label("revenue_minor"),
             revenue.c.last_order,
+            revenue.c.currency,
+            func.coalesce(revenue.c.currencies, 0).label("currencies"),
         )
         .outerjoin(revenue, revenue.c.customer_id == C.id)
         .where(*conditions)

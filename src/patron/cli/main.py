@@ -188,10 +188,18 @@ def customers_list(
             row["status"],
             row["source"],
             str(row["orders"]),
-            format_money(row["revenue_minor"], "USD") if row["orders"] else "",
+            _revenue_cell(row),
             str(row["last_order"] or ""),
         )
     console.print(table)
+
+
+def _revenue_cell(row: dict[str, Any]) -> str:
+    if not row["orders"]:
+        return ""
+    if row["currencies"] > 1:
+        return "mixed currencies"
+    return format_money(row["revenue_minor"], row["currency"])
 
 
 @customers_app.command("show")
@@ -208,7 +216,8 @@ def customers_show(
         console.print(f"  {identity['kind']:<9} {identity['system'] or '-':<12} {identity['value']}")
     for name, value in {**view.profile, **view.attributes}.items():
         console.print(f"  {name}: {value}")
-    console.print(f"  orders: {len(view.orders)}, revenue {format_money(view.revenue_minor, 'USD')}")
+    revenue = ", ".join(format_money(minor, code) for code, minor in view.revenue_by_currency.items()) or "none"
+    console.print(f"  orders: {len(view.orders)}, revenue {revenue}")
     for entry in view.campaigns:
         responses = ", ".join(item["kind"] for item in entry["responses"]) or "no response"
         console.print(f"  campaign {entry['name']} ({entry['arm']}): {responses}")
