@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,8 +62,11 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     store.dispose()
 
 
+WriteFile = Callable[[str, str | bytes], Path]
+
+
 @pytest.fixture
-def write_file(tmp_path: Path):  # type: ignore[no-untyped-def]
+def write_file(tmp_path: Path) -> WriteFile:
     """Write a source file (text or raw bytes) into the test's folder and return its path."""
 
     def write(name: str, content: str | bytes) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -47,7 +48,7 @@ EVENTS = {
 
 @pytest.fixture
 def store(engine: Engine, tmp_path: Path) -> Engine:
-    def load(name: str, text: str, mapping: dict) -> None:  # type: ignore[type-arg]
+    def load(name: str, text: str, mapping: dict[str, Any]) -> None:
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
         import_file(engine, path, parse_mapping(mapping), rejects_dir=tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("PATRON_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PATRON_SHARED_DATA_DIR", str(SHARED_DATA))
     monkeypatch.delenv("PATRON_DATABASE_URL", raising=False)

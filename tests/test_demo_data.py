@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Executable, func, select
 
 from patron.cif import schema as s
 from patron.demo import DEMO_SETS, demo_file, load_demo
@@ -17,7 +18,7 @@ from tests.conftest import SHARED_DATA
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
 
 
-def scalar(engine: Engine, query):  # type: ignore[no-untyped-def]
+def scalar(engine: Engine, query: Executable) -> Any:
     with engine.connect() as conn:
         return conn.scalar(query)
 

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
-from patron.cif.importer import import_file
+from patron.cif.importer import ImportResult, import_file
 from patron.cif.mapping import parse_mapping
 from patron.errors import MappingError, SourceFileError
+from tests.conftest import WriteFile
 
 ORDERS_MAPPING: dict[str, Any] = {
     "source": {"system": "shop", "format": "csv", "currency": "USD", "date_format": "%Y-%m-%d"},
@@ -41,11 +42,11 @@ def count(engine: Engine, model: type[s.Base]) -> int:
         return int(conn.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def run(engine: Engine, path: Path, mapping: dict[str, Any] = ORDERS_MAPPING, **kwargs: Any):  # type: ignore[no-untyped-def]
+def run(engine: Engine, path: Path, mapping: dict[str, Any] = ORDERS_MAPPING, **kwargs: Any) -> ImportResult:
     return import_file(engine, path, parse_mapping(mapping), rejects_dir=path.parent / "rejects", **kwargs)
 
 
-def test_good_file_is_written_once_and_a_rerun_adds_nothing(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_good_file_is_written_once_and_a_rerun_adds_nothing(engine: Engine, write_file: WriteFile) -> None:
     path = write_file(
         "orders.csv",
         HEADER
@@ -76,7 +77,7 @@ def test_good_file_is_written_once_and_a_rerun_adds_nothing(engine: Engine, writ
     assert count(engine, s.Customer) == 2
 
 
-def test_each_bad_row_is_reported_with_line_column_and_reason(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_each_bad_row_is_reported_with_line_column_and_reason(engine: Engine, write_file: WriteFile) -> None:
     path = write_file(
         "orders.csv",
         HEADER
@@ -120,7 +121,7 @@ def test_each_bad_row_is_reported_with_line_column_and_reason(engine: Engine, wr
     assert rows[0]["value"] == "not-an-email"
 
 
-def test_missing_mapping_column_fails_before_anything_is_written(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_missing_mapping_column_fails_before_anything_is_written(engine: Engine, write_file: WriteFile) -> None:
     path = write_file("orders.csv", "customer,date,amount\nc1,2024-01-01,5\n")
     with pytest.raises(MappingError, match=r"column\(s\) \['category', 'cost', 'email'"):
         run(engine, path)
@@ -128,7 +129,7 @@ def test_missing_mapping_column_fails_before_anything_is_written(engine: Engine,
     assert count(engine, s.ImportRun) == 0
 
 
-def test_non_utf8_bytes_reject_only_that_row(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_non_utf8_bytes_reject_only_that_row(engine: Engine, write_file: WriteFile) -> None:
     content = (HEADER + "c1,a@example.com,,Ann,Lee,o1,2024-01-05,1,1,,books\n").encode()
     content += b"c2,b@example.com,,Bj\xf6rn,Lee,o2,2024-01-05,1,1,,books\n"
     content += b"c3,c@example.com,,Cy,Lee,o3,2024-01-05,1,1,,books\n"
@@ -137,14 +138,14 @@ def test_non_utf8_bytes_reject_only_that_row(engine: Engine, write_file) -> None
     assert result.written == 2
 
 
-def test_empty_file_and_header_only_file(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_empty_file_and_header_only_file(engine: Engine, write_file: WriteFile) -> None:
     with pytest.raises(SourceFileError, match="is empty"):
         run(engine, write_file("empty.csv", ""))
     result = run(engine, write_file("header.csv", HEADER))
     assert (result.read, result.written, result.rejected) == (0, 0, 0)
 
 
-def test_duplicate_rows_in_a_customer_file_are_rejected_after_the_first(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_rows_in_a_customer_file_are_rejected_after_the_first(engine: Engine, write_file: WriteFile) -> None:
     mapping = {"source": {"system": "crm"}, "customers": {"external_id": "id", "email": "email"}}
     path = write_file("people.csv", "id,email\n1,a@example.com\n2,b@example.com\n1,a@example.com\n")
     result = run(engine, path, mapping)
@@ -152,7 +153,7 @@ def test_duplicate_rows_in_a_customer_file_are_rejected_after_the_first(engine: 
     assert count(engine, s.Customer) == 2
 
 
-def test_identity_matching_merges_sources_by_email(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_identity_matching_merges_sources_by_email(engine: Engine, write_file: WriteFile) -> None:
     crm = {
         "source": {"system": "crm"},
         "customers": {"external_id": "id", "email": "email", "last_name": "name"},
@@ -172,7 +173,7 @@ def test_identity_matching_merges_sources_by_email(engine: Engine, write_file) -
     assert by_value["1"] == by_value["X9"] != by_value["X10"]
 
 
-def test_changed_source_values_update_the_customer(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_changed_source_values_update_the_customer(engine: Engine, write_file: WriteFile) -> None:
     mapping = {
         "source": {"system": "crm"},
         "customers": {
@@ -201,14 +202,14 @@ def test_changed_source_values_update_the_customer(engine: Engine, write_file) -
     assert cities == {"Paris", "Nice"}
 
 
-def test_orders_for_unknown_customers_are_rejected(engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_orders_for_unknown_customers_are_rejected(engine: Engine, write_file: WriteFile) -> None:
     mapping = {"source": {"system": "shop"}, "orders": {"customer": "c", "ordered_at": "d", "revenue": "r"}}
     result = run(engine, write_file("o.csv", "c,d,r\nghost,2024-01-01,5\n"), mapping)
     assert [(r.line, r.reason) for r in result.rejects] == [(2, "no customer with this id in this source")]
     assert count(engine, s.Order) == 0
 
 
-def test_batches_never_split_an_order(sqlite_engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_batches_never_split_an_order(sqlite_engine: Engine, write_file: WriteFile) -> None:
     rows = [f"c{i % 7},c{i % 7}@example.com,,A,B,o{i % 13},2024-01-01,{i},1,,x\n" for i in range(200)]
     path = write_file("many.csv", HEADER + "".join(rows))
     result = run(sqlite_engine, path, batch_rows=10)
@@ -217,7 +218,7 @@ def test_batches_never_split_an_order(sqlite_engine: Engine, write_file) -> None
     assert run(sqlite_engine, path, batch_rows=3).written == 0
 
 
-def test_progress_reaches_the_total(sqlite_engine: Engine, write_file) -> None:  # type: ignore[no-untyped-def]
+def test_progress_reaches_the_total(sqlite_engine: Engine, write_file: WriteFile) -> None:
     seen: list[tuple[int, int]] = []
     rows = "".join(f"c{i},c{i}@example.com,,A,B,o{i},2024-01-01,1,1,,x\n" for i in range(50))
     run(
