@@ -27,7 +27,7 @@ lint: install ## ruff: lint and formatting
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-typecheck: install ## mypy --strict over src/patron
+typecheck: install ## mypy --strict over src/patron and tests
 	$(BIN)/mypy
 
 unit: install ## pytest (SQLite and the local PostgreSQL server)
