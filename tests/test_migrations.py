@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import Engine, inspect
 
-from patron.cif.schema import Base
+from patron.schema import Base
 from patron.cif.store import alembic_config
 
 

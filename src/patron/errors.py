@@ -37,3 +37,15 @@ class SourceFileError(PatronError):
     """The source file cannot be read at all (missing, empty, no header)."""
 
     code = "invalid_source"
+
+
+class InvalidInputError(PatronError):
+    """Input that cannot be analysed as given (no purchases, a bad date range, a bad parameter)."""
+
+    code = "invalid_input"
+
+
+class FitError(PatronError):
+    """A statistical model could not be fitted: the optimiser did not converge or the data cannot identify it."""
+
+    code = "fit_failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine, create_engine
 
-from patron.cif.schema import Base
+from patron.schema import Base
 from patron.settings import get_settings
 
 config = context.config

@@ -1,0 +1,9 @@
+"""Every table Patron keeps, gathered on one metadata for migrations and whole-store checks."""
+
+from __future__ import annotations
+
+from patron.cif import schema as cif
+from patron.cif.schema import Base
+from patron.value import schema as value
+
+__all__ = ["Base", "cif", "value"]

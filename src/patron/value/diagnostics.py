@@ -1,0 +1,150 @@
+"""How well a repeat-purchase model fits: the checks an analyst runs before trusting its forecasts.
+
+- calibration vs holdout by frequency (FHL 2005, fig. 3): mean holdout purchases, actual and forecast, per
+  number of repeat purchases in the calibration period;
+- cumulative repeat-transaction tracking (FHL 2005, fig. 2): actual vs expected per period for the cohort;
+- holdout error and model choice: the model that forecasts a held-out part of the calibration period best.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from patron.errors import InvalidInputError
+from patron.value.models.base import PurchaseModel
+from patron.value.models.bgnbd import BetaGeometricNBD
+from patron.value.models.paretonbd import ParetoNBD
+from patron.value.summary import Summary, purchase_summary
+
+MODELS: dict[str, type[PurchaseModel]] = {"bgnbd": BetaGeometricNBD, "paretonbd": ParetoNBD}
+
+
+def _require_holdout(summary: Summary) -> None:
+    if not summary.has_holdout:
+        raise InvalidInputError("this check needs a summary with a holdout period (give a calibration end date)")
+
+
+def holdout_forecast(model: PurchaseModel, summary: Summary) -> pl.DataFrame:
+    """Each customer's actual holdout purchases beside the model's forecast for them."""
+    _require_holdout(summary)
+    frame = summary.frame
+    forecast = model.conditional_expected_purchases(
+        summary.holdout_length, frame["frequency"], frame["recency"], frame["T"]
+    )
+    return frame.select("customer_id", "frequency", "frequency_holdout").with_columns(
+        pl.Series("forecast_holdout", forecast)
+    )
+
+
+def calibration_vs_holdout(model: PurchaseModel, summary: Summary, *, top_bucket: int = 7) -> pl.DataFrame:
+    """Customers, mean actual and mean forecast holdout purchases per calibration frequency (top bucket is "n+")."""
+    bucket = pl.col("frequency").clip(upper_bound=top_bucket)
+    return (
+        holdout_forecast(model, summary)
+        .group_by(bucket.alias("frequency"))
+        .agg(
+            pl.len().alias("customers"),
+            pl.col("frequency_holdout").mean().alias("actual"),
+            pl.col("forecast_holdout").mean().alias("forecast"),
+        )
+        .sort("frequency")
+    )
+
+
+@dataclass(frozen=True)
+class HoldoutError:
+    model: str
+    actual_total: int
+    forecast_total: float
+    mean_absolute_error: float
+    root_mean_squared_error: float
+
+    @property
+    def relative_error(self) -> float:
+        return self.forecast_total / self.actual_total - 1 if self.actual_total else float("nan")
+
+
+def holdout_error(model: PurchaseModel, summary: Summary) -> HoldoutError:
+    frame = holdout_forecast(model, summary)
+    error = frame["forecast_holdout"].to_numpy() - frame["frequency_holdout"].to_numpy()
+    return HoldoutError(
+        model.name,
+        int(frame["frequency_holdout"].sum()),
+        float(frame["forecast_holdout"].sum()),
+        float(np.abs(error).mean()),
+        float(np.sqrt((error**2).mean())),
+    )
+
+
+def tracking(model: PurchaseModel, transactions: pl.DataFrame, summary: Summary) -> pl.DataFrame:
+    """Cumulative repeat purchases per period since the cohort's first purchase: actual and expected.
+
+    Expected = Σ over customers of E[X(t − their first purchase)], the unconditional forecast of the model.
+    """
+    period_days = summary.period_days
+    firsts = summary.frame.select("customer_id", "first_purchase")
+    start = firsts["first_purchase"].min()
+    if not isinstance(start, dt.date):
+        raise InvalidInputError("the summary holds no purchases to track")
+    periods = int(np.ceil((summary.observation_end - start).days / period_days))
+    occasions = (
+        transactions.select("customer_id", pl.col("at").cast(pl.Date).alias("day"), "revenue")
+        .filter(pl.col("day") <= summary.observation_end)
+        .group_by("customer_id", "day")
+        .agg(pl.col("revenue").sum())
+        .filter(pl.col("revenue") >= 0)
+        .join(firsts, on="customer_id")
+        .filter(pl.col("day") > pl.col("first_purchase"))
+    )
+    index = ((pl.col("day") - pl.lit(start)).dt.total_days() / period_days).floor().cast(pl.Int64) + 1
+    actual = np.zeros(periods + 1)
+    counts = occasions.group_by(index.alias("period")).len()
+    np.add.at(actual, np.minimum(counts["period"].to_numpy(), periods), counts["len"].to_numpy())
+
+    births = firsts.group_by("first_purchase").len()
+    ends = np.arange(periods + 1) * period_days
+    expected = np.zeros(periods + 1)
+    for birth, customers in births.iter_rows():
+        offset = (birth - start).days
+        elapsed = np.maximum(ends - offset, 0) / period_days
+        expected += customers * model.expected_purchases(elapsed)
+    return pl.DataFrame(
+        {
+            "period": np.arange(periods + 1),
+            "actual_cumulative": np.cumsum(actual),
+            "expected_cumulative": expected,
+        }
+    ).with_columns(
+        pl.col("period").cast(pl.Int64),
+        (pl.col("period") * period_days <= (summary.calibration_end - start).days).alias("calibration"),
+    )
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    chosen: str
+    errors: dict[str, HoldoutError]
+    validation_end: dt.date
+
+
+def choose_model(transactions: pl.DataFrame, summary: Summary, *, validation_share: float = 0.25) -> ModelChoice:
+    """Pick the model whose forecasts of the last ``validation_share`` of the calibration period err least.
+
+    Each candidate is fitted on the earlier part of the calibration period and judged by its per-customer
+    root-mean-squared error on the held-out part; the data after the calibration end is never looked at.
+    """
+    start = summary.frame["first_purchase"].min()
+    if not isinstance(start, dt.date):
+        raise InvalidInputError("the summary holds no purchases")
+    span = (summary.calibration_end - start).days
+    validation_end = start + dt.timedelta(days=int(span * (1 - validation_share)))
+    inner = purchase_summary(
+        transactions, calibration_end=validation_end, observation_end=summary.calibration_end, period=summary.period
+    )
+    errors = {name: holdout_error(model().fit_summary(inner), inner) for name, model in MODELS.items()}
+    chosen = min(errors, key=lambda name: errors[name].root_mean_squared_error)
+    return ModelChoice(chosen, errors, validation_end)

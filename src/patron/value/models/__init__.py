@@ -1,0 +1,1 @@
+"""Repeat-purchase and spend models fitted by maximum likelihood."""

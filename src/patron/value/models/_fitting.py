@@ -1,0 +1,128 @@
+"""Maximum-likelihood fitting shared by the models: compressed data, log-parameters, L-BFGS-B, clear failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import ArrayLike, NDArray
+from scipy import optimize
+
+from patron.errors import FitError, InvalidInputError
+
+Array = NDArray[np.float64]
+# The objective returns the mean negative log-likelihood and, when it has one, its gradient in log-parameters.
+Objective = Callable[[Array], tuple[float, Array]]
+
+LOG_BOUND = 15.0  # parameters stay within e^±15: wide enough for any real base, narrow enough never to overflow
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """Unique rows of the model's sufficient statistics with how many customers share each."""
+
+    columns: dict[str, Array]
+    weights: Array
+
+    @property
+    def customers(self) -> int:
+        return int(self.weights.sum())
+
+    @property
+    def unique(self) -> int:
+        return len(self.weights)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    parameters: dict[str, float]
+    log_likelihood: float
+    customers: int
+    unique_rows: int
+    iterations: int
+
+
+def floats(values: object) -> Array:
+    """``values`` as a float array (scipy's special functions are untyped)."""
+    return np.asarray(values, dtype=np.float64)
+
+
+def as_array(values: ArrayLike, name: str) -> Array:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise InvalidInputError(f"{name} must be one-dimensional", field=name)
+    if not np.all(np.isfinite(array)):
+        raise InvalidInputError(f"{name} holds missing or infinite values", field=name)
+    return array
+
+
+def compress(columns: dict[str, Array], weights: Array | None = None) -> Compressed:
+    """Group identical rows: 2.36M customers often share a few thousand (frequency, recency, T) triples."""
+    frame = pl.DataFrame(columns).with_columns(
+        pl.Series("__weight__", np.ones(len(next(iter(columns.values())))) if weights is None else weights)
+    )
+    grouped = frame.group_by(list(columns), maintain_order=True).agg(pl.col("__weight__").sum())
+    return Compressed(
+        {name: grouped[name].to_numpy().astype(np.float64) for name in columns},
+        grouped["__weight__"].to_numpy().astype(np.float64),
+    )
+
+
+def maximise(
+    objective: Objective,
+    names: Sequence[str],
+    start: Sequence[float],
+    data: Compressed,
+    *,
+    model: str,
+    gradient: bool,
+) -> FitResult:
+    """Maximise the likelihood over log-parameters; raise :class:`FitError` rather than return a bad fit."""
+    if data.customers == 0:
+        raise InvalidInputError(f"{model}: there are no customers to fit")
+    x0 = np.log(np.asarray(start, dtype=np.float64))
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(names)
+    with np.errstate(all="ignore"):
+        if gradient:
+            result = optimize.minimize(
+                objective,
+                x0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-15},
+            )
+        else:
+            result = optimize.minimize(
+                lambda z: objective(z)[0],
+                x0,
+                jac=lambda z: _central_gradient(objective, z),
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-15},
+            )
+    value = float(result.fun)
+    if not np.isfinite(value):
+        raise FitError(f"{model}: the likelihood is not finite at the optimum; the data cannot identify the model")
+    at_bound = np.abs(result.x) >= LOG_BOUND - 1e-6
+    if at_bound.any():
+        stuck = ", ".join(name for name, hit in zip(names, at_bound, strict=True) if hit)
+        raise FitError(
+            f"{model}: the fit did not converge ({stuck} ran off to the edge of the parameter space); "
+            "the data has too few repeat purchases or too short a history for this model"
+        )
+    if not result.success and np.max(np.abs(_central_gradient(objective, result.x))) > 1e-4:
+        raise FitError(f"{model}: the optimiser did not converge ({result.message})")
+    parameters = {name: float(v) for name, v in zip(names, np.exp(result.x), strict=True)}
+    return FitResult(parameters, -value * data.customers, data.customers, data.unique, int(result.nit))
+
+
+def _central_gradient(objective: Objective, z: Array, step: float = 1e-6) -> Array:
+    gradient = np.empty_like(z)
+    for i in range(len(z)):
+        shift = np.zeros_like(z)
+        shift[i] = step
+        gradient[i] = (objective(z + shift)[0] - objective(z - shift)[0]) / (2 * step)
+    return gradient

@@ -1,0 +1,213 @@
+"""A scoring run: summaries → repeat-purchase and spend models → CLV → tiers, stored as a versioned run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from sqlalchemy import Engine, insert, select
+
+from patron.cif.money import minor_exponent
+from patron.cif.schema import table_of
+from patron.errors import InvalidInputError, NotFoundError
+from patron.value.clv import ClvSettings, customer_lifetime_value
+from patron.value.diagnostics import MODELS, ModelChoice, choose_model
+from patron.value.models.gammagamma import GammaGamma
+from patron.value.schema import CustomerScore, ScoreRun
+from patron.value.summary import Period, purchase_summary
+from patron.value.transactions import Scope, load_transactions, resolve_scope
+
+ModelName = Literal["auto", "bgnbd", "paretonbd"]
+DEFAULT_TIER_CUTS = (0.2, 0.5)  # A = top 20 %, B = the next 30 %, C = the rest
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ScoreRunResult:
+    run_id: int
+    scope: Scope
+    model: str
+    parameters: dict[str, dict[str, float]]
+    log_likelihood: float
+    customers: int
+    as_of: dt.date
+    excluded: dict[str, int] = field(default_factory=dict)
+    choice: ModelChoice | None = None
+    scores: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def assign_tiers(values: pl.Series, cuts: tuple[float, ...] = DEFAULT_TIER_CUTS) -> tuple[pl.Series, pl.Series]:
+    """Rank (1 = most valuable) and tier letter (A, B, C, …) by cumulative share of customers."""
+    if not cuts or any(not 0 < c < 1 for c in cuts) or list(cuts) != sorted(set(cuts)):
+        raise InvalidInputError("tier cuts must be increasing shares between 0 and 1, e.g. 0.2,0.5", field="tier_cuts")
+    rank = values.rank(method="ordinal", descending=True).cast(pl.Int64)
+    share = (rank - 1) / max(len(values), 1)
+    letters = np.full(len(values), chr(ord("A") + len(cuts)), dtype=object)
+    for index, cut in reversed(list(enumerate(cuts))):
+        letters[share.to_numpy() < cut] = chr(ord("A") + index)
+    return rank.alias("rank"), pl.Series("tier", letters.tolist(), dtype=pl.String)
+
+
+def score_customers(
+    engine: Engine,
+    *,
+    source: str | None = None,
+    currency: str | None = None,
+    model: ModelName = "auto",
+    period: Period = "W",
+    as_of: dt.date | None = None,
+    settings: ClvSettings | None = None,
+    tier_cuts: tuple[float, ...] = DEFAULT_TIER_CUTS,
+    note: str | None = None,
+    progress: Progress | None = None,
+) -> ScoreRunResult:
+    """Fit the models on every purchase up to ``as_of`` (default: the last order) and store the run."""
+    say = progress or (lambda _message: None)
+    settings = settings or ClvSettings()
+    if model not in ("auto", *MODELS):
+        raise InvalidInputError(f"unknown model {model!r}; use auto, {', '.join(MODELS)}", field="model")
+    scope = resolve_scope(engine, source, currency)
+    say(f"reading orders of {scope.source} in {scope.currency}")
+    transactions = load_transactions(engine, scope)
+    summary = purchase_summary(transactions, observation_end=as_of, period=period)
+
+    choice = None
+    chosen: str = model
+    if model == "auto":
+        say("choosing the repeat-purchase model on a held-out part of the history")
+        choice = choose_model(transactions, summary)
+        chosen = choice.chosen
+    say(f"fitting {chosen} on {summary.frame.height:,} customers")
+    purchases = MODELS[chosen]().fit_summary(summary)
+    spend = GammaGamma().fit_summary(summary)
+    say("computing lifetime values")
+    clv = customer_lifetime_value(summary, purchases, spend, settings)
+    rank, tier = assign_tiers(clv["clv"], tier_cuts)
+    scores = clv.with_columns(rank, tier)
+
+    excluded = {**summary.excluded, **{f"spend_model:{k}": v for k, v in spend.excluded.items() if v}}
+    parameters = {chosen: purchases.params, "gammagamma": spend.params}
+    run_id = _store_run(
+        engine, scores, scope=scope, as_of=summary.observation_end, model=chosen, parameters=parameters,
+        log_likelihood=purchases.log_likelihood, period=period, settings=settings, tier_cuts=tier_cuts,
+        excluded=excluded, note=note,
+    )  # fmt: skip
+    say(f"stored score run {run_id}")
+    return ScoreRunResult(
+        run_id, scope, chosen, parameters, purchases.log_likelihood, scores.height, summary.observation_end,
+        excluded, choice, scores,
+    )  # fmt: skip
+
+
+def _store_run(
+    engine: Engine,
+    scores: pl.DataFrame,
+    *,
+    scope: Scope,
+    as_of: dt.date,
+    model: str,
+    parameters: dict[str, dict[str, float]],
+    log_likelihood: float,
+    period: str,
+    settings: ClvSettings,
+    tier_cuts: tuple[float, ...],
+    excluded: dict[str, int],
+    note: str | None,
+) -> int:
+    unit = 10 ** minor_exponent(scope.currency)
+
+    def minor(column: str) -> pl.Expr:
+        expression: pl.Expr = (pl.col(column) * unit).round(0).cast(pl.Int64)
+        return expression
+
+    rows = scores.select(
+        "customer_id",
+        "frequency",
+        "recency",
+        pl.col("T").alias("age"),
+        "p_alive",
+        "expected_purchases",
+        minor("expected_margin_per_purchase").alias("expected_margin_per_purchase_minor"),
+        minor("clv").alias("clv_minor"),
+        minor("value_at_risk").alias("value_at_risk_minor"),
+        minor("revenue").alias("revenue_minor"),
+        "tier",
+        "rank",
+    )
+    run = {
+        "as_of": as_of,
+        "model": f"{model}+gammagamma",
+        "period": period,
+        "currency": scope.currency,
+        "horizon_months": settings.horizon_months,
+        "annual_discount_rate": settings.annual_discount_rate,
+        "default_margin_rate": settings.default_margin_rate,
+        "source": scope.source,
+        "parameters": parameters,
+        "log_likelihood": log_likelihood,
+        "customers": scores.height,
+        "excluded": excluded,
+        "tier_cuts": list(tier_cuts),
+        "note": note,
+    }
+    with engine.begin() as conn:
+        run_id = int(
+            conn.execute(insert(table_of(ScoreRun)).values(run).returning(table_of(ScoreRun).c.id)).scalar_one()
+        )
+        batch = rows.with_columns(pl.lit(run_id).alias("run_id")).to_dicts()
+        for start in range(0, len(batch), 5000):
+            conn.execute(insert(table_of(CustomerScore)), batch[start : start + 5000])
+    return run_id
+
+
+RUNS = table_of(ScoreRun).c
+SCORES = table_of(CustomerScore).c
+
+
+def list_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
+    query = select(table_of(ScoreRun)).order_by(RUNS.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def latest_run_id(engine: Engine, source: str | None = None) -> int:
+    query = select(RUNS.id).order_by(RUNS.id.desc()).limit(1)
+    if source is not None:
+        query = query.where(RUNS.source == source)
+    with engine.connect() as conn:
+        run_id = conn.scalar(query)
+    if run_id is None:
+        raise NotFoundError("there is no score run yet: run `patron value score` first", field="run")
+    return int(run_id)
+
+
+def run_scores(engine: Engine, run_id: int) -> pl.DataFrame:
+    """Every customer's scores in one run."""
+    with engine.connect() as conn:
+        if conn.scalar(select(RUNS.id).where(RUNS.id == run_id)) is None:
+            raise NotFoundError(f"there is no score run {run_id}", field="run")
+        rows = conn.execute(select(table_of(CustomerScore)).where(SCORES.run_id == run_id)).all()
+    return pl.DataFrame([dict(row._mapping) for row in rows], infer_schema_length=None)
+
+
+def score_movement(engine: Engine, earlier: int, later: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Tier migration counts between two runs, and per-customer CLV change (customers in either run).
+
+    A customer missing from a run appears as tier "-" there (new, or no longer scored).
+    """
+    before = run_scores(engine, earlier).select(
+        "customer_id", pl.col("tier").alias("tier_before"), pl.col("clv_minor").alias("clv_before_minor")
+    )
+    after = run_scores(engine, later).select(
+        "customer_id", pl.col("tier").alias("tier_after"), pl.col("clv_minor").alias("clv_after_minor")
+    )
+    moves = before.join(after, on="customer_id", how="full", coalesce=True).with_columns(
+        pl.col("tier_before", "tier_after").fill_null("-"),
+        (pl.col("clv_after_minor").fill_null(0) - pl.col("clv_before_minor").fill_null(0)).alias("clv_change_minor"),
+    )
+    matrix = moves.group_by("tier_before", "tier_after").len().sort("tier_before", "tier_after")
+    return matrix, moves.sort("clv_change_minor")
