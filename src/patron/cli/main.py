@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine
 
-from patron.cif.importer import ImportResult, ProgressCallback, import_file
+from patron.cif.importer import ImportResult, import_file
 from patron.cif.mapping import load_mapping
 from patron.cif.money import format_money
 from patron.cif.quality import quality_report
 from patron.cif.retention import apply_retention, stale_prospects
-from patron.cif.store import is_initialised, make_engine, migrate, store_counts
+from patron.cif.store import is_initialised, make_engine, store_counts
 from patron.cif.view import customer_view, list_customers, resolve_customer
+from patron.cli.shared import console, open_store, progress_bar, reports_errors
+from patron.cli.value import value_app
 from patron.demo import DEMO_SETS, load_demo
 from patron.errors import PatronError
 from patron.settings import get_settings
@@ -30,53 +26,7 @@ customers_app = typer.Typer(help="Browse the customer information file.", no_arg
 retention_app = typer.Typer(help="Preview and apply data-retention rules.", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
 app.add_typer(retention_app, name="retention")
-
-console = Console(soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def reports_errors(command: F) -> F:
-    """Print a domain error as one line and exit 1, instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except PatronError as error:
-            console.print(f"[red]error[/red] ({error.code}): {error.message}")
-            raise typer.Exit(1) from error
-
-    return wrapper  # type: ignore[return-value]
-
-
-def open_store() -> Engine:
-    """The configured store, migrated to the current schema."""
-    engine = make_engine()
-    migrate(engine)
-    return engine
-
-
-@contextmanager
-def progress_bar() -> Iterator[Callable[[str], ProgressCallback]]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,
-    ) as progress:
-
-        def for_file(label: str) -> ProgressCallback:
-            task = progress.add_task(label, total=None)
-
-            def update(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            return update
-
-        yield for_file
+app.add_typer(value_app, name="value")
 
 
 def print_result(result: ImportResult) -> None:

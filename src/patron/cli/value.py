@@ -1,0 +1,221 @@
+"""``patron value``: fit the lifetime-value models, store scoring runs, and print the differentiation lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import polars as pl
+import typer
+from rich.table import Table
+
+from patron.cli.shared import console, open_store, reports_errors
+from patron.errors import InvalidInputError
+from patron.value.base import customer_base
+from patron.value.clv import ClvSettings
+from patron.value.diagnostics import MODELS, calibration_vs_holdout, holdout_error
+from patron.value.lists import LISTS, pareto_curve
+from patron.value.models.gammagamma import GammaGamma
+from patron.value.scoring import list_runs, score_customers, score_movement
+from patron.value.summary import Period, purchase_summary
+from patron.value.transactions import load_transactions, resolve_scope
+
+value_app = typer.Typer(
+    help="Customer value: lifetime-value models, scoring runs and value lists.", no_args_is_help=True
+)
+
+SourceOption = Annotated[str | None, typer.Option(help="Order source to analyse (default: the largest).")]
+AsOfOption = Annotated[
+    dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Analyse as of this day (default: the last order).")
+]
+
+
+def _table(frame: pl.DataFrame, title: str, limit: int) -> Table:
+    table = Table(title=title)
+    for name in frame.columns:
+        table.add_column(name, overflow="fold")
+    for row in frame.head(limit).iter_rows():
+        table.add_row(*(_cell(value) for value in row))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+@value_app.command("fit")
+@reports_errors
+def fit(
+    source: SourceOption = None,
+    period: Annotated[str, typer.Option(help="Time unit: D, W, M or Y.")] = "W",
+    calibration_end: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="End of calibration; later orders are the holdout.")
+    ] = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Fit BG/NBD, Pareto/NBD and Gamma-Gamma and show parameters, fit and (with a holdout) forecast accuracy."""
+    engine = open_store()
+    scope = resolve_scope(engine, source)
+    transactions = load_transactions(engine, scope)
+    summary = purchase_summary(
+        transactions,
+        calibration_end=calibration_end.date() if calibration_end else None,
+        observation_end=as_of.date() if as_of else None,
+        period=_period(period),
+    )
+    console.print(
+        f"{scope.source} ({scope.currency}): {summary.frame.height:,} customers, calibration to "
+        f"{summary.calibration_end}, observed to {summary.observation_end}, time unit {summary.period}"
+    )
+    for note, count in summary.excluded.items():
+        console.print(f"  left out: {count:,} {note.replace('_', ' ')}")
+    for name, model_type in MODELS.items():
+        model = model_type().fit_summary(summary)
+        params = ", ".join(f"{k}={v:.4g}" for k, v in model.params.items())
+        console.print(f"[bold]{name}[/bold]: {params}; log-likelihood {model.log_likelihood:,.1f}")
+        if summary.has_holdout:
+            error = holdout_error(model, summary)
+            console.print(
+                f"  holdout: forecast {error.forecast_total:,.0f} repeat purchases, actual {error.actual_total:,} "
+                f"({error.relative_error:+.1%}); per-customer RMSE {error.root_mean_squared_error:.3f}"
+            )
+            console.print(
+                _table(calibration_vs_holdout(model, summary), f"{name}: holdout by calibration frequency", 20)
+            )
+    spend = GammaGamma().fit_summary(summary)
+    console.print(
+        "[bold]gammagamma[/bold]: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in spend.params.items())
+        + f"; mean spend per purchase {spend.population_mean:,.2f} {scope.currency}"
+    )
+
+
+@value_app.command("score")
+@reports_errors
+def score(
+    *,
+    source: SourceOption = None,
+    model: Annotated[
+        str, typer.Option(help="auto (chosen on a held-out part of the history), bgnbd or paretonbd.")
+    ] = "auto",
+    period: Annotated[str, typer.Option(help="Time unit: D, W, M or Y.")] = "W",
+    horizon_months: Annotated[int, typer.Option(help="CLV horizon in months.")] = 36,
+    discount_rate: Annotated[float, typer.Option(help="Annual discount rate.")] = 0.10,
+    margin_rate: Annotated[float, typer.Option(help="Margin rate where order lines carry no cost.")] = 0.30,
+    tiers: Annotated[
+        str, typer.Option(help="Tier cuts as cumulative shares: A top 20 %, B to 50 %, C the rest.")
+    ] = "0.2,0.5",
+    as_of: AsOfOption = None,
+    note: Annotated[str | None, typer.Option(help="A note stored with the run.")] = None,
+) -> None:
+    """Score every customer (P(alive), expected purchases, CLV, tier) and store it as a new run."""
+    result = score_customers(
+        open_store(),
+        source=source,
+        model=model,  # type: ignore[arg-type]
+        period=_period(period),
+        as_of=as_of.date() if as_of else None,
+        settings=ClvSettings(horizon_months, discount_rate, margin_rate),
+        tier_cuts=_cuts(tiers),
+        note=note,
+        progress=lambda message: console.print(f"  {message}"),
+    )
+    if result.choice is not None:
+        for name, error in result.choice.errors.items():
+            console.print(
+                f"  {name}: RMSE {error.root_mean_squared_error:.4f} on purchases after {result.choice.validation_end}"
+                f" ({error.relative_error:+.1%} in total)"
+            )
+    console.print(
+        f"run {result.run_id}: {result.customers:,} customers scored with {result.model} as of {result.as_of}"
+    )
+    clv = result.scores["clv"].to_numpy()
+    console.print(f"  total CLV {clv.sum():,.2f} {result.scope.currency}; median {float(np.median(clv)):,.2f}")
+    tiers_count = result.scores.group_by("tier").len().sort("tier")
+    console.print("  tiers: " + ", ".join(f"{t} {n:,}" for t, n in tiers_count.iter_rows()))
+
+
+@value_app.command("runs")
+@reports_errors
+def runs(limit: int = 20) -> None:
+    """The stored scoring runs, newest first."""
+    rows = list_runs(open_store(), limit)
+    if not rows:
+        console.print("no score runs yet: run `patron value score`")
+        return
+    table = Table("run", "created", "source", "as of", "model", "customers", "log-likelihood", "note")
+    for row in rows:
+        table.add_row(
+            str(row["id"]), f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], str(row["as_of"]), row["model"],
+            f"{row['customers']:,}", f"{row['log_likelihood']:,.1f}", row["note"] or "",
+        )  # fmt: skip
+    console.print(table)
+
+
+@value_app.command("movement")
+@reports_errors
+def movement(earlier: int, later: int, limit: int = 10) -> None:
+    """Tier migration between two runs and the customers whose CLV moved most."""
+    matrix, moves = score_movement(open_store(), earlier, later)
+    pivot = matrix.pivot(on="tier_after", index="tier_before", values="len").fill_null(0).sort("tier_before")
+    console.print(_table(pivot, f"customers by tier in run {earlier} (rows) and run {later} (columns)", 50))
+    console.print(_table(moves.head(limit), "largest CLV falls (minor units)", limit))
+    console.print(_table(moves.reverse().head(limit), "largest CLV rises (minor units)", limit))
+
+
+@value_app.command("list")
+@reports_errors
+def value_list(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(LISTS)}.")],
+    source: SourceOption = None,
+    as_of: AsOfOption = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+    csv: Annotated[Path | None, typer.Option(help="Write the whole list to this CSV file.")] = None,
+) -> None:
+    """A differentiation list: every customer on it with a short reason."""
+    if name not in LISTS:
+        raise InvalidInputError(f"unknown list {name!r}; choose one of {', '.join(LISTS)}", field="name")
+    frame, scope, day = customer_base(open_store(), source=source, as_of=as_of.date() if as_of else None)
+    result = LISTS[name](frame)
+    console.print(f"{result.title} — {scope.source}, as of {day}: {result.rows.height:,} customers")
+    if result.note:
+        console.print(f"  {result.note}")
+    if result.rows.height:
+        console.print(_table(result.rows, result.title, limit))
+    if csv is not None:
+        result.rows.with_columns(pl.col(pl.List(pl.String)).list.join("|")).write_csv(csv)
+        console.print(f"wrote {result.rows.height:,} rows to {csv}")
+
+
+@value_app.command("pareto")
+@reports_errors
+def pareto(
+    source: SourceOption = None,
+    measure: Annotated[str, typer.Option(help="revenue, margin or clv.")] = "revenue",
+    as_of: AsOfOption = None,
+) -> None:
+    """How concentrated value is: the share of revenue (or margin, CLV) from the top x % of customers."""
+    frame, scope, day = customer_base(open_store(), source=source, as_of=as_of.date() if as_of else None)
+    curve = pareto_curve(frame, measure)
+    console.print(f"{scope.source}, as of {day}, {frame.height:,} customers:")
+    for share in (0.01, 0.05, 0.1, 0.2, 0.5):
+        console.print(f"  {curve.statement(share)}")
+
+
+def _period(value: str) -> Period:
+    if value not in ("D", "W", "M", "Y"):
+        raise InvalidInputError(f"unknown period {value!r}; use D, W, M or Y", field="period")
+    return value  # type: ignore[return-value]
+
+
+def _cuts(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError as error:
+        raise InvalidInputError(f"tier cuts must be numbers like 0.2,0.5, not {text!r}", field="tiers") from error
