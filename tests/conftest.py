@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from patron.cif.schema import Base
 from patron.cif.store import make_engine, migrate
+from patron.schema import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PATRON_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))

@@ -71,3 +71,41 @@ def test_retention_apply_needs_confirmation() -> None:
     result = runner.invoke(app, ["retention", "apply", "--months", "12"])
     assert result.exit_code == 1
     assert "--yes" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+def test_value_commands_on_cdnow() -> None:
+    assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
+    empty = runner.invoke(app, ["value", "list", "at-risk"])
+    assert empty.exit_code == 1
+    assert "run `patron value score` first" in empty.output
+
+    fitted = runner.invoke(app, ["value", "fit", "--calibration-end", "1997-09-30"])
+    assert fitted.exit_code == 0, fitted.output
+    assert "23,570 customers, calibration to 1997-09-30" in fitted.output
+    assert "actual 19,684" in fitted.output
+    assert "bgnbd: r=0.2516, alpha=4.789, a=0.7234, b=2.161" in fitted.output
+
+    scored = runner.invoke(app, ["value", "score", "--model", "bgnbd", "--note", "first"])
+    assert scored.exit_code == 0, scored.output
+    assert "run 1: 23,570 customers scored with bgnbd as of 1998-06-30" in scored.output
+    assert "tiers: A 4,714, B 7,071, C 11,785" in scored.output
+    again = runner.invoke(app, ["value", "score", "--model", "paretonbd", "--tiers", "0.1,0.3,0.6"])
+    assert "tiers: A 2,357, B 4,714, C 7,071, D 9,428" in again.output
+    moved = runner.invoke(app, ["value", "movement", "1", "2"])
+    assert moved.exit_code == 0
+    assert "customers by tier in run 1" in moved.output
+
+    at_risk = runner.invoke(app, ["value", "list", "at-risk", "--limit", "3"])
+    assert at_risk.exit_code == 0
+    assert "CLV" in at_risk.output
+    assert "P(alive)" in at_risk.output
+    pareto = runner.invoke(app, ["value", "pareto"])
+    assert "the top 20 % of customers give 67.8 % of revenue" in pareto.output
+    bad = runner.invoke(app, ["value", "score", "--tiers", "0.5,0.2"])
+    assert bad.exit_code == 1
+    assert "tier cuts must be increasing" in bad.output
+    unknown = runner.invoke(app, ["value", "list", "favourites"])
+    assert unknown.exit_code == 1
+    assert "unknown list 'favourites'" in unknown.output

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import Engine, inspect
 
-from patron.schema import Base
 from patron.cif.store import alembic_config
+from patron.schema import Base
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:

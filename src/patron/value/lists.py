@@ -189,8 +189,7 @@ def declining_customers(frame: pl.DataFrame, *, large_share: float = 0.2, ratio:
     """Last year's large customers (top ``large_share`` by the year before's spend) now spending ≤ ``ratio`` of it."""
     large = _share_rank(pl.col("revenue_year_before")) < large_share
     rows = (
-        frame.filter(pl.col("revenue_year_before") > 0)
-        .filter(large)
+        frame.filter(large.alias("large") & (pl.col("revenue_year_before") > 0))
         .filter(pl.col("revenue_last_year") <= ratio * pl.col("revenue_year_before"))
         .with_columns((pl.col("revenue_last_year") / pl.col("revenue_year_before")).alias("ratio"))
         .sort("revenue_year_before", descending=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -42,6 +42,8 @@ class FitResult:
     customers: int
     unique_rows: int
     iterations: int
+    # Delta-method standard errors from the observed information; empty for parameters set by hand.
+    standard_errors: dict[str, float] = field(default_factory=dict)
 
 
 def floats(values: object) -> Array:
@@ -116,7 +118,34 @@ def maximise(
     if not result.success and np.max(np.abs(_central_gradient(objective, result.x))) > 1e-4:
         raise FitError(f"{model}: the optimiser did not converge ({result.message})")
     parameters = {name: float(v) for name, v in zip(names, np.exp(result.x), strict=True)}
-    return FitResult(parameters, -value * data.customers, data.customers, data.unique, int(result.nit))
+    errors = _standard_errors(objective, result.x, names, data.customers, model=model, gradient=gradient)
+    return FitResult(parameters, -value * data.customers, data.customers, data.unique, int(result.nit), errors)
+
+
+def _standard_errors(
+    objective: Objective, z: Array, names: Sequence[str], customers: int, *, model: str, gradient: bool
+) -> dict[str, float]:
+    """Standard errors from the observed information; a flat direction means the data cannot identify the model."""
+    step = 1e-4
+    hessian = np.empty((len(z), len(z)))
+    for i in range(len(z)):
+        shift = np.zeros_like(z)
+        shift[i] = step
+        if gradient:
+            upper, lower = objective(z + shift)[1], objective(z - shift)[1]
+        else:
+            upper, lower = _central_gradient(objective, z + shift), _central_gradient(objective, z - shift)
+        hessian[i] = (upper - lower) / (2 * step)
+    information = customers * (hessian + hessian.T) / 2
+    eigenvalues, eigenvectors = np.linalg.eigh(information)
+    if eigenvalues[0] <= 1e-6 * max(eigenvalues[-1], 1.0):
+        weakest = names[int(np.argmax(np.abs(eigenvectors[:, 0])))]
+        raise FitError(
+            f"{model}: the data cannot identify the model (the likelihood is flat in {weakest}); "
+            "it needs more customers with repeat purchases or a longer history"
+        )
+    log_errors = np.sqrt(np.diag(np.linalg.inv(information)))
+    return {name: float(np.exp(v) * e) for name, v, e in zip(names, z, log_errors, strict=True)}
 
 
 def _central_gradient(objective: Objective, z: Array, step: float = 1e-6) -> Array:
