@@ -35,9 +35,19 @@ unit: install ## pytest (SQLite and the local PostgreSQL server)
 
 test: lint typecheck unit ## Everything CI runs: lint, types, tests
 
-bench: install ## Run the benchmarks in bench/ and write bench/out/results.md
+ANCHORS := bench/.venv-anchors
+ANCHORS_STAMP := $(ANCHORS)/.install-stamp
+
+# The libraries Patron is compared with live in their own environment, never in Patron's dependencies.
+$(ANCHORS_STAMP): bench/anchors-requirements.txt
+	$(PYTHON) -m venv $(ANCHORS)
+	$(ANCHORS)/bin/python -m pip install --quiet --upgrade pip
+	$(ANCHORS)/bin/python -m pip install --quiet -r bench/anchors-requirements.txt
+	touch $(ANCHORS_STAMP)
+
+bench: install $(ANCHORS_STAMP) ## Run the benchmarks in bench/ (with lifetimes, pymc-marketing, pandas) and write bench/out/results.md
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/run.py
 
 clean: ## Remove the virtual environment and caches (keeps patron-data/)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ANCHORS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,28 +1,34 @@
 """Run every benchmark and write one table to bench/out/results.md (``make bench``).
 
 Sizes: PATRON_BENCH_COPIES (default "1,10,100") replicates CDNOW that many times.
+Which: PATRON_BENCH_ONLY (default all: "import,value").
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_import
+from bench import bench_import, bench_value
+
+BENCHMARKS = {"import": bench_import.run, "value": bench_value.run}
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
     copies = [int(part) for part in os.environ.get("PATRON_BENCH_COPIES", "1,10,100").split(",")]
+    chosen = os.environ.get("PATRON_BENCH_ONLY", ",".join(BENCHMARKS)).split(",")
     rows: list[dict[str, object]] = []
-    for count in copies:
-        for row in bench_import.run(count):
-            rows.append(row)
-            print(_line(row), flush=True)
+    for name in chosen:
+        for count in copies:
+            for row in BENCHMARKS[name](count):
+                rows.append(row)
+                print(_line(row), flush=True)
     OUT.mkdir(exist_ok=True)
     header = (
         "| workload | size | Patron (s) | anchor | anchor (s) | Patron/anchor time | note |\n"
@@ -34,9 +40,11 @@ def main() -> None:
 
 def _line(row: dict[str, object]) -> str:
     patron, anchor = float(row["patron_s"]), float(row["anchor_s"])  # type: ignore[arg-type]
+    if math.isnan(anchor):  # the anchor did not finish
+        return f"| {row['workload']} | {row['size']} | {patron:.3f} | {row['anchor']} | – | – | {row['note']} |"
     return (
-        f"| {row['workload']} | {row['size']} | {patron:.2f} | {row['anchor']} | {anchor:.2f} | "
-        f"{patron / anchor:.2f} | {row['note']} |"
+        f"| {row['workload']} | {row['size']} | {patron:.3f} | {row['anchor']} | {anchor:.2f} | "
+        f"{patron / anchor:.4f} | {row['note']} |"
     )
 
 

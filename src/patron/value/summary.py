@@ -83,21 +83,18 @@ def purchase_summary(
     if future := complete.height - in_window.height:
         excluded["rows_after_observation_end"] = future
 
-    days = in_window.group_by("customer_id", "day").agg(
-        pl.col("revenue").sum(), _sum_or_unknown("cost"), _sum_or_unknown("margin")
-    )
-    occasions = days.filter(pl.col("revenue") >= 0)
-    calibration = _calibration(days, occasions, calibration_end, PERIOD_DAYS[period])
-    customers_seen = days.filter(pl.col("day") <= calibration_end)["customer_id"].n_unique()
-    if without := customers_seen - calibration.height:
+    per_customer = _per_customer(in_window, calibration_end, PERIOD_DAYS[period])
+    in_calibration = per_customer.filter(pl.col("seen_in_calibration"))
+    if late := per_customer.height - in_calibration.height:
+        excluded["customers_first_seen_after_calibration_end"] = late
+    calibration = in_calibration.filter(pl.col("frequency") >= 0)
+    if without := in_calibration.height - calibration.height:
         excluded["customers_without_a_purchase_occasion"] = without
     if calibration.height == 0:
         raise InvalidInputError("no customer has a purchase (a day with net revenue of zero or more) in the period")
-
-    if observation_end > calibration_end:
-        calibration = calibration.join(
-            _holdout(occasions, calibration_end, observation_end), on="customer_id", how="left"
-        ).with_columns(pl.col("frequency_holdout", "revenue_holdout").fill_null(0))
+    calibration = calibration.drop("seen_in_calibration")
+    if observation_end <= calibration_end:
+        calibration = calibration.drop("frequency_holdout", "revenue_holdout")
     return Summary(calibration.sort("customer_id"), period, calibration_end, observation_end, excluded)
 
 
@@ -118,32 +115,48 @@ def _normalise(transactions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _calibration(days: pl.DataFrame, occasions: pl.DataFrame, end: dt.date, period_days: float) -> pl.DataFrame:
-    firsts = (
-        occasions.filter(pl.col("day") <= end)
-        .group_by("customer_id")
-        .agg(
-            pl.col("day").min().alias("first_purchase"),
-            pl.col("day").max().alias("last_purchase"),
-            pl.len().alias("occasions"),
-            pl.col("revenue").sum().alias("occasion_revenue"),
-            pl.col("revenue").sort_by("day").first().alias("first_revenue"),
+def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) -> pl.DataFrame:
+    """Net amounts per customer and day, then every per-customer figure as a plain (fast) aggregation."""
+    in_calibration = pl.col("day") <= end
+    occasion = in_calibration & (pl.col("revenue") >= 0)
+    later_occasion = ~in_calibration & (pl.col("revenue") >= 0)
+    days = (
+        transactions.lazy()
+        .group_by("customer_id", "day")
+        .agg(pl.col("revenue").sum(), _sum_or_unknown("cost"), _sum_or_unknown("margin"))
+        .select(
+            "customer_id",
+            in_calibration.alias("in_calibration"),
+            pl.when(occasion).then(pl.col("day")).alias("occasion_day"),
+            pl.when(occasion).then(pl.col("revenue")).alias("occasion_revenue"),
+            pl.when(in_calibration).then(pl.col("revenue")).otherwise(0.0).alias("revenue"),
+            pl.when(in_calibration).then(pl.col("cost")).alias("cost"),
+            pl.when(in_calibration).then(pl.col("margin")).alias("margin"),
+            (in_calibration & (pl.col("revenue") < 0)).alias("return_day"),
+            later_occasion.alias("later_occasion"),
+            pl.when(later_occasion).then(pl.col("revenue")).otherwise(0.0).alias("later_revenue"),
         )
     )
-    totals = (
-        days.filter(pl.col("day") <= end)
-        .group_by("customer_id")
-        .agg(
-            pl.col("revenue").sum(),
-            _sum_or_unknown("cost"),
-            _sum_or_unknown("margin"),
-            (pl.col("revenue") < 0).sum().alias("return_days"),
-        )
+    aggregated = days.group_by("customer_id").agg(
+        pl.col("in_calibration").any().alias("seen_in_calibration"),
+        pl.col("occasion_day").min().alias("first_purchase"),
+        pl.col("occasion_day").max().alias("last_purchase"),
+        pl.col("occasion_day").count().alias("occasions"),
+        pl.col("occasion_revenue").sum(),
+        pl.col("occasion_revenue").get(pl.col("occasion_day").arg_min()).alias("first_revenue"),
+        pl.col("revenue").sum(),
+        _sum_or_unknown("cost"),
+        _sum_or_unknown("margin"),
+        pl.col("return_day").sum().cast(pl.Int64).alias("return_days"),
+        pl.col("later_occasion").sum().cast(pl.Int64).alias("frequency_holdout"),
+        pl.col("later_revenue").sum().alias("revenue_holdout"),
     )
-    frequency = pl.col("occasions") - 1
-    return firsts.join(totals, on="customer_id").select(
+    # A customer without a purchase occasion gets frequency -1 here; the caller counts and drops them.
+    frequency = pl.col("occasions").cast(pl.Int64) - 1
+    return aggregated.select(
         "customer_id",
-        frequency.cast(pl.Int64).alias("frequency"),
+        "seen_in_calibration",
+        frequency.alias("frequency"),
         ((pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days() / period_days).alias("recency"),
         ((pl.lit(end) - pl.col("first_purchase")).dt.total_days() / period_days).alias("T"),
         pl.when(frequency > 0)
@@ -153,23 +166,17 @@ def _calibration(days: pl.DataFrame, occasions: pl.DataFrame, end: dt.date, peri
         "revenue",
         "cost",
         "margin",
-        pl.col("return_days").cast(pl.Int64),
+        "return_days",
         "first_purchase",
         "last_purchase",
-    )
-
-
-def _holdout(occasions: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
-    return (
-        occasions.filter((pl.col("day") > start) & (pl.col("day") <= end))
-        .group_by("customer_id")
-        .agg(pl.len().cast(pl.Int64).alias("frequency_holdout"), pl.col("revenue").sum().alias("revenue_holdout"))
-    )
+        "frequency_holdout",
+        "revenue_holdout",
+    ).collect()
 
 
 def _sum_or_unknown(name: str) -> pl.Expr:
     """A sum over costs nobody recorded is unknown (null), not zero."""
-    return pl.when(pl.col(name).is_not_null().any()).then(pl.col(name).sum()).alias(name)
+    return pl.when(pl.col(name).count() > 0).then(pl.col(name).sum()).alias(name)
 
 
 def _as_date(value: object) -> dt.date:

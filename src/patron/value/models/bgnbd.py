@@ -63,23 +63,30 @@ class BetaGeometricNBD(PurchaseModel):
 def _log_likelihood_and_gradient(theta: Array, x: Array, t_x: Array, big_t: Array) -> tuple[Array, Array]:
     """Per-customer log-likelihood (FHL 2005, eq. 6) and its derivatives in (r, α, a, b), shape (4, n)."""
     r, alpha, a, b = theta
+    # The gamma-function terms depend on x alone: evaluate them once per distinct frequency.
+    counts, index = np.unique(x, return_inverse=True)
+
+    def per_x(values: Array) -> Array:
+        return floats(values)[index]
+
     repeat = x > 0
     log_alpha_t = np.log(alpha + big_t)
     log_alpha_tx = np.log(alpha + t_x)
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    a1 = per_x(gammaln(r + counts)) - gammaln(r) + r * np.log(alpha)
+    a2 = per_x(gammaln(b + counts) - gammaln(a + b + counts)) + gammaln(a + b) - gammaln(b)
     a3 = -(r + x) * log_alpha_t
     b_x1 = np.where(repeat, b + x - 1, 1.0)
     a4 = np.where(repeat, np.log(a) - np.log(b_x1) - (r + x) * log_alpha_tx, -np.inf)
     mix = np.logaddexp(a3, a4)
     w3 = np.exp(a3 - mix)
     w4 = np.exp(a4 - mix)
+    digamma_abx = per_x(digamma(a + b + counts))
     gradient = np.vstack(
         [
-            digamma(r + x) - digamma(r) + np.log(alpha) - w3 * log_alpha_t - w4 * log_alpha_tx,
+            per_x(digamma(r + counts)) - digamma(r) + np.log(alpha) - w3 * log_alpha_t - w4 * log_alpha_tx,
             r / alpha - w3 * (r + x) / (alpha + big_t) - w4 * (r + x) / (alpha + t_x),
-            digamma(a + b) - digamma(a + b + x) + w4 / a,
-            digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - w4 / b_x1,
+            digamma(a + b) - digamma_abx + w4 / a,
+            digamma(a + b) + per_x(digamma(b + counts)) - digamma(b) - digamma_abx - w4 / b_x1,
         ]
     )
     return a1 + a2 + mix, gradient

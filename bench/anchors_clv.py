@@ -1,0 +1,117 @@
+"""One CLV workload in an anchor library, timed; runs in the separate benchmark environment (bench/.venv-anchors).
+
+Usage: python anchors_clv.py LIBRARY WORKLOAD TRANSACTIONS.parquet  →  prints {"seconds": ...} as JSON.
+LIBRARY is lifetimes or pymc-marketing; WORKLOAD is summary, bgnbd, paretonbd, gammagamma or scoring.
+Only the workload itself is timed; the summary it needs is built first, untimed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+
+import pandas as pd
+
+warnings.filterwarnings("ignore")
+OBSERVATION_END = "1998-06-30"
+HORIZON_MONTHS = 36
+MONTHLY_DISCOUNT = 0.10 / 12
+
+
+def lifetimes_summary(transactions: pd.DataFrame) -> pd.DataFrame:
+    from lifetimes.utils import summary_data_from_transaction_data  # noqa: PLC0415  (anchor environment only)
+
+    return summary_data_from_transaction_data(
+        transactions,
+        "customer_id",
+        "at",
+        monetary_value_col="revenue",
+        observation_period_end=OBSERVATION_END,
+        freq="D",
+    )
+
+
+def pymc_summary(transactions: pd.DataFrame) -> pd.DataFrame:
+    from pymc_marketing.clv.utils import rfm_summary  # noqa: PLC0415  (anchor environment only)
+
+    return rfm_summary(
+        transactions,
+        "customer_id",
+        "at",
+        monetary_value_col="revenue",
+        observation_period_end=OBSERVATION_END,
+        time_unit="D",
+    )
+
+
+def run_lifetimes(workload: str, transactions: pd.DataFrame) -> float:
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter  # noqa: PLC0415  (anchor environment only)
+
+    if workload == "summary":
+        started = time.perf_counter()
+        lifetimes_summary(transactions)
+        return time.perf_counter() - started
+    summary = lifetimes_summary(transactions)
+    repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    started = time.perf_counter()
+    if workload == "bgnbd":
+        BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+    elif workload == "paretonbd":
+        ParetoNBDFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+    elif workload == "gammagamma":
+        GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+    else:
+        started_fits = time.perf_counter()
+        bgf = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+        ggf = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+        started += time.perf_counter() - started_fits  # scoring only: the fits are timed above
+        bgf.conditional_probability_alive(summary["frequency"], summary["recency"], summary["T"])
+        ggf.customer_lifetime_value(
+            bgf, summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"],
+            time=HORIZON_MONTHS, discount_rate=MONTHLY_DISCOUNT, freq="D",
+        )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def run_pymc(workload: str, transactions: pd.DataFrame) -> float:
+    from pymc_marketing import clv  # noqa: PLC0415  (anchor environment only)
+
+    if workload == "summary":
+        started = time.perf_counter()
+        pymc_summary(transactions)
+        return time.perf_counter() - started
+    summary = pymc_summary(transactions)
+    repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    started = time.perf_counter()
+    if workload == "bgnbd":
+        clv.BetaGeoModel(data=summary).fit(method="map")
+    elif workload == "paretonbd":
+        clv.ParetoNBDModel(data=summary).fit(method="map")
+    elif workload == "gammagamma":
+        clv.GammaGammaModel(data=repeat).fit(method="map")
+    else:
+        started_fits = time.perf_counter()
+        bg = clv.BetaGeoModel(data=summary)
+        bg.fit(method="map")
+        gg = clv.GammaGammaModel(data=repeat)
+        gg.fit(method="map")
+        started += time.perf_counter() - started_fits
+        bg.expected_probability_alive(data=summary)
+        gg.expected_customer_lifetime_value(
+            transaction_model=bg, data=summary, future_t=HORIZON_MONTHS, discount_rate=MONTHLY_DISCOUNT, time_unit="D"
+        )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    library, workload, path = sys.argv[1:4]
+    transactions = pd.read_parquet(path)
+    transactions["at"] = pd.to_datetime(transactions["at"])
+    seconds = (run_lifetimes if library == "lifetimes" else run_pymc)(workload, transactions)
+    print(json.dumps({"seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()
