@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from patron.cif import schema as cif
 from patron.cif.schema import Base
+from patron.segments import schema as segments
 from patron.value import schema as value
 
-__all__ = ["Base", "cif", "value"]
+__all__ = ["Base", "cif", "segments", "value"]

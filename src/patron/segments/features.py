@@ -1,0 +1,246 @@
+"""The customer feature frame: one row per customer with every field a segment rule or a model may use.
+
+Fields: the customer record (kind, status, source, acquisition), the profile, the extensible attributes as
+``attributes.<key>``, order aggregates, interaction counts, campaign responses as ``responded.<campaign>``, and
+the latest value scores. Category purchases live in a second, long frame for ``bought(...)``.
+Built column-wise from a few queries; restricted to some customers it is the incremental path for one event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+from sqlalchemy import Engine, Select, case, func, select
+
+from patron.cif import schema as s
+from patron.value.schema import CustomerScore, ScoreRun
+
+C = s.Customer.__table__.c
+P = s.CustomerProfile.__table__.c
+A = s.CustomerAttribute.__table__.c
+O = s.Order.__table__.c  # noqa: E741
+L = s.OrderLine.__table__.c
+CAT = s.Category.__table__.c
+INTERACTIONS = s.Interaction.__table__.c
+RESPONSES = s.CampaignResponse.__table__.c
+CAMPAIGNS = s.Campaign.__table__.c
+SCORES = CustomerScore.__table__.c
+RUNS = ScoreRun.__table__.c
+
+PROFILE_COLUMNS = {
+    "birth_year": pl.Int64, "gender": pl.String, "education": pl.String, "marital_status": pl.String,
+    "income": pl.Float64, "children_at_home": pl.Int64, "teens_at_home": pl.Int64, "city": pl.String,
+    "region": pl.String, "country": pl.String, "industry": pl.String, "employees": pl.Int64,
+}  # fmt: skip
+ATTRIBUTE_TYPES = {"number": pl.Float64, "boolean": pl.Boolean, "date": pl.Date, "text": pl.String}
+STATIC_FIELDS: dict[str, pl.DataType] = {
+    "customer_id": pl.Int64(), "kind": pl.String(), "status": pl.String(), "source": pl.String(),
+    "acquired_on": pl.Date(), "acquisition_channel": pl.String(),
+    **{name: dtype() for name, dtype in PROFILE_COLUMNS.items()},
+    "orders": pl.Int64(), "revenue": pl.Float64(), "first_order": pl.Date(), "last_order": pl.Date(),
+    "days_since_last_order": pl.Int64(), "interactions": pl.Int64(), "complaints_last_year": pl.Int64(),
+    "tier": pl.String(), "clv": pl.Float64(), "p_alive": pl.Float64(), "value_at_risk": pl.Float64(),
+    "expected_purchases": pl.Float64(),
+}  # fmt: skip
+
+# Which fields an event can change: segments using none of them need not be re-evaluated.
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "purchase": frozenset({"orders", "revenue", "first_order", "last_order", "days_since_last_order", "bought"}),
+    "interaction": frozenset({"interactions", "complaints_last_year"}),
+    "score": frozenset({"tier", "clv", "p_alive", "value_at_risk", "expected_purchases"}),
+    "profile": frozenset(
+        {"kind", "status", "source", "acquired_on", "acquisition_channel", *PROFILE_COLUMNS, "attributes.*"}
+    ),
+    "response": frozenset({"responded.*"}),
+}
+
+
+@dataclass(frozen=True)
+class Features:
+    customers: pl.DataFrame  # one row per customer
+    categories: pl.DataFrame  # customer_id, category, last_day: the last purchase in each category
+    as_of: dt.date
+
+
+def _restrict(
+    query: Select[tuple[object, ...]], column: object, ids: Sequence[int] | None
+) -> Select[tuple[object, ...]]:
+    return query if ids is None else query.where(column.in_(list(ids)))  # type: ignore[attr-defined]
+
+
+def _frame(engine: Engine, query: Select[tuple[object, ...]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    with engine.connect() as conn:
+        return pl.DataFrame(conn.execute(query).all(), schema=schema, orient="row")
+
+
+def build_features(
+    engine: Engine, *, as_of: dt.date | None = None, customer_ids: Sequence[int] | None = None
+) -> Features:
+    """The feature frame for every customer (or only ``customer_ids``), as of ``as_of`` (default today)."""
+    as_of = as_of or dt.date.today()
+    base = _frame(
+        engine,
+        _restrict(
+            select(C.id, C.kind, C.status, C.source, C.acquired_on, C.acquisition_channel).where(
+                C.status != "merged"
+            ),
+            C.id,
+            customer_ids,
+        ),
+        {"customer_id": pl.Int64(), "kind": pl.String(), "status": pl.String(), "source": pl.String(),
+         "acquired_on": pl.Date(), "acquisition_channel": pl.String()},
+    )  # fmt: skip
+    profile_columns = [P.customer_id, *(P.income_minor if n == "income" else P[n] for n in PROFILE_COLUMNS)]
+    profiles = _frame(
+        engine,
+        _restrict(select(*profile_columns), P.customer_id, customer_ids),
+        {"customer_id": pl.Int64(), **{n: (pl.Int64() if n == "income" else t()) for n, t in PROFILE_COLUMNS.items()}},
+    ).with_columns(pl.col("income").cast(pl.Float64) / 100)
+    frame = base.join(profiles, on="customer_id", how="left")
+    frame = frame.join(_attributes(engine, customer_ids), on="customer_id", how="left")
+    frame = frame.join(_orders(engine, customer_ids, as_of), on="customer_id", how="left")
+    frame = frame.join(_interactions(engine, customer_ids, as_of), on="customer_id", how="left")
+    frame = frame.join(_responses(engine, customer_ids), on="customer_id", how="left")
+    frame = frame.join(_scores(engine, customer_ids), on="customer_id", how="left")
+    counts = [c for c in ("orders", "interactions", "complaints_last_year") if c in frame.columns]
+    frame = frame.with_columns(pl.col(counts).fill_null(0), pl.col("revenue").fill_null(0.0))
+    responded = [c for c in frame.columns if c.startswith("responded.")]
+    if responded:
+        frame = frame.with_columns(pl.col(responded).fill_null(False))
+    return Features(frame.sort("customer_id"), _categories(engine, customer_ids), as_of)
+
+
+def _attributes(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
+    rows = _frame(
+        engine,
+        _restrict(
+            select(A.customer_id, A.key, A.value_type, A.value_text, A.value_number, A.value_date), A.customer_id, ids
+        ),
+        {"customer_id": pl.Int64(), "key": pl.String(), "value_type": pl.String(), "value_text": pl.String(),
+         "value_number": pl.Float64(), "value_date": pl.Date()},
+    )  # fmt: skip
+    frame = rows.select("customer_id").unique()
+    for (key, value_type), group in rows.group_by("key", "value_type", maintain_order=True):
+        name = f"attributes.{key}"
+        if value_type == "number":
+            values = group.select("customer_id", pl.col("value_number").alias(name))
+        elif value_type == "boolean":
+            values = group.select("customer_id", (pl.col("value_text") == "true").alias(name))
+        elif value_type == "date":
+            values = group.select("customer_id", pl.col("value_date").alias(name))
+        else:
+            values = group.select("customer_id", pl.col("value_text").alias(name))
+        if name in frame.columns:  # one key stored with two types: keep it as text
+            continue
+        frame = frame.join(values, on="customer_id", how="left")
+    return frame
+
+
+def attribute_fields(engine: Engine) -> dict[str, pl.DataType]:
+    """The attribute keys in the store with their types, without loading the values."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(A.key, A.value_type).distinct()).all()
+    return {f"attributes.{key}": ATTRIBUTE_TYPES[value_type]() for key, value_type in rows}
+
+
+def response_fields(engine: Engine) -> dict[str, pl.DataType]:
+    with engine.connect() as conn:
+        keys = conn.scalars(select(CAMPAIGNS.campaign_key).distinct()).all()
+    return {f"responded.{key}": pl.Boolean() for key in keys}
+
+
+def feature_schema(engine: Engine) -> dict[str, pl.DataType]:
+    """Every field a segment rule can name, with its type."""
+    return {**STATIC_FIELDS, **attribute_fields(engine), **response_fields(engine)}
+
+
+def _orders(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
+    aggregates = (
+        func.count(func.distinct(O.id)),
+        func.sum(L.revenue_minor),
+        func.min(O.ordered_at),
+        func.max(O.ordered_at),
+    )
+    lines = (
+        select(O.customer_id, *aggregates)
+        .select_from(s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id))
+        .group_by(O.customer_id)
+    )  # fmt: skip
+    frame = _frame(
+        engine,
+        _restrict(lines, O.customer_id, ids),
+        {"customer_id": pl.Int64(), "orders": pl.Int64(), "revenue": pl.Float64(), "first_order": pl.Datetime("us"),
+         "last_order": pl.Datetime("us")},
+    )  # fmt: skip
+    return frame.with_columns(
+        (pl.col("revenue") / 100),  # minor → major units for the common two-decimal currencies
+        pl.col("first_order", "last_order").cast(pl.Date),
+    ).with_columns((pl.lit(as_of) - pl.col("last_order")).dt.total_days().alias("days_since_last_order"))
+
+
+def _interactions(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
+    year_ago = dt.datetime.combine(as_of - dt.timedelta(days=365), dt.time())
+    complaint = func.sum(case(((INTERACTIONS.type == "complaint") & (INTERACTIONS.occurred_at > year_ago), 1), else_=0))
+    query = select(INTERACTIONS.customer_id, func.count(), complaint).group_by(INTERACTIONS.customer_id)
+    return _frame(
+        engine,
+        _restrict(query, INTERACTIONS.customer_id, ids),
+        {"customer_id": pl.Int64(), "interactions": pl.Int64(), "complaints_last_year": pl.Int64()},
+    )
+
+
+def _responses(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
+    query = (
+        select(RESPONSES.customer_id, CAMPAIGNS.campaign_key)
+        .select_from(s.CampaignResponse.__table__.join(s.Campaign.__table__, CAMPAIGNS.id == RESPONSES.campaign_id))
+        .distinct()
+    )
+    rows = _frame(
+        engine, _restrict(query, RESPONSES.customer_id, ids), {"customer_id": pl.Int64(), "campaign": pl.String()}
+    )
+    if rows.height == 0:
+        return pl.DataFrame(schema={"customer_id": pl.Int64()})
+    return (
+        rows.with_columns(pl.lit(True).alias("responded"), ("responded." + pl.col("campaign")).alias("campaign"))
+        .pivot(on="campaign", index="customer_id", values="responded")
+        .with_columns(pl.exclude("customer_id").fill_null(False))
+    )
+
+
+def _scores(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
+    """Each customer's scores from the newest run that scored them."""
+    newest = select(SCORES.customer_id, func.max(SCORES.run_id).label("run_id")).group_by(SCORES.customer_id)
+    latest = _restrict(newest, SCORES.customer_id, ids).subquery()
+    query = select(
+        SCORES.customer_id, SCORES.tier, SCORES.clv_minor, SCORES.p_alive, SCORES.value_at_risk_minor,
+        SCORES.expected_purchases,
+    ).join(latest, (latest.c.customer_id == SCORES.customer_id) & (latest.c.run_id == SCORES.run_id))  # fmt: skip
+    frame = _frame(
+        engine,
+        query,
+        {"customer_id": pl.Int64(), "tier": pl.String(), "clv": pl.Float64(), "p_alive": pl.Float64(),
+         "value_at_risk": pl.Float64(), "expected_purchases": pl.Float64()},
+    )  # fmt: skip
+    return frame.with_columns(pl.col("clv", "value_at_risk") / 100)
+
+
+def _categories(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
+    query = (
+        select(O.customer_id, CAT.name, func.max(O.ordered_at))
+        .select_from(
+            s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id).join(
+                s.Category.__table__, CAT.id == L.category_id
+            )
+        )
+        .where(L.revenue_minor > 0)
+        .group_by(O.customer_id, CAT.name)
+    )
+    frame = _frame(
+        engine,
+        _restrict(query, O.customer_id, ids),
+        {"customer_id": pl.Int64(), "category": pl.String(), "last_day": pl.Datetime("us")},
+    )
+    return frame.with_columns(pl.col("last_day").cast(pl.Date))

@@ -1,0 +1,204 @@
+"""Rule segments: save a rule, preview its count, evaluate membership set-wise, keep it current per event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from patron.cif.schema import _now, table_of
+from patron.errors import ConflictError, InvalidInputError, NotFoundError
+from patron.segments.expression import CompiledRule, Context, compile_rule
+from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema
+from patron.segments.schema import Segment, SegmentMember
+
+SEGMENTS = table_of(Segment)
+MEMBERS = table_of(SegmentMember)
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    customers: int
+    sample: pl.DataFrame
+
+
+def _compile(engine: Engine, expression: str) -> CompiledRule:
+    return compile_rule(expression, feature_schema(engine))
+
+
+def create_segment(engine: Engine, name: str, expression: str, description: str | None = None) -> int:
+    """Save a segment after checking its rule; its members are computed by :func:`evaluate_segments`."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInputError("a segment needs a name of 1 to 100 characters", field="name")
+    rule = _compile(engine, expression)
+    try:
+        with engine.begin() as conn:
+            row = {"name": name, "expression": rule.text, "description": description, "fields": sorted(rule.fields)}
+            return int(conn.execute(insert(SEGMENTS).values(row).returning(SEGMENTS.c.id)).scalar_one())
+    except IntegrityError as error:
+        raise ConflictError(f"there is already a segment called {name!r}", field="name") from error
+
+
+def update_segment(engine: Engine, name: str, expression: str) -> None:
+    rule = _compile(engine, expression)
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(SEGMENTS).where(SEGMENTS.c.name == name).values(expression=rule.text, fields=sorted(rule.fields))
+        ).rowcount
+    if not changed:
+        raise NotFoundError(f"there is no segment called {name!r}", field="name")
+
+
+def list_segments(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(select(SEGMENTS).order_by(SEGMENTS.c.name))]
+
+
+def segment_id(engine: Engine, name: str) -> int:
+    with engine.connect() as conn:
+        found = conn.scalar(select(SEGMENTS.c.id).where(SEGMENTS.c.name == name))
+    if found is None:
+        raise NotFoundError(f"there is no segment called {name!r}", field="segment")
+    return int(found)
+
+
+def _members_of(features: Features, rule: CompiledRule, schema: dict[str, pl.DataType] | None = None) -> pl.Series:
+    frame = features.customers
+    # A field nobody in this frame has (an attribute, a campaign) is missing for all of them, not an error.
+    absent = [name for name in rule.fields if name != "bought" and name not in frame.columns]
+    if absent and schema is not None:
+        frame = frame.with_columns(pl.lit(None, dtype=schema[name]).alias(name) for name in absent)
+    context = Context(features.categories, features.as_of)
+    return frame.filter(rule.expression(context))["customer_id"]
+
+
+def preview(engine: Engine, expression: str, *, as_of: dt.date | None = None, sample: int = 10) -> Preview:
+    """How many customers a rule selects now, with a few of them: the segment builder's live count."""
+    rule = _compile(engine, expression)
+    features = build_features(engine, as_of=as_of)
+    members = _members_of(features, rule, feature_schema(engine))
+    rows = features.customers.filter(pl.col("customer_id").is_in(members)).head(sample)
+    return Preview(len(members), features.customers.height, rows)
+
+
+def evaluate_segments(
+    engine: Engine,
+    *,
+    as_of: dt.date | None = None,
+    names: Sequence[str] | None = None,
+    features: Features | None = None,
+) -> dict[str, int]:
+    """Recompute the members of every (or the named) segment; write only who joined and who left."""
+    segments = [s for s in list_segments(engine) if names is None or s["name"] in names]
+    if names is not None and len(segments) != len(set(names)):
+        missing = sorted(set(names) - {s["name"] for s in segments})
+        raise NotFoundError(f"there is no segment called {missing[0]!r}", field="segment")
+    schema = feature_schema(engine)
+    features = features or build_features(engine, as_of=as_of)
+    counts: dict[str, int] = {}
+    for segment in segments:
+        rule = compile_rule(segment["expression"], schema)
+        wanted = pl.DataFrame({"customer_id": _members_of(features, rule, schema)})
+        with engine.begin() as conn:
+            current = pl.DataFrame(
+                {
+                    "customer_id": conn.scalars(
+                        select(MEMBERS.c.customer_id).where(MEMBERS.c.segment_id == segment["id"])
+                    ).all()
+                },
+                schema={"customer_id": pl.Int64},
+            )
+            joined = wanted.join(current, on="customer_id", how="anti")["customer_id"].to_list()
+            left = current.join(wanted, on="customer_id", how="anti")["customer_id"].to_list()
+            for start in range(0, len(left), 5000):
+                conn.execute(
+                    delete(MEMBERS).where(
+                        MEMBERS.c.segment_id == segment["id"], MEMBERS.c.customer_id.in_(left[start : start + 5000])
+                    )
+                )
+            rows = [{"segment_id": segment["id"], "customer_id": customer} for customer in joined]
+            for start in range(0, len(rows), 10_000):
+                conn.execute(insert(MEMBERS), rows[start : start + 10_000])
+            conn.execute(
+                update(SEGMENTS)
+                .where(SEGMENTS.c.id == segment["id"])
+                .values(member_count=wanted.height, evaluated_at=_now())
+            )
+        counts[segment["name"]] = wanted.height
+    return counts
+
+
+@dataclass(frozen=True)
+class EventEffect:
+    joined: list[str]
+    left: list[str]
+    checked: list[str]
+
+
+def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date | None = None) -> EventEffect:
+    """Re-evaluate, for one customer, only the segments the event can affect (``purchase``, ``interaction``,
+    ``score``, ``profile``, ``response``)."""
+    if event not in EVENT_FIELDS:
+        raise InvalidInputError(f"unknown event {event!r}; use one of {', '.join(EVENT_FIELDS)}", field="event")
+    touched = EVENT_FIELDS[event]
+    prefixes = tuple(name[:-1] for name in touched if name.endswith(".*"))
+    affected = [
+        s
+        for s in list_segments(engine)
+        if any(f in touched or (prefixes and f.startswith(prefixes)) for f in s["fields"])
+    ]
+    if not affected:
+        return EventEffect([], [], [])
+    features = build_features(engine, as_of=as_of, customer_ids=[customer_id])
+    if features.customers.height == 0:
+        raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+    schema = feature_schema(engine)
+    joined: list[str] = []
+    left: list[str] = []
+    with engine.begin() as conn:
+        current = set(conn.scalars(select(MEMBERS.c.segment_id).where(MEMBERS.c.customer_id == customer_id)).all())
+        for segment in affected:
+            rule = compile_rule(segment["expression"], schema)
+            member = len(_members_of(features, rule, schema)) == 1
+            was = segment["id"] in current
+            if member and not was:
+                conn.execute(insert(MEMBERS).values(segment_id=segment["id"], customer_id=customer_id))
+                conn.execute(
+                    update(SEGMENTS)
+                    .where(SEGMENTS.c.id == segment["id"])
+                    .values(member_count=SEGMENTS.c.member_count + 1)
+                )
+                joined.append(segment["name"])
+            elif was and not member:
+                conn.execute(
+                    delete(MEMBERS).where(MEMBERS.c.segment_id == segment["id"], MEMBERS.c.customer_id == customer_id)
+                )
+                conn.execute(
+                    update(SEGMENTS)
+                    .where(SEGMENTS.c.id == segment["id"])
+                    .values(member_count=SEGMENTS.c.member_count - 1)
+                )
+                left.append(segment["name"])
+    return EventEffect(joined, left, [s["name"] for s in affected])
+
+
+def segment_members(engine: Engine, name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[int], int]:
+    """One page of a segment's member ids (as last evaluated) and the total."""
+    identifier = segment_id(engine, name)
+    with engine.connect() as conn:
+        ids = conn.scalars(
+            select(MEMBERS.c.customer_id)
+            .where(MEMBERS.c.segment_id == identifier)
+            .order_by(MEMBERS.c.customer_id)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        total = conn.scalar(select(SEGMENTS.c.member_count).where(SEGMENTS.c.id == identifier))
+    return [int(i) for i in ids], int(total or 0)

@@ -1,0 +1,61 @@
+"""Saved rule segments and their members; segmentation (clustering) runs and the customers' assignments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from patron.cif.schema import Base, BigId, _now
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    expression: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    fields: Mapped[list[str]] = mapped_column(JSON)  # what the rule reads: decides which events re-evaluate it
+    member_count: Mapped[int | None] = mapped_column(Integer)
+    evaluated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class SegmentMember(Base):
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class SegmentationRun(Base):
+    """One needs-based clustering of the base: method, features, the chosen number of segments and why."""
+
+    __tablename__ = "segmentation_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    method: Mapped[str] = mapped_column(String(32))
+    features: Mapped[list[str]] = mapped_column(JSON)
+    segments: Mapped[int] = mapped_column(Integer)
+    criterion: Mapped[dict[str, Any]] = mapped_column(JSON)  # e.g. {"name": "bic", "by_k": {...}}
+    descriptions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(String(200))
+
+
+class SegmentAssignment(Base):
+    __tablename__ = "segment_assignments"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("segmentation_runs.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    segment: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
