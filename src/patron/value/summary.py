@@ -83,7 +83,11 @@ def purchase_summary(
     if future := complete.height - in_window.height:
         excluded["rows_after_observation_end"] = future
 
-    per_customer = _per_customer(in_window, calibration_end, PERIOD_DAYS[period])
+    amounts = [name for name in ("cost", "margin") if in_window[name].null_count() < in_window.height]
+    unknown = [name for name in ("cost", "margin") if name not in amounts]
+    per_customer = _per_customer(in_window.drop(unknown), calibration_end, PERIOD_DAYS[period])
+    # Costs nobody recorded are unknown: the columns stay, as nulls (and are not aggregated, which is faster).
+    per_customer = per_customer.with_columns(pl.lit(None, dtype=pl.Float64).alias(name) for name in unknown)
     in_calibration = per_customer.filter(pl.col("seen_in_calibration"))
     if late := per_customer.height - in_calibration.height:
         excluded["customers_first_seen_after_calibration_end"] = late
@@ -117,21 +121,22 @@ def _normalise(transactions: pl.DataFrame) -> pl.DataFrame:
 
 def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) -> pl.DataFrame:
     """Net amounts per customer and day, then every per-customer figure as a plain (fast) aggregation."""
+    amounts = [name for name in ("cost", "margin") if name in transactions.columns]
     in_calibration = pl.col("day") <= end
     occasion = in_calibration & (pl.col("revenue") >= 0)
     later_occasion = ~in_calibration & (pl.col("revenue") >= 0)
     days = (
         transactions.lazy()
         .group_by("customer_id", "day")
-        .agg(pl.col("revenue").sum(), _sum_or_unknown("cost"), _sum_or_unknown("margin"))
+        .agg(pl.col("revenue").sum(), *(e for name in amounts for e in _sum_and_count(name)))
+        .with_columns(_known_sum(name) for name in amounts)
         .select(
             "customer_id",
             in_calibration.alias("in_calibration"),
             pl.when(occasion).then(pl.col("day")).alias("occasion_day"),
             pl.when(occasion).then(pl.col("revenue")).alias("occasion_revenue"),
             pl.when(in_calibration).then(pl.col("revenue")).otherwise(0.0).alias("revenue"),
-            pl.when(in_calibration).then(pl.col("cost")).alias("cost"),
-            pl.when(in_calibration).then(pl.col("margin")).alias("margin"),
+            *(pl.when(in_calibration).then(pl.col(name)).alias(name) for name in amounts),
             (in_calibration & (pl.col("revenue") < 0)).alias("return_day"),
             later_occasion.alias("later_occasion"),
             pl.when(later_occasion).then(pl.col("revenue")).otherwise(0.0).alias("later_revenue"),
@@ -143,40 +148,46 @@ def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) 
         pl.col("occasion_day").max().alias("last_purchase"),
         pl.col("occasion_day").count().alias("occasions"),
         pl.col("occasion_revenue").sum(),
-        pl.col("occasion_revenue").get(pl.col("occasion_day").arg_min()).alias("first_revenue"),
+        pl.col("occasion_revenue").min_by("occasion_day").alias("first_revenue"),
         pl.col("revenue").sum(),
-        _sum_or_unknown("cost"),
-        _sum_or_unknown("margin"),
+        *(e for name in amounts for e in _sum_and_count(name)),
         pl.col("return_day").sum().cast(pl.Int64).alias("return_days"),
         pl.col("later_occasion").sum().cast(pl.Int64).alias("frequency_holdout"),
         pl.col("later_revenue").sum().alias("revenue_holdout"),
     )
     # A customer without a purchase occasion gets frequency -1 here; the caller counts and drops them.
     frequency = pl.col("occasions").cast(pl.Int64) - 1
-    return aggregated.select(
-        "customer_id",
-        "seen_in_calibration",
-        frequency.alias("frequency"),
-        ((pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days() / period_days).alias("recency"),
-        ((pl.lit(end) - pl.col("first_purchase")).dt.total_days() / period_days).alias("T"),
-        pl.when(frequency > 0)
-        .then((pl.col("occasion_revenue") - pl.col("first_revenue")) / frequency)
-        .otherwise(0.0)
-        .alias("monetary_value"),
-        "revenue",
-        "cost",
-        "margin",
-        "return_days",
-        "first_purchase",
-        "last_purchase",
-        "frequency_holdout",
-        "revenue_holdout",
-    ).collect()
+    return (
+        aggregated.with_columns(_known_sum(name) for name in amounts)
+        .select(
+            "customer_id",
+            "seen_in_calibration",
+            frequency.alias("frequency"),
+            ((pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days() / period_days).alias("recency"),
+            ((pl.lit(end) - pl.col("first_purchase")).dt.total_days() / period_days).alias("T"),
+            pl.when(frequency > 0)
+            .then((pl.col("occasion_revenue") - pl.col("first_revenue")) / frequency)
+            .otherwise(0.0)
+            .alias("monetary_value"),
+            "revenue",
+            *amounts,
+            "return_days",
+            "first_purchase",
+            "last_purchase",
+            "frequency_holdout",
+            "revenue_holdout",
+        )
+        .collect()
+    )
 
 
-def _sum_or_unknown(name: str) -> pl.Expr:
-    """A sum over costs nobody recorded is unknown (null), not zero."""
-    return pl.when(pl.col(name).count() > 0).then(pl.col(name).sum()).alias(name)
+def _sum_and_count(name: str) -> tuple[pl.Expr, pl.Expr]:
+    return pl.col(name).sum(), pl.col(name).count().alias(f"{name}__known")
+
+
+def _known_sum(name: str) -> pl.Expr:
+    """A sum over costs nobody recorded is unknown (null), not zero (decided after the aggregation: fast)."""
+    return pl.when(pl.col(f"{name}__known") > 0).then(pl.col(name)).alias(name)
 
 
 def _as_date(value: object) -> dt.date:
