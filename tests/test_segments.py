@@ -86,7 +86,7 @@ def test_rules_select_the_right_customers(rule: str, expected: list[int]) -> Non
         ("tier == 'A'; DROP TABLE customers", "not a valid rule"),
         ("tier == 'A' or 1 == 1 --", "not a valid rule"),
         ("open('/etc/passwd')", "calls to open are not allowed"),
-        ("FRAME.__class__", "only attributes.<name> and responded.<name> may use a dot"),
+        ("FRAME.__class__", "only attributes.<name>, responded.<name>, spend.<name> may use a dot"),
         ("[x for x in tier]", "a comprehension is not allowed"),
         ("tier[0] == 'A'", "indexing ([...]) is not allowed"),
         ("bought(tier)", "the category of bought() must be a text literal"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from patron.cif import schema as cif
 from patron.cif.schema import Base
+from patron.predict import schema as predict
 from patron.segments import schema as segments
 from patron.value import schema as value
 
-__all__ = ["Base", "cif", "segments", "value"]
+__all__ = ["Base", "cif", "predict", "segments", "value"]

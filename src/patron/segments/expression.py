@@ -29,7 +29,7 @@ Kind = Literal["number", "text", "bool", "date"]
 MAX_LENGTH = 2000
 MAX_NODES = 400
 FUNCTIONS = ("bought", "date", "days_ago", "is_missing")
-NAMESPACES = ("attributes", "responded")
+NAMESPACES = ("attributes", "responded", "spend")
 _SQL_WORDS = {"AND": "and", "OR": "or", "NOT": "not", "TRUE": "True", "FALSE": "False", "IN": "in"}
 
 
@@ -212,7 +212,7 @@ class _Checker:
 
     def visit_Attribute(self, node: ast.Attribute) -> Typed:
         if not isinstance(node.value, ast.Name) or node.value.id not in NAMESPACES:
-            raise self.fail(node, f"only {' and '.join(f'{n}.<name>' for n in NAMESPACES)} may use a dot")
+            raise self.fail(node, f"only {', '.join(f'{n}.<name>' for n in NAMESPACES)} may use a dot")
         return self.field(node, f"{node.value.id}.{node.attr}")
 
     def field(self, node: ast.AST, name: str) -> Typed:

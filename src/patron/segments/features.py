@@ -2,7 +2,8 @@
 
 Fields: the customer record (kind, status, source, acquisition), the profile, the extensible attributes as
 ``attributes.<key>``, order aggregates, interaction counts, campaign responses as ``responded.<campaign>``, and
-the latest value scores. Category purchases live in a second, long frame for ``bought(...)``.
+the latest value scores, and spend per product category as ``spend.<category>``. The date of the last purchase
+per category lives in a second, long frame for ``bought(...)``.
 Built column-wise from a few queries; restricted to some customers it is the incremental path for one event.
 """
 
@@ -48,7 +49,9 @@ STATIC_FIELDS: dict[str, pl.DataType] = {
 
 # Which fields an event can change: segments using none of them need not be re-evaluated.
 EVENT_FIELDS: dict[str, frozenset[str]] = {
-    "purchase": frozenset({"orders", "revenue", "first_order", "last_order", "days_since_last_order", "bought"}),
+    "purchase": frozenset(
+        {"orders", "revenue", "first_order", "last_order", "days_since_last_order", "bought", "spend.*"}
+    ),
     "interaction": frozenset({"interactions", "complaints_last_year"}),
     "score": frozenset({"tier", "clv", "p_alive", "value_at_risk", "expected_purchases"}),
     "profile": frozenset(
@@ -63,6 +66,11 @@ class Features:
     customers: pl.DataFrame  # one row per customer
     categories: pl.DataFrame  # customer_id, category, last_day: the last purchase in each category
     as_of: dt.date
+
+
+def _end_of(day: dt.date) -> dt.datetime:
+    """Orders and interactions up to the end of the as-of day count; later ones do not exist yet."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
 
 
 def _restrict(
@@ -104,13 +112,14 @@ def build_features(
     frame = frame.join(_orders(engine, customer_ids, as_of), on="customer_id", how="left")
     frame = frame.join(_interactions(engine, customer_ids, as_of), on="customer_id", how="left")
     frame = frame.join(_responses(engine, customer_ids), on="customer_id", how="left")
+    frame = frame.join(_category_spend(engine, customer_ids, as_of), on="customer_id", how="left")
     frame = frame.join(_scores(engine, customer_ids), on="customer_id", how="left")
     counts = [c for c in ("orders", "interactions", "complaints_last_year") if c in frame.columns]
     frame = frame.with_columns(pl.col(counts).fill_null(0), pl.col("revenue").fill_null(0.0))
     responded = [c for c in frame.columns if c.startswith("responded.")]
-    if responded:
-        frame = frame.with_columns(pl.col(responded).fill_null(False))
-    return Features(frame.sort("customer_id"), _categories(engine, customer_ids), as_of)
+    spend = [c for c in frame.columns if c.startswith("spend.")]
+    frame = frame.with_columns(pl.col(responded).fill_null(False), pl.col(spend).fill_null(0.0))
+    return Features(frame.sort("customer_id"), _categories(engine, customer_ids, as_of), as_of)
 
 
 def _attributes(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
@@ -152,9 +161,15 @@ def response_fields(engine: Engine) -> dict[str, pl.DataType]:
     return {f"responded.{key}": pl.Boolean() for key in keys}
 
 
+def spend_fields(engine: Engine) -> dict[str, pl.DataType]:
+    with engine.connect() as conn:
+        names = conn.scalars(select(CAT.name)).all()
+    return {f"spend.{name}": pl.Float64() for name in names}
+
+
 def feature_schema(engine: Engine) -> dict[str, pl.DataType]:
     """Every field a segment rule can name, with its type."""
-    return {**STATIC_FIELDS, **attribute_fields(engine), **response_fields(engine)}
+    return {**STATIC_FIELDS, **attribute_fields(engine), **response_fields(engine), **spend_fields(engine)}
 
 
 def _orders(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
@@ -171,7 +186,7 @@ def _orders(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.Dat
     )  # fmt: skip
     frame = _frame(
         engine,
-        _restrict(lines, O.customer_id, ids),
+        _restrict(lines.where(O.ordered_at < _end_of(as_of)), O.customer_id, ids),
         {"customer_id": pl.Int64(), "orders": pl.Int64(), "revenue": pl.Float64(), "first_order": pl.Datetime("us"),
          "last_order": pl.Datetime("us")},
     )  # fmt: skip
@@ -187,7 +202,7 @@ def _interactions(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> 
     query = select(INTERACTIONS.customer_id, func.count(), complaint).group_by(INTERACTIONS.customer_id)
     return _frame(
         engine,
-        _restrict(query, INTERACTIONS.customer_id, ids),
+        _restrict(query.where(INTERACTIONS.occurred_at < _end_of(as_of)), INTERACTIONS.customer_id, ids),
         {"customer_id": pl.Int64(), "interactions": pl.Int64(), "complaints_last_year": pl.Int64()},
     )
 
@@ -227,7 +242,30 @@ def _scores(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
     return frame.with_columns(pl.col("clv", "value_at_risk") / 100)
 
 
-def _categories(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
+def _category_spend(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
+    """Revenue per category as ``spend.<category>`` columns (major units)."""
+    query = (
+        select(O.customer_id, CAT.name, func.sum(L.revenue_minor))
+        .select_from(
+            s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id).join(
+                s.Category.__table__, CAT.id == L.category_id
+            )
+        )
+        .group_by(O.customer_id, CAT.name)
+    )
+    rows = _frame(
+        engine,
+        _restrict(query.where(O.ordered_at < _end_of(as_of)), O.customer_id, ids),
+        {"customer_id": pl.Int64(), "category": pl.String(), "spend": pl.Float64()},
+    )
+    if rows.height == 0:
+        return pl.DataFrame(schema={"customer_id": pl.Int64()})
+    return rows.with_columns(("spend." + pl.col("category")).alias("category"), pl.col("spend") / 100).pivot(
+        on="category", index="customer_id", values="spend"
+    )
+
+
+def _categories(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
     query = (
         select(O.customer_id, CAT.name, func.max(O.ordered_at))
         .select_from(
@@ -240,7 +278,7 @@ def _categories(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
     )
     frame = _frame(
         engine,
-        _restrict(query, O.customer_id, ids),
+        _restrict(query.where(O.ordered_at < _end_of(as_of)), O.customer_id, ids),
         {"customer_id": pl.Int64(), "category": pl.String(), "last_day": pl.Datetime("us")},
     )
     return frame.with_columns(pl.col("last_day").cast(pl.Date))

@@ -1,0 +1,32 @@
+"""Versioned predictive-model runs (card and fitted model) and their per-customer scores."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from patron.cif.schema import Base, BigId, _now
+
+
+class ModelRun(Base):
+    __tablename__ = "model_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
+    artifact: Mapped[bytes] = mapped_column(LargeBinary)  # joblib dump of the design and the fitted learner
+
+
+class ModelScore(Base):
+    __tablename__ = "model_scores"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    score: Mapped[float] = mapped_column(Float)
+    decile: Mapped[int] = mapped_column(Integer)
