@@ -153,5 +153,6 @@ def test_segments_are_evaluated_setwise_and_kept_current_per_event(engine: Engin
     # The incremental result equals a full re-evaluation.
     after, total = segment_members(engine, "big gold")
     assert total == 2
-    assert cid in after and ids[0] in after
+    assert cid in after
+    assert ids[0] in after
     assert evaluate_segments(engine, as_of=as_of) == {"big gold": 2, "campers": 2, "lapsed": 1}

@@ -140,20 +140,25 @@ def describe(inputs: pl.DataFrame, assignments: pl.DataFrame) -> list[dict[str, 
     """Size, value share and the three features that set each segment apart (in standard deviations)."""
     joined = inputs.join(assignments, on="customer_id")
     names = inputs.columns[1:]
-    overall = {n: (float(joined[n].mean() or 0.0), float(joined[n].std() or 0.0)) for n in names}
-    total_value = float(joined["value"].sum()) or 1.0
+    values = {n: joined[n].to_numpy().astype(np.float64) for n in names}
+    overall = {n: (float(values[n].mean()), float(values[n].std())) for n in names}
+    segments = joined["segment"].to_numpy()
+    revenue = joined["value"].to_numpy().astype(np.float64)
+    total_value = float(revenue.sum()) or 1.0
     descriptions = []
-    for segment, group in sorted(joined.group_by("segment"), key=lambda item: int(item[0][0])):  # type: ignore[arg-type]
-        means = {n: float(group[n].mean() or 0.0) for n in names}
+    for segment in sorted(set(segments.tolist())):
+        members = segments == segment
+        means = {n: float(values[n][members].mean()) for n in names}
         distance = {n: (means[n] - overall[n][0]) / overall[n][1] for n in names if overall[n][1] > 0}
         standout = sorted(distance, key=lambda n: -abs(distance[n]))[:3]
         words = ", ".join(f"{'high' if distance[n] > 0 else 'low'} {n} ({distance[n]:+.1f} sd)" for n in standout)
+        size = int(members.sum())
         descriptions.append(
             {
-                "segment": int(segment[0]),  # type: ignore[arg-type]
-                "size": group.height,
-                "share_of_customers": group.height / joined.height,
-                "value_share": float(group["value"].sum()) / total_value,
+                "segment": int(segment),
+                "size": size,
+                "share_of_customers": size / joined.height,
+                "value_share": float(revenue[members].sum()) / total_value,
                 "means": means,
                 "distinguishing": [{"feature": n, "sd": round(distance[n], 2)} for n in standout],
                 "summary": words,

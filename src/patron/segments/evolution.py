@@ -61,10 +61,10 @@ def value_share_over_time(engine: Engine) -> pl.DataFrame:
     with engine.connect() as conn:
         runs = conn.execute(select(RUNS.c.id, RUNS.c.created_at, RUNS.c.descriptions).order_by(RUNS.c.id)).all()
     rows = [
-        {"run": run.id, "created_at": run.created_at, "segment": d["segment"], "size": d["size"], "value_share": d["value_share"]}
+        {"run": run.id, "created_at": run.created_at, **{k: d[k] for k in ("segment", "size", "value_share")}}
         for run in runs
         for d in run.descriptions
-    ]  # fmt: skip
+    ]
     return pl.DataFrame(
         rows,
         schema={
