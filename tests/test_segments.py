@@ -132,7 +132,7 @@ def test_segments_are_evaluated_setwise_and_kept_current_per_event(engine: Engin
     create_segment(engine, "lapsed", "days_since_last_order > 365")
     with pytest.raises(ConflictError):
         create_segment(engine, "campers", "orders > 0")
-    with pytest.raises(SegmentRuleError, match="unknown field 'attributes.colour'"):
+    with pytest.raises(SegmentRuleError, match=r"unknown field 'attributes\.colour'"):
         create_segment(engine, "colourful", "attributes.colour == 'red'")
 
     counts = evaluate_segments(engine, as_of=as_of)
