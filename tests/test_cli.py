@@ -109,3 +109,27 @@ def test_value_commands_on_cdnow() -> None:
     unknown = runner.invoke(app, ["value", "list", "favourites"])
     assert unknown.exit_code == 1
     assert "unknown list 'favourites'" in unknown.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+def test_segment_and_model_commands_on_telco(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["demo", "--only", "telco-churn"]).exit_code == 0
+    rule = 'attributes.contract = "Two year" AND attributes.tenure_months > 60'
+    created = runner.invoke(app, ["segments", "create", "loyal", rule])
+    assert created.exit_code == 0, created.output
+    typo = runner.invoke(app, ["segments", "create", "typo", "tenure > 5"])
+    assert typo.exit_code == 1
+    assert "unknown field 'tenure'; did you mean attributes.tenure_months" in typo.output
+    evaluated = runner.invoke(app, ["segments", "evaluate"])
+    assert "loyal: 986 members" in evaluated.output
+    assert "986 of 7,043 customers match" in runner.invoke(app, ["segments", "preview", rule]).output
+    members = runner.invoke(app, ["segments", "members", "loyal", "--limit", "3"])
+    assert "loyal: 986 members; showing 3 from 1" in members.output
+
+    trained = runner.invoke(app, ["models", "train", "churn", "--target", "attributes.churned", "--exclude", "status"])
+    assert trained.exit_code == 0, trained.output
+    assert "model run 1:" in trained.output
+    assert "holdout AUC" in trained.output
+    assert "attributes.tenure_months" in runner.invoke(app, ["models", "explain", "1", "telco:7590-VHVEG"]).output
+    assert '"target": "attributes.churned"' in runner.invoke(app, ["models", "card", "1"]).output

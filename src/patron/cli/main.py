@@ -15,6 +15,7 @@ from patron.cif.quality import quality_report
 from patron.cif.retention import apply_retention, stale_prospects
 from patron.cif.store import is_initialised, make_engine, store_counts
 from patron.cif.view import customer_view, list_customers, resolve_customer
+from patron.cli.segments import models_app, segments_app
 from patron.cli.shared import console, open_store, progress_bar, reports_errors
 from patron.cli.value import value_app
 from patron.demo import DEMO_SETS, load_demo
@@ -27,6 +28,8 @@ retention_app = typer.Typer(help="Preview and apply data-retention rules.", no_a
 app.add_typer(customers_app, name="customers")
 app.add_typer(retention_app, name="retention")
 app.add_typer(value_app, name="value")
+app.add_typer(segments_app, name="segments")
+app.add_typer(models_app, name="models")
 
 
 def print_result(result: ImportResult) -> None:

@@ -217,7 +217,15 @@ class _Checker:
 
     def field(self, node: ast.AST, name: str) -> Typed:
         if name not in self.schema:
-            close = difflib.get_close_matches(name, list(self.schema), n=3)
+            # Match on the whole name and on the part after a namespace (tenure → attributes.tenure_months).
+            short = {known.split(".", 1)[-1]: known for known in self.schema}
+            close = list(
+                dict.fromkeys(
+                    [short[m] for m in difflib.get_close_matches(name, list(short), n=3, cutoff=0.5)]
+                    + [known for known in self.schema if "." in known and name in known.split(".", 1)[1]]
+                    + difflib.get_close_matches(name, list(self.schema), n=3)
+                )
+            )[:3]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise self.fail(node, f"unknown field {name!r}{hint}")
         self.fields.add(name)
