@@ -10,7 +10,7 @@ Built column-wise from a few queries; restricted to some customers it is the inc
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -46,6 +46,14 @@ STATIC_FIELDS: dict[str, pl.DataType] = {
     "tier": pl.String(), "clv": pl.Float64(), "p_alive": pl.Float64(), "value_at_risk": pl.Float64(),
     "expected_purchases": pl.Float64(),
 }  # fmt: skip
+
+PART_OF = {
+    **dict.fromkeys(("orders", "revenue", "first_order", "last_order", "days_since_last_order"), "orders"),
+    **dict.fromkeys(("interactions", "complaints_last_year"), "interactions"),
+    **dict.fromkeys(("tier", "clv", "p_alive", "value_at_risk", "expected_purchases"), "scores"),
+    "bought": "bought",
+}
+ALL_PARTS = ("profile", "attributes", "orders", "interactions", "responded", "spend", "scores", "bought")
 
 # Which fields an event can change: segments using none of them need not be re-evaluated.
 EVENT_FIELDS: dict[str, frozenset[str]] = {
@@ -84,12 +92,33 @@ def _frame(engine: Engine, query: Select[tuple[object, ...]], schema: dict[str, 
         return pl.DataFrame(conn.execute(query).all(), schema=schema, orient="row")
 
 
+def parts_for(fields: Iterable[str]) -> set[str]:
+    """Which parts of the frame the given fields need (the customer record itself is always read)."""
+    parts: set[str] = set()
+    for name in fields:
+        if name in PROFILE_COLUMNS:
+            parts.add("profile")
+        elif "." in name:
+            parts.add(name.split(".", 1)[0])
+        elif name in PART_OF:
+            parts.add(PART_OF[name])
+    return parts
+
+
 def build_features(
-    engine: Engine, *, as_of: dt.date | None = None, customer_ids: Sequence[int] | None = None
+    engine: Engine,
+    *,
+    as_of: dt.date | None = None,
+    customer_ids: Sequence[int] | None = None,
+    parts: Iterable[str] | None = None,
 ) -> Features:
-    """The feature frame for every customer (or only ``customer_ids``), as of ``as_of`` (default today)."""
+    """The feature frame for every customer (or only ``customer_ids``), as of ``as_of`` (default today).
+
+    ``parts`` limits the work to what some rules need (see :func:`parts_for`): one event, one customer, few queries.
+    """
     as_of = as_of or dt.date.today()
-    base = _frame(
+    wanted = set(ALL_PARTS if parts is None else parts)
+    frame = _frame(
         engine,
         _restrict(
             select(C.id, C.kind, C.status, C.source, C.acquired_on, C.acquisition_channel).where(
@@ -101,25 +130,40 @@ def build_features(
         {"customer_id": pl.Int64(), "kind": pl.String(), "status": pl.String(), "source": pl.String(),
          "acquired_on": pl.Date(), "acquisition_channel": pl.String()},
     )  # fmt: skip
-    profile_columns = [P.customer_id, *(P.income_minor if n == "income" else P[n] for n in PROFILE_COLUMNS)]
-    profiles = _frame(
+    if "profile" in wanted:
+        frame = frame.join(_profiles(engine, customer_ids), on="customer_id", how="left")
+    readers: dict[str, Callable[[], pl.DataFrame]] = {
+        "attributes": lambda: _attributes(engine, customer_ids),
+        "orders": lambda: _orders(engine, customer_ids, as_of),
+        "interactions": lambda: _interactions(engine, customer_ids, as_of),
+        "responded": lambda: _responses(engine, customer_ids),
+        "spend": lambda: _category_spend(engine, customer_ids, as_of),
+        "scores": lambda: _scores(engine, customer_ids),
+    }
+    for part, read in readers.items():
+        if part in wanted:
+            frame = frame.join(read(), on="customer_id", how="left")
+    zero = [c for c in ("orders", "interactions", "complaints_last_year") if c in frame.columns]
+    responded = [c for c in frame.columns if c.startswith("responded.")]
+    spend = [c for c in frame.columns if c.startswith("spend.") or c == "revenue"]
+    frame = frame.with_columns(
+        pl.col(zero).fill_null(0), pl.col(responded).fill_null(False), pl.col(spend).fill_null(0.0)
+    )
+    categories = (
+        _categories(engine, customer_ids, as_of)
+        if "bought" in wanted
+        else pl.DataFrame(schema={"customer_id": pl.Int64, "category": pl.String, "last_day": pl.Date})
+    )
+    return Features(frame.sort("customer_id"), categories, as_of)
+
+
+def _profiles(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
+    columns = [P.customer_id, *(P.income_minor if n == "income" else P[n] for n in PROFILE_COLUMNS)]
+    return _frame(
         engine,
-        _restrict(select(*profile_columns), P.customer_id, customer_ids),
+        _restrict(select(*columns), P.customer_id, ids),
         {"customer_id": pl.Int64(), **{n: (pl.Int64() if n == "income" else t()) for n, t in PROFILE_COLUMNS.items()}},
     ).with_columns(pl.col("income").cast(pl.Float64) / 100)
-    frame = base.join(profiles, on="customer_id", how="left")
-    frame = frame.join(_attributes(engine, customer_ids), on="customer_id", how="left")
-    frame = frame.join(_orders(engine, customer_ids, as_of), on="customer_id", how="left")
-    frame = frame.join(_interactions(engine, customer_ids, as_of), on="customer_id", how="left")
-    frame = frame.join(_responses(engine, customer_ids), on="customer_id", how="left")
-    frame = frame.join(_category_spend(engine, customer_ids, as_of), on="customer_id", how="left")
-    frame = frame.join(_scores(engine, customer_ids), on="customer_id", how="left")
-    counts = [c for c in ("orders", "interactions", "complaints_last_year") if c in frame.columns]
-    frame = frame.with_columns(pl.col(counts).fill_null(0), pl.col("revenue").fill_null(0.0))
-    responded = [c for c in frame.columns if c.startswith("responded.")]
-    spend = [c for c in frame.columns if c.startswith("spend.")]
-    frame = frame.with_columns(pl.col(responded).fill_null(False), pl.col(spend).fill_null(0.0))
-    return Features(frame.sort("customer_id"), _categories(engine, customer_ids, as_of), as_of)
 
 
 def _attributes(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +16,35 @@ from sqlalchemy.exc import IntegrityError
 from patron.cif.schema import _now, table_of
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import CompiledRule, Context, compile_rule
-from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema
+from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema, parts_for
 from patron.segments.schema import Segment, SegmentMember
 
 SEGMENTS = table_of(Segment)
 MEMBERS = table_of(SegmentMember)
+
+
+SCHEMA_TTL_SECONDS = 60.0
+_schemas: dict[str, tuple[float, dict[str, pl.DataType]]] = {}
+
+
+def cached_feature_schema(engine: Engine) -> dict[str, pl.DataType]:
+    """The feature schema, re-read at most once a minute: per-event updates must not scan the attribute table."""
+    key = engine.url.render_as_string(hide_password=False)
+    cached = _schemas.get(key)
+    if cached is None or time.monotonic() - cached[0] > SCHEMA_TTL_SECONDS:
+        cached = (time.monotonic(), feature_schema(engine))
+        _schemas[key] = cached
+    return cached[1]
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled_cached(expression: str, schema_items: tuple[tuple[str, str], ...]) -> CompiledRule:
+    return compile_rule(expression, {name: getattr(pl, dtype)() for name, dtype in schema_items})
+
+
+def _compiled(expression: str, schema: dict[str, pl.DataType]) -> CompiledRule:
+    fields = tuple(sorted((name, type(dtype).__name__) for name, dtype in schema.items()))
+    return _compiled_cached(expression, fields)
 
 
 @dataclass(frozen=True)
@@ -156,16 +182,17 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
     ]
     if not affected:
         return EventEffect([], [], [])
-    features = build_features(engine, as_of=as_of, customer_ids=[customer_id])
+    needed = parts_for(field for segment in affected for field in segment["fields"])
+    features = build_features(engine, as_of=as_of, customer_ids=[customer_id], parts=needed)
     if features.customers.height == 0:
         raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
-    schema = feature_schema(engine)
+    schema = cached_feature_schema(engine)
     joined: list[str] = []
     left: list[str] = []
     with engine.begin() as conn:
         current = set(conn.scalars(select(MEMBERS.c.segment_id).where(MEMBERS.c.customer_id == customer_id)).all())
         for segment in affected:
-            rule = compile_rule(segment["expression"], schema)
+            rule = _compiled(segment["expression"], schema)
             member = len(_members_of(features, rule, schema)) == 1
             was = segment["id"] in current
             if member and not was:
