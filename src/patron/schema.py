@@ -6,6 +6,7 @@ from patron.cif import schema as cif
 from patron.cif.schema import Base
 from patron.predict import schema as predict
 from patron.segments import schema as segments
+from patron.service import schema as service
 from patron.value import schema as value
 
-__all__ = ["Base", "cif", "predict", "segments", "value"]
+__all__ = ["Base", "cif", "predict", "segments", "service", "value"]
