@@ -53,8 +53,12 @@ def test_cfpb_complaints_become_cases_and_the_daily_figures_match_the_raw_file(e
         raw = list(csv.DictReader(handle))
     cases = table_of(Case)
     with engine.connect() as conn:
-        channels = Counter(dict(conn.execute(select(cases.c.channel, func.count()).group_by(cases.c.channel)).all()))
-        outcomes = Counter(dict(conn.execute(select(cases.c.outcome, func.count()).group_by(cases.c.outcome)).all()))
+        channels: Counter[str] = Counter(
+            dict(conn.execute(select(cases.c.channel, func.count()).group_by(cases.c.channel)).tuples().all())
+        )
+        outcomes: Counter[str] = Counter(
+            dict(conn.execute(select(cases.c.outcome, func.count()).group_by(cases.c.outcome)).tuples().all())
+        )
     assert channels == Counter(row["Submitted via"] for row in raw)
     assert outcomes == Counter(row["Company response to consumer"] for row in raw)
 
@@ -88,7 +92,7 @@ def shop(engine: Engine, write_file: WriteFile) -> dict[str, int]:
     )
     import_file(engine, path, parse_mapping(ORDERS), rejects_dir=path.parent / "rejects")
     with engine.connect() as conn:
-        ids = dict(conn.execute(select(s.Customer.display_name, s.Customer.id)).all())  # type: ignore[arg-type]
+        ids = dict(conn.execute(select(s.Customer.display_name, s.Customer.id)).tuples().all())
     create_agent(engine, "alice", "Alice Agent")
     create_agent(engine, "mona", "Mona Manager", role="manager")
     return {str(name): int(i) for name, i in ids.items()}
@@ -173,7 +177,7 @@ def test_a_valuable_customers_second_complaint_is_escalated_to_a_manager(engine:
     assert second.assigned_to == "mona"
     assert "2 complaints in 12 months" in (second.escalation_reason or "")
     queue = work_queue(engine)
-    assert [row["id"] for row in queue][0] == second.id
+    assert queue[0]["id"] == second.id
     assert {row["id"] for row in queue} == {ordinary.id, first.id, second.id}
 
     context = conversation_context(engine, ann)

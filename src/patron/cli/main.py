@@ -16,6 +16,8 @@ from patron.cif.retention import apply_retention, stale_prospects
 from patron.cif.store import is_initialised, make_engine, store_counts
 from patron.cif.view import customer_view, list_customers, resolve_customer
 from patron.cli.segments import models_app, segments_app
+from patron.cli.service import cases_app, kb_app
+from patron.cli.service import context as service_context
 from patron.cli.shared import console, open_store, progress_bar, reports_errors
 from patron.cli.value import value_app
 from patron.demo import DEMO_SETS, load_demo
@@ -30,6 +32,9 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(value_app, name="value")
 app.add_typer(segments_app, name="segments")
 app.add_typer(models_app, name="models")
+app.add_typer(cases_app, name="cases")
+app.add_typer(kb_app, name="kb")
+app.command("context")(reports_errors(service_context))
 
 
 def print_result(result: ImportResult) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from patron.cif.importer import ImportResult, ProgressCallback, import_file
 from patron.cif.mapping import Mapping, parse_mapping
 from patron.errors import SourceFileError
+from patron.service.complaints import cases_from_complaints
 
 # Categories before products (labels), customers before what refers to them.
 DEMO_SETS = (
@@ -63,4 +64,6 @@ def load_demo(
         results.append(
             import_file(engine, demo_file(name, data_dir), mapping, rejects_dir=rejects_dir, progress=progress)
         )
+        if name == "cfpb-complaints":
+            cases_from_complaints(engine, source=mapping.source.system)  # the complaints are service cases too
     return results

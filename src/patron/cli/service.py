@@ -1,0 +1,177 @@
+"""``patron cases``, ``patron kb`` and ``patron context``: the service desk from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from patron.cif.view import resolve_customer
+from patron.cli.shared import console, open_store, reports_errors
+from patron.service.cases import (
+    assign_case,
+    create_agent,
+    get_case,
+    open_case,
+    reopen_case,
+    resolve_case,
+    update_case,
+    work_queue,
+)
+from patron.service.complaints import cases_from_complaints
+from patron.service.context import conversation_context
+from patron.service.knowledge import add_article, search_articles, suggest_for_case
+from patron.service.metrics import daily_service_metrics, service_figure
+
+cases_app = typer.Typer(
+    help="Service cases: open, assign, update, resolve, reopen; the work queue and metrics.", no_args_is_help=True
+)
+kb_app = typer.Typer(help="Knowledge base: add and search articles, suggestions for a case.", no_args_is_help=True)
+
+
+@cases_app.command("open")
+@reports_errors
+def open_command(
+    customer: str,
+    subject: str,
+    *,
+    kind: Annotated[str, typer.Option(help="complaint, request or question")] = "request",
+    description: str | None = None,
+    category: str | None = None,
+    priority: str = "normal",
+    channel: str = "phone",
+    agent: str | None = None,
+) -> None:
+    """Open a case for a customer (id, system:id or e-mail)."""
+    engine = open_store()
+    opened = open_case(
+        engine, resolve_customer(engine, customer), subject=subject, kind=kind, description=description,
+        category=category, priority=priority, channel=channel, agent=agent,
+    )  # fmt: skip
+    console.print(f"case {opened.id} opened; due {opened.sla_due_at:%Y-%m-%d %H:%M}")
+    if opened.escalated:
+        console.print(f"[bold]escalated[/bold]: {opened.escalation_reason}; owner {opened.assigned_to or 'unassigned'}")
+
+
+@cases_app.command("queue")
+@reports_errors
+def queue(agent: str | None = None, limit: int = 20) -> None:
+    """Open cases: escalated first, then by due time."""
+    rows = work_queue(open_store(), agent=agent, limit=limit)
+    if not rows:
+        console.print("the queue is empty")
+        return
+    table = Table("case", "customer", "kind", "subject", "priority", "due", "agent", "escalated")
+    for row in rows:
+        table.add_row(
+            str(row["id"]), str(row["customer_id"]), row["kind"], row["subject"], row["priority"],
+            f"{row['sla_due_at']:%Y-%m-%d %H:%M}", row["agent"] or "", "yes" if row["escalated"] else "",
+        )  # fmt: skip
+    console.print(table)
+
+
+@cases_app.command("show")
+@reports_errors
+def show(case: int) -> None:
+    """One case with its suggested knowledge-base articles."""
+    engine = open_store()
+    for key, value in get_case(engine, case).items():
+        console.print(f"  {key}: {value}")
+    for article in suggest_for_case(engine, case):
+        console.print(f"  suggested article {article['id']}: {article['title']}")
+
+
+@cases_app.command("assign")
+@reports_errors
+def assign(case: int, agent: str) -> None:
+    assign_case(open_store(), case, agent)
+    console.print(f"case {case} assigned to {agent}")
+
+
+@cases_app.command("note")
+@reports_errors
+def note(
+    case: int, text: str, contact: Annotated[bool, typer.Option(help="This was a contact with the customer.")] = False
+) -> None:
+    update_case(open_store(), case, note=text, customer_contact=contact)
+    console.print(f"case {case} updated")
+
+
+@cases_app.command("resolve")
+@reports_errors
+def resolve(case: int, resolution: str) -> None:
+    resolve_case(open_store(), case, resolution)
+    console.print(f"case {case} resolved")
+
+
+@cases_app.command("reopen")
+@reports_errors
+def reopen(case: int, reason: str) -> None:
+    reopen_case(open_store(), case, reason)
+    console.print(f"case {case} reopened")
+
+
+@cases_app.command("agent")
+@reports_errors
+def agent(username: str, name: str, role: str = "agent") -> None:
+    """Add an agent (role agent or manager)."""
+    create_agent(open_store(), username, name, role)
+    console.print(f"agent {username} added")
+
+
+@cases_app.command("from-complaints")
+@reports_errors
+def from_complaints(source: str = "cfpb") -> None:
+    """Open a case for every imported complaint interaction that has none."""
+    console.print(f"{cases_from_complaints(open_store(), source=source):,} cases opened")
+
+
+@cases_app.command("metrics")
+@reports_errors
+def metrics(html: Annotated[Path | None, typer.Option(help="Write the plot to this HTML file.")] = None) -> None:
+    """Complaints per day, first-contact resolution, cycle time and backlog."""
+    frame = daily_service_metrics(open_store())
+    console.print(frame)
+    if html is not None:
+        service_figure(frame).write_html(html, include_plotlyjs=True)
+        console.print(f"wrote the plot to {html}")
+
+
+@kb_app.command("add")
+@reports_errors
+def kb_add(title: str, body: str, category: str | None = None, segment: str | None = None) -> None:
+    console.print(f"article {add_article(open_store(), title, body, category=category, segment=segment)} added")
+
+
+@kb_app.command("search")
+@reports_errors
+def kb_search(query: str, limit: int = 5) -> None:
+    found = search_articles(open_store(), query, limit=limit)
+    if not found:
+        console.print("no article matches every word; try fewer words")
+    for article in found:
+        console.print(f"{article['id']}: {article['title']}")
+
+
+def context(customer: str) -> None:
+    """Everything for a live call: recent interactions, open cases, purchases, consents, the next question."""
+    engine = open_store()
+    result = conversation_context(engine, resolve_customer(engine, customer))
+    name = result.customer["display_name"] or f"customer {result.customer['id']}"
+    console.print(f"[bold]{name}[/bold] ({result.customer['status']}); scores: {result.scores or 'none yet'}")
+    console.print(f"[bold]ask[/bold]: {result.next_question}")
+    for case in result.open_cases:
+        console.print(
+            f"  open case {case['id']}: {case['subject']} ({case['priority']}, due {case['sla_due_at']:%Y-%m-%d})"
+        )
+    for row in result.interactions[:10]:
+        console.print(
+            f"  {row['occurred_at']:%Y-%m-%d %H:%M} {row['channel']} {row['direction']} {row['type']} {row['outcome'] or ''}"
+        )
+    for order in result.orders:
+        console.print(
+            f"  order {order['ordered_at']:%Y-%m-%d}: {order['revenue_minor'] / 100:,.2f} {order['currency']}"
+        )
+    console.print(f"  ({result.milliseconds:.1f} ms)")
