@@ -167,9 +167,8 @@ def context(customer: str) -> None:
             f"  open case {case['id']}: {case['subject']} ({case['priority']}, due {case['sla_due_at']:%Y-%m-%d})"
         )
     for row in result.interactions[:10]:
-        console.print(
-            f"  {row['occurred_at']:%Y-%m-%d %H:%M} {row['channel']} {row['direction']} {row['type']} {row['outcome'] or ''}"
-        )
+        when = f"{row['occurred_at']:%Y-%m-%d %H:%M}"
+        console.print(f"  {when} {row['channel']} {row['direction']} {row['type']} {row['outcome'] or ''}")
     for order in result.orders:
         console.print(
             f"  order {order['ordered_at']:%Y-%m-%d}: {order['revenue_minor'] / 100:,.2f} {order['currency']}"
