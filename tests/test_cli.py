@@ -133,3 +133,24 @@ def test_segment_and_model_commands_on_telco(tmp_path: Path) -> None:
     assert "holdout AUC" in trained.output
     assert "attributes.tenure_months" in runner.invoke(app, ["models", "explain", "1", "telco:7590-VHVEG"]).output
     assert '"target": "attributes.churned"' in runner.invoke(app, ["models", "card", "1"]).output
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+def test_service_commands_on_cfpb(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["demo", "--only", "cfpb-complaints"]).exit_code == 0
+    plot = tmp_path / "service.html"
+    metrics = runner.invoke(app, ["cases", "metrics", "--html", str(plot)])
+    assert metrics.exit_code == 0, metrics.output
+    assert "2016-09-12" in metrics.output
+    assert plot.stat().st_size > 100_000  # plotly.js is embedded: the page works offline
+    opened = runner.invoke(app, ["cases", "open", "cfpb:2105582", "Still waiting", "--kind", "complaint"])
+    assert opened.exit_code == 0, opened.output
+    assert "case 350 opened" in opened.output
+    context = runner.invoke(app, ["context", "cfpb:2105582"])
+    assert "ask: Follow up on case" in context.output
+    closed = runner.invoke(app, ["cases", "note", "1", "late"])  # CFPB case 1 was closed with explanation
+    assert closed.exit_code == 1
+    assert "reopen it before changing it" in closed.output
+    ghost = runner.invoke(app, ["cases", "assign", "350", "ghost"])
+    assert ghost.exit_code == 1
+    assert "no active agent 'ghost'" in ghost.output
