@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit bench clean
+.PHONY: help install run test lint typecheck unit bench clean browser
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Patron with its development tools
 
-run: install ## Install, load the demo data into the embedded store if it is empty, and show the summary
+run: install ## Install, load the demo data into the embedded store if it is empty, and serve the app
 	$(BIN)/patron demo --if-empty
+	$(BIN)/patron value score --if-unscored
+	$(BIN)/patron serve --host $(HOST) --port $(PORT)
 
 lint: install ## ruff: lint and formatting
 	$(BIN)/ruff check src tests bench
@@ -30,7 +32,11 @@ lint: install ## ruff: lint and formatting
 typecheck: install ## mypy --strict over src/patron and tests
 	$(BIN)/mypy
 
-unit: install ## pytest (SQLite and the local PostgreSQL server)
+# The page tests drive Debian's Chromium (Playwright's own browser download does not work here).
+browser: ## Install Debian's Chromium for the page tests, if missing
+	@test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+unit: install browser ## pytest (SQLite, the local PostgreSQL server, Chromium for the pages)
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck unit ## Everything CI runs: lint, types, tests

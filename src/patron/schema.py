@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from patron.auth import schema as auth
 from patron.cif import schema as cif
 from patron.cif.schema import Base
 from patron.predict import schema as predict
@@ -9,4 +10,4 @@ from patron.segments import schema as segments
 from patron.service import schema as service
 from patron.value import schema as value
 
-__all__ = ["Base", "cif", "predict", "segments", "service", "value"]
+__all__ = ["Base", "auth", "cif", "predict", "segments", "service", "value"]

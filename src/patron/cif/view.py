@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, Select, func, or_, select
 
 from patron.cif import schema as s
 from patron.cif.money import format_money
@@ -68,9 +68,20 @@ def resolve_customer(engine: Engine, reference: str) -> int:
 
 
 def list_customers(
-    engine: Engine, *, search: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
+    engine: Engine,
+    *,
+    search: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    within: Select[tuple[int]] | None = None,
+    search_personal_data: bool = True,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of customers with their order count and revenue, and the total matching."""
+    """One page of customers with their order count and revenue, and the total matching.
+
+    ``within`` limits the list to some customer ids (a manager's portfolio); without ``search_personal_data`` the
+    search looks at ids only, never at e-mail addresses, phone numbers or names.
+    """
     revenue = (
         select(
             O.customer_id,
@@ -87,10 +98,16 @@ def list_customers(
     conditions = []
     if kind:
         conditions.append(C.kind == kind)
+    if within is not None:
+        conditions.append(C.id.in_(within))
     if search:
         pattern = f"%{search.lower()}%"
-        matching = select(I.customer_id).where(func.lower(I.value).like(pattern))
-        conditions.append(or_(C.id.in_(matching), func.lower(C.display_name).like(pattern)))
+        if search_personal_data:
+            matching = select(I.customer_id).where(func.lower(I.value).like(pattern))
+            conditions.append(or_(C.id.in_(matching), func.lower(C.display_name).like(pattern)))
+        else:
+            external = select(I.customer_id).where(I.kind == "external", func.lower(I.value).like(pattern))
+            conditions.append(C.id.in_(external))
     base = select(C.id).where(*conditions)
     query = (
         select(

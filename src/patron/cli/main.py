@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from patron.auth.service import FIRST_ADMIN_PASSWORD, create_user, ensure_first_admin
 from patron.cif.importer import ImportResult, import_file
 from patron.cif.mapping import load_mapping
 from patron.cif.money import format_money
@@ -33,6 +34,8 @@ app.add_typer(value_app, name="value")
 app.add_typer(segments_app, name="segments")
 app.add_typer(models_app, name="models")
 app.add_typer(cases_app, name="cases")
+users_app = typer.Typer(help="Users who sign in to the web app and the API.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 app.add_typer(kb_app, name="kb")
 app.command("context")(reports_errors(service_context))
 
@@ -243,6 +246,33 @@ def retention_apply(
         raise PatronError("retention changes data irreversibly: preview it, then add --yes", code="confirm")
     count = apply_retention(open_store(), months, mode=mode)  # type: ignore[arg-type]
     console.print(f"{mode}d {count:,} prospects")
+
+
+@app.command()
+@reports_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the web app and the REST API (OpenAPI at /openapi.json)."""
+    import uvicorn  # noqa: PLC0415  (only this command needs the server)
+
+    from patron.api.app import create_app  # noqa: PLC0415
+
+    engine = open_store()
+    created = ensure_first_admin(engine)
+    console.print(f"Patron is at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    if created:
+        console.print(f"sign in as [bold]admin[/bold] with password [bold]{FIRST_ADMIN_PASSWORD}[/bold]")
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+
+
+@users_app.command("add")
+@reports_errors
+def users_add(username: str, role: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
+    """Add a user with a role: admin, manager, agent or analyst."""
+    create_user(open_store(), username, password, role)
+    console.print(f"user {username} ({role}) added")
 
 
 def main() -> None:  # pragma: no cover - console entry point

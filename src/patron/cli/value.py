@@ -11,6 +11,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from patron.cif.store import store_counts
 from patron.cli.shared import console, open_store, reports_errors
 from patron.errors import InvalidInputError
 from patron.value.base import customer_base
@@ -113,10 +114,17 @@ def score(
     ] = "0.2,0.5",
     as_of: AsOfOption = None,
     note: Annotated[str | None, typer.Option(help="A note stored with the run.")] = None,
+    if_unscored: Annotated[
+        bool, typer.Option(help="Only if there is no score run yet (and there are orders).")
+    ] = False,
 ) -> None:
     """Score every customer (P(alive), expected purchases, CLV, tier) and store it as a new run."""
+    engine = open_store()
+    if if_unscored and (list_runs(engine, 1) or not store_counts(engine)["orders"]):
+        console.print("already scored (or nothing to score): not scored again")
+        return
     result = score_customers(
-        open_store(),
+        engine,
         source=source,
         model=model,  # type: ignore[arg-type]
         period=_period(period),

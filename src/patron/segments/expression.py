@@ -280,7 +280,7 @@ class _Checker:
             if months:
                 since = ctx.as_of - dt.timedelta(days=round(float(months) * 365.25 / 12))  # type: ignore[arg-type]
                 bought = bought.filter(pl.col("last_day") > since)
-            return pl.col("customer_id").is_in(bought["customer_id"])
+            return pl.col("customer_id").is_in(bought["customer_id"].implode())
 
         return Typed("bool", build)
 

@@ -110,7 +110,7 @@ def preview(engine: Engine, expression: str, *, as_of: dt.date | None = None, sa
     rule = _compile(engine, expression)
     features = build_features(engine, as_of=as_of)
     members = _members_of(features, rule, feature_schema(engine))
-    rows = features.customers.filter(pl.col("customer_id").is_in(members)).head(sample)
+    rows = features.customers.filter(pl.col("customer_id").is_in(members.implode())).head(sample)
     return Preview(len(members), features.customers.height, rows)
 
 

@@ -1,0 +1,48 @@
+"""The web application: the REST API under /api, the pages, and the static files (Plotly from its package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
+
+from patron.api.common import patron_error, storage_error, validation_error
+from patron.api.routes import router as api_router
+from patron.cif.store import make_engine, migrate
+from patron.errors import PatronError
+from patron.web.pages import router as pages_router
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    if engine is None:
+        engine = make_engine()
+        migrate(engine)
+    app = FastAPI(
+        title="Patron",
+        version="0.1.0",
+        description="One-to-one customer relationship management: the customer information file, value, segments, "
+        "service. Sign in with POST /api/auth/token and send the token as a bearer token.",
+    )
+    app.state.engine = engine
+    app.add_exception_handler(PatronError, patron_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for error in (DataError, IntegrityError, StatementError):
+        app.add_exception_handler(error, storage_error)
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript")
+
+    return app

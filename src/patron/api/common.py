@@ -1,0 +1,66 @@
+"""What every API route shares: the store, the caller, error replies, and input types that refuse junk early."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
+from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
+
+from patron.auth.service import Principal, UnauthorizedError, principal_for_token
+from patron.errors import PatronError
+
+SESSION_COOKIE = "patron_session"
+STATUS = {
+    "not_found": 404, "conflict": 409, "unauthorized": 401, "forbidden": 403, "fit_failed": 422,
+    "invalid_input": 422, "invalid_segment_rule": 422, "invalid_mapping": 422, "invalid_source": 422,
+}  # fmt: skip
+
+# Text that the stores can hold: no NUL characters (PostgreSQL refuses them), bounded length.
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=r"^[^\x00]*$")]
+Identifier = Annotated[int, "an id"]
+
+
+def engine_of(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def caller(request: Request) -> Principal:
+    """The signed-in user: a bearer token (API clients) or the session cookie (pages)."""
+    header = request.headers.get("authorization", "")
+    secret = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
+    if not secret:
+        raise UnauthorizedError("sign in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)")
+    return principal_for_token(engine_of(request), secret)
+
+
+Store = Annotated[Engine, Depends(engine_of)]
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def problem(status: int, detail: str, code: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code, "field": field}, status_code=status)
+
+
+async def patron_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, PatronError)
+    return problem(STATUS.get(error.code, 400), error.message, error.code, error.field)
+
+
+async def validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    first: dict[str, Any] = error.errors()[0] if error.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    return problem(422, str(first.get("msg", "invalid request")), "invalid_request", ".".join(location) or None)
+
+
+async def storage_error(_request: Request, error: Exception) -> JSONResponse:
+    """A value the database cannot take (out of range, wrong encoding) is the client's input, not a crash."""
+    assert isinstance(error, DataError | IntegrityError | StatementError)
+    return problem(422, "a value in the request cannot be stored (out of range or malformed)", "invalid_value")

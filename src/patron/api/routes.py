@@ -1,0 +1,231 @@
+"""The REST API: thin routes over the domain services (rules and checks live there, not here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from patron.api.common import Caller, LongText, ShortText, Store
+from patron.auth.access import customer_360, customers_page, export_customers, pseudonym_of
+from patron.auth.service import authenticate, authorize, issue_token
+from patron.cif.events import EventIn, ingest_events
+from patron.segments.rules import create_segment, list_segments, preview, segment_members
+from patron.service.cases import open_case, resolve_case, update_case, work_queue
+from patron.service.context import conversation_context
+from patron.value.base import customer_base
+from patron.value.lists import LISTS
+from patron.value.scoring import list_runs
+
+router = APIRouter(prefix="/api")
+CustomerId = Annotated[int, Path(ge=1, le=2**53)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+
+
+class Credentials(BaseModel):
+    username: ShortText
+    password: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class TokenOut(BaseModel):
+    token: str
+    role: str
+
+
+@router.post("/auth/token", tags=["auth"])
+def sign_in(body: Credentials, store: Store) -> TokenOut:
+    """Exchange a username and password for an API token (send it as ``Authorization: Bearer …``)."""
+    principal = authenticate(store, body.username, body.password)
+    return TokenOut(token=issue_token(store, principal), role=principal.role)
+
+
+@router.get("/me", tags=["auth"])
+def me(principal: Caller) -> dict[str, str]:
+    return {"username": principal.username, "role": principal.role}
+
+
+@router.get("/customers", tags=["customers"])
+def customers(
+    store: Store,
+    principal: Caller,
+    search: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Customers the caller may see, searchable by id, e-mail, phone or name (analysts: by id only)."""
+    rows, total = customers_page(store, principal, search=search, limit=limit, offset=offset)
+    return {"items": rows, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/customers/export.csv", tags=["customers"], response_class=PlainTextResponse)
+def export(store: Store, principal: Caller) -> str:
+    return export_customers(store, principal)
+
+
+@router.get("/customers/{customer_id}", tags=["customers"])
+def customer(customer_id: CustomerId, store: Store, principal: Caller) -> dict[str, Any]:
+    """The 360° view: identities, profile, attributes, orders, interactions, consents, campaigns, timeline."""
+    view = customer_360(store, principal, customer_id)
+    return {
+        "customer": view.customer, "identities": view.identities, "profile": view.profile,
+        "attributes": view.attributes, "orders": view.orders[-100:], "interactions": view.interactions[-100:],
+        "consents": view.consents, "campaigns": view.campaigns,
+        "timeline": [{"at": e.at, "kind": e.kind, "summary": e.summary} for e in view.timeline[-100:]],
+    }  # fmt: skip
+
+
+@router.get("/customers/{customer_id}/context", tags=["service"])
+def context(customer_id: CustomerId, store: Store, principal: Caller) -> dict[str, Any]:
+    """For a live call: last interactions, open cases, recent purchases, consents, the next question."""
+    authorize(principal, "manage_cases")
+    customer_360(store, principal, customer_id)  # the same visibility rules as the 360° view
+    result = conversation_context(store, customer_id)
+    return {
+        "customer": result.customer, "scores": result.scores, "interactions": result.interactions,
+        "open_cases": result.open_cases, "orders": result.orders, "consents": result.consents,
+        "next_question": result.next_question,
+    }  # fmt: skip
+
+
+class EventBatch(BaseModel):
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
+
+
+@router.post("/events", tags=["events"], status_code=201)
+def event(body: EventIn, store: Store, principal: Caller) -> dict[str, Any]:
+    """One interaction; sending the same idempotency key again stores nothing new."""
+    authorize(principal, "write_events")
+    return ingest_events(store, [body]).as_dict()
+
+
+@router.post("/events/batch", tags=["events"], status_code=201)
+def events(body: EventBatch, store: Store, principal: Caller) -> dict[str, Any]:
+    """Up to 1,000 interactions; each rejected one is reported with its index and reason, the rest are kept."""
+    authorize(principal, "write_events")
+    return ingest_events(store, body.events).as_dict()
+
+
+class SegmentIn(BaseModel):
+    name: ShortText
+    rule: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+    description: LongText | None = None
+
+
+class RuleIn(BaseModel):
+    rule: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+
+
+@router.get("/segments", tags=["segments"])
+def segments(store: Store, principal: Caller) -> list[dict[str, Any]]:
+    authorize(principal, "read_customers")
+    return list_segments(store)
+
+
+@router.post("/segments", tags=["segments"], status_code=201)
+def new_segment(body: SegmentIn, store: Store, principal: Caller) -> dict[str, Any]:
+    authorize(principal, "manage_segments")
+    return {"id": create_segment(store, body.name, body.rule, body.description), "name": body.name}
+
+
+@router.post("/segments/preview", tags=["segments"])
+def preview_segment(body: RuleIn, store: Store, principal: Caller) -> dict[str, Any]:
+    """The live count of a rule (the segment builder calls this as you type)."""
+    authorize(principal, "read_customers")
+    result = preview(store, body.rule, sample=0)
+    return {"count": result.count, "customers": result.customers}
+
+
+@router.get("/segments/{name}/members", tags=["segments"])
+def members(
+    name: Annotated[str, Path(max_length=100)], store: Store, principal: Caller, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    authorize(principal, "read_customers")
+    ids, total = segment_members(store, name, limit=limit, offset=offset)
+    return {"items": ids, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/value/runs", tags=["value"])
+def runs(store: Store, principal: Caller, limit: Limit = 20) -> list[dict[str, Any]]:
+    authorize(principal, "read_customers")
+    return list_runs(store, limit)
+
+
+@router.get("/value/lists/{name}", tags=["value"])
+def value_list(
+    name: Literal["tiers", "top", "bottom", "costly", "declining", "lost", "wallet-gap", "complainers", "at-risk"],
+    *,
+    store: Store,
+    principal: Caller,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A differentiation list with a reason per customer (names pseudonymised for analysts)."""
+    authorize(principal, "read_customers")
+    frame, scope, as_of = customer_base(store, source=source)
+    result = LISTS[name](frame)
+    rows = result.rows.slice(offset, limit).to_dicts()
+    if not principal.sees_pii:
+        rows = [{**row, "name": pseudonym_of(row["customer_id"])} for row in rows]
+    return {
+        "title": result.title,
+        "note": result.note,
+        "source": scope.source,
+        "as_of": as_of,
+        "total": result.rows.height,
+        "items": rows,
+    }
+
+
+class CaseIn(BaseModel):
+    customer_id: Annotated[int, Field(ge=1, le=2**53)]
+    subject: ShortText
+    kind: Literal["complaint", "request", "question"] = "request"
+    description: LongText | None = None
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    channel: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9 _-]+$")] = "phone"
+
+
+class NoteIn(BaseModel):
+    text: Annotated[str, Field(min_length=1, max_length=5000, pattern=r"^[^\x00]*$")]
+    customer_contact: bool = False
+
+
+@router.get("/cases/queue", tags=["service"])
+def queue(store: Store, principal: Caller, limit: Limit = 50) -> list[dict[str, Any]]:
+    authorize(principal, "manage_cases")
+    return work_queue(store, limit=limit)
+
+
+@router.post("/cases", tags=["service"], status_code=201)
+def new_case(body: CaseIn, store: Store, principal: Caller) -> dict[str, Any]:
+    authorize(principal, "manage_cases")
+    customer_360(store, principal, body.customer_id)
+    opened = open_case(
+        store, body.customer_id, subject=body.subject, kind=body.kind, description=body.description,
+        priority=body.priority, channel=body.channel,
+    )  # fmt: skip
+    return {
+        "id": opened.id,
+        "sla_due_at": opened.sla_due_at,
+        "escalated": opened.escalated,
+        "reason": opened.escalation_reason,
+    }
+
+
+@router.post("/cases/{case_id}/notes", tags=["service"])
+def note(case_id: CustomerId, body: NoteIn, store: Store, principal: Caller) -> dict[str, str]:
+    authorize(principal, "manage_cases")
+    update_case(store, case_id, note=body.text, customer_contact=body.customer_contact, actor=principal.username)
+    return {"status": "noted"}
+
+
+@router.post("/cases/{case_id}/resolve", tags=["service"])
+def resolve(case_id: CustomerId, body: NoteIn, store: Store, principal: Caller) -> dict[str, str]:
+    authorize(principal, "manage_cases")
+    resolve_case(store, case_id, body.text, actor=principal.username, at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    return {"status": "resolved"}

@@ -1,0 +1,105 @@
+"""Customer data as each role may see it: portfolios for managers, pseudonymised rows for analysts.
+
+The API, the pages and the CLI read customers through these functions, never around them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from typing import Any
+
+from sqlalchemy import Engine, Select, insert, select
+
+from patron.auth.service import Principal, authorize
+from patron.cif import schema as s
+from patron.cif.schema import table_of
+from patron.cif.view import CustomerView, customer_view, list_customers
+from patron.errors import NotFoundError
+
+ACCOUNTS = table_of(s.Account)
+CONTACTS = table_of(s.AccountContact)
+PERSONAL_PROFILE_FIELDS = ("birth_year", "gender", "street", "postal_code")
+
+
+def portfolio(principal: Principal) -> Select[tuple[int]] | None:
+    """The customer ids a principal may see; ``None`` means all of them."""
+    if principal.role != "manager":
+        return None
+    return (
+        select(CONTACTS.c.customer_id)
+        .join(ACCOUNTS, ACCOUNTS.c.id == CONTACTS.c.account_id)
+        .where(ACCOUNTS.c.manager == principal.username)
+    )
+
+
+def pseudonym_of(customer_id: int) -> str:
+    return "customer-" + hashlib.sha256(f"patron:{customer_id}".encode()).hexdigest()[:10]
+
+
+def _record(engine: Engine, principal: Principal, action: str, customer_id: int | None, interface: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(table_of(s.AuditEvent)).values(
+                actor=principal.username, interface=interface, action=action, entity="customer", entity_id=customer_id
+            )
+        )
+
+
+def customers_page(
+    engine: Engine, principal: Principal, *, search: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    authorize(principal, "read_customers")
+    rows, total = list_customers(
+        engine,
+        search=search,
+        limit=limit,
+        offset=offset,
+        within=portfolio(principal),
+        search_personal_data=principal.sees_pii,
+    )
+    if not principal.sees_pii:
+        rows = [{**row, "display_name": pseudonym_of(row["id"])} for row in rows]
+    return rows, total
+
+
+def customer_360(engine: Engine, principal: Principal, customer_id: int, *, interface: str = "api") -> CustomerView:
+    """The 360° view, if the principal may see this customer (else not found), masked for their role."""
+    authorize(principal, "read_customers")
+    scope = portfolio(principal)
+    if scope is not None:
+        with engine.connect() as conn:
+            if conn.scalar(scope.where(CONTACTS.c.customer_id == customer_id).limit(1)) is None:
+                raise NotFoundError(f"there is no customer {customer_id} in your portfolio", field="customer_id")
+    view = customer_view(engine, customer_id)
+    if principal.sees_pii:
+        _record(engine, principal, "read_pii", customer_id, interface)
+        return view
+    view.customer = {
+        **view.customer,
+        "display_name": pseudonym_of(customer_id),
+        "first_name": None,
+        "last_name": None,
+    }
+    view.identities = [identity for identity in view.identities if identity["kind"] == "external"]
+    view.profile = {k: v for k, v in view.profile.items() if k not in PERSONAL_PROFILE_FIELDS}
+    view.interactions = [{**row, "body": None} for row in view.interactions]
+    view.timeline = [entry for entry in view.timeline if "@" not in entry.summary]
+    return view
+
+
+def export_customers(engine: Engine, principal: Principal, *, interface: str = "api") -> str:
+    """All visible customers as CSV; analysts get pseudonyms. Agents may not export."""
+    authorize(principal, "export")
+    rows, _ = customers_page(engine, principal, limit=1_000_000)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer,
+        fieldnames=["id", "display_name", "kind", "status", "source", "orders", "revenue_minor", "currency"],
+        extrasaction="ignore",
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    _record(engine, principal, "export", None, interface)
+    return buffer.getvalue()

@@ -1,0 +1,173 @@
+"""Server-rendered pages (Jinja2): sign-in, dashboard, customers, the 360° view, segment builder, service desk.
+
+Pages read through the same guarded services as the API; a page for someone not signed in sends them to sign in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import plotly.graph_objects as go
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from patron.api.common import SESSION_COOKIE, caller, engine_of
+from patron.auth.access import customer_360, customers_page
+from patron.auth.service import Principal, UnauthorizedError, authenticate, issue_token
+from patron.cif.money import format_money
+from patron.cif.store import store_counts
+from patron.errors import PatronError
+from patron.segments.rules import list_segments
+from patron.service.cases import work_queue
+from patron.service.metrics import daily_service_metrics, service_figure
+from patron.value.base import customer_base
+from patron.value.lists import pareto_curve, value_at_risk
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+TEMPLATES.env.filters["money"] = lambda minor, currency="USD": format_money(minor, currency)
+router = APIRouter(include_in_schema=False)
+
+
+def _chart(figure: go.Figure) -> str:
+    """A figure that fills its grid cell (Plotly's own fixed 700 px would overflow it)."""
+    figure.update_layout(margin={"l": 40, "r": 20, "t": 40, "b": 40}, autosize=True)
+    html = figure.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        default_width="100%",
+        default_height="320px",
+        config={"responsive": True},
+    )
+    return str(html)
+
+
+def _page(request: Request, template: str, principal: Principal, **context: Any) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, template, {"user": principal, **context})
+
+
+def _signed_in(request: Request) -> Principal | None:
+    try:
+        return caller(request)
+    except UnauthorizedError:
+        return None
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, "login.html", {"error": None, "user": None})
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request, username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=200)]
+) -> Response:
+    engine = engine_of(request)
+    try:
+        principal = authenticate(engine, username, password)
+    except UnauthorizedError as error:
+        return TEMPLATES.TemplateResponse(
+            request, "login.html", {"error": error.message, "user": None}, status_code=401
+        )
+    response = RedirectResponse("/", status_code=303)
+    token = issue_token(engine, principal, name="browser session", kind="session")
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=12 * 3600)
+    return response
+
+
+@router.get("/logout")
+def logout() -> RedirectResponse:
+    response = _to_login()
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/", response_model=None)
+def dashboard(request: Request) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    engine = engine_of(request)
+    counts = store_counts(engine)
+    context: dict[str, Any] = {"counts": counts, "charts": {}, "at_risk": [], "scope": None, "pareto": None}
+    if counts["orders"]:
+        frame, scope, as_of = customer_base(engine)
+        context["scope"], context["as_of"] = scope, as_of
+        curve = pareto_curve(frame)
+        context["pareto"] = curve.statement(0.2)
+        points = curve.points
+        context["charts"]["pareto"] = _chart(
+            go.Figure(go.Scatter(x=points["customer_share"], y=points["value_share"], mode="lines"))
+            .update_layout(
+                title="Pareto curve of revenue", xaxis_title="share of customers", yaxis_title="share of revenue"
+            )
+            .update_xaxes(tickformat=".0%")
+            .update_yaxes(tickformat=".0%")
+        )
+        context["revenue"] = float(frame["revenue"].sum())
+        if frame["clv"].null_count() < frame.height:
+            tiers = frame.group_by("tier").len().drop_nulls().sort("tier")
+            context["charts"]["tiers"] = _chart(
+                go.Figure(go.Bar(x=tiers["tier"], y=tiers["len"])).update_layout(title="Customers per tier")
+            )
+            context["charts"]["clv"] = _chart(
+                go.Figure(
+                    go.Histogram(x=frame["clv"].drop_nulls().clip(upper_bound=frame["clv"].quantile(0.99)), nbinsx=40)
+                ).update_layout(title="CLV distribution (up to the 99th percentile)")
+            )
+            at_risk = value_at_risk(frame).rows.head(10).to_dicts()
+            context["at_risk"] = at_risk if principal.sees_pii else [{**r, "name": None} for r in at_risk]
+    return _page(request, "dashboard.html", principal, **context)
+
+
+@router.get("/customers", response_model=None)
+def customers(
+    request: Request,
+    search: Annotated[str | None, Query(max_length=100)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    rows, total = customers_page(engine_of(request), principal, search=search, limit=50, offset=offset)
+    return _page(request, "customers.html", principal, rows=rows, total=total, search=search or "", offset=offset)
+
+
+@router.get("/customers/{customer_id}", response_model=None)
+def customer(request: Request, customer_id: int) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    try:
+        view = customer_360(engine_of(request), principal, customer_id, interface="web")
+    except PatronError as error:
+        return _page(request, "message.html", principal, title="Customer not found", message=error.message)
+    return _page(request, "customer.html", principal, view=view, timeline=list(reversed(view.timeline[-200:])))
+
+
+@router.get("/segments", response_model=None)
+def segments(request: Request) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    return _page(request, "segments.html", principal, segments=list_segments(engine_of(request)))
+
+
+@router.get("/service", response_model=None)
+def service(request: Request) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    engine = engine_of(request)
+    chart = None
+    try:
+        chart = _chart(service_figure(daily_service_metrics(engine)))
+    except PatronError:
+        chart = None
+    queue = work_queue(engine, limit=50) if principal.can("manage_cases") else []
+    return _page(request, "service.html", principal, queue=queue, chart=chart)

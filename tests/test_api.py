@@ -1,0 +1,180 @@
+"""The REST API on both stores: sign-in, error replies, idempotent event ingest, and what each role may not do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, insert, select
+
+from patron.api.app import create_app
+from patron.auth.service import create_user
+from patron.cif import schema as s
+from patron.cif.importer import import_file
+from patron.cif.mapping import parse_mapping
+from patron.cif.schema import table_of
+from tests.conftest import WriteFile
+
+PEOPLE: dict[str, Any] = {
+    "source": {"system": "crm", "format": "csv"},
+    "customers": {"external_id": "id", "email": "email", "phone": "phone", "display_name": "name"},
+}
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def client(engine: Engine, write_file: WriteFile) -> Iterator[TestClient]:
+    path = write_file(
+        "people.csv",
+        "id,email,phone,name\n1,ann@example.com,+1 212 555 0100,Ann Lee\n2,bob@example.org,+1 212 555 0199,Bob Ray\n"
+        "3,cid@example.net,,Cid Moe\n",
+    )
+    import_file(engine, path, parse_mapping(PEOPLE), rejects_dir=path.parent)
+    for role in ("admin", "manager", "agent", "analyst"):
+        create_user(engine, role, PASSWORD, role)
+    with engine.begin() as conn:  # the manager owns one account with Ann in it
+        account = conn.execute(
+            insert(table_of(s.Account)).values(source="crm", account_key="a1", name="Lee & Co", manager="manager")
+            .returning(table_of(s.Account).c.id)
+        ).scalar_one()  # fmt: skip
+        ann = conn.scalar(select(s.Identity.customer_id).where(s.Identity.value == "1"))
+        conn.execute(insert(table_of(s.AccountContact)).values(account_id=account, customer_id=ann, role="buyer"))
+    with TestClient(create_app(engine), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def sign_in(client: TestClient, role: str) -> dict[str, str]:
+    reply = client.post("/api/auth/token", json={"username": role, "password": PASSWORD})
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['token']}"}
+
+
+def customer_id(client: TestClient, headers: dict[str, str], external: str) -> int:
+    items = client.get(f"/api/customers?search={external}", headers=sign_in(client, "admin")).json()["items"]
+    return int(next(item["id"] for item in items))
+
+
+def count(engine: Engine, model: Any, *where: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_errors_are_4xx_with_detail_code_and_field(client: TestClient) -> None:
+    assert client.post("/api/auth/token", json={"username": "admin", "password": "wrong"}).json() == {
+        "detail": "wrong username or password", "code": "unauthorized", "field": None,
+    }  # fmt: skip
+    assert client.get("/api/customers").status_code == 401
+    admin = sign_in(client, "admin")
+    missing = client.get("/api/customers/987654", headers=admin)
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    bad = client.get("/api/customers?limit=0", headers=admin)
+    assert (bad.status_code, bad.json()["code"], bad.json()["field"]) == (422, "invalid_request", "limit")
+    rule = client.post("/api/segments/preview", headers=admin, json={"rule": "tierr == 'A'"})
+    assert (rule.status_code, rule.json()["code"]) == (422, "invalid_segment_rule")
+    assert "did you mean tier" in rule.json()["detail"]
+
+
+def test_events_are_stored_once_and_bad_ones_reported(client: TestClient, engine: Engine) -> None:
+    admin = sign_in(client, "admin")
+    event = {
+        "customer": "crm:1",
+        "idempotency_key": "e-1",
+        "occurred_at": "2024-05-01T10:00:00+02:00",
+        "channel": "email",
+        "type": "opened",
+    }
+    assert client.post("/api/events", headers=admin, json=event).json() == {
+        "created": 1,
+        "duplicates": 0,
+        "rejected": [],
+    }
+    assert client.post("/api/events", headers=admin, json=event).json()["duplicates"] == 1
+    batch = [event, {**event, "idempotency_key": "e-2"}, {**event, "idempotency_key": "e-3", "customer": "crm:404"}]
+    reply = client.post("/api/events/batch", headers=admin, json={"events": batch}).json()
+    assert (reply["created"], reply["duplicates"]) == (1, 1)
+    assert reply["rejected"] == [{"index": 2, "field": "customer", "detail": "no customer matches 'crm:404'"}]
+    stored = count(engine, s.Interaction, s.Interaction.source == "api")
+    assert stored == 2
+    with engine.connect() as conn:
+        moment = conn.scalar(select(s.Interaction.occurred_at).where(s.Interaction.idempotency_key == "e-1"))
+    assert moment is not None
+    assert moment.hour == 8  # stored in UTC
+
+
+def test_an_analyst_never_receives_personal_data(client: TestClient, engine: Engine) -> None:
+    analyst = sign_in(client, "analyst")
+    ann = customer_id(client, analyst, "ann@example.com")
+    view = client.get(f"/api/customers/{ann}", headers=analyst)
+    assert view.status_code == 200
+    for secret in ("ann@example.com", "555", "Ann", "Lee"):
+        assert secret not in view.text
+    listing = client.get("/api/customers", headers=analyst).text
+    assert "@" not in listing
+    assert "Ann Lee" not in listing
+    assert client.get("/api/customers?search=ann@example", headers=analyst).json()["total"] == 0  # no probing by e-mail
+    export = client.get("/api/customers/export.csv", headers=analyst)
+    assert export.status_code == 200
+    assert "customer-" in export.text
+    assert "@" not in export.text
+    assert "Ann" not in export.text
+    before = count(engine, s.Interaction)
+    denied = client.post(
+        "/api/events",
+        headers=analyst,
+        json={
+            "customer": "crm:1",
+            "idempotency_key": "x",
+            "occurred_at": "2024-05-01T10:00:00",
+            "channel": "web",
+            "type": "visit",
+        },
+    )
+    assert (denied.status_code, denied.json()["code"]) == (403, "forbidden")
+    assert count(engine, s.Interaction) == before
+
+
+def test_an_agent_cannot_export(client: TestClient, engine: Engine) -> None:
+    agent = sign_in(client, "agent")
+    reply = client.get("/api/customers/export.csv", headers=agent)
+    assert (reply.status_code, reply.json()["code"]) == (403, "forbidden")
+    assert reply.json()["detail"] == "an agent may not export"
+    assert count(engine, s.AuditEvent, s.AuditEvent.action == "export") == 0
+    assert (
+        "ann@example.com"
+        in client.get(f"/api/customers/{customer_id(client, agent, 'ann@example.com')}", headers=agent).text
+    )
+
+
+def test_a_manager_sees_only_their_portfolio(client: TestClient) -> None:
+    manager = sign_in(client, "manager")
+    listing = client.get("/api/customers", headers=manager).json()
+    assert listing["total"] == 1
+    assert listing["items"][0]["display_name"] == "Ann Lee"
+    bob = customer_id(client, manager, "bob@example.org")
+    hidden = client.get(f"/api/customers/{bob}", headers=manager)
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "not_found")
+    assert client.get(f"/api/customers/{bob}/context", headers=manager).status_code == 404
+
+
+def test_cases_and_segments_through_the_api(client: TestClient, engine: Engine) -> None:
+    agent = sign_in(client, "agent")
+    ann = customer_id(client, agent, "ann@example.com")
+    opened = client.post(
+        "/api/cases", headers=agent, json={"customer_id": ann, "subject": "Login fails", "kind": "question"}
+    )
+    assert opened.status_code == 201, opened.text
+    case = opened.json()["id"]
+    assert client.post(f"/api/cases/{case}/resolve", headers=agent, json={"text": "Password reset"}).json() == {
+        "status": "resolved"
+    }
+    again = client.post(f"/api/cases/{case}/notes", headers=agent, json={"text": "late"})
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+    assert client.post("/api/segments", headers=agent, json={"name": "x", "rule": "orders > 0"}).status_code == 403
+    analyst = sign_in(client, "analyst")
+    made = client.post("/api/segments", headers=analyst, json={"name": "everyone", "rule": "kind == 'customer'"})
+    assert made.status_code == 201
+    assert (
+        client.post("/api/segments/preview", headers=analyst, json={"rule": "kind == 'customer'"}).json()["count"] == 3
+    )

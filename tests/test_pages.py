@@ -1,0 +1,112 @@
+"""The pages in a real browser (Debian's Chromium through Playwright): sign in, dashboard, search, the 360° view,
+the segment builder's live count. Screenshots go to the test's folder."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from patron.api.app import create_app
+from patron.auth.service import create_user
+from patron.cif.store import make_engine, migrate
+from patron.demo import load_demo
+from patron.demo.cdnow import read_cdnow
+from patron.value.scoring import score_customers
+from tests.conftest import SHARED_DATA
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"),
+    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project"),
+]
+
+
+def big_cdnow_spenders() -> int:
+    """Computed from the raw file, not the store: CDNOW customers who spent over $500 in all."""
+    transactions = read_cdnow(SHARED_DATA / "cdnow" / "CDNOW_master.txt")
+    return transactions.group_by("customer_id").agg(pl.col("revenue").sum()).filter(pl.col("revenue") > 500).height
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    engine: Engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('site') / 'patron.db'}")
+    migrate(engine)
+    load_demo(engine, SHARED_DATA, names=("cdnow", "cfpb-complaints"))
+    score_customers(engine, model="bgnbd")
+    create_user(engine, "maria", "maria-password", "manager", "Maria")
+    create_user(engine, "admin", "admin-password", "admin")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+
+
+def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+        page.goto(site + "/")
+        expect(page).to_have_url(site + "/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", "wrong password")
+        page.click("button[type=submit]")
+        expect(page.get_by_role("alert")).to_have_text("wrong username or password")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", "admin-password")
+        page.click("button[type=submit]")
+
+        expect(page.locator("h1")).to_have_text("Dashboard")
+        expect(page.locator(".tiles")).to_contain_text("23,919 customers")
+        expect(page.locator(".lead")).to_contain_text("the top 20 % of customers give 67.8 % of revenue")
+        expect(page.locator("#chart-pareto .plotly")).to_be_visible()
+        expect(page.locator("#chart-tiers .plotly")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+        page.click("text=Customers")
+        page.fill("input[name=search]", "00042")
+        page.click("text=Search")
+        expect(page.locator(".count")).to_have_text("1 customer matching “00042”")
+        page.locator("table a").first.click()
+        expect(page.locator("h1")).to_contain_text("Customer")
+        expect(page.locator(".card").first).to_contain_text("00042")
+        expect(page.locator(".timeline li").first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "customer.png"), full_page=True)
+
+        page.click("text=Segments")
+        page.fill("#rule", 'source == "cdnow" and revenue > 500')
+        expected = big_cdnow_spenders()
+        expect(page.locator("#live-count")).to_have_text(f"{expected:,} of 23,919 customers match", timeout=15_000)
+        page.fill("#rule", "revenu > 500")
+        expect(page.locator("#live-count")).to_contain_text("unknown field 'revenu'")
+        page.screenshot(path=str(tmp_path / "segments.png"), full_page=True)
+
+        page.click("text=Service")
+        expect(page.locator("#chart-service .plotly")).to_be_visible()
+        expect(page.locator("table")).to_contain_text("Credit reporting")
+        browser.close()
+    assert all((tmp_path / name).stat().st_size > 10_000 for name in ("dashboard.png", "customer.png", "segments.png"))
