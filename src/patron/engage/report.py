@@ -1,0 +1,114 @@
+"""Campaign results as an experiment: response rates per arm, uplift against the control group with a 95 %
+confidence interval and a two-sided p-value, spend per member, and ROI when costs are given.
+
+Uplift = rate(arm) − rate(control). Its interval is the normal (Wald) interval of a difference of two independent
+proportions, ± 1.96 × sqrt(p₁(1 − p₁)/n₁ + p₀(1 − p₀)/n₀); the p-value is the two-proportion z-test's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy.stats import norm
+from sqlalchemy import Engine, func, select
+
+from patron.cif import schema as s
+from patron.cif.schema import table_of
+from patron.errors import InvalidInputError, NotFoundError
+
+CAMPAIGNS = table_of(s.Campaign)
+MEMBERS = table_of(s.CampaignMember)
+RESPONSES = table_of(s.CampaignResponse)
+Z_95 = float(norm.ppf(0.975))
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    arm: str
+    is_control: bool
+    members: int
+    responders: int
+    rate: float
+    uplift: float | None  # against the control; None for the control itself
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    value_per_member: float  # response value (e.g. spend), major units
+    roi: float | None  # (incremental margin − contact cost) / contact cost
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    campaign: str
+    kind: str
+    arms: list[ArmResult]
+
+
+def _campaign_id(engine: Engine, key: str) -> int:
+    with engine.connect() as conn:
+        found = conn.scalar(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.campaign_key == key))
+    if found is None:
+        raise NotFoundError(f"there is no campaign {key!r}", field="campaign")
+    return int(found)
+
+
+def campaign_report(
+    engine: Engine, campaign: str, kind: str, *, contact_cost: float = 0.0, margin_rate: float = 0.3
+) -> CampaignReport:
+    """Results of ``campaign`` for one response ``kind`` (e.g. visit, conversion, opened, clicked, bought)."""
+    campaign_id = _campaign_id(engine, campaign)
+    responded = (
+        select(RESPONSES.c.customer_id, func.sum(func.coalesce(RESPONSES.c.value_minor, 0)).label("value_minor"))
+        .where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
+        .group_by(RESPONSES.c.customer_id)
+        .subquery()
+    )
+    query = (
+        select(
+            MEMBERS.c.arm,
+            MEMBERS.c.is_control,
+            func.count().label("members"),
+            func.count(responded.c.customer_id).label("responders"),
+            func.coalesce(func.sum(responded.c.value_minor), 0).label("value_minor"),
+        )
+        .select_from(MEMBERS.outerjoin(responded, responded.c.customer_id == MEMBERS.c.customer_id))
+        .where(MEMBERS.c.campaign_id == campaign_id)
+        .group_by(MEMBERS.c.arm, MEMBERS.c.is_control)
+        .order_by(MEMBERS.c.is_control.desc(), MEMBERS.c.arm)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    controls = [row for row in rows if row.is_control]
+    if len(controls) != 1:
+        raise InvalidInputError(
+            f"campaign {campaign!r} needs exactly one control arm to measure uplift; it has {len(controls)}"
+        )
+    control = controls[0]
+    p0 = control.responders / control.members
+    control_value = control.value_minor / 100 / control.members
+    arms = []
+    for row in rows:
+        rate = row.responders / row.members
+        value = row.value_minor / 100 / row.members
+        if row.is_control:
+            arms.append(
+                ArmResult(row.arm, True, row.members, row.responders, rate, None, None, None, None, value, None)
+            )
+            continue
+        uplift = rate - p0
+        se = math.sqrt(rate * (1 - rate) / row.members + p0 * (1 - p0) / control.members)
+        pooled = (row.responders + control.responders) / (row.members + control.members)
+        se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / row.members + 1 / control.members))
+        p_value = float(2 * norm.sf(abs(uplift) / se_pooled)) if se_pooled > 0 else 1.0
+        roi = None
+        if contact_cost > 0:
+            gained = (value - control_value) * margin_rate * row.members
+            roi = (gained - contact_cost * row.members) / (contact_cost * row.members)
+        arms.append(
+            ArmResult(
+                row.arm, False, row.members, row.responders, rate, uplift, uplift - Z_95 * se, uplift + Z_95 * se,
+                p_value, value, roi,
+            )
+        )  # fmt: skip
+    return CampaignReport(campaign, kind, arms)
