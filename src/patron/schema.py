@@ -5,9 +5,10 @@ from __future__ import annotations
 from patron.auth import schema as auth
 from patron.cif import schema as cif
 from patron.cif.schema import Base
+from patron.engage import schema as engage
 from patron.predict import schema as predict
 from patron.segments import schema as segments
 from patron.service import schema as service
 from patron.value import schema as value
 
-__all__ = ["Base", "auth", "cif", "predict", "segments", "service", "value"]
+__all__ = ["Base", "auth", "cif", "engage", "predict", "segments", "service", "value"]

@@ -1,0 +1,38 @@
+"""Recording consent: an append-only ledger per customer, channel and purpose; the newest record is in force."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine, insert, select
+
+from patron.cif import schema as s
+from patron.cif.schema import _now, table_of
+from patron.errors import InvalidInputError, NotFoundError
+
+CONSENTS = table_of(s.Consent)
+STATES = ("granted", "withdrawn")
+
+
+def record_consent(
+    engine: Engine,
+    customer_id: int,
+    *,
+    channel: str,
+    purpose: str = "marketing",
+    status: str = "granted",
+    source: str = "patron",
+    wording_version: str | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    if status not in STATES:
+        raise InvalidInputError(f"consent status must be granted or withdrawn, not {status!r}", field="status")
+    with engine.begin() as conn:
+        if conn.scalar(select(s.Customer.id).where(s.Customer.id == customer_id)) is None:
+            raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        conn.execute(
+            insert(CONSENTS).values(
+                customer_id=customer_id, channel=channel, purpose=purpose, status=status, source=source,
+                wording_version=wording_version, recorded_at=at or _now(),
+            )
+        )  # fmt: skip

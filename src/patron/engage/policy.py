@@ -1,0 +1,135 @@
+"""The contact policy, checked before anything is sent; every refusal comes with its reason.
+
+In order: the customer is contactable at all (not churned, anonymised or merged); the plan does not suppress their
+tier; they granted consent for this channel and purpose (the newest consent record counts, so a withdrawal takes
+effect at once); they have not had as many contacts on this channel in the last 30 days as they asked for at most;
+and the firm's own frequency cap across campaigns is not reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, select
+
+from patron.cif import schema as s
+from patron.cif.schema import table_of
+from patron.value.schema import CustomerScore
+
+CUSTOMERS = table_of(s.Customer)
+CONSENTS = table_of(s.Consent)
+PREFERENCES = table_of(s.ContactPreference)
+INTERACTIONS = table_of(s.Interaction)
+SCORES = table_of(CustomerScore)
+FREQUENCY_CAP = 4  # outbound marketing contacts per customer per 30 days, across campaigns and channels
+UNCONTACTABLE = ("churned", "anonymised", "merged")
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def check_contacts(
+    engine: Engine,
+    customer_ids: Iterable[int],
+    *,
+    channel: str,
+    purpose: str = "marketing",
+    suppress_tiers: Iterable[str] = (),
+    now: dt.datetime | None = None,
+    frequency_cap: int = FREQUENCY_CAP,
+) -> dict[int, Decision]:
+    ids = list(customer_ids)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    month_ago = now - dt.timedelta(days=30)
+    suppressed = set(suppress_tiers)
+    decisions: dict[int, Decision] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            status = dict(
+                conn.execute(select(CUSTOMERS.c.id, CUSTOMERS.c.status).where(CUSTOMERS.c.id.in_(chunk))).all()
+            )
+            consent: dict[int, str] = {}
+            for customer, state in conn.execute(
+                select(CONSENTS.c.customer_id, CONSENTS.c.status)
+                .where(CONSENTS.c.customer_id.in_(chunk), CONSENTS.c.channel == channel, CONSENTS.c.purpose == purpose)
+                .order_by(CONSENTS.c.recorded_at, CONSENTS.c.id)
+            ):
+                consent[customer] = state  # ordered oldest first: the last one seen is in force
+            asked = dict(
+                conn.execute(
+                    select(PREFERENCES.c.customer_id, PREFERENCES.c.max_per_month).where(
+                        PREFERENCES.c.customer_id.in_(chunk), PREFERENCES.c.channel == channel
+                    )
+                ).all()
+            )
+            recent_rows = conn.execute(
+                select(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel, func.count())
+                .where(
+                    INTERACTIONS.c.customer_id.in_(chunk),
+                    INTERACTIONS.c.direction == "outbound",
+                    INTERACTIONS.c.type == "campaign_contact",
+                    INTERACTIONS.c.occurred_at > month_ago,
+                )
+                .group_by(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel)
+            ).all()
+            on_channel: dict[int, int] = {}
+            overall: dict[int, int] = {}
+            for customer, used_channel, count in recent_rows:
+                overall[customer] = overall.get(customer, 0) + int(count)
+                if used_channel == channel:
+                    on_channel[customer] = int(count)
+            tiers: dict[int, str] = {}
+            if suppressed:
+                newest = (
+                    select(SCORES.c.customer_id, func.max(SCORES.c.run_id).label("run"))
+                    .where(SCORES.c.customer_id.in_(chunk))
+                    .group_by(SCORES.c.customer_id)
+                    .subquery()
+                )
+                tiers = dict(
+                    conn.execute(
+                        select(SCORES.c.customer_id, SCORES.c.tier).join(
+                            newest, (newest.c.customer_id == SCORES.c.customer_id) & (newest.c.run == SCORES.c.run_id)
+                        )
+                    ).all()
+                )
+            for customer in chunk:
+                decisions[customer] = _decide(
+                    status.get(customer), tiers.get(customer), suppressed, consent.get(customer), asked.get(customer),
+                    on_channel.get(customer, 0), overall.get(customer, 0), channel, purpose, frequency_cap,
+                )  # fmt: skip
+    return decisions
+
+
+def _decide(  # noqa: PLR0917
+    status: str | None,
+    tier: str | None,
+    suppressed: set[str],
+    consent: str | None,
+    max_per_month: int | None,
+    on_channel: int,
+    overall: int,
+    channel: str,
+    purpose: str,
+    cap: int,
+) -> Decision:
+    if status is None:
+        return Decision(False, "unknown customer")
+    if status in UNCONTACTABLE:
+        return Decision(False, f"customer is {status}")
+    if tier is not None and tier in suppressed:
+        return Decision(False, f"tier {tier} is suppressed by the plan")
+    if consent != "granted":
+        state = "withdrawn" if consent else "not given"
+        return Decision(False, f"{channel} consent for {purpose} {state}")
+    if max_per_month is not None and on_channel >= max_per_month:
+        return Decision(False, f"asked for at most {max_per_month} {channel} contacts a month")
+    if overall >= cap:
+        return Decision(False, f"frequency cap: {overall} contacts in the last 30 days")
+    return Decision(True, "allowed")

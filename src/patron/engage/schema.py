@@ -1,0 +1,59 @@
+"""Offers, campaign plans (target rule, templates, control group, arms) and each planned contact's fate."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from patron.cif.schema import Base, BigId, _now
+
+
+class Offer(Base):
+    __tablename__ = "offers"
+    __table_args__ = (CheckConstraint("margin_minor >= 0", name="margin"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    margin_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    eligibility: Mapped[str | None] = mapped_column(Text)  # a segment rule
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class CampaignPlan(Base):
+    __tablename__ = "campaign_plans"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    rule: Mapped[str] = mapped_column(Text)
+    subject_template: Mapped[str] = mapped_column(Text)
+    body_template: Mapped[str] = mapped_column(Text)
+    control_share: Mapped[float] = mapped_column(Float)
+    arms: Mapped[list[str]] = mapped_column(JSON)
+    suppress_tiers: Mapped[list[str]] = mapped_column(JSON)
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id"))
+    purpose: Mapped[str] = mapped_column(String(64), default="marketing")
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | prepared | sending | sent
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class CampaignContact(Base):
+    """One planned contact: pending, sending, sent, failed, blocked (with the reason) or control (never contacted)."""
+
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (Index("ix_campaign_contacts_status", "campaign_id", "status"),)
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    arm: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)

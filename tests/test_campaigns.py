@@ -1,0 +1,166 @@
+"""A campaign end to end on both stores: target, control group, contact policy, real SMTP delivery (a local
+aiosmtpd server), a failure mid-batch and its resumption, responses and the report."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine, select
+
+from patron.cif import schema as s
+from patron.cif.importer import import_file
+from patron.cif.mapping import parse_mapping
+from patron.cif.schema import table_of
+from patron.engage.campaigns import (
+    contact_statuses,
+    create_campaign,
+    create_offer,
+    prepare_campaign,
+    record_response,
+    send_campaign,
+)
+from patron.engage.channels import SmtpChannel
+from patron.engage.consent import record_consent
+from patron.engage.report import campaign_report
+from patron.errors import InvalidInputError
+from tests.conftest import WriteFile
+
+SHOP: dict[str, Any] = {
+    "source": {"system": "shop", "format": "csv", "currency": "USD", "date_format": "%Y-%m-%d"},
+    "customers": {"external_id": "id", "email": "email", "first_name": "first", "display_name": "name"},
+    "orders": {"customer": "id", "order_id": "order", "ordered_at": "date", "revenue": "amount"},
+}
+BODY = "Dear {{ first_name }},\nthanks for your order of {{ last_purchase }}.\n{{ manager_signature }}"
+
+
+class Inbox:
+    """An SMTP server's handler: keeps each message; can be told to refuse from the n-th one on."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.refuse_after: int | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_after is not None and len(self.messages) >= self.refuse_after:
+            return "451 4.3.0 try again later"
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+def customers(engine: Engine, write_file: WriteFile) -> dict[str, int]:
+    rows = "id,email,first,name,order,date,amount\n" + "".join(
+        f"c{i},c{i}@example.com,Cus{i},Cus{i} Tomer,o{i},2024-0{1 + i % 9}-15,{20 + i}\n" for i in range(1, 21)
+    )
+    rows += "c21,,Nomail,Nomail Tomer,o21,2024-03-01,50\n"
+    path = write_file("shop.csv", rows)
+    assert import_file(engine, path, parse_mapping(SHOP), rejects_dir=path.parent).rejected == 0
+    with engine.connect() as conn:
+        found = conn.execute(select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external"))
+        return {str(value): int(customer) for value, customer in found}
+
+
+def test_campaign_reaches_exactly_the_eligible_consenting_customers(
+    engine: Engine, write_file: WriteFile, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    ids = customers(engine, write_file)
+    for number in range(1, 22):
+        if number not in (2, 3):  # c2 and c3 never consented
+            record_consent(engine, ids[f"c{number}"], channel="email")
+    record_consent(engine, ids["c4"], channel="email", status="withdrawn")  # withdrawal takes effect at once
+    with engine.begin() as conn:
+        conn.execute(
+            table_of(s.ContactPreference).insert().values(customer_id=ids["c5"], channel="email", max_per_month=0)
+        )
+
+    create_campaign(engine, "spring", "Spring thank-you", rule="orders > 0", subject="Thank you, {{ first_name }}", body=BODY,
+                    control_share=0.2, arms=("A", "B"))  # fmt: skip
+    prepared = prepare_campaign(engine, "spring")
+    assert prepared.members == 21
+    assert prepared.control == 4
+    statuses = contact_statuses(engine, "spring")
+    assert statuses["control"] == 4
+    assert sum(statuses.values()) == 21
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(table_of(s.Customer).c.id)).all()
+        plan = {
+            int(r.customer_id): (r.status, r.reason)
+            for r in conn.execute(select(s.Base.metadata.tables["campaign_contacts"]))
+        }
+    assert len(rows) == 21
+    reason = {customer: why for customer, (_status, why) in plan.items()}
+    eligible = {customer for customer, (status, _) in plan.items() if status == "pending"}
+    # Every refusal is recorded with its reason, and the reasons are the ones set up above.
+    for name, expected in (("c2", "email consent for marketing not given"), ("c3", "email consent for marketing not given"),
+                           ("c4", "email consent for marketing withdrawn"), ("c5", "asked for at most 0 email contacts a month"),
+                           ("c21", "no e-mail address")):  # fmt: skip
+        if plan[ids[name]][0] != "control":
+            assert reason[ids[name]] == expected
+
+    inbox.refuse_after = 3  # the channel fails mid-batch
+    first = send_campaign(engine, "spring", SmtpChannel("127.0.0.1", port, "news@patron.test"))
+    assert (first.sent, first.failed) == (3, 1)
+    assert first.error is not None
+    assert contact_statuses(engine, "spring")["pending"] == len(eligible) - 3
+    inbox.refuse_after = None
+    second = send_campaign(engine, "spring", SmtpChannel("127.0.0.1", port, "news@patron.test"))
+    assert second.sent == len(eligible) - 3
+    assert second.remaining == 0
+
+    recipients = [message["To"] for message in inbox.messages]
+    assert len(recipients) == len(set(recipients))  # nobody twice
+    with engine.connect() as conn:
+        emails = dict(
+            conn.execute(select(s.Identity.customer_id, s.Identity.value).where(s.Identity.kind == "email")).all()
+        )
+    assert set(recipients) == {emails[c] for c in eligible}
+    sample = inbox.messages[0]
+    assert sample["Subject"].startswith("Thank you, Cus")
+    assert "thanks for your order of 2024-" in sample.get_payload()
+    assert "Your customer team" in sample.get_payload()
+
+    # Simulated responses: every contacted customer opens, half of them buy; one control customer buys too.
+    treated = sorted(eligible)
+    for index, customer in enumerate(treated):
+        record_response(
+            engine, "spring", customer, "bought" if index % 2 else "opened", value=30.0 if index % 2 else None
+        )
+    control = [c for c, (status, _) in plan.items() if status == "control"]
+    record_response(engine, "spring", control[0], "bought", value=10.0)
+    report = campaign_report(engine, "spring", "bought")
+    arms = {arm.arm: arm for arm in report.arms}
+    assert arms["control"].responders == 1
+    assert sum(arm.responders for arm in report.arms if not arm.is_control) == len(treated) // 2
+    assert all(arm.ci_low is not None for arm in report.arms if not arm.is_control)
+
+
+def test_bad_campaign_input_is_refused(engine: Engine, write_file: WriteFile) -> None:
+    customers(engine, write_file)
+    with pytest.raises(InvalidInputError, match=r"unknown variable\(s\) shoe_size"):
+        create_campaign(engine, "x", "X", rule="orders > 0", subject="Hi", body="Your size: {{ shoe_size }}")
+    with pytest.raises(InvalidInputError, match="does not parse"):
+        create_campaign(engine, "x", "X", rule="orders > 0", subject="Hi {{ name", body="b")
+    with pytest.raises(InvalidInputError, match="negative margin"):
+        create_offer(engine, "loss leader", margin=-5.0)
+    with pytest.raises(InvalidInputError, match="control share"):
+        create_campaign(engine, "x", "X", rule="orders > 0", subject="Hi", body="b", control_share=1.0)
+    with engine.connect() as conn:
+        assert conn.scalar(select(table_of(s.Campaign).c.id)) is None  # nothing was half-made
