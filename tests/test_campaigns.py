@@ -90,8 +90,10 @@ def test_campaign_reaches_exactly_the_eligible_consenting_customers(
             table_of(s.ContactPreference).insert().values(customer_id=ids["c5"], channel="email", max_per_month=0)
         )
 
-    create_campaign(engine, "spring", "Spring thank-you", rule="orders > 0", subject="Thank you, {{ first_name }}", body=BODY,
-                    control_share=0.2, arms=("A", "B"))  # fmt: skip
+    create_campaign(
+        engine, "spring", "Spring thank-you", rule="orders > 0", subject="Thank you, {{ first_name }}", body=BODY,
+        control_share=0.2, arms=("A", "B"),
+    )  # fmt: skip
     prepared = prepare_campaign(engine, "spring")
     assert prepared.members == 21
     assert prepared.control == 4
@@ -109,9 +111,14 @@ def test_campaign_reaches_exactly_the_eligible_consenting_customers(
     reason = {customer: why for customer, (_status, why) in plan.items()}
     eligible = {customer for customer, (status, _) in plan.items() if status == "pending"}
     # Every refusal is recorded with its reason, and the reasons are the ones set up above.
-    for name, expected in (("c2", "email consent for marketing not given"), ("c3", "email consent for marketing not given"),
-                           ("c4", "email consent for marketing withdrawn"), ("c5", "asked for at most 0 email contacts a month"),
-                           ("c21", "no e-mail address")):  # fmt: skip
+    refusals = {
+        "c2": "email consent for marketing not given",
+        "c3": "email consent for marketing not given",
+        "c4": "email consent for marketing withdrawn",
+        "c5": "asked for at most 0 email contacts a month",
+        "c21": "no e-mail address",
+    }
+    for name, expected in refusals.items():
         if plan[ids[name]][0] != "control":
             assert reason[ids[name]] == expected
 

@@ -154,3 +154,14 @@ def test_service_commands_on_cfpb(tmp_path: Path) -> None:
     ghost = runner.invoke(app, ["cases", "assign", "350", "ghost"])
     assert ghost.exit_code == 1
     assert "no active agent 'ghost'" in ghost.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+def test_campaign_report_command_on_hillstrom() -> None:
+    assert runner.invoke(app, ["demo", "--only", "hillstrom-email"]).exit_code == 0
+    report = runner.invoke(app, ["campaigns", "report", "hillstrom-2008", "visit"])
+    assert report.exit_code == 0, report.output
+    assert "No E-Mail (control)" in report.output
+    assert "Mens E-Mail" in report.output
+    assert "+0.0766" in report.output  # men's e-mail visit uplift: 18.28 % − 10.62 %

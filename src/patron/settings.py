@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("patron-data")
     database_url: str = ""
     shared_data_dir: Path = Path("../shared/data")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = "patron@localhost.localdomain"
     import_batch_rows: int = 20_000
 
     @field_validator("database_url")

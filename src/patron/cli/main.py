@@ -16,6 +16,7 @@ from patron.cif.quality import quality_report
 from patron.cif.retention import apply_retention, stale_prospects
 from patron.cif.store import is_initialised, make_engine, store_counts
 from patron.cif.view import customer_view, list_customers, resolve_customer
+from patron.cli.campaigns import campaigns_app
 from patron.cli.segments import models_app, segments_app
 from patron.cli.service import cases_app, kb_app
 from patron.cli.service import context as service_context
@@ -34,6 +35,7 @@ app.add_typer(value_app, name="value")
 app.add_typer(segments_app, name="segments")
 app.add_typer(models_app, name="models")
 app.add_typer(cases_app, name="cases")
+app.add_typer(campaigns_app, name="campaigns")
 users_app = typer.Typer(help="Users who sign in to the web app and the API.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(kb_app, name="kb")

@@ -1,0 +1,125 @@
+"""``patron campaigns``: plan, prepare (control group, arms, contact policy), send, record responses, report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from patron.cif.view import resolve_customer
+from patron.cli.shared import console, open_store, reports_errors
+from patron.engage.campaigns import (
+    contact_statuses,
+    create_campaign,
+    create_offer,
+    prepare_campaign,
+    record_response,
+    send_campaign,
+)
+from patron.engage.channels import SmtpChannel
+from patron.engage.consent import record_consent
+from patron.engage.report import campaign_report
+from patron.settings import get_settings
+
+campaigns_app = typer.Typer(
+    help="Campaigns as experiments: target, control group, policy, send, measure.", no_args_is_help=True
+)
+
+
+@campaigns_app.command("create")
+@reports_errors
+def create(
+    key: str,
+    name: str,
+    *,
+    rule: Annotated[str, typer.Option(help="Who to target (the segment rule language).")],
+    subject: Annotated[str, typer.Option(help="Subject template, e.g. 'Hello {{ first_name }}'.")],
+    body: Annotated[
+        str, typer.Option(help="Body template: name, first_name, last_purchase, manager_signature, offer, arm.")
+    ],
+    control_share: float = 0.1,
+    arms: Annotated[str, typer.Option(help="Comma-separated arm names for an A/B/n test.")] = "A",
+    suppress_tiers: Annotated[str, typer.Option(help="Comma-separated tiers not to contact, e.g. C.")] = "",
+    offer: str | None = None,
+) -> None:
+    """Plan a campaign (checked now: rule, templates, offer)."""
+    create_campaign(
+        open_store(), key, name, rule=rule, subject=subject, body=body, control_share=control_share,
+        arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
+        suppress_tiers=tuple(t.strip() for t in suppress_tiers.split(",") if t.strip()), offer=offer,
+    )  # fmt: skip
+    console.print(f"campaign {key!r} planned; next: patron campaigns prepare {key}")
+
+
+@campaigns_app.command("offer")
+@reports_errors
+def offer(name: str, margin: float, description: str | None = None, eligibility: str | None = None) -> None:
+    """Add an offer (its margin per acceptance must not be negative)."""
+    create_offer(open_store(), name, margin=margin, description=description, eligibility=eligibility)
+    console.print(f"offer {name!r} added")
+
+
+@campaigns_app.command("prepare")
+@reports_errors
+def prepare(key: str) -> None:
+    """Select the target, draw the control group and arms, apply the contact policy."""
+    result = prepare_campaign(open_store(), key)
+    console.print(f"{result.members:,} members: {result.control:,} in the control group, {result.pending:,} to contact")
+    for reason, count in sorted(result.blocked.items(), key=lambda item: -item[1]):
+        console.print(f"  not contacted: {count:,} — {reason}")
+
+
+@campaigns_app.command("send")
+@reports_errors
+def send(key: str, limit: int | None = None) -> None:
+    """Send the pending e-mails over SMTP (PATRON_SMTP_HOST, PATRON_SMTP_PORT, PATRON_SMTP_SENDER); resumable."""
+    settings = get_settings()
+    result = send_campaign(
+        open_store(), key, SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender), limit=limit
+    )
+    console.print(f"sent {result.sent:,}; {result.remaining:,} still pending")
+    if result.error:
+        console.print(f"[red]the channel failed[/red]: {result.error}; run the same command again to carry on")
+
+
+@campaigns_app.command("status")
+@reports_errors
+def status(key: str) -> None:
+    """Live counts: pending, sending, sent, blocked, control."""
+    for state, count in sorted(contact_statuses(open_store(), key).items()):
+        console.print(f"  {state}: {count:,}")
+
+
+@campaigns_app.command("respond")
+@reports_errors
+def respond(key: str, customer: str, kind: str, value: float | None = None) -> None:
+    """Record a response (opened, clicked, bought …)."""
+    engine = open_store()
+    record_response(engine, key, resolve_customer(engine, customer), kind, value=value)
+    console.print("response recorded")
+
+
+@campaigns_app.command("consent")
+@reports_errors
+def consent(customer: str, channel: str, status: str = "granted", purpose: str = "marketing") -> None:
+    """Record consent (or its withdrawal) for a channel and purpose."""
+    engine = open_store()
+    record_consent(engine, resolve_customer(engine, customer), channel=channel, purpose=purpose, status=status)
+    console.print(f"{channel} {purpose}: {status}")
+
+
+@campaigns_app.command("report")
+@reports_errors
+def report(key: str, kind: str, contact_cost: float = 0.0, margin_rate: float = 0.3) -> None:
+    """Response rate per arm, uplift against the control with a 95 % interval, p-value, value per member, ROI."""
+    result = campaign_report(open_store(), key, kind, contact_cost=contact_cost, margin_rate=margin_rate)
+    console.print(f"{result.campaign}: {result.kind}")
+    for arm in result.arms:
+        label = arm.arm + (" (control)" if arm.is_control else "")
+        line = f"  {label}: {arm.responders:,} of {arm.members:,} = {arm.rate:.4f}"
+        if arm.uplift is not None and arm.ci_low is not None and arm.ci_high is not None:
+            line += f"; uplift {arm.uplift:+.4f} (95 % {arm.ci_low:+.4f} … {arm.ci_high:+.4f}, p = {arm.p_value:.2g})"
+        line += f"; value per member {arm.value_per_member:.3f}"
+        if arm.roi is not None:
+            line += f"; ROI {arm.roi:.2f}"
+        console.print(line)
