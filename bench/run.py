@@ -1,8 +1,8 @@
 """Run every benchmark and write one table to bench/out/results.md (``make bench``).
 
 Sizes: PATRON_BENCH_COPIES (default "1,10,100") replicates CDNOW that many times.
-Which: PATRON_BENCH_ONLY (default all: "import,value,segments,context"). For segments a copy is 100k customers and 1M
-order lines, so ×10 is the 1M-customer, 10M-line base.
+Which: PATRON_BENCH_ONLY (default all: "import,value,segments,context,api").
+For segments a copy is 100k customers and 1M order lines, so ×10 is the 1M-customer, 10M-line base.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_context, bench_import, bench_segments, bench_value
+from bench import bench_api, bench_context, bench_import, bench_segments, bench_value
 
 BENCHMARKS = {
     "import": bench_import.run,
     "value": bench_value.run,
     "segments": bench_segments.run,
     "context": bench_context.run,
+    "api": bench_api.run,
 }
 
 OUT = Path(__file__).resolve().parent / "out"
