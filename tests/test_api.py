@@ -89,6 +89,7 @@ def test_events_are_stored_once_and_bad_ones_reported(client: TestClient, engine
         "created": 1,
         "duplicates": 0,
         "rejected": [],
+        "triggers_fired": [],
     }
     assert client.post("/api/events", headers=admin, json=event).json()["duplicates"] == 1
     batch = [event, {**event, "idempotency_key": "e-2"}, {**event, "idempotency_key": "e-3", "customer": "crm:404"}]

@@ -8,11 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
 
 from patron.api.common import Caller, LongText, ShortText, Store
 from patron.auth.access import customer_360, customers_page, export_customers, pseudonym_of
 from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
+from patron.engage.triggers import fire_triggers
 from patron.segments.rules import create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 from patron.service.context import conversation_context
@@ -99,14 +101,25 @@ class EventBatch(BaseModel):
 def event(body: EventIn, store: Store, principal: Caller) -> dict[str, Any]:
     """One interaction; sending the same idempotency key again stores nothing new."""
     authorize(principal, "write_events")
-    return ingest_events(store, [body]).as_dict()
+    return _ingest(store, [body])
 
 
 @router.post("/events/batch", tags=["events"], status_code=201)
 def events(body: EventBatch, store: Store, principal: Caller) -> dict[str, Any]:
     """Up to 1,000 interactions; each rejected one is reported with its index and reason, the rest are kept."""
     authorize(principal, "write_events")
-    return ingest_events(store, body.events).as_dict()
+    return _ingest(store, body.events)
+
+
+def _ingest(store: Engine, events: list[EventIn]) -> dict[str, Any]:
+    """Store the events, then run the triggers listening for them (in the same request: within seconds)."""
+    result = ingest_events(store, events)
+    fired = [
+        firing.trigger
+        for interaction, customer, kind in result.stored
+        for firing in fire_triggers(store, customer, kind, f"interaction:{interaction}")
+    ]
+    return {**result.as_dict(), "triggers_fired": fired}
 
 
 class SegmentIn(BaseModel):

@@ -47,6 +47,7 @@ class IngestResult:
     created: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    stored: list[tuple[int, int, str]] = field(default_factory=list)  # (interaction id, customer id, type) of new ones
 
     def as_dict(self) -> dict[str, Any]:
         return {"created": self.created, "duplicates": self.duplicates, "rejected": self.rejected}
@@ -84,7 +85,10 @@ def ingest_events(engine: Engine, events: Sequence[EventIn]) -> IngestResult:
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(INTERACTIONS).on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
         with engine.begin() as conn:
-            created = conn.execute(statement.returning(INTERACTIONS.c.id), rows).all()
+            created = conn.execute(
+                statement.returning(INTERACTIONS.c.id, INTERACTIONS.c.customer_id, INTERACTIONS.c.type), rows
+            ).all()
         result.created = len(created)
+        result.stored = [(int(i), int(c), str(kind)) for i, c, kind in created]
         result.duplicates = len(rows) - result.created
     return result

@@ -57,3 +57,29 @@ class CampaignContact(Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(String(320))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class Trigger(Base):
+    """When an event of ``on_event`` arrives for a customer matching ``condition``, do ``action`` — once per
+    customer and occurrence."""
+
+    __tablename__ = "triggers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    on_event: Mapped[str] = mapped_column(String(32))  # an interaction type, e.g. purchase, complaint, birth
+    condition: Mapped[str | None] = mapped_column(Text)  # a segment rule about the customer
+    action: Mapped[str] = mapped_column(String(32))  # open_case | emit_event
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class TriggerFiring(Base):
+    __tablename__ = "trigger_firings"
+
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    occurrence: Mapped[str] = mapped_column(String(160), primary_key=True)  # the event that fired it
+    fired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    outcome: Mapped[str] = mapped_column(String(200))

@@ -95,7 +95,7 @@ def segment_id(engine: Engine, name: str) -> int:
     return int(found)
 
 
-def _members_of(features: Features, rule: CompiledRule, schema: dict[str, pl.DataType] | None = None) -> pl.Series:
+def members_of(features: Features, rule: CompiledRule, schema: dict[str, pl.DataType] | None = None) -> pl.Series:
     frame = features.customers
     # A field nobody in this frame has (an attribute, a campaign) is missing for all of them, not an error.
     absent = [name for name in rule.fields if name != "bought" and name not in frame.columns]
@@ -109,7 +109,7 @@ def preview(engine: Engine, expression: str, *, as_of: dt.date | None = None, sa
     """How many customers a rule selects now, with a few of them: the segment builder's live count."""
     rule = _compile(engine, expression)
     features = build_features(engine, as_of=as_of)
-    members = _members_of(features, rule, feature_schema(engine))
+    members = members_of(features, rule, feature_schema(engine))
     rows = features.customers.filter(pl.col("customer_id").is_in(members.implode())).head(sample)
     return Preview(len(members), features.customers.height, rows)
 
@@ -131,7 +131,7 @@ def evaluate_segments(
     counts: dict[str, int] = {}
     for segment in segments:
         rule = compile_rule(segment["expression"], schema)
-        wanted = pl.DataFrame({"customer_id": _members_of(features, rule, schema)})
+        wanted = pl.DataFrame({"customer_id": members_of(features, rule, schema)})
         with engine.begin() as conn:
             current = pl.DataFrame(
                 {
@@ -193,7 +193,7 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
         current = set(conn.scalars(select(MEMBERS.c.segment_id).where(MEMBERS.c.customer_id == customer_id)).all())
         for segment in affected:
             rule = _compiled(segment["expression"], schema)
-            member = len(_members_of(features, rule, schema)) == 1
+            member = len(members_of(features, rule, schema)) == 1
             was = segment["id"] in current
             if member and not was:
                 conn.execute(insert(MEMBERS).values(segment_id=segment["id"], customer_id=customer_id))
