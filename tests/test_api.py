@@ -179,3 +179,29 @@ def test_cases_and_segments_through_the_api(client: TestClient, engine: Engine) 
     assert (
         client.post("/api/segments/preview", headers=analyst, json={"rule": "kind == 'customer'"}).json()["count"] == 3
     )
+
+
+def test_an_event_through_the_api_fires_its_trigger(client: TestClient, engine: Engine) -> None:
+    from patron.engage.triggers import create_trigger  # noqa: PLC0415
+
+    create_trigger(
+        engine,
+        "complaint call",
+        on_event="complaint",
+        action="open_case",
+        params={"subject": "Call back", "kind": "complaint"},
+    )
+    admin = sign_in(client, "admin")
+    event = {
+        "customer": "crm:2",
+        "idempotency_key": "c-1",
+        "occurred_at": "2024-05-01T10:00:00",
+        "channel": "phone",
+        "type": "complaint",
+    }
+    reply = client.post("/api/events", headers=admin, json=event).json()
+    assert reply["triggers_fired"] == ["complaint call"]
+    assert (
+        client.post("/api/events", headers=admin, json=event).json()["triggers_fired"] == []
+    )  # a resend fires nothing
+    assert len(client.get("/api/cases/queue", headers=admin).json()) == 1

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
 from patron.cif.importer import import_file
@@ -171,3 +171,44 @@ def test_bad_campaign_input_is_refused(engine: Engine, write_file: WriteFile) ->
         create_campaign(engine, "x", "X", rule="orders > 0", subject="Hi", body="b", control_share=1.0)
     with engine.connect() as conn:
         assert conn.scalar(select(table_of(s.Campaign).c.id)) is None  # nothing was half-made
+
+
+def test_thompson_sampling_sends_most_customers_to_the_better_arm() -> None:
+    from patron.engage.bandit import thompson_allocation  # noqa: PLC0415
+
+    # After a first wave in which arm B answered 30 % and arm A 5 % (200 members each):
+    chosen = thompson_allocation(["A", "B"], {"A": (200, 10), "B": (200, 60)}, 1000, seed=1)
+    assert chosen.count("B") > 990
+    # With no evidence yet, the arms share the base about evenly.
+    fresh = thompson_allocation(["A", "B", "C"], {}, 3000, seed=1)
+    assert all(800 < fresh.count(arm) < 1200 for arm in "ABC")
+    # Close arms both keep being tried.
+    close = thompson_allocation(["A", "B"], {"A": (50, 10), "B": (50, 11)}, 1000, seed=1)
+    assert 200 < close.count("A") < 800
+
+
+def test_a_bandit_wave_learns_from_the_first_wave(engine: Engine, write_file: WriteFile) -> None:
+    ids = customers(engine, write_file)
+    for customer in ids.values():
+        record_consent(engine, customer, channel="email")
+    create_campaign(
+        engine, "wave1", "Wave 1", rule="orders > 0", subject="Hi", body="b", control_share=0.0, arms=("A", "B")
+    )
+    prepare_campaign(engine, "wave1")
+    with engine.connect() as conn:
+        members = conn.execute(select(s.CampaignMember.customer_id, s.CampaignMember.arm)).all()
+    for customer, arm in members:
+        if arm == "B":
+            record_response(engine, "wave1", customer, "clicked")
+    create_campaign(
+        engine, "wave2", "Wave 2", rule="orders > 0", subject="Hi", body="b", control_share=0.0, arms=("A", "B")
+    )
+    prepare_campaign(engine, "wave2", learn_from=("wave1", "clicked"))
+    with engine.connect() as conn:
+        second = conn.execute(
+            select(s.CampaignMember.arm, func.count())
+            .join(s.Campaign, s.Campaign.id == s.CampaignMember.campaign_id)
+            .where(s.Campaign.campaign_key == "wave2")
+            .group_by(s.CampaignMember.arm)
+        ).all()
+    assert dict(second).get("B", 0) >= 19  # B answered every time in wave 1: nearly all of wave 2 goes to B

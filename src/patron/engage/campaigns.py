@@ -22,7 +22,9 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from patron.cif import schema as s
 from patron.cif.schema import _now, table_of
+from patron.engage.bandit import thompson_allocation
 from patron.engage.policy import check_contacts
+from patron.engage.report import campaign_report
 from patron.engage.schema import CampaignContact, CampaignPlan, Offer
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import Context, compile_rule
@@ -166,22 +168,50 @@ def _plan(engine: Engine, key: str) -> Any:
     return row
 
 
-def _split(key: str, customer_ids: list[int], control_share: float, arms: Sequence[str]) -> dict[int, str | None]:
-    """A reproducible random split: the campaign key seeds it, so preparing again gives the same groups."""
-    rng = random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
+def _split(
+    key: str,
+    customer_ids: list[int],
+    control_share: float,
+    arms: Sequence[str],
+    learned: dict[str, tuple[int, int]] | None,
+) -> dict[int, str | None]:
+    """A reproducible random split: the campaign key seeds it, so preparing again gives the same groups. With
+    ``learned`` results (members, responders per arm) the treated are allocated by Thompson sampling."""
+    seed = int(hashlib.sha256(key.encode()).hexdigest()[:16], 16)
+    rng = random.Random(seed)
     shuffled = sorted(customer_ids)
     rng.shuffle(shuffled)
     controls = round(len(shuffled) * control_share)
     split: dict[int, str | None] = dict.fromkeys(shuffled[:controls])
-    for index, customer in enumerate(shuffled[controls:]):
+    treated = shuffled[controls:]
+    if learned is not None:
+        chosen = thompson_allocation(arms, learned, len(treated), seed=seed % 2**32)
+        split.update(zip(treated, chosen, strict=True))
+        return split
+    for index, customer in enumerate(treated):
         split[customer] = arms[index % len(arms)]
     return split
 
 
+def arm_results(engine: Engine, key: str, kind: str) -> dict[str, tuple[int, int]]:
+    """(members, responders) per arm of an earlier campaign: what a Thompson-sampling wave learns from."""
+    report = campaign_report(engine, key, kind)
+    return {arm.arm: (arm.members, arm.responders) for arm in report.arms if not arm.is_control}
+
+
 def prepare_campaign(
-    engine: Engine, key: str, *, as_of: dt.date | None = None, now: dt.datetime | None = None
+    engine: Engine,
+    key: str,
+    *,
+    as_of: dt.date | None = None,
+    now: dt.datetime | None = None,
+    learn_from: tuple[str, str] | None = None,
 ) -> Prepared:
-    """Select the target, draw the control group and arms, apply the contact policy; record every decision."""
+    """Select the target, draw the control group and arms, apply the contact policy; record every decision.
+
+    ``learn_from=(earlier campaign, response kind)`` allocates the arms by Thompson sampling on that campaign's
+    results per arm (a bandit wave); otherwise the arms get equal shares.
+    """
     plan = _plan(engine, key)
     if plan.status != "draft":
         raise ConflictError(f"campaign {key!r} is already {plan.status}", field="campaign")
@@ -190,7 +220,8 @@ def prepare_campaign(
     target = features.customers.filter(rule.expression(Context(features.categories, features.as_of)))[
         "customer_id"
     ].to_list()
-    split = _split(key, target, plan.control_share, plan.arms)
+    learned = arm_results(engine, *learn_from) if learn_from else None
+    split = _split(key, target, plan.control_share, plan.arms, learned)
     treated = [customer for customer, arm in split.items() if arm is not None]
     decisions = check_contacts(
         engine,

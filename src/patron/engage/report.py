@@ -80,20 +80,21 @@ def campaign_report(
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     controls = [row for row in rows if row.is_control]
-    if len(controls) != 1:
-        raise InvalidInputError(
-            f"campaign {campaign!r} needs exactly one control arm to measure uplift; it has {len(controls)}"
-        )
-    control = controls[0]
-    p0 = control.responders / control.members
-    control_value = control.value_minor / 100 / control.members
+    if len(controls) > 1:
+        raise InvalidInputError(f"campaign {campaign!r} has {len(controls)} control arms; uplift needs one")
+    # Without a control group there are rates per arm but no uplift (a bandit wave, say).
+    control = controls[0] if controls else None
+    p0 = control.responders / control.members if control else 0.0
+    control_value = control.value_minor / 100 / control.members if control else 0.0
     arms = []
     for row in rows:
         rate = row.responders / row.members
         value = row.value_minor / 100 / row.members
-        if row.is_control:
+        if row.is_control or control is None:
             arms.append(
-                ArmResult(row.arm, True, row.members, row.responders, rate, None, None, None, None, value, None)
+                ArmResult(
+                    row.arm, row.is_control, row.members, row.responders, rate, None, None, None, None, value, None
+                )
             )
             continue
         uplift = rate - p0
