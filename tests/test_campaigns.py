@@ -212,3 +212,26 @@ def test_a_bandit_wave_learns_from_the_first_wave(engine: Engine, write_file: Wr
             .group_by(s.CampaignMember.arm)
         ).all()
     assert dict(second).get("B", 0) >= 19  # B answered every time in wave 1: nearly all of wave 2 goes to B
+
+
+def test_next_best_offer_takes_the_highest_expected_value_the_policy_allows(
+    engine: Engine, write_file: WriteFile
+) -> None:
+    from patron.engage.offers import next_best_offers  # noqa: PLC0415
+
+    ids = customers(engine, write_file)
+    for name in ("c1", "c2", "c12"):
+        record_consent(engine, ids[name], channel="email")
+    create_offer(engine, "big bundle", margin=40.0, eligibility="revenue >= 30")
+    create_offer(engine, "small voucher", margin=5.0)
+    choices = {c.customer_id: c for c in next_best_offers(engine, customer_ids=[ids["c1"], ids["c3"], ids["c12"]])}
+    assert choices[ids["c12"]].offer == "big bundle"  # spent 32: eligible for both, the bundle is worth more
+    assert choices[ids["c12"]].reason.startswith(
+        "big bundle: P(accept) 0.02 (bought 0 times in 0 offers made) × margin 40.00"
+    )
+    assert choices[ids["c1"]].offer == "small voucher"  # spent 21: only the voucher
+    assert choices[ids["c3"]].offer is None
+    assert choices[ids["c3"]].reason == "not contacted: email consent for marketing not given"
+    budgeted = next_best_offers(engine, customer_ids=[ids["c1"], ids["c12"]], budget=1)
+    assert [c.offer for c in budgeted] == ["big bundle", None]
+    assert budgeted[1].reason == "outside the budget"

@@ -14,6 +14,7 @@ from patron.api.common import Caller, LongText, ShortText, Store
 from patron.auth.access import customer_360, customers_page, export_customers, pseudonym_of
 from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
+from patron.engage.offers import next_best_offers
 from patron.engage.triggers import fire_triggers
 from patron.segments.rules import create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
@@ -91,6 +92,21 @@ def context(customer_id: CustomerId, store: Store, principal: Caller) -> dict[st
         "open_cases": result.open_cases, "orders": result.orders, "consents": result.consents,
         "next_question": result.next_question,
     }  # fmt: skip
+
+
+@router.get("/customers/{customer_id}/next-best-offer", tags=["offers"])
+def next_best_offer(
+    customer_id: CustomerId, store: Store, principal: Caller, channel: Annotated[str, Query(max_length=32)] = "email"
+) -> dict[str, Any]:
+    """The eligible offer with the highest P(accept) × margin that the contact policy allows, with the reason."""
+    customer_360(store, principal, customer_id)  # the same visibility rules as the 360° view
+    choice = next_best_offers(store, customer_ids=[customer_id], channel=channel)[0]
+    return {
+        "customer_id": customer_id,
+        "offer": choice.offer,
+        "expected_value": choice.expected_value,
+        "reason": choice.reason,
+    }
 
 
 class EventBatch(BaseModel):

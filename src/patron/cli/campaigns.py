@@ -18,6 +18,7 @@ from patron.engage.campaigns import (
 )
 from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
+from patron.engage.offers import next_best_offers
 from patron.engage.report import campaign_report
 from patron.settings import get_settings
 
@@ -106,6 +107,15 @@ def consent(customer: str, channel: str, status: str = "granted", purpose: str =
     engine = open_store()
     record_consent(engine, resolve_customer(engine, customer), channel=channel, purpose=purpose, status=status)
     console.print(f"{channel} {purpose}: {status}")
+
+
+@campaigns_app.command("nbo")
+@reports_errors
+def nbo(customer: str, channel: str = "email") -> None:
+    """The next-best offer for a customer, with its expected value and why."""
+    engine = open_store()
+    choice = next_best_offers(engine, customer_ids=[resolve_customer(engine, customer)], channel=channel)[0]
+    console.print(f"{choice.offer or 'no offer'}: {choice.reason}")
 
 
 @campaigns_app.command("report")
