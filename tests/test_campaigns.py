@@ -235,3 +235,18 @@ def test_next_best_offer_takes_the_highest_expected_value_the_policy_allows(
     budgeted = next_best_offers(engine, customer_ids=[ids["c1"], ids["c12"]], budget=1)
     assert [c.offer for c in budgeted] == ["big bundle", None]
     assert budgeted[1].reason == "outside the budget"
+
+
+def test_call_list_briefs_each_customer_on_one_page(engine: Engine, write_file: WriteFile) -> None:
+    from patron.engage.call_list import briefings_csv, briefings_html, call_list  # noqa: PLC0415
+
+    customers(engine, write_file)
+    briefings = call_list(engine, "revenue >= 35", limit=10)
+    assert [b.name for b in briefings][:2] == ["Nomail Tomer", "Cus20 Tomer"]  # most revenue first (no scores yet)
+    assert len(briefings) == 7  # c15..c20 spent 35..40, c21 spent 50
+    assert all(b.questions for b in briefings)
+    assert "How, and how often" in " ".join(briefings[0].questions)
+    html = briefings_html(briefings, "Call list")
+    assert html.count("<section>") == 7
+    assert "Nomail Tomer" in html
+    assert briefings_csv(briefings).splitlines()[0] == "customer_id,name,tier,clv,revenue,open_cases,first_question"

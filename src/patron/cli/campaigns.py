@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, reports_errors
+from patron.engage.call_list import briefings_csv, briefings_html, call_list
 from patron.engage.campaigns import (
     contact_statuses,
     create_campaign,
@@ -116,6 +118,27 @@ def nbo(customer: str, channel: str = "email") -> None:
     engine = open_store()
     choice = next_best_offers(engine, customer_ids=[resolve_customer(engine, customer)], channel=channel)[0]
     console.print(f"{choice.offer or 'no offer'}: {choice.reason}")
+
+
+@campaigns_app.command("call-list")
+@reports_errors
+def call_list_command(
+    rule: Annotated[str, typer.Argument(help='Who to call, e.g. tier == "A" and p_alive < 0.5')],
+    html: Annotated[Path | None, typer.Option(help="Write the one-page briefings here.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the list as CSV here.")] = None,
+    limit: int = 50,
+) -> None:
+    """A call list for account managers with a one-page briefing per customer."""
+    briefings = call_list(open_store(), rule, limit=limit)
+    console.print(f"{len(briefings)} customers to call")
+    for briefing in briefings[:10]:
+        console.print(f"  {briefing.name}: {briefing.questions[0]}")
+    if html is not None:
+        html.write_text(briefings_html(briefings, f"Call list: {rule}"), encoding="utf-8")
+        console.print(f"wrote the briefings to {html}")
+    if csv_path is not None:
+        csv_path.write_text(briefings_csv(briefings), encoding="utf-8")
+        console.print(f"wrote the list to {csv_path}")
 
 
 @campaigns_app.command("report")

@@ -127,10 +127,10 @@ def suggest_next_question(context: ConversationContext, now: dt.datetime) -> str
     recent = [c for c in context.recent_cases if c["resolved_at"] and now - c["resolved_at"] < dt.timedelta(days=14)]
     if recent:
         return f"Ask whether \u201c{recent[0]['subject']}\u201d was solved to their satisfaction."
-    if not any(consent["channel"] == "email" for consent in context.consents):
-        return "Ask how, and how often, they would like to hear from us (and for e-mail consent)."
     if context.scores.get("tier") in ("A", "B") and (context.scores.get("p_alive") or 1.0) < 0.5:
         return "A valuable customer who may be drifting away: ask how we are doing and what would bring them back."
+    if not any(consent["channel"] == "email" for consent in context.consents):
+        return "Ask how, and how often, they would like to hear from us (and for e-mail consent)."
     if context.orders:
         return f"Ask how they like what they bought on {context.orders[0]['ordered_at']:%Y-%m-%d}."
     return "Ask what they need today."
