@@ -250,3 +250,70 @@ def test_call_list_briefs_each_customer_on_one_page(engine: Engine, write_file: 
     assert html.count("<section>") == 7
     assert "Nomail Tomer" in html
     assert briefings_csv(briefings).splitlines()[0] == "customer_id,name,tier,clv,revenue,open_cases,first_question"
+
+
+def test_sms_through_a_webhook_resumes_after_the_gateway_fails(engine: Engine, write_file: WriteFile) -> None:
+    import json  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+    from patron.engage.channels import WebhookSmsChannel  # noqa: PLC0415
+
+    received: list[dict[str, str]] = []
+    state = {"refuse": True}
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if state["refuse"] and len(received) >= 1:
+                self.send_response(503)
+            else:
+                received.append(payload)
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = write_file("phones.csv", "id,phone,first\np1,+1 212 555 0101,Ann\np2,+1 212 555 0102,Bob\np3,,Cid\n")
+        mapping = parse_mapping(
+            {
+                "source": {"system": "tel", "format": "csv"},
+                "customers": {"external_id": "id", "phone": "phone", "first_name": "first"},
+            }
+        )
+        import_file(engine, path, mapping, rejects_dir=path.parent)
+        with engine.connect() as conn:
+            people = dict(
+                conn.execute(
+                    select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external")
+                ).all()
+            )
+        for person in people.values():
+            record_consent(engine, person, channel="sms")
+        create_campaign(
+            engine,
+            "text",
+            "Text",
+            rule="kind == 'customer'",
+            subject="",
+            body="Hi {{ first_name }}",
+            channel="sms",
+            control_share=0.0,
+        )
+        prepared = prepare_campaign(engine, "text")
+        assert prepared.blocked == {"no phone number": 1}
+        url = f"http://127.0.0.1:{server.server_address[1]}/sms"
+        first = send_campaign(engine, "text", WebhookSmsChannel(url))
+        assert (first.sent, first.failed) == (1, 1)
+        assert "503" in (first.error or "")
+        state["refuse"] = False
+        assert send_campaign(engine, "text", WebhookSmsChannel(url)).sent == 1
+        assert sorted(r["to"] for r in received) == ["+12125550101", "+12125550102"]
+        assert {r["text"] for r in received} == {"Hi Ann", "Hi Bob"}
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -231,7 +231,8 @@ def prepare_campaign(
         suppress_tiers=plan.suppress_tiers,
         now=now,
     )
-    addresses = _addresses(engine, treated) if (plan.channel or "email") == "email" else {}
+    channel = plan.channel or "email"
+    addresses = _addresses(engine, treated, "phone" if channel == "sms" else "email")
     members: list[dict[str, Any]] = []
     contacts: list[dict[str, Any]] = []
     blocked: dict[str, int] = {}
@@ -253,8 +254,8 @@ def prepare_campaign(
             continue
         decision = decisions[customer]
         address = addresses.get(customer)
-        if decision.allowed and (plan.channel or "email") == "email" and not address:
-            decision = type(decision)(False, "no e-mail address")
+        if decision.allowed and not address:
+            decision = type(decision)(False, "no phone number" if channel == "sms" else "no e-mail address")
         status = "pending" if decision.allowed else "blocked"
         if not decision.allowed:
             blocked[decision.reason] = blocked.get(decision.reason, 0) + 1
@@ -272,13 +273,13 @@ def prepare_campaign(
     return Prepared(len(members), len(members) - len(treated), pending, blocked)
 
 
-def _addresses(engine: Engine, ids: list[int]) -> dict[int, str]:
+def _addresses(engine: Engine, ids: list[int], kind: str) -> dict[int, str]:
     found: dict[int, str] = {}
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
             rows = conn.execute(
                 select(IDENTITIES.c.customer_id, IDENTITIES.c.value)
-                .where(IDENTITIES.c.customer_id.in_(ids[start : start + 500]), IDENTITIES.c.kind == "email")
+                .where(IDENTITIES.c.customer_id.in_(ids[start : start + 500]), IDENTITIES.c.kind == kind)
                 .order_by(IDENTITIES.c.id)
             )
             for customer, value in rows:

@@ -1,9 +1,12 @@
-"""Channels that deliver a message: e-mail over SMTP (one real SMTP conversation per message)."""
+"""Channels that deliver a message: e-mail over SMTP (one real SMTP conversation per message), SMS through an
+HTTP webhook."""
 
 from __future__ import annotations
 
 import smtplib
 from email.message import EmailMessage
+
+import httpx
 
 from patron.errors import InvalidInputError
 
@@ -26,3 +29,26 @@ class SmtpChannel:
         message.set_content(body)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as connection:
             connection.send_message(message)
+
+
+class WebhookSmsChannel:
+    """Text messages through an HTTP webhook (the SMS gateway's): POST {"to", "text"} as JSON; a reply outside 2xx
+    is a failure, so the contact stays pending for the next run."""
+
+    name = "sms"
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInputError(f"the webhook {url!r} is not an http(s) address", field="url")
+        self.url, self.timeout = url, timeout
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def send(self, address: str, subject: str, body: str) -> None:
+        if not address:
+            raise InvalidInputError("no phone number to text", field="address")
+        text = f"{subject}: {body}" if subject else body
+        reply = httpx.post(
+            self.url, json={"to": address, "text": text[:1600]}, headers=self.headers, timeout=self.timeout
+        )
+        if not reply.is_success:
+            raise RuntimeError(f"the SMS gateway answered {reply.status_code}")
