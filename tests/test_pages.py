@@ -3,6 +3,7 @@ the segment builder's live count. Screenshots go to the test's folder."""
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from patron.auth.service import create_user
 from patron.cif.store import make_engine, migrate
 from patron.demo import load_demo
 from patron.demo.cdnow import read_cdnow
+from patron.segments.clustering import segment_customers
 from patron.value.scoring import score_customers
 from tests.conftest import SHARED_DATA
 
@@ -48,6 +50,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     migrate(engine)
     load_demo(engine, SHARED_DATA, names=("cdnow", "cfpb-complaints"))
     score_customers(engine, model="bgnbd")
+    segment_customers(
+        engine, population='source == "cdnow"', method="kmeans", k_range=range(2, 4), as_of=dt.date(1997, 9, 30)
+    )
+    segment_customers(engine, population='source == "cdnow"', method="kmeans", k_range=range(2, 4))
     create_user(engine, "maria", "maria-password", "manager", "Maria")
     create_user(engine, "admin", "admin-password", "admin")
     port = free_port()
@@ -108,5 +114,14 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         page.click("text=Service")
         expect(page.locator("#chart-service .plotly")).to_be_visible()
         expect(page.locator("table")).to_contain_text("Credit reporting")
+
+        page.click("text=Evolution")
+        expect(page.locator("#chart-sankey .plotly")).to_be_visible()
+        expect(page.locator("#chart-sankey")).to_contain_text("run 1: 1")
+        page.screenshot(path=str(tmp_path / "evolution.png"), full_page=True)
+
+        page.click("text=Data quality")
+        expect(page.locator("#chart-quality .plotly")).to_be_visible()
+        expect(page.locator("main")).to_contain_text("Possible duplicates")
         browser.close()
     assert all((tmp_path / name).stat().st_size > 10_000 for name in ("dashboard.png", "customer.png", "segments.png"))

@@ -17,8 +17,10 @@ from patron.api.common import SESSION_COOKIE, caller, engine_of
 from patron.auth.access import customer_360, customers_page
 from patron.auth.service import Principal, UnauthorizedError, authenticate, issue_token
 from patron.cif.money import format_money
+from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.errors import PatronError
+from patron.segments.evolution import migration, sankey, value_share_over_time
 from patron.segments.rules import list_segments
 from patron.service.cases import work_queue
 from patron.service.metrics import daily_service_metrics, service_figure
@@ -171,3 +173,60 @@ def service(request: Request) -> Response:
         chart = None
     queue = work_queue(engine, limit=50) if principal.can("manage_cases") else []
     return _page(request, "service.html", principal, queue=queue, chart=chart)
+
+
+@router.get("/quality", response_model=None)
+def quality(request: Request) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    report = quality_report(engine_of(request))
+    chart = None
+    if report.completeness:
+        rows = [row for row in report.completeness if row["missing"]]
+        figure = go.Figure()
+        for field in sorted({row["field"] for row in rows}):
+            picked = [row for row in rows if row["field"] == field]
+            figure.add_bar(name=field, x=[row["source"] for row in picked], y=[row["missing_pct"] for row in picked])
+        chart = _chart(figure.update_layout(title="Missing fields per source (% of customers)", barmode="group"))
+    duplicates = report.duplicate_candidates if principal.sees_pii else []
+    return _page(request, "quality.html", principal, report=report, chart=chart, duplicates=duplicates)
+
+
+@router.get("/segments/evolution", response_model=None)
+def evolution(
+    request: Request,
+    earlier: Annotated[int | None, Query(ge=1)] = None,
+    later: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    engine = engine_of(request)
+    history = value_share_over_time(engine)
+    runs = sorted(set(history["run"].to_list()))
+    chart = share_chart = None
+    problem = None
+    if len(runs) >= 2:
+        earlier = earlier or runs[-2]
+        later = later or runs[-1]
+        try:
+            chart = _chart(sankey(migration(engine, earlier, later), earlier, later).update_layout(height=480))
+        except PatronError as error:
+            problem = error.message
+        figure = go.Figure()
+        for segment in sorted(set(history["segment"].to_list())):
+            picked = history.filter(history["segment"] == segment)
+            figure.add_scatter(
+                x=picked["run"].to_list(),
+                y=picked["value_share"].to_list(),
+                name=f"segment {segment}",
+                mode="lines+markers",
+            )
+        share_chart = _chart(
+            figure.update_layout(title="Value share per segment, run by run").update_yaxes(tickformat=".0%")
+        )
+    return _page(
+        request, "evolution.html", principal, runs=runs, earlier=earlier, later=later, chart=chart,
+        share_chart=share_chart, problem=problem,
+    )  # fmt: skip
