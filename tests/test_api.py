@@ -93,6 +93,12 @@ def test_events_are_stored_once_and_bad_ones_reported(client: TestClient, engine
     }
     assert client.post("/api/events", headers=admin, json=event).json()["duplicates"] == 1
     batch = [event, {**event, "idempotency_key": "e-2"}, {**event, "idempotency_key": "e-3", "customer": "crm:404"}]
+    # Found by schemathesis: "²" passes str.isdigit() but is no id.
+    odd = client.post(
+        "/api/events/batch", headers=admin, json={"events": [{**event, "idempotency_key": "e-4", "customer": "\u00b2"}]}
+    )
+    assert odd.status_code == 201
+    assert odd.json()["rejected"][0]["detail"] == "no customer matches '\u00b2'"
     reply = client.post("/api/events/batch", headers=admin, json={"events": batch}).json()
     assert (reply["created"], reply["duplicates"]) == (1, 1)
     assert reply["rejected"] == [{"index": 2, "field": "customer", "detail": "no customer matches 'crm:404'"}]

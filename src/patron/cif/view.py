@@ -50,7 +50,9 @@ def resolve_customer(engine: Engine, reference: str) -> int:
     """A customer id from ``42``, ``system:external-id`` or an e-mail address."""
     reference = reference.strip()
     with engine.connect() as conn:
-        if reference.isdigit() and conn.scalar(select(C.id).where(C.id == int(reference))) is not None:
+        # ASCII digits only ("²" is a digit to str.isdigit), and few enough to be a stored id.
+        as_id = reference.isascii() and reference.isdigit() and len(reference) <= 18
+        if as_id and conn.scalar(select(C.id).where(C.id == int(reference))) is not None:
             return int(reference)
         if "@" in reference:
             query = select(I.customer_id).where(I.kind == "email", I.value == reference.lower())

@@ -224,7 +224,9 @@ def evolution(
                 mode="lines+markers",
             )
         share_chart = _chart(
-            figure.update_layout(title="Value share per segment, run by run").update_yaxes(tickformat=".0%")
+            figure.update_layout(title="Value share per segment, run by run")
+            .update_yaxes(tickformat=".0%")
+            .update_xaxes(type="category", title="segmentation run")
         )
     return _page(
         request, "evolution.html", principal, runs=runs, earlier=earlier, later=later, chart=chart,
