@@ -30,7 +30,7 @@ BENCH = Path(__file__).resolve().parent
 ANCHOR_PYTHON = Path(os.environ.get("PATRON_BENCH_ANCHORS_PYTHON", BENCH / ".venv-anchors" / "bin" / "python"))
 ANCHOR_TIMEOUT = float(os.environ.get("PATRON_BENCH_ANCHOR_TIMEOUT", "900"))
 ANCHORS = ("lifetimes", "pymc-marketing")
-WORKLOADS = ("summary", "bgnbd", "paretonbd", "gammagamma", "scoring")
+WORKLOADS = tuple(os.environ.get("PATRON_BENCH_WORKLOADS", "summary,bgnbd,paretonbd,gammagamma,scoring").split(","))
 OBSERVATION_END = dt.date(1998, 6, 30)
 
 

@@ -211,3 +211,22 @@ def test_an_event_through_the_api_fires_its_trigger(client: TestClient, engine: 
         client.post("/api/events", headers=admin, json=event).json()["triggers_fired"] == []
     )  # a resend fires nothing
     assert len(client.get("/api/cases/queue", headers=admin).json()) == 1
+
+
+def test_an_event_through_the_api_keeps_segments_current(client: TestClient, engine: Engine) -> None:
+    from patron.segments.rules import create_segment, evaluate_segments, segment_members  # noqa: PLC0415
+
+    create_segment(engine, "in touch", "interactions >= 1")
+    assert evaluate_segments(engine) == {"in touch": 0}
+    admin = sign_in(client, "admin")
+    event = {
+        "customer": "crm:3",
+        "idempotency_key": "t-1",
+        "occurred_at": "2024-05-01T10:00:00",
+        "channel": "web",
+        "type": "visit",
+    }
+    assert client.post("/api/events", headers=admin, json=event).status_code == 201
+    ids, total = segment_members(engine, "in touch")
+    assert total == 1
+    assert ids == [customer_id(client, admin, "cid@example.net")]

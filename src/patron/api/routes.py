@@ -16,7 +16,7 @@ from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
 from patron.engage.offers import next_best_offers
 from patron.engage.triggers import fire_triggers
-from patron.segments.rules import create_segment, list_segments, preview, segment_members
+from patron.segments.rules import apply_event, create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 from patron.service.context import conversation_context
 from patron.value.base import customer_base
@@ -135,6 +135,8 @@ def _ingest(store: Engine, events: list[EventIn]) -> dict[str, Any]:
         for interaction, customer, kind in result.stored
         for firing in fire_triggers(store, customer, kind, f"interaction:{interaction}")
     ]
+    for customer in sorted({customer for _, customer, _ in result.stored}):
+        apply_event(store, customer, "interaction")  # segments reading interaction counts stay current
     return {**result.as_dict(), "triggers_fired": fired}
 
 

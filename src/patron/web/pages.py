@@ -23,6 +23,7 @@ from patron.errors import PatronError
 from patron.segments.evolution import migration, sankey, value_share_over_time
 from patron.segments.rules import list_segments
 from patron.service.cases import work_queue
+from patron.service.context import conversation_context
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
@@ -149,7 +150,9 @@ def customer(request: Request, customer_id: int) -> Response:
         view = customer_360(engine_of(request), principal, customer_id, interface="web")
     except PatronError as error:
         return _page(request, "message.html", principal, title="Customer not found", message=error.message)
-    return _page(request, "customer.html", principal, view=view, timeline=list(reversed(view.timeline[-200:])))
+    context = conversation_context(engine_of(request), customer_id) if principal.can("manage_cases") else None
+    timeline = list(reversed(view.timeline[-200:]))
+    return _page(request, "customer.html", principal, view=view, timeline=timeline, context=context)
 
 
 @router.get("/segments", response_model=None)
