@@ -99,7 +99,7 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         expect(page.locator(".count")).to_have_text("1 customer matching “00042”")
         page.locator("table a").first.click()
         expect(page.locator("h1")).to_contain_text("Customer")
-        expect(page.locator(".card").first).to_contain_text("00042")
+        expect(page.locator(".columns .card").first).to_contain_text("00042")
         expect(page.locator(".timeline li").first).to_be_visible()
         expect(page.locator("#next-question")).to_contain_text("Ask next")
         page.screenshot(path=str(tmp_path / "customer.png"), full_page=True)
