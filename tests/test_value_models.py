@@ -249,30 +249,3 @@ def test_models_reject_impossible_histories(
 def test_an_unfitted_model_says_so() -> None:
     with pytest.raises(FitError, match="not been fitted"):
         BetaGeometricNBD().probability_alive([1], [1.0], [2.0])
-
-
-def test_sorted_and_unsorted_transactions_give_the_same_summary(master_transactions: pl.DataFrame) -> None:
-    """The run-based path for (customer, day)-ordered input and Polars' group-by agree, returns and costs included."""
-    from polars.testing import assert_frame_equal  # noqa: PLC0415
-
-    with_amounts = master_transactions.with_columns(
-        pl.when(pl.int_range(pl.len()) % 17 == 0)
-        .then(-pl.col("revenue"))
-        .otherwise(pl.col("revenue"))
-        .alias("revenue"),
-        pl.when(pl.int_range(pl.len()) % 3 == 0).then(None).otherwise(pl.col("revenue") * 0.6).alias("cost"),
-    )
-    ordered = with_amounts.sort("customer_id", "at")
-    shuffled = with_amounts.sample(fraction=1.0, shuffle=True, seed=11)
-    for frame in (master_transactions, with_amounts):
-        runs = purchase_summary(
-            frame.sort("customer_id", "at"), calibration_end=CALIBRATION_END, observation_end=HOLDOUT_END
-        )
-        grouped = purchase_summary(
-            frame.sample(fraction=1.0, shuffle=True, seed=11),
-            calibration_end=CALIBRATION_END,
-            observation_end=HOLDOUT_END,
-        )
-        assert_frame_equal(runs.frame, grouped.frame, check_exact=False, rel_tol=1e-9)
-        assert runs.excluded == grouped.excluded
-    assert ordered.height == shuffled.height

@@ -15,7 +15,6 @@ from typing import Literal
 import polars as pl
 
 from patron.errors import InvalidInputError
-from patron.value.sorted_runs import aggregate_sorted, is_sorted
 
 Period = Literal["D", "W", "M", "Y"]
 PERIOD_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
@@ -122,7 +121,7 @@ def _normalise(transactions: pl.DataFrame) -> pl.DataFrame:
 
 def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) -> pl.DataFrame:
     """Net amounts per customer and day, then every per-customer figure as a plain (fast) aggregation."""
-    amounts: list[str] = [name for name in ("cost", "margin") if name in transactions.columns]
+    amounts = [name for name in ("cost", "margin") if name in transactions.columns]
     in_calibration = pl.col("day") <= end
     occasion = in_calibration & (pl.col("revenue") >= 0)
     later_occasion = ~in_calibration & (pl.col("revenue") >= 0)
@@ -143,15 +142,7 @@ def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) 
             pl.when(later_occasion).then(pl.col("revenue")).otherwise(0.0).alias("later_revenue"),
         )
     )
-    if is_sorted(transactions):
-        aggregated = aggregate_sorted(transactions, end, amounts).lazy()
-    else:
-        aggregated = _aggregate(days, amounts)
-    return _finish(aggregated, end, period_days, amounts)
-
-
-def _aggregate(days: pl.LazyFrame, amounts: list[str]) -> pl.LazyFrame:
-    return days.group_by("customer_id").agg(
+    aggregated = days.group_by("customer_id").agg(
         pl.col("in_calibration").any().alias("seen_in_calibration"),
         pl.col("occasion_day").min().alias("first_purchase"),
         pl.col("occasion_day").max().alias("last_purchase"),
@@ -164,9 +155,6 @@ def _aggregate(days: pl.LazyFrame, amounts: list[str]) -> pl.LazyFrame:
         pl.col("later_occasion").sum().cast(pl.Int64).alias("frequency_holdout"),
         pl.col("later_revenue").sum().alias("revenue_holdout"),
     )
-
-
-def _finish(aggregated: pl.LazyFrame, end: dt.date, period_days: float, amounts: list[str]) -> pl.DataFrame:
     # A customer without a purchase occasion gets frequency -1 here; the caller counts and drops them.
     frequency = pl.col("occasions").cast(pl.Int64) - 1
     return (
