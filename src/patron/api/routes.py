@@ -15,8 +15,8 @@ from patron.auth.access import customer_360, customers_page, export_customers, p
 from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
 from patron.engage.offers import next_best_offers
-from patron.engage.triggers import fire_triggers
-from patron.segments.rules import apply_event, create_segment, list_segments, preview, segment_members
+from patron.engage.triggers import fire_triggers, listened_events
+from patron.segments.rules import affected_by, apply_event, create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 from patron.service.context import conversation_context
 from patron.value.base import customer_base
@@ -130,13 +130,16 @@ def events(body: EventBatch, store: Store, principal: Caller) -> dict[str, Any]:
 def _ingest(store: Engine, events: list[EventIn]) -> dict[str, Any]:
     """Store the events, then run the triggers listening for them (in the same request: within seconds)."""
     result = ingest_events(store, events)
+    listened = listened_events(store) if result.stored else set()
     fired = [
         firing.trigger
         for interaction, customer, kind in result.stored
+        if kind in listened
         for firing in fire_triggers(store, customer, kind, f"interaction:{interaction}")
     ]
-    for customer in sorted({customer for _, customer, _ in result.stored}):
-        apply_event(store, customer, "interaction")  # segments reading interaction counts stay current
+    if result.stored and affected_by(store, "interaction"):
+        for customer in sorted({customer for _, customer, _ in result.stored}):
+            apply_event(store, customer, "interaction")  # segments reading interaction counts stay current
     return {**result.as_dict(), "triggers_fired": fired}
 
 

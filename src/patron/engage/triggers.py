@@ -85,6 +85,12 @@ def _cycle(triggers: list[tuple[str, str, str | None]]) -> list[str] | None:
     return None
 
 
+def listened_events(engine: Engine) -> set[str]:
+    """The event types some enabled trigger listens for (so ingest can skip the rest cheaply)."""
+    with engine.connect() as conn:
+        return set(conn.scalars(select(TRIGGERS.c.on_event).where(TRIGGERS.c.enabled).distinct()))
+
+
 def fire_triggers(
     engine: Engine, customer_id: int, event: str, occurrence: str, *, as_of: dt.date | None = None, depth: int = 0
 ) -> list[Firing]:

@@ -168,6 +168,15 @@ class EventEffect:
     checked: list[str]
 
 
+def affected_by(engine: Engine, event: str) -> bool:
+    """Whether any saved segment reads a field this kind of event can change."""
+    touched = EVENT_FIELDS[event]
+    prefixes = tuple(name[:-1] for name in touched if name.endswith(".*"))
+    return any(
+        f in touched or (prefixes and f.startswith(prefixes)) for s in list_segments(engine) for f in s["fields"]
+    )
+
+
 def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date | None = None) -> EventEffect:
     """Re-evaluate, for one customer, only the segments the event can affect (``purchase``, ``interaction``,
     ``score``, ``profile``, ``response``)."""
