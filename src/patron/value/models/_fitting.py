@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 import polars as pl
@@ -44,6 +45,37 @@ class FitResult:
     iterations: int
     # Delta-method standard errors from the observed information; empty for parameters set by hand.
     standard_errors: dict[str, float] = field(default_factory=dict)
+
+
+class MaximumLikelihoodModel:
+    """The fitted state every model shares: parameters, log-likelihood, and parameters set by hand."""
+
+    name: str
+    parameter_names: tuple[str, ...]
+
+    def __init__(self) -> None:
+        self._fit: FitResult | None = None
+
+    @property
+    def fitted(self) -> FitResult:
+        if self._fit is None:
+            raise FitError(f"{self.name} has not been fitted yet", code="not_fitted")
+        return self._fit
+
+    @property
+    def params(self) -> dict[str, float]:
+        return self.fitted.parameters
+
+    @property
+    def log_likelihood(self) -> float:
+        return self.fitted.log_likelihood
+
+    def with_params(self, **parameters: float) -> Self:
+        """A model with known parameters (from a stored run or a paper), ready to forecast."""
+        if set(parameters) != set(self.parameter_names):
+            raise InvalidInputError(f"{self.name} takes parameters {', '.join(self.parameter_names)}")
+        self._fit = FitResult({k: float(parameters[k]) for k in self.parameter_names}, float("nan"), 0, 0, 0)
+        return self
 
 
 def floats(values: object) -> Array:

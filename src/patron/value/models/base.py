@@ -8,33 +8,16 @@ from typing import Self
 import numpy as np
 from numpy.typing import ArrayLike
 
-from patron.errors import FitError, InvalidInputError
-from patron.value.models._fitting import Array, Compressed, FitResult, as_array, compress
+from patron.errors import InvalidInputError
+from patron.value.models._fitting import Array, Compressed, FitResult, MaximumLikelihoodModel, as_array, compress
 from patron.value.summary import Summary
 
 
-class PurchaseModel(ABC):
+class PurchaseModel(MaximumLikelihoodModel, ABC):
     """A continuous-time model of repeat purchases fitted on (frequency, recency, T) per customer."""
 
     name: str
     parameter_names: tuple[str, ...]
-
-    def __init__(self) -> None:
-        self._fit: FitResult | None = None
-
-    @property
-    def fitted(self) -> FitResult:
-        if self._fit is None:
-            raise FitError(f"{self.name} has not been fitted yet", code="not_fitted")
-        return self._fit
-
-    @property
-    def params(self) -> dict[str, float]:
-        return self.fitted.parameters
-
-    @property
-    def log_likelihood(self) -> float:
-        return self.fitted.log_likelihood
 
     def fit(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None) -> Self:
         x, t_x, big_t = _check_histories(frequency, recency, T)
@@ -45,13 +28,6 @@ class PurchaseModel(ABC):
     def fit_summary(self, summary: Summary) -> Self:
         frame = summary.frame
         return self.fit(frame["frequency"].to_numpy(), frame["recency"].to_numpy(), frame["T"].to_numpy())
-
-    def with_params(self, **parameters: float) -> Self:
-        """A model with known parameters (from a stored run or a paper), ready to forecast."""
-        if set(parameters) != set(self.parameter_names):
-            raise InvalidInputError(f"{self.name} takes parameters {', '.join(self.parameter_names)}")
-        self._fit = FitResult({k: float(parameters[k]) for k in self.parameter_names}, float("nan"), 0, 0, 0)
-        return self
 
     def log_likelihood_of(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> Array:
         """Each customer's log-likelihood under the fitted parameters."""

@@ -14,30 +14,22 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln, gammaln, logsumexp
 
-from patron.errors import FitError, InvalidInputError
-from patron.value.models._fitting import Array, Compressed, FitResult, as_array, compress, floats, maximise
+from patron.errors import InvalidInputError
+from patron.value.models._fitting import (
+    Array,
+    Compressed,
+    FitResult,
+    MaximumLikelihoodModel,
+    as_array,
+    compress,
+    floats,
+    maximise,
+)
 
 
-class BetaGeometricBetaBinomial:
+class BetaGeometricBetaBinomial(MaximumLikelihoodModel):
     name = "bgbb"
     parameter_names = ("alpha", "beta", "gamma", "delta")
-
-    def __init__(self) -> None:
-        self._fit: FitResult | None = None
-
-    @property
-    def fitted(self) -> FitResult:
-        if self._fit is None:
-            raise FitError("bgbb has not been fitted yet", code="not_fitted")
-        return self._fit
-
-    @property
-    def params(self) -> dict[str, float]:
-        return self.fitted.parameters
-
-    @property
-    def log_likelihood(self) -> float:
-        return self.fitted.log_likelihood
 
     def fit(
         self, frequency: ArrayLike, recency: ArrayLike, n_periods: ArrayLike, weights: ArrayLike | None = None
@@ -45,12 +37,6 @@ class BetaGeometricBetaBinomial:
         x, t_x, n = _check(frequency, recency, n_periods)
         data = compress({"x": x, "t_x": t_x, "n": n}, None if weights is None else as_array(weights, "weights"))
         self._fit = self._maximise(data)
-        return self
-
-    def with_params(self, **parameters: float) -> Self:
-        if set(parameters) != set(self.parameter_names):
-            raise InvalidInputError(f"bgbb takes parameters {', '.join(self.parameter_names)}")
-        self._fit = FitResult({k: float(parameters[k]) for k in self.parameter_names}, float("nan"), 0, 0, 0)
         return self
 
     def _maximise(self, data: Compressed) -> FitResult:

@@ -15,31 +15,17 @@ from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln
 
 from patron.errors import FitError, InvalidInputError
-from patron.value.models._fitting import Array, FitResult, as_array, compress, maximise
+from patron.value.models._fitting import Array, MaximumLikelihoodModel, as_array, compress, maximise
 from patron.value.summary import Summary
 
 
-class GammaGamma:
+class GammaGamma(MaximumLikelihoodModel):
     name = "gammagamma"
     parameter_names = ("p", "q", "gamma")
 
     def __init__(self) -> None:
-        self._fit: FitResult | None = None
+        super().__init__()
         self.excluded: dict[str, int] = {}
-
-    @property
-    def fitted(self) -> FitResult:
-        if self._fit is None:
-            raise FitError("gammagamma has not been fitted yet", code="not_fitted")
-        return self._fit
-
-    @property
-    def params(self) -> dict[str, float]:
-        return self.fitted.parameters
-
-    @property
-    def log_likelihood(self) -> float:
-        return self.fitted.log_likelihood
 
     def fit(self, frequency: ArrayLike, monetary_value: ArrayLike) -> Self:
         """Fit on customers with repeat purchases and positive mean spend; the others are counted in ``excluded``."""
@@ -71,12 +57,6 @@ class GammaGamma:
 
     def fit_summary(self, summary: Summary) -> Self:
         return self.fit(summary.frame["frequency"].to_numpy(), summary.frame["monetary_value"].to_numpy())
-
-    def with_params(self, **parameters: float) -> Self:
-        if set(parameters) != set(self.parameter_names):
-            raise InvalidInputError(f"gammagamma takes parameters {', '.join(self.parameter_names)}")
-        self._fit = FitResult({k: float(parameters[k]) for k in self.parameter_names}, float("nan"), 0, 0, 0)
-        return self
 
     @property
     def population_mean(self) -> float:
