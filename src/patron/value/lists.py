@@ -40,15 +40,25 @@ def _share_rank(value: pl.Expr) -> pl.Expr:
     return (value.rank(method="ordinal", descending=True) - 1) / pl.len()
 
 
-def tiers(frame: pl.DataFrame, cuts: tuple[float, ...] = (0.2, 0.5)) -> ValueList:
-    """A/B/C… tiers by value: by default A = top 20 %, B = next 30 %, C = the rest."""
+def check_tier_cuts(cuts: tuple[float, ...], field: str = "cuts") -> None:
     if not cuts or any(not 0 < c < 1 for c in cuts) or list(cuts) != sorted(set(cuts)):
-        raise InvalidInputError("tier cuts must be increasing shares between 0 and 1, e.g. 0.2,0.5", field="cuts")
-    value, label = _value(frame)
-    share = _share_rank(value)
+        raise InvalidInputError("tier cuts must be increasing shares between 0 and 1, e.g. 0.2,0.5", field=field)
+
+
+def tier_letters(share: pl.Expr, cuts: tuple[float, ...]) -> pl.Expr:
+    """A for a share of customers (0 = most valuable) below the first cut, B below the second, …"""
     tier = pl.lit(chr(ord("A") + len(cuts)))
     for index, cut in reversed(list(enumerate(cuts))):
         tier = pl.when(share < cut).then(pl.lit(chr(ord("A") + index))).otherwise(tier)
+    return tier
+
+
+def tiers(frame: pl.DataFrame, cuts: tuple[float, ...] = (0.2, 0.5)) -> ValueList:
+    """A/B/C… tiers by value: by default A = top 20 %, B = next 30 %, C = the rest."""
+    check_tier_cuts(cuts)
+    value, label = _value(frame)
+    share = _share_rank(value)
+    tier = tier_letters(share, cuts)
     bounds = [0.0, *cuts, 1.0]
     described = {
         chr(ord("A") + i): f"top {bounds[i] * 100:g}–{bounds[i + 1] * 100:g} % by {label}"

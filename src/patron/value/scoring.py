@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import polars as pl
 from sqlalchemy import Engine, insert, select
 
@@ -16,6 +15,7 @@ from patron.cif.schema import table_of
 from patron.errors import InvalidInputError, NotFoundError
 from patron.value.clv import ClvSettings, customer_lifetime_value
 from patron.value.diagnostics import MODELS, ModelChoice, choose_model
+from patron.value.lists import check_tier_cuts, tier_letters
 from patron.value.models.gammagamma import GammaGamma
 from patron.value.schema import CustomerScore, ScoreRun
 from patron.value.summary import Period, purchase_summary
@@ -42,14 +42,10 @@ class ScoreRunResult:
 
 def assign_tiers(values: pl.Series, cuts: tuple[float, ...] = DEFAULT_TIER_CUTS) -> tuple[pl.Series, pl.Series]:
     """Rank (1 = most valuable) and tier letter (A, B, C, …) by cumulative share of customers."""
-    if not cuts or any(not 0 < c < 1 for c in cuts) or list(cuts) != sorted(set(cuts)):
-        raise InvalidInputError("tier cuts must be increasing shares between 0 and 1, e.g. 0.2,0.5", field="tier_cuts")
+    check_tier_cuts(cuts, field="tier_cuts")
     rank = values.rank(method="ordinal", descending=True).cast(pl.Int64)
-    share = (rank - 1) / max(len(values), 1)
-    letters = np.full(len(values), chr(ord("A") + len(cuts)), dtype=object)
-    for index, cut in reversed(list(enumerate(cuts))):
-        letters[share.to_numpy() < cut] = chr(ord("A") + index)
-    return rank.alias("rank"), pl.Series("tier", letters.tolist(), dtype=pl.String)
+    share = pl.DataFrame({"share": (rank - 1) / max(len(values), 1)})
+    return rank.alias("rank"), share.select(tier_letters(pl.col("share"), cuts).alias("tier"))["tier"]
 
 
 def score_customers(
