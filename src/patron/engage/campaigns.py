@@ -24,7 +24,7 @@ from patron.cif import schema as s
 from patron.cif.schema import _now, table_of
 from patron.engage.bandit import thompson_allocation
 from patron.engage.policy import check_contacts
-from patron.engage.report import campaign_report
+from patron.engage.report import campaign_id_of, campaign_report
 from patron.engage.schema import CampaignContact, CampaignPlan, Offer
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import Context, compile_rule
@@ -367,10 +367,8 @@ def record_response(
     engine: Engine, key: str, customer_id: int, kind: str, *, value: float | None = None, at: dt.datetime | None = None
 ) -> None:
     """A response (opened, clicked, bought …) to a campaign; only members can respond, and each kind counts once."""
+    campaign_id = campaign_id_of(engine, key)
     with engine.begin() as conn:
-        campaign_id = conn.scalar(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.campaign_key == key))
-        if campaign_id is None:
-            raise NotFoundError(f"there is no campaign {key!r}", field="campaign")
         if (
             conn.scalar(
                 select(MEMBERS.c.customer_id).where(

@@ -45,7 +45,7 @@ class CampaignReport:
     arms: list[ArmResult]
 
 
-def _campaign_id(engine: Engine, key: str) -> int:
+def campaign_id_of(engine: Engine, key: str) -> int:
     with engine.connect() as conn:
         found = conn.scalar(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.campaign_key == key))
     if found is None:
@@ -57,7 +57,7 @@ def campaign_report(
     engine: Engine, campaign: str, kind: str, *, contact_cost: float = 0.0, margin_rate: float = 0.3
 ) -> CampaignReport:
     """Results of ``campaign`` for one response ``kind`` (e.g. visit, conversion, opened, clicked, bought)."""
-    campaign_id = _campaign_id(engine, campaign)
+    campaign_id = campaign_id_of(engine, campaign)
     responded = (
         select(RESPONSES.c.customer_id, func.sum(func.coalesce(RESPONSES.c.value_minor, 0)).label("value_minor"))
         .where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)

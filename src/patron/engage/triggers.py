@@ -19,7 +19,7 @@ from patron.engage.schema import Trigger, TriggerFiring
 from patron.errors import ConflictError, InvalidInputError
 from patron.segments.expression import compile_rule
 from patron.segments.features import build_features, feature_schema, parts_for
-from patron.segments.rules import members_of
+from patron.segments.rules import cached_feature_schema, members_of
 from patron.service.cases import open_case
 
 TRIGGERS = table_of(Trigger)
@@ -99,7 +99,7 @@ def fire_triggers(
         triggers = conn.execute(select(TRIGGERS).where(TRIGGERS.c.on_event == event, TRIGGERS.c.enabled)).all()
     if not triggers or depth > MAX_DEPTH:
         return []
-    schema = feature_schema(engine)
+    schema = cached_feature_schema(engine)  # on the ingest path: no scan of the attribute table per event
     rules = {t.id: compile_rule(t.condition, schema) for t in triggers if t.condition}
     needed = parts_for(field for rule in rules.values() for field in rule.fields)
     features = build_features(engine, as_of=as_of, customer_ids=[customer_id], parts=needed) if rules else None

@@ -168,13 +168,16 @@ class EventEffect:
     checked: list[str]
 
 
-def affected_by(engine: Engine, event: str) -> bool:
-    """Whether any saved segment reads a field this kind of event can change."""
+def _affected(segments: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    """The segments whose rules read a field this kind of event can change."""
     touched = EVENT_FIELDS[event]
     prefixes = tuple(name[:-1] for name in touched if name.endswith(".*"))
-    return any(
-        f in touched or (prefixes and f.startswith(prefixes)) for s in list_segments(engine) for f in s["fields"]
-    )
+    return [s for s in segments if any(f in touched or (prefixes and f.startswith(prefixes)) for f in s["fields"])]
+
+
+def affected_by(engine: Engine, event: str) -> bool:
+    """Whether any saved segment reads a field this kind of event can change."""
+    return bool(_affected(list_segments(engine), event))
 
 
 def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date | None = None) -> EventEffect:
@@ -182,13 +185,7 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
     ``score``, ``profile``, ``response``)."""
     if event not in EVENT_FIELDS:
         raise InvalidInputError(f"unknown event {event!r}; use one of {', '.join(EVENT_FIELDS)}", field="event")
-    touched = EVENT_FIELDS[event]
-    prefixes = tuple(name[:-1] for name in touched if name.endswith(".*"))
-    affected = [
-        s
-        for s in list_segments(engine)
-        if any(f in touched or (prefixes and f.startswith(prefixes)) for f in s["fields"])
-    ]
+    affected = _affected(list_segments(engine), event)
     if not affected:
         return EventEffect([], [], [])
     needed = parts_for(field for segment in affected for field in segment["fields"])

@@ -99,7 +99,7 @@ def _log(conn: Connection, customer_id: int, case_id: int, entry: str, at: dt.da
 
 
 def _previous_complaints(conn: Connection, customer_id: int, at: dt.datetime) -> int:
-    """Complaints in the 12 months before ``at``: cases of kind complaint, and complaint interactions not yet cases."""
+    """Complaint cases opened in the 12 months before ``at`` (imported complaints count once they are cases)."""
     since = at - dt.timedelta(days=365)
     cases = conn.scalar(
         select(func.count()).where(
