@@ -19,7 +19,7 @@ from patron.engage.schema import Trigger, TriggerFiring
 from patron.errors import ConflictError, InvalidInputError
 from patron.segments.expression import compile_rule
 from patron.segments.features import build_features, feature_schema, parts_for
-from patron.segments.rules import cached_feature_schema, members_of
+from patron.segments.rules import cached_feature_schema, compile_cached, members_of
 from patron.service.cases import open_case
 
 TRIGGERS = table_of(Trigger)
@@ -99,8 +99,9 @@ def fire_triggers(
         triggers = conn.execute(select(TRIGGERS).where(TRIGGERS.c.on_event == event, TRIGGERS.c.enabled)).all()
     if not triggers or depth > MAX_DEPTH:
         return []
-    schema = cached_feature_schema(engine)  # on the ingest path: no scan of the attribute table per event
-    rules = {t.id: compile_rule(t.condition, schema) for t in triggers if t.condition}
+    # On the ingest path: the cached schema, so no scan of the attribute table per event.
+    rules = {t.id: compile_cached(engine, t.condition)[0] for t in triggers if t.condition}
+    schema = cached_feature_schema(engine)
     needed = parts_for(field for rule in rules.values() for field in rule.fields)
     features = build_features(engine, as_of=as_of, customer_ids=[customer_id], parts=needed) if rules else None
     fired: list[Firing] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from patron.cif.schema import _now, table_of
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
-from patron.segments.expression import CompiledRule, Context, compile_rule
+from patron.segments.expression import CompiledRule, Context, SegmentRuleError, compile_rule
 from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema, parts_for
 from patron.segments.schema import Segment, SegmentMember
 
@@ -27,24 +26,24 @@ SCHEMA_TTL_SECONDS = 60.0
 _schemas: dict[str, tuple[float, dict[str, pl.DataType]]] = {}
 
 
-def cached_feature_schema(engine: Engine) -> dict[str, pl.DataType]:
+def cached_feature_schema(engine: Engine, *, refresh: bool = False) -> dict[str, pl.DataType]:
     """The feature schema, re-read at most once a minute: per-event updates must not scan the attribute table."""
     key = engine.url.render_as_string(hide_password=False)
     cached = _schemas.get(key)
-    if cached is None or time.monotonic() - cached[0] > SCHEMA_TTL_SECONDS:
+    if refresh or cached is None or time.monotonic() - cached[0] > SCHEMA_TTL_SECONDS:
         cached = (time.monotonic(), feature_schema(engine))
         _schemas[key] = cached
     return cached[1]
 
 
-@functools.lru_cache(maxsize=512)
-def _compiled_cached(expression: str, schema_items: tuple[tuple[str, str], ...]) -> CompiledRule:
-    return compile_rule(expression, {name: getattr(pl, dtype)() for name, dtype in schema_items})
-
-
-def _compiled(expression: str, schema: dict[str, pl.DataType]) -> CompiledRule:
-    fields = tuple(sorted((name, type(dtype).__name__) for name, dtype in schema.items()))
-    return _compiled_cached(expression, fields)
+def compile_cached(engine: Engine, expression: str) -> tuple[CompiledRule, dict[str, pl.DataType]]:
+    """A saved rule compiled against the cached schema, re-read once if the rule names a field newer than it."""
+    try:
+        schema = cached_feature_schema(engine)
+        return compile_rule(expression, schema), schema
+    except SegmentRuleError:
+        schema = cached_feature_schema(engine, refresh=True)
+        return compile_rule(expression, schema), schema
 
 
 @dataclass(frozen=True)
@@ -192,13 +191,12 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
     features = build_features(engine, as_of=as_of, customer_ids=[customer_id], parts=needed)
     if features.customers.height == 0:
         raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
-    schema = cached_feature_schema(engine)
     joined: list[str] = []
     left: list[str] = []
     with engine.begin() as conn:
         current = set(conn.scalars(select(MEMBERS.c.segment_id).where(MEMBERS.c.customer_id == customer_id)).all())
         for segment in affected:
-            rule = _compiled(segment["expression"], schema)
+            rule, schema = compile_cached(engine, segment["expression"])
             member = len(members_of(features, rule, schema)) == 1
             was = segment["id"] in current
             if member and not was:
