@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_sender: str = "patron@localhost.localdomain"
     import_batch_rows: int = 20_000
+    # Spark: `local[*]` uses every core of this machine; production names the cluster, e.g. spark://host:7077.
+    spark_master: str = "local[*]"
+    spark_partitions: int = 8
+    spark_driver_memory: str = "4g"
+    spark_jdbc_driver: str = ""  # path to the PostgreSQL JDBC jar; default: Debian's, when installed
 
     @field_validator("database_url")
     @classmethod

@@ -41,23 +41,37 @@ def customer_lifetime_value(
 ) -> pl.DataFrame:
     """Per customer: P(alive), expected purchases, expected value and margin per purchase, CLV, value at risk."""
     settings = settings or ClvSettings()
-    frame = summary.frame
-    month = PERIOD_DAYS["M"] / summary.period_days
+    histories = summary.frame.select("frequency", "recency", "T").unique(maintain_order=True)
+    forecasts = history_forecasts(histories, purchases, settings, summary.period_days)
+    return value_customers(summary.frame, forecasts, spend, settings)
+
+
+def history_forecasts(
+    histories: pl.DataFrame, purchases: PurchaseModel, settings: ClvSettings, period_days: float
+) -> pl.DataFrame:
+    """P(alive), expected and discounted expected purchases per distinct (frequency, recency, T).
+
+    Forecasts depend only on the history, and customers share few histories: computed once per history, this is
+    the small table the Spark path computes on the driver and broadcasts.
+    """
+    month = PERIOD_DAYS["M"] / period_days
     steps = np.arange(1, settings.horizon_months + 1)
     discount = (1 + settings.annual_discount_rate) ** (-steps / MONTHS_PER_YEAR)
-
-    # Forecasts depend only on (frequency, recency, T): compute them once per distinct history.
-    histories = frame.select("frequency", "recency", "T").unique(maintain_order=True)
     x, t_x, big_t = (histories[name].to_numpy() for name in ("frequency", "recency", "T"))
     cumulative = np.vstack(
         [np.zeros_like(x)] + [purchases.conditional_expected_purchases(k * month, x, t_x, big_t) for k in steps]
     )
-    forecasts = histories.with_columns(
+    return histories.select("frequency", "recency", "T").with_columns(
         pl.Series("p_alive", purchases.probability_alive(x, t_x, big_t)),
         pl.Series("expected_purchases", cumulative[-1]),
         pl.Series("discounted_purchases", np.diff(cumulative, axis=0).T @ discount),
     )
 
+
+def value_customers(
+    frame: pl.DataFrame, forecasts: pl.DataFrame, spend: GammaGamma, settings: ClvSettings
+) -> pl.DataFrame:
+    """Each customer's CLV from their history's forecast and their expected margin per purchase (row-wise)."""
     has_margin = pl.col("margin").is_not_null() & (pl.col("revenue") > 0)
     margin_rate = (
         pl.when(has_margin)

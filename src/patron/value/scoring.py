@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
 from patron.cif.money import minor_exponent
 from patron.cif.schema import table_of
@@ -43,9 +43,13 @@ class ScoreRunResult:
 def assign_tiers(values: pl.Series, cuts: tuple[float, ...] = DEFAULT_TIER_CUTS) -> tuple[pl.Series, pl.Series]:
     """Rank (1 = most valuable) and tier letter (A, B, C, …) by cumulative share of customers."""
     check_tier_cuts(cuts, field="tier_cuts")
-    rank = values.rank(method="ordinal", descending=True).cast(pl.Int64)
-    share = pl.DataFrame({"share": (rank - 1) / max(len(values), 1)})
-    return rank.alias("rank"), share.select(tier_letters(pl.col("share"), cuts).alias("tier"))["tier"]
+    rank = values.rank(method="ordinal", descending=True).cast(pl.Int64).alias("rank")
+    return rank, pl.DataFrame(rank).select(tier_of_rank(pl.col("rank"), len(values), cuts))["tier"]
+
+
+def tier_of_rank(rank: pl.Expr, customers: int, cuts: tuple[float, ...]) -> pl.Expr:
+    """The tier letter of a value rank (1 = most valuable) among ``customers``, by cumulative share."""
+    return tier_letters((rank - 1) / max(customers, 1), cuts).alias("tier")
 
 
 def score_customers(
@@ -87,11 +91,12 @@ def score_customers(
 
     excluded = {**summary.excluded, **{f"spend_model:{k}": v for k, v in spend.excluded.items() if v}}
     parameters = {chosen: purchases.params, "gammagamma": spend.params}
-    run_id = _store_run(
-        engine, scores, scope=scope, as_of=summary.observation_end, model=chosen, parameters=parameters,
+    run = run_record(
+        scope=scope, as_of=summary.observation_end, model=chosen, parameters=parameters,
         log_likelihood=purchases.log_likelihood, period=period, settings=settings, tier_cuts=tier_cuts,
-        excluded=excluded, note=note,
+        excluded=excluded, note=note, customers=scores.height,
     )  # fmt: skip
+    run_id = _store_run(engine, scores, run)
     say(f"stored score run {run_id}")
     return ScoreRunResult(
         run_id, scope, chosen, parameters, purchases.log_likelihood, scores.height, summary.observation_end,
@@ -99,9 +104,30 @@ def score_customers(
     )  # fmt: skip
 
 
-def _store_run(
-    engine: Engine,
-    scores: pl.DataFrame,
+def _store_run(engine: Engine, scores: pl.DataFrame, run: dict[str, Any]) -> int:
+    run_id = insert_run(engine, run)
+    try:
+        insert_scores(engine, score_rows(scores, run["currency"]).with_columns(pl.lit(run_id).alias("run_id")))
+    except Exception:
+        delete_run(engine, run_id)  # a run is stored whole or not at all
+        raise
+    return run_id
+
+
+def insert_scores(engine: Engine, rows: pl.DataFrame) -> None:
+    batch = rows.to_dicts()
+    with engine.begin() as conn:
+        for start in range(0, len(batch), 5000):
+            conn.execute(insert(table_of(CustomerScore)), batch[start : start + 5000])
+
+
+def delete_run(engine: Engine, run_id: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(table_of(CustomerScore)).where(table_of(CustomerScore).c.run_id == run_id))
+        conn.execute(delete(table_of(ScoreRun)).where(table_of(ScoreRun).c.id == run_id))
+
+
+def run_record(
     *,
     scope: Scope,
     as_of: dt.date,
@@ -113,14 +139,41 @@ def _store_run(
     tier_cuts: tuple[float, ...],
     excluded: dict[str, int],
     note: str | None,
-) -> int:
-    unit = 10 ** minor_exponent(scope.currency)
+    customers: int,
+) -> dict[str, Any]:
+    """The score_runs row describing one run: what was fitted, on what, with which settings."""
+    return {
+        "as_of": as_of,
+        "model": f"{model}+gammagamma",
+        "period": period,
+        "currency": scope.currency,
+        "horizon_months": settings.horizon_months,
+        "annual_discount_rate": settings.annual_discount_rate,
+        "default_margin_rate": settings.default_margin_rate,
+        "source": scope.source,
+        "parameters": parameters,
+        "log_likelihood": log_likelihood,
+        "customers": customers,
+        "excluded": excluded,
+        "tier_cuts": list(tier_cuts),
+        "note": note,
+    }
+
+
+def insert_run(engine: Engine, run: dict[str, Any]) -> int:
+    with engine.begin() as conn:
+        return int(conn.execute(insert(table_of(ScoreRun)).values(run).returning(table_of(ScoreRun).c.id)).scalar_one())
+
+
+def score_rows(scores: pl.DataFrame, currency: str) -> pl.DataFrame:
+    """The customer_scores columns (money in minor units) of a scored frame; row-wise, so Spark runs it per batch."""
+    unit = 10 ** minor_exponent(currency)
 
     def minor(column: str) -> pl.Expr:
         expression: pl.Expr = (pl.col(column) * unit).round(0).cast(pl.Int64)
         return expression
 
-    rows = scores.select(
+    return scores.select(
         "customer_id",
         "frequency",
         "recency",
@@ -134,30 +187,6 @@ def _store_run(
         "tier",
         "rank",
     )
-    run = {
-        "as_of": as_of,
-        "model": f"{model}+gammagamma",
-        "period": period,
-        "currency": scope.currency,
-        "horizon_months": settings.horizon_months,
-        "annual_discount_rate": settings.annual_discount_rate,
-        "default_margin_rate": settings.default_margin_rate,
-        "source": scope.source,
-        "parameters": parameters,
-        "log_likelihood": log_likelihood,
-        "customers": scores.height,
-        "excluded": excluded,
-        "tier_cuts": list(tier_cuts),
-        "note": note,
-    }
-    with engine.begin() as conn:
-        run_id = int(
-            conn.execute(insert(table_of(ScoreRun)).values(run).returning(table_of(ScoreRun).c.id)).scalar_one()
-        )
-        batch = rows.with_columns(pl.lit(run_id).alias("run_id")).to_dicts()
-        for start in range(0, len(batch), 5000):
-            conn.execute(insert(table_of(CustomerScore)), batch[start : start + 5000])
-    return run_id
 
 
 RUNS = table_of(ScoreRun).c

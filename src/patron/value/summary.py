@@ -58,11 +58,7 @@ def purchase_summary(
     holdout. Rows after ``observation_end`` (future dates), rows with no customer, date or revenue, and customers
     with no purchase occasion before ``calibration_end`` are excluded and counted in ``Summary.excluded``.
     """
-    missing = [name for name in TRANSACTION_COLUMNS if name not in transactions.columns]
-    if missing:
-        raise InvalidInputError(f"transactions lack the column(s) {', '.join(missing)}", field=missing[0])
-    if period not in PERIOD_DAYS:
-        raise InvalidInputError(f"unknown period {period!r}; use one of {', '.join(PERIOD_DAYS)}", field="period")
+    check_transactions(transactions.columns, period)
     if transactions.height == 0:
         raise InvalidInputError("there are no transactions to summarise: import orders first")
 
@@ -84,10 +80,7 @@ def purchase_summary(
         excluded["rows_after_observation_end"] = future
 
     amounts = [name for name in ("cost", "margin") if in_window[name].null_count() < in_window.height]
-    unknown = [name for name in ("cost", "margin") if name not in amounts]
-    per_customer = _per_customer(in_window.drop(unknown), calibration_end, PERIOD_DAYS[period])
-    # Costs nobody recorded are unknown: the columns stay, as nulls (and are not aggregated, which is faster).
-    per_customer = per_customer.with_columns(pl.lit(None, dtype=pl.Float64).alias(name) for name in unknown)
+    per_customer = customer_rows(in_window, calibration_end, PERIOD_DAYS[period], amounts)
     in_calibration = per_customer.filter(pl.col("seen_in_calibration"))
     if late := per_customer.height - in_calibration.height:
         excluded["customers_first_seen_after_calibration_end"] = late
@@ -100,6 +93,35 @@ def purchase_summary(
     if observation_end <= calibration_end:
         calibration = calibration.drop("frequency_holdout", "revenue_holdout")
     return Summary(calibration.sort("customer_id"), period, calibration_end, observation_end, excluded)
+
+
+def check_transactions(columns: list[str], period: str) -> None:
+    """The request makes sense: the needed columns are there and the period is one we know."""
+    missing = [name for name in TRANSACTION_COLUMNS if name not in columns]
+    if missing:
+        raise InvalidInputError(f"transactions lack the column(s) {', '.join(missing)}", field=missing[0])
+    if period not in PERIOD_DAYS:
+        raise InvalidInputError(f"unknown period {period!r}; use one of {', '.join(PERIOD_DAYS)}", field="period")
+
+
+def customer_rows(
+    transactions: pl.DataFrame, calibration_end: dt.date, period_days: float, amounts: list[str]
+) -> pl.DataFrame:
+    """Every figure of every customer in ``transactions`` (normalised, complete, within the observation window).
+
+    Customers never seen before ``calibration_end`` have ``seen_in_calibration`` false, and those without a
+    purchase occasion frequency −1: the caller counts and drops both. Only the ``amounts`` (cost, margin) somebody
+    recorded are aggregated; the others stay, as nulls. Each customer's rows must all be in ``transactions``, so
+    the Spark path can call this on one partition of customers at a time.
+    """
+    unknown = [name for name in ("cost", "margin") if name not in amounts]
+    per_customer = _per_customer(transactions.drop(unknown), calibration_end, period_days)
+    return per_customer.with_columns(pl.lit(None, dtype=pl.Float64).alias(name) for name in unknown)
+
+
+def normalise_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
+    """customer_id, day (a date), revenue, cost, margin (float; margin = revenue − cost where not given)."""
+    return _normalise(transactions)
 
 
 def _normalise(transactions: pl.DataFrame) -> pl.DataFrame:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 
 from patron.cif import schema as s
 from patron.cif.money import minor_exponent
@@ -53,17 +54,6 @@ def resolve_scope(engine: Engine, source: str | None = None, currency: str | Non
 
 def load_transactions(engine: Engine, scope: Scope, *, with_categories: bool = False) -> pl.DataFrame:
     """One row per order line: customer_id, at, revenue, cost, margin (major units) and optionally category."""
-    columns = [
-        O.customer_id,
-        O.ordered_at.label("at"),
-        L.revenue_minor,
-        L.cost_minor,
-        L.margin_minor,
-    ]
-    query = select(*columns).select_from(s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id))
-    if with_categories:
-        query = query.add_columns(CAT.name.label("category")).outerjoin(s.Category.__table__, CAT.id == L.category_id)
-    query = query.where(O.source == scope.source, O.currency == scope.currency)
     schema = pl.Schema(
         {
             "customer_id": pl.Int64(),
@@ -75,8 +65,28 @@ def load_transactions(engine: Engine, scope: Scope, *, with_categories: bool = F
         }
     )
     with engine.connect() as conn:
-        frame = pl.DataFrame(conn.execute(query).all(), schema=schema, orient="row")
-    unit = 10 ** minor_exponent(scope.currency)
+        rows = conn.execute(transactions_query(scope, with_categories=with_categories)).all()
+    return to_major_units(pl.DataFrame(rows, schema=schema, orient="row"), scope.currency)
+
+
+def to_major_units(frame: pl.DataFrame, currency: str) -> pl.DataFrame:
+    """revenue_minor, cost_minor, margin_minor (integers) → revenue, cost, margin in the currency's major unit."""
+    unit = 10 ** minor_exponent(currency)
     return frame.with_columns(
         (pl.col(f"{name}_minor") / unit).alias(name) for name in ("revenue", "cost", "margin")
     ).drop("revenue_minor", "cost_minor", "margin_minor")
+
+
+def transactions_query(scope: Scope, *, with_categories: bool = False) -> Select[Any]:
+    """The order lines of ``scope`` in minor units (also what Spark sends to PostgreSQL over JDBC)."""
+    columns = [
+        O.customer_id,
+        O.ordered_at.label("at"),
+        L.revenue_minor,
+        L.cost_minor,
+        L.margin_minor,
+    ]
+    query = select(*columns).select_from(s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id))
+    if with_categories:
+        query = query.add_columns(CAT.name.label("category")).outerjoin(s.Category.__table__, CAT.id == L.category_id)
+    return query.where(O.source == scope.source, O.currency == scope.currency)

@@ -27,24 +27,28 @@ class GammaGamma(MaximumLikelihoodModel):
         super().__init__()
         self.excluded: dict[str, int] = {}
 
-    def fit(self, frequency: ArrayLike, monetary_value: ArrayLike) -> Self:
-        """Fit on customers with repeat purchases and positive mean spend; the others are counted in ``excluded``."""
+    def fit(self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None) -> Self:
+        """Fit on customers with repeat purchases and positive mean spend; the others are counted in ``excluded``.
+
+        ``weights`` counts how many customers each row stands for (rows already compressed, e.g. by Spark).
+        """
         x = as_array(frequency, "frequency")
         m = as_array(monetary_value, "monetary_value")
-        if len(x) != len(m):
-            raise InvalidInputError("frequency and monetary_value must have one value per customer")
+        w = np.ones(len(x)) if weights is None else as_array(weights, "weights")
+        if not len(x) == len(m) == len(w):
+            raise InvalidInputError("frequency, monetary_value (and weights) must have one value per customer")
         repeat = x > 0
         usable = repeat & (m > 0)
         self.excluded = {
-            "customers_without_repeat_purchases": int((~repeat).sum()),
-            "customers_with_zero_or_negative_mean_spend": int((repeat & ~usable).sum()),
+            "customers_without_repeat_purchases": int(w[~repeat].sum()),
+            "customers_with_zero_or_negative_mean_spend": int(w[repeat & ~usable].sum()),
         }
-        if usable.sum() < 2:
+        if w[usable].sum() < 2:
             raise FitError(
                 "gammagamma needs customers with at least one repeat purchase and positive spend; "
-                f"found {int(usable.sum())}"
+                f"found {int(w[usable].sum())}"
             )
-        data = compress({"x": x[usable], "m": m[usable]})
+        data = compress({"x": x[usable], "m": m[usable]}, w[usable])
         xs, ms, w = data.columns["x"], data.columns["m"], data.weights
         total = w.sum()
 
