@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit bench clean browser
+.PHONY: help install run test lint typecheck unit bench clean browser spark-deps
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,7 +36,12 @@ typecheck: install ## mypy --strict over src/patron and tests
 browser: ## Install Debian's Chromium for the page tests, if missing
 	@test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-unit: install browser ## pytest (SQLite, the local PostgreSQL server, Chromium for the pages)
+# The Spark tests need a Java runtime and the PostgreSQL JDBC driver, both from Debian's packages.
+spark-deps: ## Install Java 17 and the PostgreSQL JDBC driver for the Spark path, if missing
+	@command -v java >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless)
+	@test -f /usr/share/java/postgresql.jar || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpostgresql-jdbc-java)
+
+unit: install browser spark-deps ## pytest (SQLite, the local PostgreSQL server, Chromium for the pages)
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck unit ## Everything CI runs: lint, types, tests

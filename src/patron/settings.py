@@ -25,7 +25,17 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_partitions: int = 8
     spark_driver_memory: str = "4g"
-    spark_jdbc_driver: str = ""  # path to the PostgreSQL JDBC jar; default: Debian's, when installed
+    spark_jdbc_driver: str = ""
+    # Background jobs (`patron worker`, `patron scheduler`): a Redis queue and cron schedules (UTC; "" = off).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "patron"
+    job_timeout_seconds: int = 3600
+    score_cron: str = "0 2 * * *"
+    segments_cron: str = "*/15 * * * *"
+    daily_cron: str = "0 6 * * *"
+    # PostgreSQL connection pool per process (the API runs one pool per worker process).
+    pool_size: int = 5
+    max_overflow: int = 10  # path to the PostgreSQL JDBC jar; default: Debian's, when installed
 
     @field_validator("database_url")
     @classmethod

@@ -17,13 +17,14 @@ from patron.cif.retention import apply_retention, stale_prospects
 from patron.cif.store import is_initialised, make_engine, store_counts
 from patron.cif.view import customer_view, list_customers, resolve_customer
 from patron.cli.campaigns import campaigns_app
+from patron.cli.scale import jobs_app, scheduler, spark_app, worker
 from patron.cli.segments import models_app, segments_app
 from patron.cli.service import cases_app, kb_app
 from patron.cli.service import context as service_context
 from patron.cli.shared import console, open_store, progress_bar, reports_errors
 from patron.cli.value import value_app
 from patron.demo import DEMO_SETS, load_demo
-from patron.errors import PatronError
+from patron.errors import InvalidInputError, PatronError
 from patron.settings import get_settings
 
 app = typer.Typer(help="Patron: one-to-one customer relationship management.", no_args_is_help=True)
@@ -39,6 +40,10 @@ app.add_typer(campaigns_app, name="campaigns")
 users_app = typer.Typer(help="Users who sign in to the web app and the API.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(kb_app, name="kb")
+app.add_typer(spark_app, name="spark")
+app.add_typer(jobs_app, name="jobs")
+app.command("worker")(reports_errors(worker))
+app.command("scheduler")(reports_errors(scheduler))
 app.command("context")(reports_errors(service_context))
 
 
@@ -255,6 +260,7 @@ def retention_apply(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (PostgreSQL; SQLite serves from one).")] = 1,
 ) -> None:
     """Serve the web app and the REST API (OpenAPI at /openapi.json)."""
     import uvicorn  # noqa: PLC0415  (only this command needs the server)
@@ -262,10 +268,18 @@ def serve(
     from patron.api.app import create_app  # noqa: PLC0415
 
     engine = open_store()
+    if workers > 1 and engine.dialect.name == "sqlite":
+        raise InvalidInputError("several server processes need PostgreSQL (PATRON_DATABASE_URL)", field="workers")
     created = ensure_first_admin(engine)
     console.print(f"Patron is at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     if created:
         console.print(f"sign in as [bold]admin[/bold] with password [bold]{FIRST_ADMIN_PASSWORD}[/bold]")
+    if workers > 1:
+        # Each process builds its own app and connection pool from the same settings.
+        uvicorn.run(
+            "patron.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+        )
+        return
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
 
 

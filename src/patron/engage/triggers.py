@@ -109,28 +109,81 @@ def fire_triggers(
         rule = rules.get(trigger.id)
         if rule is not None and features is not None and len(members_of(features, rule, schema)) != 1:
             continue
-        try:
-            with engine.begin() as conn:
-                conn.execute(
-                    insert(FIRINGS).values(
-                        trigger_id=trigger.id, customer_id=customer_id, occurrence=occurrence, outcome="firing"
+        outcome = _fire(engine, trigger, customer_id, occurrence, as_of=as_of, depth=depth)
+        if outcome is not None:
+            fired.append(Firing(trigger.name, outcome))
+    return fired
+
+
+# Events no customer sends: the scheduler's daily tick, and a finished score run (so rules on tier, P(alive) or
+# CLV are checked against fresh scores). Triggers on them are checked over the whole base at once.
+BASE_EVENTS = ("daily", "scored")
+
+
+def fire_for_base(engine: Engine, event: str, occurrence: str, *, as_of: dt.date | None = None) -> list[Firing]:
+    """Fire every enabled trigger on ``event`` for each customer its rule selects, once per ``occurrence``.
+
+    ``daily`` with the date as occurrence is "at most once a day per customer"; ``scored`` with the run id is
+    "once per score run". A customer who already fired for the occurrence is skipped, so a re-run is harmless.
+    """
+    if event not in BASE_EVENTS:
+        raise InvalidInputError(
+            f"{event!r} is not a scheduled event; use one of {', '.join(BASE_EVENTS)}", field="event"
+        )
+    with engine.connect() as conn:
+        triggers = conn.execute(select(TRIGGERS).where(TRIGGERS.c.on_event == event, TRIGGERS.c.enabled)).all()
+    if not triggers:
+        return []
+    schema = feature_schema(engine)
+    rules = {t.id: compile_rule(t.condition, schema) for t in triggers if t.condition}
+    needed = parts_for(field for rule in rules.values() for field in rule.fields)
+    features = build_features(engine, as_of=as_of, parts=needed)
+    fired: list[Firing] = []
+    for trigger in triggers:
+        rule = rules.get(trigger.id)
+        members = members_of(features, rule, schema) if rule else features.customers["customer_id"]
+        with engine.connect() as conn:
+            done = set(
+                conn.scalars(
+                    select(FIRINGS.c.customer_id).where(
+                        FIRINGS.c.trigger_id == trigger.id, FIRINGS.c.occurrence == occurrence
                     )
                 )
-        except IntegrityError:
-            continue  # already fired for this occurrence
-        outcome = _act(engine, trigger, customer_id=customer_id, occurrence=occurrence, as_of=as_of, depth=depth)
+            )
+        for customer_id in members.to_list():
+            if customer_id in done:
+                continue
+            outcome = _fire(engine, trigger, customer_id, occurrence, as_of=as_of, depth=0)
+            if outcome is not None:
+                fired.append(Firing(trigger.name, outcome))
+    return fired
+
+
+def _fire(
+    engine: Engine, trigger: Any, customer_id: int, occurrence: str, *, as_of: dt.date | None, depth: int
+) -> str | None:
+    """Claim the (trigger, customer, occurrence) firing, act, record the outcome; None if it had fired already."""
+    try:
         with engine.begin() as conn:
             conn.execute(
-                FIRINGS.update()
-                .where(
-                    FIRINGS.c.trigger_id == trigger.id,
-                    FIRINGS.c.customer_id == customer_id,
-                    FIRINGS.c.occurrence == occurrence,
+                insert(FIRINGS).values(
+                    trigger_id=trigger.id, customer_id=customer_id, occurrence=occurrence, outcome="firing"
                 )
-                .values(outcome=outcome[:200])
             )
-        fired.append(Firing(trigger.name, outcome))
-    return fired
+    except IntegrityError:
+        return None  # already fired for this occurrence
+    outcome = _act(engine, trigger, customer_id=customer_id, occurrence=occurrence, as_of=as_of, depth=depth)
+    with engine.begin() as conn:
+        conn.execute(
+            FIRINGS.update()
+            .where(
+                FIRINGS.c.trigger_id == trigger.id,
+                FIRINGS.c.customer_id == customer_id,
+                FIRINGS.c.occurrence == occurrence,
+            )
+            .values(outcome=outcome[:200])
+        )
+    return outcome
 
 
 def _act(engine: Engine, trigger: Any, *, customer_id: int, occurrence: str, as_of: dt.date | None, depth: int) -> str:

@@ -1,0 +1,51 @@
+"""The jobs a worker runs. Each opens the store from settings, so any worker process can take any job."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from patron.cif.store import make_engine
+from patron.engage.triggers import fire_for_base
+from patron.segments.rules import evaluate_segments
+from patron.value.scoring import score_customers
+
+
+def score(source: str | None = None, model: str = "auto", spark_master: str | None = None) -> dict[str, Any]:
+    """A score run (embedded, or on Spark when a master is named), then the triggers waiting for fresh scores."""
+    engine = make_engine()
+    try:
+        if spark_master:
+            from patron.spark.session import spark_session  # noqa: PLC0415 - Spark only when asked for
+            from patron.spark.store import spark_score_run  # noqa: PLC0415
+
+            result = spark_score_run(spark_session(spark_master), engine, source=source, model=model)
+        else:
+            result = score_customers(engine, source=source, model=model)  # type: ignore[arg-type]
+        fired = fire_for_base(engine, "scored", f"run-{result.run_id}")
+        return {"run_id": result.run_id, "customers": result.customers, "model": result.model, "fired": len(fired)}
+    finally:
+        engine.dispose()
+
+
+def refresh_segments() -> dict[str, int]:
+    """Recompute every saved segment's members (who joined and who left are written)."""
+    engine = make_engine()
+    try:
+        return evaluate_segments(engine)
+    finally:
+        engine.dispose()
+
+
+def daily_triggers(day: str | None = None) -> dict[str, Any]:
+    """The once-a-day triggers (anniversaries, renewal dates, idle customers), at most once per customer per day."""
+    as_of = dt.date.fromisoformat(day) if day else dt.date.today()
+    engine = make_engine()
+    try:
+        fired = fire_for_base(engine, "daily", as_of.isoformat(), as_of=as_of)
+        return {"day": as_of.isoformat(), "fired": len(fired)}
+    finally:
+        engine.dispose()
+
+
+JOBS = {"score": score, "segments": refresh_segments, "daily": daily_triggers}
