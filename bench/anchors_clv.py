@@ -1,8 +1,9 @@
 """One CLV workload in an anchor library, timed; runs in the separate benchmark environment (bench/.venv-anchors).
 
 Usage: python anchors_clv.py LIBRARY WORKLOAD TRANSACTIONS.parquet  →  prints {"seconds": ...} as JSON.
-LIBRARY is lifetimes or pymc-marketing; WORKLOAD is summary, bgnbd, paretonbd, gammagamma or scoring.
-Only the workload itself is timed; the summary it needs is built first, untimed.
+LIBRARY is lifetimes, pymc-marketing or pandas (a plain pandas summary, what one would write by hand);
+WORKLOAD is summary, bgnbd, paretonbd, gammagamma, scoring or pipeline (summary, BG/NBD and Gamma-Gamma fits,
+36-month CLV, all timed). Otherwise only the workload itself is timed; the summary it needs is built first.
 """
 
 from __future__ import annotations
@@ -46,9 +47,47 @@ def pymc_summary(transactions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def pandas_summary(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Frequency, recency, T (days) and mean repeat spend with plain pandas group-bys."""
+    end = pd.Timestamp(OBSERVATION_END)
+    days = transactions[transactions["at"] <= end].copy()
+    days["day"] = days["at"].dt.normalize()
+    daily = days.groupby(["customer_id", "day"], as_index=False)["revenue"].sum()
+    daily = daily[daily["revenue"] >= 0].sort_values(["customer_id", "day"])
+    first = daily.groupby("customer_id")["day"].transform("min")
+    daily["repeat_revenue"] = daily["revenue"].where(daily["day"] != first, 0.0)
+    summary = daily.groupby("customer_id").agg(
+        occasions=("day", "size"), first=("day", "min"), last=("day", "max"), repeat_revenue=("repeat_revenue", "sum")
+    )
+    summary["frequency"] = summary["occasions"] - 1
+    summary["recency"] = (summary["last"] - summary["first"]).dt.days
+    summary["T"] = (end - summary["first"]).dt.days
+    summary["monetary_value"] = (summary["repeat_revenue"] / summary["frequency"]).where(summary["frequency"] > 0, 0.0)
+    return summary[["frequency", "recency", "T", "monetary_value"]]
+
+
+def run_pandas(workload: str, transactions: pd.DataFrame) -> float:
+    if workload != "summary":
+        raise SystemExit(f"the plain pandas anchor covers the summary only, not {workload}")
+    started = time.perf_counter()
+    pandas_summary(transactions)
+    return time.perf_counter() - started
+
+
 def run_lifetimes(workload: str, transactions: pd.DataFrame) -> float:
     from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter  # noqa: PLC0415  (anchor environment only)
 
+    if workload == "pipeline":
+        started = time.perf_counter()
+        summary = lifetimes_summary(transactions)
+        repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+        bgf = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+        ggf = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+        ggf.customer_lifetime_value(
+            bgf, summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"],
+            time=HORIZON_MONTHS, discount_rate=MONTHLY_DISCOUNT, freq="D",
+        )  # fmt: skip
+        return time.perf_counter() - started
     if workload == "summary":
         started = time.perf_counter()
         lifetimes_summary(transactions)
@@ -78,6 +117,18 @@ def run_lifetimes(workload: str, transactions: pd.DataFrame) -> float:
 def run_pymc(workload: str, transactions: pd.DataFrame) -> float:
     from pymc_marketing import clv  # noqa: PLC0415  (anchor environment only)
 
+    if workload == "pipeline":
+        started = time.perf_counter()
+        summary = pymc_summary(transactions)
+        repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+        bg = clv.BetaGeoModel(data=summary)
+        bg.fit(method="map")
+        gg = clv.GammaGammaModel(data=repeat)
+        gg.fit(method="map")
+        gg.expected_customer_lifetime_value(
+            transaction_model=bg, data=summary, future_t=HORIZON_MONTHS, discount_rate=MONTHLY_DISCOUNT, time_unit="D"
+        )
+        return time.perf_counter() - started
     if workload == "summary":
         started = time.perf_counter()
         pymc_summary(transactions)
@@ -109,7 +160,8 @@ def main() -> None:
     library, workload, path = sys.argv[1:4]
     transactions = pd.read_parquet(path)
     transactions["at"] = pd.to_datetime(transactions["at"])
-    seconds = (run_lifetimes if library == "lifetimes" else run_pymc)(workload, transactions)
+    runner = {"lifetimes": run_lifetimes, "pymc-marketing": run_pymc, "pandas": run_pandas}[library]
+    seconds = runner(workload, transactions)
     print(json.dumps({"seconds": seconds}))
 
 

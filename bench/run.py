@@ -1,7 +1,8 @@
 """Run every benchmark and write one table to bench/out/results.md (``make bench``).
 
 Sizes: PATRON_BENCH_COPIES (default "1,10,100") replicates CDNOW that many times.
-Which: PATRON_BENCH_ONLY (default all: "import,value,segments,context,api").
+Which: PATRON_BENCH_ONLY (default all: "import,value,pipeline,segments,context,api").
+The CLV pipeline's scaling curve (embedded, Spark, lifetimes, pymc-marketing) is drawn to bench/out/scaling.png.
 For segments a copy is 100k customers and 1M order lines, so ×10 is the 1M-customer, 10M-line base.
 """
 
@@ -14,11 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_api, bench_context, bench_import, bench_segments, bench_value
+from bench import bench_api, bench_context, bench_import, bench_pipeline, bench_segments, bench_value
 
 BENCHMARKS = {
     "import": bench_import.run,
     "value": bench_value.run,
+    "pipeline": bench_pipeline.run,
     "segments": bench_segments.run,
     "context": bench_context.run,
     "api": bench_api.run,
@@ -43,6 +45,8 @@ def main() -> None:
     )
     (OUT / "results.md").write_text(header + "".join(_line(row) + "\n" for row in rows))
     print(f"wrote {OUT / 'results.md'}")
+    if plot := bench_pipeline.plot_scaling(rows, OUT):
+        print(f"wrote {plot}")
 
 
 def _line(row: dict[str, object]) -> str:

@@ -70,7 +70,10 @@ def test_summary_and_fits_on_spark_equal_the_embedded_path(spark: SparkSession, 
         assert on_spark.params == model().fit_summary(embedded).params, name  # same histories, same order: exact
     spend = fit_spend_model(distributed)
     expected = GammaGamma().fit_summary(embedded)
-    np.testing.assert_allclose(list(spend.params.values()), list(expected.params.values()), rtol=1e-8)
+    # Mean spends that differ in their last bits move the optimiser's path a little: the same maximum, to the
+    # optimiser's tolerance (runs have differed by up to 5e-7).
+    np.testing.assert_allclose(list(spend.params.values()), list(expected.params.values()), rtol=1e-5)
+    assert spend.log_likelihood == pytest.approx(expected.log_likelihood, rel=1e-9)
     assert spend.excluded == expected.excluded
 
 

@@ -35,6 +35,8 @@ def spark_session(master: str | None = None, *, app_name: str = "patron") -> Spa
         .config("spark.sql.shuffle.partitions", str(settings.spark_partitions))
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Spark's stage progress bar helps at a terminal and clutters logs everywhere else.
+        .config("spark.ui.showConsoleProgress", "true" if sys.stderr.isatty() else "false")
     )
     driver = settings.spark_jdbc_driver or (str(DEBIAN_JDBC_DRIVER) if DEBIAN_JDBC_DRIVER.exists() else "")
     if driver:
