@@ -9,6 +9,7 @@ from patron.engage import schema as engage
 from patron.predict import schema as predict
 from patron.segments import schema as segments
 from patron.service import schema as service
+from patron.strategy import schema as strategy
 from patron.value import schema as value
 
-__all__ = ["Base", "auth", "cif", "engage", "predict", "segments", "service", "value"]
+__all__ = ["Base", "auth", "cif", "engage", "predict", "segments", "service", "strategy", "value"]

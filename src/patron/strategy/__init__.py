@@ -1,0 +1,1 @@
+"""Strategy analytics: budget allocation, customer portfolios, price sensitivity, social networks."""
