@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from patron.api.common import patron_error, storage_error, validation_error
 from patron.api.routes import router as api_router
+from patron.api.strategy_routes import router as strategy_router
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
 from patron.web.pages import router as pages_router
@@ -38,6 +39,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     for error in (DataError, IntegrityError, StatementError):
         app.add_exception_handler(error, storage_error)
     app.include_router(api_router)
+    app.include_router(strategy_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_cases": frozenset({"admin", "manager", "agent"}),
     "run_models": frozenset({"admin", "analyst"}),
     "manage_users": frozenset({"admin"}),
+    "read_strategy": frozenset({"admin", "manager", "analyst"}),
 }
 
 

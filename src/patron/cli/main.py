@@ -22,6 +22,7 @@ from patron.cli.segments import models_app, segments_app
 from patron.cli.service import cases_app, kb_app
 from patron.cli.service import context as service_context
 from patron.cli.shared import console, open_store, progress_bar, reports_errors
+from patron.cli.strategy import strategy_app
 from patron.cli.value import value_app
 from patron.demo import DEMO_SETS, load_demo
 from patron.errors import InvalidInputError, PatronError
@@ -40,6 +41,7 @@ app.add_typer(campaigns_app, name="campaigns")
 users_app = typer.Typer(help="Users who sign in to the web app and the API.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(kb_app, name="kb")
+app.add_typer(strategy_app, name="strategy")
 app.add_typer(spark_app, name="spark")
 app.add_typer(jobs_app, name="jobs")
 app.command("worker")(reports_errors(worker))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import random
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,30 +73,36 @@ def import_links(engine: Engine, path: Path, *, source: str) -> LinkImport:
     """
     if not path.is_file():
         raise SourceFileError(f"{path} does not exist")
-    result = LinkImport()
-    good: list[dict[str, object]] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = {"from", "to", "kind"} - set(reader.fieldnames or [])
         if missing:
             raise SourceFileError(f"{path.name} lacks the column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                good.append(_link_row(engine, row))
-            except (InvalidInputError, NotFoundError, ValueError) as error:
-                result.rejected.append((line, str(getattr(error, "message", error))))
+        return add_link_records(engine, enumerate(reader, start=2), source=source)
+
+
+def add_link_records(engine: Engine, records: Iterable[tuple[int, Mapping[str, object]]], *, source: str) -> LinkImport:
+    """Links from (position, {from, to, kind, weight}) records: bad ones reported by position, good ones kept."""
+    result = LinkImport()
+    good: list[dict[str, object]] = []
+    for position, record in records:
+        try:
+            good.append(_link_row(engine, record))
+        except (InvalidInputError, NotFoundError, ValueError) as error:
+            result.rejected.append((position, str(getattr(error, "message", error))))
     result.created, result.duplicates = add_links(engine, good, source=source)
     return result
 
 
-def _link_row(engine: Engine, row: dict[str, str]) -> dict[str, object]:
-    kind = (row.get("kind") or "").strip()
+def _link_row(engine: Engine, row: Mapping[str, object]) -> dict[str, object]:
+    kind = str(row.get("kind") or "").strip()
     if kind not in LINK_KINDS:
         raise InvalidInputError(f"kind {kind!r} is not one of {', '.join(LINK_KINDS)}")
-    weight = float(row.get("weight") or 1.0)
-    if not weight > 0:
-        raise InvalidInputError("weight must be positive")
-    first, second = resolve_customer(engine, row["from"] or ""), resolve_customer(engine, row["to"] or "")
+    weight = float(str(row.get("weight") or 1.0))
+    if not 0 < weight < 1e9:
+        raise InvalidInputError("weight must be a positive number")
+    first = resolve_customer(engine, str(row.get("from") or ""))
+    second = resolve_customer(engine, str(row.get("to") or ""))
     if first == second:
         raise InvalidInputError("a customer cannot be linked to themselves")
     return {"from_customer_id": first, "to_customer_id": second, "kind": kind, "weight": weight}

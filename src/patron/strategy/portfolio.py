@@ -27,6 +27,7 @@ from patron.value.schema import CustomerScore, ScoreRun
 from patron.value.transactions import Scope, load_transactions, resolve_scope
 
 Array = np.ndarray
+MAX_SEGMENTS = 12
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,17 @@ def moments(flows: pl.DataFrame) -> tuple[list[str], Array, Array]:
         raise InvalidInputError(
             f"{wide.height} months of history cannot estimate a covariance of {len(names)} segments"
         )
+    if len(names) > MAX_SEGMENTS:
+        raise InvalidInputError(
+            f"{len(names)} segments are too many for a portfolio; group them into {MAX_SEGMENTS} or fewer"
+        )
     values = wide.select(names).to_numpy()
-    return names, values.mean(axis=0), np.cov(values, rowvar=False)
+    covariance = np.cov(values, rowvar=False)
+    if np.linalg.cond(covariance) > 1e12:
+        raise InvalidInputError(
+            "some segments' cash flows move in lockstep (or never vary): their risks cannot be told apart"
+        )
+    return names, values.mean(axis=0), covariance
 
 
 def minimum_variance(expected: Array, covariance: Array, target: float, *, long_only: bool = True) -> Array:

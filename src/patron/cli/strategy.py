@@ -1,0 +1,160 @@
+"""``patron strategy``: budget allocation, customer portfolios, price sensitivity and the customer network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from patron.cif.money import format_money
+from patron.cli.shared import console, open_store, reports_errors
+from patron.strategy.budget import ResponseCurve
+from patron.strategy.network import import_links, synthetic_demo_links
+from patron.strategy.plans import budget_plan, network_summary, portfolio_plan, price_sensitivity
+
+strategy_app = typer.Typer(
+    help="Strategy: budget split, customer portfolios, price sensitivity, the customer network.", no_args_is_help=True
+)
+network_app = typer.Typer(help="The customer-to-customer network.", no_args_is_help=False, invoke_without_command=True)
+strategy_app.add_typer(network_app, name="network")
+
+
+def _money(value: float, currency: str) -> str:
+    return format_money(round(value * 100), currency)
+
+
+@strategy_app.command("budget")
+@reports_errors
+def budget(
+    amount: Annotated[float, typer.Argument(help="Yearly marketing budget to split (major currency units).")],
+    acquisition: Annotated[
+        tuple[float, float] | None, typer.Option(help="Acquisition curve: ceiling and k (rate = c·(1 − e^(−k·spend))).")
+    ] = None,
+    retention: Annotated[tuple[float, float] | None, typer.Option(help="Retention curve: ceiling and k.")] = None,
+    discount_rate: Annotated[float, typer.Option(help="Yearly discount rate.")] = 0.10,
+) -> None:
+    """The acquisition/retention split that maximises customer equity, a what-if table, and who to retain first."""
+    plan = budget_plan(
+        open_store(), amount, discount_rate=discount_rate,
+        acquisition=ResponseCurve(*acquisition) if acquisition else None,
+        retention=ResponseCurve(*retention) if retention else None,
+    )  # fmt: skip
+    cur, inputs = plan.currency, plan.inputs
+    console.print(
+        f"{inputs.prospects:,} prospects, {inputs.customers:,} customers, margin {_money(inputs.margin, cur)} per "
+        f"customer and year, discount {inputs.discount_rate:.0%}"
+    )
+    if plan.assumed_curves:
+        console.print("[yellow]response curves are assumed defaults: pass --acquisition/--retention from your data[/]")
+    table = Table(title="Best split by budget (customer equity)")
+    for name in ("budget", "to acquisition", "per prospect", "per customer", "acquired", "retained", "equity"):
+        table.add_column(name, justify="right")
+    for row in plan.table:
+        table.add_row(
+            _money(row.budget, cur), f"{row.acquisition_share:.0%}", _money(row.acquisition_per_prospect, cur),
+            _money(row.retention_per_customer, cur), f"{row.acquisition_rate:.1%}", f"{row.retention_rate:.1%}",
+            _money(row.equity, cur),
+        )  # fmt: skip
+    console.print(table)
+    console.print("retention money first to (value at risk):")
+    for customer in plan.at_risk.head(10).iter_rows(named=True):
+        console.print(f"  {customer['customer_id']}: {customer['reason']}")
+
+
+@strategy_app.command("portfolio")
+@reports_errors
+def portfolio(
+    by: Annotated[str, typer.Option(help="Segment field: tier, acquisition_channel, an attribute …")] = "tier",
+    risk: Annotated[
+        float | None, typer.Option(help="Highest acceptable standard deviation per customer-month.")
+    ] = None,
+) -> None:
+    """Segments as assets: mean and risk of monthly margin per customer, the efficient frontier, managers' P&L."""
+    plan = portfolio_plan(open_store(), by=by, risk=risk)
+    table = Table(title=f"Segments by {by} over {plan.months} months (margin per customer and month)")
+    for name in ("segment", "customers", "mean", "risk (sd)"):
+        table.add_column(name, justify="right")
+    for name, mean, sd in zip(plan.segments, plan.expected, plan.risk, strict=True):
+        table.add_row(name, f"{plan.customers.get(name, 0):,}", f"{mean:,.2f}", f"{sd:,.2f}")
+    console.print(table)
+    frontier = Table(title="Efficient frontier (share of effort per segment)")
+    for name in ("risk", "mean", *plan.segments):
+        frontier.add_column(name, justify="right")
+    for point in plan.frontier[:: max(1, len(plan.frontier) // 8)]:
+        frontier.add_row(
+            f"{point.risk:,.2f}", f"{point.expected:,.2f}", *(f"{point.weights[n]:.0%}" for n in plan.segments)
+        )
+    console.print(frontier)
+    if plan.chosen:
+        weights = ", ".join(f"{n} {w:.0%}" for n, w in plan.chosen.weights.items())
+        console.print(f"at risk ≤ {risk}: mean {plan.chosen.expected:,.2f} with {weights}")
+    if plan.managers.is_empty():
+        console.print("no account managers yet: assign accounts.manager to see each manager's P&L")
+    else:
+        console.print(plan.managers.group_by("manager").agg("revenue", "margin", "clv_change").head(20))
+
+
+@strategy_app.command("pricing")
+@reports_errors
+def pricing(by: Annotated[str, typer.Option(help="Segment field.")] = "education") -> None:
+    """Deal proneness per segment (and per customer, shrunk) from the recorded deal purchases."""
+    customers, segments = price_sensitivity(open_store(), by=by)
+    table = Table(title=f"Share of purchases made on a deal, by {by} (95 % interval)")
+    for name in ("segment", "customers", "deal share", "interval"):
+        table.add_column(name, justify="right")
+    for row in segments.iter_rows(named=True):
+        table.add_row(
+            row["segment"], f"{row['customers']:,}", f"{row['deal_share']:.1%}", f"{row['low']:.1%}–{row['high']:.1%}"
+        )
+    console.print(table)
+    prone = customers.sort("shrunk_share", descending=True).head(5)
+    console.print("most deal-prone customers (shrunk share, raw share, purchases):")
+    for row in prone.iter_rows(named=True):
+        console.print(
+            f"  {row['customer_id']}: {row['shrunk_share']:.0%} ({row['raw_share']:.0%} of {row['purchases']:.0f})"
+        )
+
+
+@network_app.callback()
+@reports_errors
+def network(ctx: typer.Context) -> None:
+    """Communities, value assortativity, influencers and high-value clusters of the customer network."""
+    if ctx.invoked_subcommand:
+        return
+    summary = network_summary(open_store())
+    if summary.links == 0:
+        console.print("no customer links yet: `patron strategy network import links.csv` (or `… demo-links`)")
+        return
+    console.print(
+        f"{summary.customers:,} customers, {summary.links:,} links ({summary.sources}), "
+        f"{summary.communities:,} communities"
+    )
+    if summary.assortativity is not None:
+        console.print(f"value assortativity {summary.assortativity:+.3f} ({summary.assortativity_note})")
+    console.print(summary.clusters.drop("members").head(10))
+    console.print(summary.influencers.select("customer_id", "reach", "engagement", "sentiment", "score").head(10))
+
+
+@network_app.command("import")
+@reports_errors
+def network_import(
+    file: Annotated[Path, typer.Argument(help="CSV with columns from, to, kind[, weight].")],
+    source: Annotated[str, typer.Option(help="Where the links come from.")] = "import",
+) -> None:
+    """Import customer links; bad rows are reported with their line, a re-run adds nothing twice."""
+    result = import_links(open_store(), file, source=source)
+    console.print(
+        f"{result.created:,} links added, {result.duplicates:,} already there, {len(result.rejected):,} rejected"
+    )
+    for line, reason in result.rejected[:10]:
+        console.print(f"  line {line}: {reason}")
+
+
+@network_app.command("demo-links")
+@reports_errors
+def network_demo_links() -> None:
+    """Add SYNTHETIC referral links among demo customers (no shared data set records who knows whom)."""
+    created, existing = synthetic_demo_links(open_store())
+    console.print(f"{created:,} synthetic links added ({existing:,} already there), source demo-synthetic")

@@ -1,0 +1,216 @@
+"""The four strategy analyses on the store's data, as the CLI, the API and the pages show them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy import Engine, func, select
+
+from patron.cif import schema as s
+from patron.cif.schema import table_of
+from patron.errors import InvalidInputError
+from patron.segments.features import build_features, feature_schema, parts_for
+from patron.strategy.budget import (
+    Allocation,
+    EquityInputs,
+    ResponseCurve,
+    best_split,
+    what_if,
+)
+from patron.strategy.network import (
+    communities,
+    customer_graph,
+    high_value_clusters,
+    influencer_scores,
+    value_assortativity,
+)
+from patron.strategy.portfolio import (
+    FrontierPoint,
+    best_for_risk,
+    efficient_frontier,
+    manager_pnl,
+    moments,
+    segment_cash_flows,
+)
+from patron.strategy.pricing import deal_proneness
+from patron.value.base import customer_base
+from patron.value.lists import DEFAULT_MARGIN_RATE, value_at_risk
+
+# Assumed until measured: replace them with curves fitted to your own campaigns (`ResponseCurve.fit`).
+DEFAULT_ACQUISITION = ResponseCurve(ceiling=0.08, k=0.05)  # 8 % of prospects at most; half of it by ~14 per head
+DEFAULT_RETENTION = ResponseCurve(ceiling=0.85, k=0.06)  # 85 % retention at most; half of it by ~12 per customer
+
+
+@dataclass
+class BudgetPlan:
+    inputs: EquityInputs
+    best: Allocation
+    table: list[Allocation]
+    at_risk: pl.DataFrame  # where the retention money should go first
+    currency: str
+    assumed_curves: bool
+
+
+def budget_plan(
+    engine: Engine,
+    budget: float,
+    *,
+    acquisition: ResponseCurve | None = None,
+    retention: ResponseCurve | None = None,
+    discount_rate: float = 0.10,
+    source: str | None = None,
+) -> BudgetPlan:
+    """The equity-maximising split of a yearly ``budget`` for the store's prospects and scored customers."""
+    base, scope, _ = customer_base(engine, source=source)
+    if base["clv"].null_count() == base.height:
+        raise InvalidInputError("the budget plan needs lifetime values: run `patron value score` first", field="run")
+    margin_rate = (
+        pl.when(pl.col("margin").is_not_null() & (pl.col("revenue") > 0))
+        .then((pl.col("margin") / pl.col("revenue")).clip(-1, 1))
+        .otherwise(DEFAULT_MARGIN_RATE)
+    )
+    margin = float(base.select((pl.col("revenue_last_year") * margin_rate).mean()).item() or 0.0)
+    people = table_of(s.Customer)
+    with engine.connect() as conn:
+        prospects = int(conn.scalar(select(func.count()).select_from(people).where(people.c.kind == "prospect")) or 0)
+    inputs = EquityInputs(
+        prospects,
+        base.height,
+        margin,
+        discount_rate,
+        acquisition or DEFAULT_ACQUISITION,
+        retention or DEFAULT_RETENTION,
+    )
+    return BudgetPlan(
+        inputs, best_split(inputs, budget), what_if(inputs, budget), value_at_risk(base).rows.head(20), scope.currency,
+        acquisition is None or retention is None,
+    )  # fmt: skip
+
+
+@dataclass
+class PortfolioPlan:
+    segments: list[str]
+    expected: list[float]
+    risk: list[float]
+    customers: dict[str, int]
+    frontier: list[FrontierPoint]
+    chosen: FrontierPoint | None
+    months: int
+    managers: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def portfolio_plan(
+    engine: Engine, *, by: str = "tier", risk: float | None = None, source: str | None = None
+) -> PortfolioPlan:
+    flows = segment_cash_flows(engine, by=by, source=source)
+    names, expected, covariance = moments(flows)
+    frontier = efficient_frontier(names, expected, covariance)
+    sizes = dict(flows.group_by("segment").agg(pl.col("customers").first()).iter_rows())
+    return PortfolioPlan(
+        names, [float(v) for v in expected], [float(v) for v in np.sqrt(np.diag(covariance))], sizes, frontier,
+        best_for_risk(frontier, risk) if risk is not None else None, flows["month"].n_unique(),
+        manager_pnl(engine, source=source),
+    )  # fmt: skip
+
+
+# The demo's retailer records purchases by channel and those made on a deal (customer-personality).
+DEAL_FIELDS = (
+    "attributes.deals_purchases",
+    ("attributes.web_purchases", "attributes.catalog_purchases", "attributes.store_purchases"),
+)
+
+
+def price_sensitivity(engine: Engine, *, by: str = "education") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Deal proneness per customer (shrunk) and per segment of ``by`` from the recorded deal purchases."""
+    deals, channels = DEAL_FIELDS
+    schema = feature_schema(engine)
+    missing = [name for name in (by, deals, *channels) if name not in schema]
+    if missing:
+        raise InvalidInputError(
+            f"price sensitivity needs the field(s) {', '.join(missing)}: load customer-personality "
+            "(`patron demo`) or import deal and purchase counts as those attributes",
+            field="by" if by in missing else "attributes",
+        )
+    features = build_features(engine, parts=parts_for([by, deals, *channels])).customers
+    frame = features.select(
+        "customer_id",
+        pl.col(by).cast(pl.String).alias("segment"),
+        pl.col(deals).cast(pl.Float64).alias("deals"),
+        pl.sum_horizontal(*(pl.col(c).cast(pl.Float64) for c in channels)).alias("purchases"),
+    ).filter(pl.col("deals").is_not_null())
+    return deal_proneness(frame)
+
+
+@dataclass
+class NetworkSummary:
+    customers: int
+    links: int
+    communities: int
+    modularity: float | None
+    assortativity: float | None
+    assortativity_note: str
+    influencers: pl.DataFrame
+    clusters: pl.DataFrame
+    sources: dict[str, int]
+    layout: dict[str, Any] = field(default_factory=dict)
+
+
+def network_summary(engine: Engine, *, top: int = 20) -> NetworkSummary:
+    import networkx as nx  # noqa: PLC0415 - only the network view needs it
+
+    from patron.strategy.schema import CustomerLink  # noqa: PLC0415
+
+    graph = customer_graph(engine)
+    links = table_of(CustomerLink).c
+    with engine.connect() as conn:
+        sources: dict[str, int] = {
+            str(name): int(count)
+            for name, count in conn.execute(select(links.source, func.count()).group_by(links.source)).all()
+        }
+    found = communities(graph)
+    values = _values(engine)
+    note = "CLV of the latest score run"
+    assortativity: float | None
+    try:
+        assortativity = value_assortativity(graph, values) if values else None
+        if assortativity is None:
+            note = "needs lifetime values: run `patron value score`"
+    except InvalidInputError as error:
+        assortativity, note = None, error.message
+    modularity = float(nx.community.modularity(graph, found)) if found else None
+    return NetworkSummary(
+        graph.number_of_nodes(), graph.number_of_edges(), len(found), modularity, assortativity, note,
+        influencer_scores(engine, graph).head(top), high_value_clusters(found, values).head(top),
+        sources, _layout(graph, found, values),
+    )  # fmt: skip
+
+
+def _values(engine: Engine) -> dict[int, float]:
+    try:
+        base, _, _ = customer_base(engine)
+    except InvalidInputError:
+        return {}
+    scored = base.drop_nulls("clv")
+    return dict(zip(scored["customer_id"].to_list(), scored["clv"].to_list(), strict=True))
+
+
+def _layout(graph: Any, found: list[set[int]], values: dict[int, float], *, largest: int = 6) -> dict[str, Any]:
+    """Positions of the customers in the largest communities, for the network plot (spring layout, seeded)."""
+    import networkx as nx  # noqa: PLC0415
+
+    shown = [node for community in found[:largest] for node in community]
+    if not shown:
+        return {}
+    sub = graph.subgraph(shown)
+    positions = nx.spring_layout(sub, seed=7)
+    community_of = {node: index for index, community in enumerate(found[:largest]) for node in community}
+    return {
+        "nodes": [
+            {"id": node, "x": float(x), "y": float(y), "community": community_of[node], "value": values.get(node)}
+            for node, (x, y) in positions.items()
+        ],
+        "edges": [[int(a), int(b)] for a, b in sub.edges()],
+    }
