@@ -26,7 +26,7 @@ def budget(
     *,
     store: Store,
     principal: Caller,
-    amount: Annotated[float, Query(ge=0, le=1e12, description="yearly budget, major units")],
+    amount: Annotated[float | None, Query(ge=0, le=1e12, description="yearly budget (default: the best)")] = None,
     acquisition_ceiling: Ceiling = None,
     acquisition_k: Steepness = None,
     retention_ceiling: Ceiling = None,
@@ -47,6 +47,7 @@ def budget(
         "inputs": inputs,
         "assumed_curves": plan.assumed_curves,
         "best": asdict(plan.best),
+        "equity_maximising": asdict(plan.unconstrained),
         "what_if": [asdict(row) for row in plan.table],
         "retain_first": at_risk,
     }

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from patron.cif.money import format_money
+from patron.cif.money import format_money, minor_exponent
 from patron.cli.shared import console, open_store, reports_errors
 from patron.strategy.budget import ResponseCurve
 from patron.strategy.network import import_links, synthetic_demo_links
@@ -22,13 +22,15 @@ strategy_app.add_typer(network_app, name="network")
 
 
 def _money(value: float, currency: str) -> str:
-    return format_money(round(value * 100), currency)
+    return format_money(round(value * 10 ** minor_exponent(currency)), currency)
 
 
 @strategy_app.command("budget")
 @reports_errors
 def budget(
-    amount: Annotated[float, typer.Argument(help="Yearly marketing budget to split (major currency units).")],
+    amount: Annotated[
+        float | None, typer.Argument(help="Yearly budget to split (major units; default: the equity-maximising one).")
+    ] = None,
     acquisition: Annotated[
         tuple[float, float] | None, typer.Option(help="Acquisition curve: ceiling and k (rate = c·(1 − e^(−k·spend))).")
     ] = None,
@@ -45,6 +47,11 @@ def budget(
     console.print(
         f"{inputs.prospects:,} prospects, {inputs.customers:,} customers, margin {_money(inputs.margin, cur)} per "
         f"customer and year, discount {inputs.discount_rate:.0%}"
+    )
+    best = plan.unconstrained
+    console.print(
+        f"equity is highest at a budget of {_money(best.budget, cur)}: {_money(best.acquisition_per_prospect, cur)} "
+        f"per prospect, {_money(best.retention_per_customer, cur)} per customer → {_money(best.equity, cur)}"
     )
     if plan.assumed_curves:
         console.print("[yellow]response curves are assumed defaults: pass --acquisition/--retention from your data[/]")

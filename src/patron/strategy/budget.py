@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq, curve_fit, minimize_scalar
+from scipy.optimize import brentq, curve_fit, minimize, minimize_scalar
 
 from patron.errors import FitError, InvalidInputError
 
@@ -175,3 +175,27 @@ def what_if(
 ) -> list[Allocation]:
     """The best split for other budgets: how much equity each extra (or saved) unit of budget buys."""
     return [best_split(inputs, budget * factor) for factor in factors]
+
+
+def best_budget(inputs: EquityInputs) -> Allocation:
+    """The spend per prospect and per customer that maximises equity with no budget cap: beyond it, every extra
+    unit spent returns less than a unit of equity."""
+    scale = max(inputs.margin, 1.0)
+
+    def loss(spend: np.ndarray) -> float:
+        return -customer_equity(inputs, float(spend[0]) * scale, float(spend[1]) * scale) / scale
+
+    best = None
+    for start in ((0.1, 0.1), (1.0, 0.2), (3.0, 1.0)):
+        found = minimize(loss, np.array(start), method="L-BFGS-B", bounds=[(0.0, 50.0), (0.0, 50.0)])
+        if best is None or found.fun < best.fun:
+            best = found
+    assert best is not None
+    acquisition = float(best.x[0]) * scale if inputs.prospects else 0.0
+    retention = float(best.x[1]) * scale if inputs.customers else 0.0
+    budget = acquisition * inputs.prospects + retention * inputs.customers
+    return Allocation(
+        budget, acquisition * inputs.prospects / budget if budget else 0.0, acquisition, retention,
+        float(inputs.acquisition.rate(acquisition)), float(inputs.retention.rate(retention)),
+        customer_equity(inputs, acquisition, retention),
+    )  # fmt: skip

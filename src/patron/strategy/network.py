@@ -6,9 +6,9 @@ Phys. Rev. E 67) correlation of a numeric attribute across the ends of each link
 link only to valuable ones, −1 when only to the least valuable. The influencer score is reach × engagement ×
 sentiment (after Kumar, Petersen & Leone 2010, "Driving Profitability by Encouraging Customer Referrals", and
 the customer influence value of Kumar et al. 2010, Journal of Service Research 13(3)): reach = customers within
-two links, engagement = interactions in the last year, sentiment = (positive + 1) / (positive + negative + 2)
-word of mouth (reviews and referrals against complaints); reach and engagement are scaled to [0, 1] by the
-largest. Limits: links are only what was recorded; a network with few links says little about who influences.
+two links, engagement = interactions and orders in the year before the linked customers' latest day, sentiment
+= (positive + 1) / (positive + negative + 2) word of mouth (reviews and referrals against complaints); reach
+and engagement are scaled to [0, 1] by the largest. Limits: links are only what was recorded; a network with few links says little about who influences.
 """
 
 from __future__ import annotations
@@ -141,24 +141,41 @@ def influencer_scores(engine: Engine, graph: nx.Graph, *, as_of: dt.date | None 
     if graph.number_of_nodes() == 0:
         return pl.DataFrame(schema=INFLUENCE_SCHEMA)
     reach = {node: len(nx.single_source_shortest_path_length(graph, node, cutoff=2)) - 1 for node in graph}
-    since = dt.datetime.combine((as_of or dt.date.today()) - dt.timedelta(days=365), dt.time())
+    orders = table_of(s.Order).c
+    nodes = list(graph.nodes)
     with engine.connect() as conn:
-        rows = conn.execute(
+        if as_of is None:  # the linked customers' own "today": their latest order or interaction
+            latest = [
+                conn.scalar(select(func.max(orders.ordered_at)).where(orders.customer_id.in_(nodes))),
+                conn.scalar(select(func.max(INTERACTIONS.occurred_at)).where(INTERACTIONS.customer_id.in_(nodes))),
+            ]
+            known = [day for day in latest if day is not None]
+            as_of = max(known).date() if known else dt.date.today()
+        since = dt.datetime.combine(as_of - dt.timedelta(days=365), dt.time())
+        talks = conn.execute(
             select(
                 INTERACTIONS.customer_id,
                 func.count(),
                 func.sum(_indicator(INTERACTIONS.type.in_(POSITIVE))),
                 func.sum(_indicator(INTERACTIONS.type.in_(NEGATIVE))),
             )
-            .where(INTERACTIONS.customer_id.in_(list(graph.nodes)), INTERACTIONS.occurred_at >= since)
+            .where(INTERACTIONS.customer_id.in_(nodes), INTERACTIONS.occurred_at >= since)
             .group_by(INTERACTIONS.customer_id)
         ).all()
-    activity = {int(c): (int(n), int(p or 0), int(q or 0)) for c, n, p, q in rows}
+        bought = {
+            int(customer): int(count)
+            for customer, count in conn.execute(
+                select(orders.customer_id, func.count())
+                .where(orders.customer_id.in_(nodes), orders.ordered_at >= since)
+                .group_by(orders.customer_id)
+            ).all()
+        }
+    activity = {int(c): (int(n), int(p or 0), int(q or 0)) for c, n, p, q in talks}
     frame = pl.DataFrame(
         {
             "customer_id": list(graph.nodes),
             "reach_count": [reach[node] for node in graph.nodes],
-            "interactions": [activity.get(node, (0, 0, 0))[0] for node in graph.nodes],
+            "interactions": [activity.get(node, (0, 0, 0))[0] + int(bought.get(node, 0)) for node in graph.nodes],
             "positive": [activity.get(node, (0, 0, 0))[1] for node in graph.nodes],
             "negative": [activity.get(node, (0, 0, 0))[2] for node in graph.nodes],
         },

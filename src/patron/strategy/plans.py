@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from patron.strategy.budget import (
     Allocation,
     EquityInputs,
     ResponseCurve,
+    best_budget,
     best_split,
     what_if,
 )
@@ -39,15 +41,20 @@ from patron.strategy.pricing import deal_proneness
 from patron.value.base import customer_base
 from patron.value.lists import DEFAULT_MARGIN_RATE, value_at_risk
 
-# Assumed until measured: replace them with curves fitted to your own campaigns (`ResponseCurve.fit`).
-DEFAULT_ACQUISITION = ResponseCurve(ceiling=0.08, k=0.05)  # 8 % of prospects at most; half of it by ~14 per head
-DEFAULT_RETENTION = ResponseCurve(ceiling=0.85, k=0.06)  # 85 % retention at most; half of it by ~12 per customer
+
+def default_curves(margin: float) -> tuple[ResponseCurve, ResponseCurve]:
+    """Assumed until measured (replace them with curves fitted to your campaigns, `ResponseCurve.fit`), scaled to
+    the yearly margin m: at most 25 % of prospects won, half of that for a spend of m/4 per prospect; at most 85 %
+    of customers kept, half of that for a spend of m/5 per customer."""
+    m = max(margin, 1e-6)
+    return ResponseCurve(0.25, math.log(2) / (0.25 * m)), ResponseCurve(0.85, math.log(2) / (0.2 * m))
 
 
 @dataclass
 class BudgetPlan:
     inputs: EquityInputs
     best: Allocation
+    unconstrained: Allocation  # the equity-maximising budget
     table: list[Allocation]
     at_risk: pl.DataFrame  # where the retention money should go first
     currency: str
@@ -56,14 +63,15 @@ class BudgetPlan:
 
 def budget_plan(
     engine: Engine,
-    budget: float,
+    budget: float | None = None,
     *,
     acquisition: ResponseCurve | None = None,
     retention: ResponseCurve | None = None,
     discount_rate: float = 0.10,
     source: str | None = None,
 ) -> BudgetPlan:
-    """The equity-maximising split of a yearly ``budget`` for the store's prospects and scored customers."""
+    """The equity-maximising split of a yearly ``budget`` (default: the equity-maximising budget) for the store's
+    prospects and scored customers, with a what-if table around it."""
     base, scope, _ = customer_base(engine, source=source)
     if base["clv"].null_count() == base.height:
         raise InvalidInputError("the budget plan needs lifetime values: run `patron value score` first", field="run")
@@ -76,17 +84,14 @@ def budget_plan(
     people = table_of(s.Customer)
     with engine.connect() as conn:
         prospects = int(conn.scalar(select(func.count()).select_from(people).where(people.c.kind == "prospect")) or 0)
-    inputs = EquityInputs(
-        prospects,
-        base.height,
-        margin,
-        discount_rate,
-        acquisition or DEFAULT_ACQUISITION,
-        retention or DEFAULT_RETENTION,
-    )
+    assumed_acquisition, assumed_retention = default_curves(margin)
+    curves = (acquisition or assumed_acquisition, retention or assumed_retention)
+    inputs = EquityInputs(prospects, base.height, margin, discount_rate, *curves)
+    unconstrained = best_budget(inputs)
+    amount = unconstrained.budget if budget is None else budget
     return BudgetPlan(
-        inputs, best_split(inputs, budget), what_if(inputs, budget), value_at_risk(base).rows.head(20), scope.currency,
-        acquisition is None or retention is None,
+        inputs, best_split(inputs, amount), unconstrained, what_if(inputs, amount), value_at_risk(base).rows.head(20),
+        scope.currency, acquisition is None or retention is None,
     )  # fmt: skip
 
 
