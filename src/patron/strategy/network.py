@@ -8,7 +8,8 @@ sentiment (after Kumar, Petersen & Leone 2010, "Driving Profitability by Encoura
 the customer influence value of Kumar et al. 2010, Journal of Service Research 13(3)): reach = customers within
 two links, engagement = interactions and orders in the year before the linked customers' latest day, sentiment
 = (positive + 1) / (positive + negative + 2) word of mouth (reviews and referrals against complaints); reach
-and engagement are scaled to [0, 1] by the largest. Limits: links are only what was recorded; a network with few links says little about who influences.
+and engagement are scaled to [0, 1] by the largest. Limits: links are only what was recorded; a network with few
+links says little about who influences.
 """
 
 from __future__ import annotations
