@@ -21,6 +21,7 @@ from patron.cif.store import make_engine, migrate
 from patron.demo import load_demo
 from patron.demo.cdnow import read_cdnow
 from patron.segments.clustering import segment_customers
+from patron.strategy.network import synthetic_demo_links
 from patron.value.scoring import score_customers
 from tests.conftest import SHARED_DATA
 
@@ -48,14 +49,16 @@ def free_port() -> int:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     engine: Engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('site') / 'patron.db'}")
     migrate(engine)
-    load_demo(engine, SHARED_DATA, names=("cdnow", "cfpb-complaints"))
-    score_customers(engine, model="bgnbd")
+    load_demo(engine, SHARED_DATA, names=("cdnow", "cfpb-complaints", "customer-personality"))
+    score_customers(engine, model="bgnbd", source="cdnow")
+    synthetic_demo_links(engine)
     segment_customers(
         engine, population='source == "cdnow"', method="kmeans", k_range=range(2, 4), as_of=dt.date(1997, 9, 30)
     )
     segment_customers(engine, population='source == "cdnow"', method="kmeans", k_range=range(2, 4))
     create_user(engine, "maria", "maria-password", "manager", "Maria")
     create_user(engine, "admin", "admin-password", "admin")
+    create_user(engine, "ana", "ana-password", "agent")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -87,7 +90,7 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         page.click("button[type=submit]")
 
         expect(page.locator("h1")).to_have_text("Dashboard")
-        expect(page.locator(".tiles")).to_contain_text("23,919 customers")
+        expect(page.locator(".tiles")).to_contain_text("26,159 customers")
         expect(page.locator(".lead")).to_contain_text("the top 20 % of customers give 67.8 % of revenue")
         expect(page.locator("#chart-pareto .plotly")).to_be_visible()
         expect(page.locator("#chart-tiers .plotly")).to_be_visible()
@@ -107,7 +110,7 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         page.click("text=Segments")
         page.fill("#rule", 'source == "cdnow" and revenue > 500')
         expected = big_cdnow_spenders()
-        expect(page.locator("#live-count")).to_have_text(f"{expected:,} of 23,919 customers match", timeout=15_000)
+        expect(page.locator("#live-count")).to_have_text(f"{expected:,} of 26,159 customers match", timeout=15_000)
         page.fill("#rule", "revenu > 500")
         expect(page.locator("#live-count")).to_contain_text("unknown field 'revenu'")
         page.screenshot(path=str(tmp_path / "segments.png"), full_page=True)
@@ -126,3 +129,56 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         expect(page.locator("main")).to_contain_text("Possible duplicates")
         browser.close()
     assert all((tmp_path / name).stat().st_size > 10_000 for name in ("dashboard.png", "customer.png", "segments.png"))
+
+
+def _sign_in(page: object, site: str, username: str, password: str) -> None:
+    page.goto(site + "/login")  # type: ignore[attr-defined]
+    page.fill("input[name=username]", username)  # type: ignore[attr-defined]
+    page.fill("input[name=password]", password)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+
+
+def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _sign_in(page, site, "admin", "admin-password")
+        expect(page.locator("h1")).to_have_text("Dashboard")
+
+        page.click("text=Strategy")
+        expect(page.locator("h1")).to_have_text("Budget: acquisition against retention")
+        expect(page.locator("#budget-summary")).to_contain_text("8,000 prospects and 23,570 customers")
+        expect(page.locator("#budget-summary")).to_contain_text("Customer equity is highest at a budget of")
+        expect(page.locator("#chart-budget .plotly")).to_be_visible()
+        expect(page.locator("#what-if tbody tr")).to_have_count(5)
+        page.screenshot(path=str(tmp_path / "budget.png"), full_page=True)
+
+        page.click("text=Portfolio")
+        expect(page.locator("#chart-frontier .plotly")).to_be_visible()
+        expect(page.locator("#segments tbody tr")).to_have_count(3)
+        expect(page.locator("#segments")).to_contain_text("4,714")  # tier A: the top 20 % of 23,570
+        page.screenshot(path=str(tmp_path / "portfolio.png"), full_page=True)
+
+        page.click("text=Price sensitivity")
+        expect(page.locator("#chart-pricing .plotly")).to_be_visible()
+        expect(page.locator("#deal-segments")).to_contain_text("PhD")
+        page.screenshot(path=str(tmp_path / "pricing.png"), full_page=True)
+
+        page.click("text=Network")
+        expect(page.locator("#chart-network .plotly")).to_be_visible()
+        expect(page.locator("#network-summary")).to_contain_text("Value assortativity")
+        expect(page.locator("main")).to_contain_text("demo-synthetic")
+        expect(page.locator("#influencers tbody tr").first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "network.png"), full_page=True)
+
+        page.goto(site + "/logout")
+        _sign_in(page, site, "ana", "ana-password")
+        page.goto(site + "/strategy/budget")
+        expect(page.locator("main")).to_contain_text("Your role does not include strategy analytics.")
+        expect(page.locator("#chart-budget")).to_have_count(0)
+        browser.close()
+    assert all(
+        (tmp_path / f"{name}.png").stat().st_size > 10_000 for name in ("budget", "portfolio", "pricing", "network")
+    )

@@ -18,6 +18,7 @@ from patron.api.strategy_routes import router as strategy_router
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
 from patron.web.pages import router as pages_router
+from patron.web.strategy_pages import router as strategy_pages_router
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -41,6 +42,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(strategy_router)
     app.include_router(pages_router)
+    app.include_router(strategy_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

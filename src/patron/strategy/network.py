@@ -56,14 +56,14 @@ def add_links(engine: Engine, rows: list[dict[str, object]], *, source: str) -> 
     if not rows:
         return 0, 0
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(LINKS).on_conflict_do_nothing(
-        index_elements=["kind", "from_customer_id", "to_customer_id"]
-    )
+    key = ["kind", "from_customer_id", "to_customer_id"]
+    statement = dialect.insert(LINKS).on_conflict_do_nothing(index_elements=key).returning(LINKS.c.id)
     created = 0
     with engine.begin() as conn:
         for start in range(0, len(rows), 5000):
             batch = [{**row, "source": source} for row in rows[start : start + 5000]]
-            created += conn.execute(statement, batch).rowcount or 0
+            # executemany's rowcount is -1 on PostgreSQL: count the ids the inserts returned instead.
+            created += len(conn.execute(statement, batch).all())
     return created, len(rows) - created
 
 

@@ -52,21 +52,24 @@ def segment_cash_flows(engine: Engine, *, by: str = "tier", source: str | None =
     schema = feature_schema(engine)
     if by not in schema:
         raise InvalidInputError(f"{by!r} is not a customer field; segments need one such as tier", field="by")
-    features = build_features(engine, parts=parts_for([by])).customers.select("customer_id", pl.col(by).cast(pl.String))
-    margins = _margins(engine, resolve_scope(engine, source))
-    members = features.drop_nulls(by)
+    customers = build_features(engine, parts=parts_for([by])).customers
+    members = customers.select("customer_id", pl.col(by).cast(pl.String).alias("segment")).drop_nulls("segment")
     if members.is_empty():
         raise InvalidInputError(f"no customer has a value for {by!r} yet (run `patron value score` for tiers)")
-    sizes = members.group_by(by).len("customers")
+    margins = _margins(engine, resolve_scope(engine, source))
+    sizes = members.group_by("segment").len("customers")
+    if sizes.height > MAX_SEGMENTS:
+        raise InvalidInputError(
+            f"{by!r} has {sizes.height:,} values: a portfolio takes {MAX_SEGMENTS} segments at most", field="by"
+        )
     months = margins.select("month").unique()
     per_month = (
         margins.join(members, on="customer_id")
-        .group_by("month", by)
+        .group_by("month", "segment")
         .agg(pl.col("margin").sum())
-        .join(months.join(sizes, how="cross"), on=["month", by], how="right")
+        .join(months.join(sizes, how="cross"), on=["month", "segment"], how="right")
         .with_columns(pl.col("margin").fill_null(0.0))
         .with_columns((pl.col("margin") / pl.col("customers")).alias("margin_per_customer"))
-        .rename({by: "segment"})
         .sort("month", "segment")
     )
     return per_month.select("month", "segment", "customers", "margin_per_customer")

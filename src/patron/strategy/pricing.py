@@ -32,7 +32,8 @@ SEED = 20261123
 
 def deal_proneness(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """From (customer_id, segment, deals, purchases): per customer raw and shrunk deal share; per segment the
-    mean share with a 95 % interval (customers as the unit) and the prior's strength (pseudo-purchases)."""
+    mean share with a 95 % interval (customers as the unit), and the prior the shares are shrunk towards: its
+    mean (``pooled_share``, all deals over all purchases) and strength (``prior_strength``, in purchases)."""
     needed = {"customer_id", "segment", "deals", "purchases"}
     if missing := needed - set(frame.columns):
         raise InvalidInputError(f"deal proneness needs the column(s) {', '.join(sorted(missing))}")
@@ -57,7 +58,8 @@ def deal_proneness(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         half = 1.96 * spread / np.sqrt(group.height)
         segments.append(
             {"segment": str(segment), "customers": group.height, "deal_share": mean,
-             "low": max(0.0, mean - half), "high": min(1.0, mean + half), "prior_strength": alpha + beta}
+             "low": max(0.0, mean - half), "high": min(1.0, mean + half), "prior_strength": alpha + beta,
+             "pooled_share": alpha / (alpha + beta)}
         )  # fmt: skip
     return pl.concat(customers), pl.DataFrame(segments).sort("deal_share", descending=True)
 

@@ -1,0 +1,165 @@
+"""Strategy pages: the budget split, customer portfolios, price sensitivity and the customer network, each with
+its plot. They call the same plans as the CLI and the API (patron.strategy.plans)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import plotly.graph_objects as go
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from plotly.subplots import make_subplots
+
+from patron.api.common import engine_of
+from patron.errors import PatronError
+from patron.strategy.budget import customer_equity
+from patron.strategy.plans import (
+    BudgetPlan,
+    NetworkSummary,
+    PortfolioPlan,
+    budget_plan,
+    network_summary,
+    portfolio_plan,
+    price_sensitivity,
+)
+from patron.web.pages import _chart, _page, _signed_in, _to_login
+
+router = APIRouter(include_in_schema=False)
+
+
+def _guarded(request: Request, template: str, build: Any, **context: Any) -> Response:
+    """Sign-in, the role check and the analysis; a domain error becomes the page's own empty state."""
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    if not principal.can("read_strategy"):
+        return _page(request, template, principal, problem="Your role does not include strategy analytics.", **context)
+    try:
+        return _page(request, template, principal, problem=None, **build(), **context)
+    except PatronError as error:
+        return _page(request, template, principal, problem=error.message, **context)
+
+
+@router.get("/strategy", response_model=None)
+@router.get("/strategy/budget", response_model=None)
+def budget(
+    request: Request,
+    amount: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+) -> Response:
+    def build() -> dict[str, Any]:
+        plan = budget_plan(engine_of(request), amount)
+        return {"plan": plan, "chart": _chart(_budget_figure(plan))}
+
+    return _guarded(request, "strategy_budget.html", build, amount=amount)
+
+
+def _budget_figure(plan: BudgetPlan) -> go.Figure:
+    inputs, best = plan.inputs, plan.best
+    titles = (
+        "Acquisition rate by spend per prospect",
+        "Retention rate by spend per customer",
+        f"Customer equity by split of {best.budget:,.0f}",
+    )
+    figure = make_subplots(rows=1, cols=3, subplot_titles=titles)
+    top = max(best.acquisition_per_prospect, best.retention_per_customer, inputs.margin) * 2
+    spend = np.linspace(0, top, 100)
+    figure.add_scatter(x=spend, y=inputs.acquisition.rate(spend), name="acquisition", row=1, col=1)
+    figure.add_scatter(x=spend, y=inputs.retention.rate(spend), name="retention", row=1, col=2)
+    shares = np.linspace(0, 1, 101)
+    equity = [
+        customer_equity(
+            inputs, s * best.budget / max(inputs.prospects, 1), (1 - s) * best.budget / max(inputs.customers, 1)
+        )
+        for s in shares
+    ]
+    figure.add_scatter(x=shares, y=equity, name="equity", row=1, col=3)
+    figure.add_scatter(
+        x=[best.acquisition_share],
+        y=[best.equity],
+        mode="markers",
+        marker={"size": 12},
+        name="best split",
+        row=1,
+        col=3,
+    )
+    figure.update_xaxes(title_text="share to acquisition", row=1, col=3)
+    return figure.update_layout(showlegend=False)
+
+
+@router.get("/strategy/portfolio", response_model=None)
+def portfolio(request: Request, by: Annotated[str, Query(max_length=100)] = "tier") -> Response:
+    def build() -> dict[str, Any]:
+        plan = portfolio_plan(engine_of(request), by=by)
+        return {"plan": plan, "chart": _chart(_frontier_figure(plan))}
+
+    return _guarded(request, "strategy_portfolio.html", build, by=by)
+
+
+def _frontier_figure(plan: PortfolioPlan) -> go.Figure:
+    figure = go.Figure()
+    figure.add_scatter(
+        x=[p.risk for p in plan.frontier], y=[p.expected for p in plan.frontier], mode="lines+markers",
+        name="efficient frontier",
+        text=[", ".join(f"{n} {w:.0%}" for n, w in p.weights.items()) for p in plan.frontier],
+    )  # fmt: skip
+    figure.add_scatter(x=plan.risk, y=plan.expected, mode="markers+text", text=plan.segments, name="segments",
+                       textposition="top center", marker={"size": 12})  # fmt: skip
+    return figure.update_layout(
+        title="Efficient frontier: monthly margin per customer against its risk",
+        xaxis_title="risk (standard deviation per month)", yaxis_title="mean margin per customer and month",
+    )  # fmt: skip
+
+
+@router.get("/strategy/pricing", response_model=None)
+def pricing(request: Request, by: Annotated[str, Query(max_length=100)] = "education") -> Response:
+    def build() -> dict[str, Any]:
+        customers, segments = price_sensitivity(engine_of(request), by=by)
+        figure = make_subplots(rows=1, cols=2, subplot_titles=("Deal share by segment (95 % interval)",
+                                                               "Customers' deal share: raw and shrunk"))  # fmt: skip
+        figure.add_bar(
+            x=segments["segment"].to_list(), y=segments["deal_share"].to_list(), name="deal share",
+            error_y={"type": "data", "symmetric": False,
+                     "array": (segments["high"] - segments["deal_share"]).to_list(),
+                     "arrayminus": (segments["deal_share"] - segments["low"]).to_list()},
+            row=1, col=1,
+        )  # fmt: skip
+        figure.add_histogram(x=customers["raw_share"].to_list(), name="raw", opacity=0.6, nbinsx=40, row=1, col=2)
+        figure.add_histogram(x=customers["shrunk_share"].to_list(), name="shrunk", opacity=0.6, nbinsx=40, row=1, col=2)
+        figure.update_layout(barmode="overlay")
+        prone = customers.sort("shrunk_share", descending=True).head(20).to_dicts()
+        return {"segments": segments.to_dicts(), "prone": prone, "chart": _chart(figure)}
+
+    return _guarded(request, "strategy_pricing.html", build, by=by)
+
+
+@router.get("/strategy/network", response_model=None)
+def network(request: Request) -> Response:
+    def build() -> dict[str, Any]:
+        summary = network_summary(engine_of(request))
+        chart = _chart(_network_figure(summary)) if summary.layout else None
+        return {"summary": summary, "chart": chart, "clusters": summary.clusters.to_dicts(),
+                "influencers": summary.influencers.to_dicts()}  # fmt: skip
+
+    return _guarded(request, "strategy_network.html", build)
+
+
+def _network_figure(summary: NetworkSummary) -> go.Figure:
+    nodes = summary.layout["nodes"]
+    where = {node["id"]: (node["x"], node["y"]) for node in nodes}
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for first, second in summary.layout["edges"]:
+        xs += [where[first][0], where[second][0], None]
+        ys += [where[first][1], where[second][1], None]
+    figure = go.Figure()
+    figure.add_scatter(x=xs, y=ys, mode="lines", line={"width": 0.5, "color": "#bbb"}, hoverinfo="skip", name="links")
+    figure.add_scatter(
+        x=[n["x"] for n in nodes], y=[n["y"] for n in nodes], mode="markers", name="customers",
+        marker={"color": [n["community"] for n in nodes], "colorscale": "Turbo",
+                "size": [6 + min(14, (n["value"] or 0) / 20) for n in nodes]},
+        text=[f"customer {n['id']}, community {n['community'] + 1}, CLV {n['value'] or 0:,.0f}" for n in nodes],
+    )  # fmt: skip
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return figure.update_layout(title="The largest communities (colour) and customer value (size)", showlegend=False)
