@@ -149,7 +149,7 @@ def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: st
 
         page.click("text=Strategy")
         expect(page.locator("h1")).to_have_text("Budget: acquisition against retention")
-        expect(page.locator("#budget-summary")).to_contain_text("8,000 prospects and 23,570 customers")
+        expect(page.locator("#budget-summary")).to_contain_text("0 prospects and 23,570 customers")
         expect(page.locator("#budget-summary")).to_contain_text("Customer equity is highest at a budget of")
         expect(page.locator("#chart-budget .plotly")).to_be_visible()
         expect(page.locator("#what-if tbody tr")).to_have_count(5)
