@@ -159,6 +159,40 @@ def test_campaign_reaches_exactly_the_eligible_consenting_customers(
     assert all(arm.ci_low is not None for arm in report.arms if not arm.is_control)
 
 
+def test_withdrawing_consent_stops_a_running_campaigns_sends(
+    engine: Engine, write_file: WriteFile, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    ids = customers(engine, write_file)
+    for number in range(1, 21):
+        record_consent(engine, ids[f"c{number}"], channel="email")
+    create_campaign(
+        engine, "autumn", "Autumn news", rule="orders > 0", subject="News for {{ first_name }}", body=BODY,
+        control_share=0.0,
+    )  # fmt: skip
+    prepare_campaign(engine, "autumn")
+    channel = SmtpChannel("127.0.0.1", port, "news@patron.test")
+    first = send_campaign(engine, "autumn", channel, limit=5)
+    assert first.sent == 5
+    with engine.connect() as conn:
+        contacts = s.Base.metadata.tables["campaign_contacts"]
+        waiting = [int(c) for c in conn.scalars(select(contacts.c.customer_id).where(contacts.c.status == "pending"))]
+    leaving = waiting[3]
+    record_consent(engine, leaving, channel="email", status="withdrawn")  # while the campaign is under way
+
+    rest = send_campaign(engine, "autumn", channel)
+    assert rest.sent == len(waiting) - 1
+    assert rest.remaining == 0
+    with engine.connect() as conn:
+        address = conn.scalar(
+            select(s.Identity.value).where(s.Identity.customer_id == leaving, s.Identity.kind == "email")
+        )
+        fate = conn.execute(select(contacts.c.status, contacts.c.reason).where(contacts.c.customer_id == leaving)).one()
+    assert address not in [message["To"] for message in inbox.messages]
+    assert len(inbox.messages) == 5 + len(waiting) - 1
+    assert tuple(fate) == ("blocked", "consent withdrawn after the campaign was prepared")
+
+
 def test_bad_campaign_input_is_refused(engine: Engine, write_file: WriteFile) -> None:
     customers(engine, write_file)
     with pytest.raises(InvalidInputError, match=r"unknown variable\(s\) shoe_size"):

@@ -27,6 +27,7 @@ from patron.cli.value import value_app
 from patron.demo import DEMO_SETS, load_demo
 from patron.errors import InvalidInputError, PatronError
 from patron.settings import get_settings
+from patron.strategy.network import synthetic_demo_links
 
 app = typer.Typer(help="Patron: one-to-one customer relationship management.", no_args_is_help=True)
 customers_app = typer.Typer(help="Browse the customer information file.", no_args_is_help=True)
@@ -117,6 +118,9 @@ def demo(
         )
     for result in results:
         print_result(result)
+    if "cdnow" in names:
+        created, _ = synthetic_demo_links(engine, source="cdnow")
+        console.print(f"{created:,} SYNTHETIC referral links among CDNOW customers for the network page (demo only)")
     summary()
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from patron.cif import schema as s
 from patron.cif.schema import _now, table_of
 from patron.engage.bandit import thompson_allocation
+from patron.engage.consent import consent_in_force
 from patron.engage.policy import check_contacts
 from patron.engage.report import campaign_id_of, campaign_report
 from patron.engage.schema import CampaignContact, CampaignPlan, Offer
@@ -328,10 +329,16 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
     subject_template = _templates.from_string(plan.subject_template)
     body_template = _templates.from_string(plan.body_template)
     sent = 0
+    kind = plan.channel or "email"
     for customer_id, arm, address in pending:
+        where = (CONTACTS.c.campaign_id == plan.id) & (CONTACTS.c.customer_id == customer_id)
+        if not consent_in_force(engine, customer_id, channel=kind):
+            with engine.begin() as conn:
+                reason = "consent withdrawn after the campaign was prepared"
+                conn.execute(update(CONTACTS).where(where).values(status="blocked", reason=reason))
+            continue
         context = _context(engine, customer_id, arm, offer)
         subject, body = subject_template.render(context), body_template.render(context)
-        where = (CONTACTS.c.campaign_id == plan.id) & (CONTACTS.c.customer_id == customer_id)
         with engine.begin() as conn:
             conn.execute(update(CONTACTS).where(where).values(status="sending"))
         try:

@@ -36,3 +36,16 @@ def record_consent(
                 wording_version=wording_version, recorded_at=at or _now(),
             )
         )  # fmt: skip
+
+
+def consent_in_force(engine: Engine, customer_id: int, *, channel: str, purpose: str = "marketing") -> bool:
+    """Whether the customer's newest consent record for this channel and purpose grants it (checked right before
+    each send, so a withdrawal stops a campaign that is already running)."""
+    with engine.connect() as conn:
+        newest = conn.scalar(
+            select(CONSENTS.c.status)
+            .where(CONSENTS.c.customer_id == customer_id, CONSENTS.c.channel == channel, CONSENTS.c.purpose == purpose)
+            .order_by(CONSENTS.c.recorded_at.desc(), CONSENTS.c.id.desc())
+            .limit(1)
+        )
+    return newest == "granted"

@@ -220,7 +220,9 @@ def high_value_clusters(found: list[set[int]], values: dict[int, float], *, min_
     return pl.DataFrame(rows, schema=schema).sort("total_value", descending=True)
 
 
-def synthetic_demo_links(engine: Engine, *, customers: int = 3000, seed: int = SEED) -> tuple[int, int]:
+def synthetic_demo_links(
+    engine: Engine, *, customers: int = 3000, seed: int = SEED, source: str | None = None
+) -> tuple[int, int]:
     """SYNTHETIC referral links among the customers with the most revenue history, for the demo only (none of
     the shared data sets records who knows whom). Links favour customers of similar revenue (70 % within the
     same revenue quintile), so the demo shows what a value-assortative network looks like. Source: demo-synthetic.
@@ -230,6 +232,7 @@ def synthetic_demo_links(engine: Engine, *, customers: int = 3000, seed: int = S
         rows = conn.execute(
             select(orders.customer_id, func.sum(lines.revenue_minor).label("revenue"))
             .join_from(table_of(s.OrderLine), table_of(s.Order), lines.order_id == orders.id)
+            .where(orders.source == source if source else orders.customer_id.is_not(None))
             .group_by(orders.customer_id)
             .order_by(orders.customer_id)
             .limit(customers)
