@@ -25,6 +25,7 @@ from patron.value.summary import purchase_summary
 
 ANCHORS = tuple(filter(None, os.environ.get("PATRON_BENCH_PIPELINE_ANCHORS", "lifetimes,pymc-marketing").split(",")))
 SPARK_MASTER = os.environ.get("PATRON_BENCH_SPARK_MASTER", "local[2]")
+ANCHOR_MAX_COPIES = int(os.environ.get("PATRON_BENCH_PIPELINE_ANCHOR_MAX_COPIES", "100"))
 
 
 def embedded_pipeline(parquet: Path) -> tuple[float, int]:
@@ -90,6 +91,12 @@ def run(copies: int) -> list[dict[str, object]]:
             }
         ]
         for library in ANCHORS:
+            if copies > ANCHOR_MAX_COPIES:
+                rows.append(
+                    {"workload": "CLV pipeline", "size": size, "patron_s": embedded, "anchor": library,
+                     "anchor_s": float("nan"), "note": f"not run above x{ANCHOR_MAX_COPIES} (grows linearly; see x100)"}
+                )  # fmt: skip
+                continue
             seconds, problem = anchor_time(library, "pipeline", parquet)
             if seconds is not None:
                 points[library] = seconds

@@ -7,9 +7,10 @@ from patron.cif import schema as cif
 from patron.cif.schema import Base
 from patron.engage import schema as engage
 from patron.predict import schema as predict
+from patron.privacy import schema as privacy
 from patron.segments import schema as segments
 from patron.service import schema as service
 from patron.strategy import schema as strategy
 from patron.value import schema as value
 
-__all__ = ["Base", "auth", "cif", "engage", "predict", "segments", "service", "strategy", "value"]
+__all__ = ["Base", "auth", "cif", "engage", "predict", "privacy", "segments", "service", "strategy", "value"]

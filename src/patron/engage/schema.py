@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import Base, BigId, _now
+from patron.cif.schema import PII, Base, BigId, _now
 
 
 class Offer(Base):
@@ -55,7 +55,7 @@ class CampaignContact(Base):
     arm: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(200))
-    address: Mapped[str | None] = mapped_column(String(320))
+    address: Mapped[str | None] = mapped_column(String(320), info=PII)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 

@@ -1,0 +1,151 @@
+"""Subject access and erasure on real stores: after erasing one person, no table, no file Patron wrote (the
+SQLite file itself included) holds their personal data, and the revenue totals are unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from patron.cif import schema as s
+from patron.cif.importer import import_file
+from patron.cif.mapping import parse_mapping
+from patron.cif.schema import table_of
+from patron.engage.campaigns import create_campaign, prepare_campaign
+from patron.engage.consent import record_consent
+from patron.errors import NotFoundError
+from patron.privacy.schema import Erasure
+from patron.privacy.subject import erase_customer, subject_access, write_subject_access
+from patron.schema import Base
+from patron.service.cases import open_case
+from tests.conftest import WriteFile
+
+SHOP: dict[str, Any] = {
+    "source": {"system": "shop", "format": "csv", "currency": "EUR", "date_format": "%Y-%m-%d"},
+    "customers": {
+        "external_id": "id", "email": "email", "phone": "phone", "first_name": "first", "last_name": "last",
+        "display_name": "name", "profile": {"street": "street", "postal_code": "zip", "city": "city"},
+    },
+    "orders": {"customer": "id", "order_id": "order", "ordered_at": "date", "revenue": "amount"},
+}  # fmt: skip
+NOTES: dict[str, Any] = {
+    "source": {"system": "shop", "format": "csv", "date_format": "%Y-%m-%d"},
+    "interactions": [
+        {"id": "note", "customer": "customer", "occurred_at": "date", "channel": {"value": "phone"},
+         "direction": {"value": "inbound"}, "type": {"value": "call"}, "body": "text"}
+    ],
+}  # fmt: skip
+# Unusual strings, so a match in a scan can only be this person's data.
+ANNABEL = {
+    "email": "annabel.quillfeather@example.com", "phone": "+1 212 555 0147", "first": "Annabel",
+    "last": "Quillfeather", "name": "Annabel Quillfeather", "street": "17 Zwirnerstrasse", "zip": "98765",
+}  # fmt: skip
+STORED_PHONE = "+12125550147"
+
+
+def _everything_in_the_store(engine: Engine) -> str:
+    """Every value of every row of every table, as text."""
+    parts = []
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(select(table)).all():
+                parts.append(json.dumps([str(value) for value in row], ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def _revenue(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.sum(s.OrderLine.revenue_minor))) or 0)
+
+
+def test_erasure_leaves_no_trace_of_the_person_and_keeps_the_totals(
+    engine: Engine, write_file: WriteFile, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "patron-data"
+    rejects = data_dir / "rejects"
+    a = ANNABEL
+    rows = (
+        "id,email,phone,first,last,name,street,zip,city,order,date,amount\n"
+        f"c1,{a['email']},{a['phone']},{a['first']},{a['last']},{a['name']},{a['street']},{a['zip']},Springfield,o1,2025-01-15,120.50\n"
+        f"c1,{a['email']},{a['phone']},{a['first']},{a['last']},{a['name']},{a['street']},{a['zip']},Springfield,o2,2025-03-02,80.00\n"
+        f"c1,{a['email']},{a['phone']},{a['first']},{a['last']},{a['name']},{a['street']},{a['zip']},Springfield,o3,2025-13-45,9.99\n"
+        "c2,bob.rayworth@example.org,+1 212 555 0199,Bob,Rayworth,Bob Rayworth,1 Main St,10001,Springfield,o4,"
+        "2025-02-01,55.00\n"
+    )  # fmt: skip
+    result = import_file(engine, write_file("shop.csv", rows), parse_mapping(SHOP), rejects_dir=rejects)
+    assert result.rejected == 1  # the bad date: the rejects file now quotes Annabel's whole row
+    assert a["email"] in next(rejects.iterdir()).read_text()
+    notes = "note,customer,date,text\nn1,c1,2025-03-03,Annabel Quillfeather called about 17 Zwirnerstrasse\n"
+    import_file(engine, write_file("notes.csv", notes), parse_mapping(NOTES))
+    with engine.connect() as conn:
+        annabel = conn.scalar(select(s.Identity.customer_id).where(s.Identity.value == "c1"))
+        bob = conn.scalar(select(s.Identity.customer_id).where(s.Identity.value == "c2"))
+    assert annabel is not None
+    record_consent(engine, annabel, channel="email")
+    create_campaign(engine, "spring", "Spring", rule="orders > 0", subject="Hi {{ first_name }}", body="Hello",
+                    control_share=0.0)  # fmt: skip
+    prepare_campaign(engine, "spring")
+    open_case(
+        engine, annabel, subject="Refund", description="Annabel Quillfeather wants a refund, call +1 212 555 0147"
+    )
+
+    held = subject_access(engine, annabel)
+    assert {
+        "customers",
+        "identities",
+        "customer_profiles",
+        "orders",
+        "interactions",
+        "campaign_contacts",
+        "cases",
+    } <= set(held)
+    answer = write_subject_access(engine, annabel, tmp_path / "access")
+    assert a["email"] in answer[0].read_text(encoding="utf-8")
+    revenue = _revenue(engine)
+
+    erased = erase_customer(engine, annabel, requested_by="dpo", data_dir=data_dir)
+
+    personal = [a["email"], STORED_PHONE, a["phone"], a["first"], a["last"], a["street"], "Zwirnerstrasse"]
+    store = _everything_in_the_store(engine)
+    for value in personal:
+        assert value not in store, value
+    for path in [p for p in data_dir.rglob("*") if p.is_file()]:
+        content = path.read_bytes()
+        for value in personal:
+            assert value.encode() not in content, (path, value)
+    assert _revenue(engine) == revenue
+    assert "bob.rayworth@example.org" in store  # nobody else's data was touched
+    with engine.connect() as conn:
+        record = conn.execute(select(table_of(Erasure))).one()
+        status = conn.scalar(select(s.Customer.status).where(s.Customer.id == annabel))
+        orders = conn.scalar(select(func.count()).select_from(s.Order).where(s.Order.customer_id == annabel))
+    assert status == "anonymised"
+    assert orders == 3 - 1  # the two good orders stay, with their amounts
+    assert record.requested_by == "dpo"
+    assert record.rows == erased.rows
+    assert erased.rows["identities"] >= 3  # external id, e-mail, phone
+    assert erased.files  # the rejects file was redacted
+    assert bob is not None
+    with pytest.raises(NotFoundError):
+        subject_access(engine, 10**9)
+
+
+def test_the_sqlite_file_itself_keeps_no_erased_value(sqlite_engine: Engine, write_file: WriteFile) -> None:
+    a = ANNABEL
+    rows = "id,email,phone,first,last,name,street,zip,city,order,date,amount\n" + "".join(
+        f"c{n},{n}{a['email']},{a['phone'][:-2]}{n:02d},{a['first']},{a['last']},{a['name']},{a['street']},{a['zip']},X,o{n},2025-01-15,10\n"
+        for n in range(1, 40)
+    )  # fmt: skip
+    import_file(sqlite_engine, write_file("shop.csv", rows), parse_mapping(SHOP))
+    database = Path(str(sqlite_engine.url.database))
+    with sqlite_engine.connect() as conn:
+        everyone = [int(c) for c in conn.scalars(select(s.Customer.id))]
+    for customer in everyone:
+        erase_customer(sqlite_engine, customer, requested_by="dpo")
+    sqlite_engine.dispose()
+    raw = database.read_bytes() + b"".join(p.read_bytes() for p in database.parent.glob(database.name + "-*"))
+    for value in (a["email"], a["last"], "Zwirnerstrasse"):
+        assert value.encode() not in raw, value
