@@ -17,6 +17,7 @@ from patron.cif.retention import apply_retention, stale_prospects
 from patron.cif.store import is_initialised, make_engine, store_counts
 from patron.cif.view import customer_view, list_customers, resolve_customer
 from patron.cli.campaigns import campaigns_app
+from patron.cli.privacy import privacy_app
 from patron.cli.scale import jobs_app, scheduler, spark_app, worker
 from patron.cli.segments import models_app, segments_app
 from patron.cli.service import cases_app, kb_app
@@ -43,6 +44,7 @@ users_app = typer.Typer(help="Users who sign in to the web app and the API.", no
 app.add_typer(users_app, name="users")
 app.add_typer(kb_app, name="kb")
 app.add_typer(strategy_app, name="strategy")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(spark_app, name="spark")
 app.add_typer(jobs_app, name="jobs")
 app.command("worker")(reports_errors(worker))

@@ -1,0 +1,47 @@
+"""``patron privacy``: answer a subject access request, erase a person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from patron.cif.view import resolve_customer
+from patron.cli.shared import console, open_store, reports_errors
+from patron.privacy.subject import erase_customer, write_subject_access
+from patron.settings import get_settings
+
+privacy_app = typer.Typer(help="Subject access requests and erasure.", no_args_is_help=True)
+
+
+@privacy_app.command("export")
+@reports_errors
+def export(
+    customer: Annotated[str, typer.Argument(help="Customer id, system:external-id or e-mail address.")],
+    to: Annotated[Path, typer.Option(help="Folder for the JSON file and one CSV per table.")] = Path("subject-access"),
+) -> None:
+    """Everything held about a person: every table that refers to them, as JSON and CSV."""
+    engine = open_store()
+    written = write_subject_access(engine, resolve_customer(engine, customer), to)
+    console.print(f"wrote {len(written)} files to {to}")
+
+
+@privacy_app.command("erase")
+@reports_errors
+def erase(
+    customer: Annotated[str, typer.Argument(help="Customer id, system:external-id or e-mail address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Really erase (it cannot be undone).")] = False,
+    requested_by: Annotated[str, typer.Option(help="Who asked, for the erasure record.")] = "operator",
+) -> None:
+    """Erase a person's personal data everywhere Patron keeps it; orders and statistics stay."""
+    engine = open_store()
+    customer_id = resolve_customer(engine, customer)
+    if not yes:
+        console.print(f"customer {customer_id} would be erased; run again with --yes to do it (it cannot be undone)")
+        raise typer.Exit(1)
+    result = erase_customer(engine, customer_id, requested_by=requested_by, data_dir=get_settings().data_dir)
+    console.print(
+        f"customer {customer_id} erased (erasure record {result.erasure_id}): "
+        f"{sum(result.rows.values())} rows in {len(result.rows)} tables, {len(result.files)} files redacted"
+    )
