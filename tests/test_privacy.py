@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 
 from patron.cif import schema as s
 from patron.cif.importer import import_file
@@ -17,6 +18,7 @@ from patron.cif.schema import table_of
 from patron.engage.campaigns import create_campaign, prepare_campaign
 from patron.engage.consent import record_consent
 from patron.errors import NotFoundError
+from patron.privacy.audit import export_audit
 from patron.privacy.schema import Erasure
 from patron.privacy.subject import erase_customer, subject_access, write_subject_access
 from patron.schema import Base
@@ -149,3 +151,27 @@ def test_the_sqlite_file_itself_keeps_no_erased_value(sqlite_engine: Engine, wri
     raw = database.read_bytes() + b"".join(p.read_bytes() for p in database.parent.glob(database.name + "-*"))
     for value in (a["email"], a["last"], "Zwirnerstrasse"):
         assert value.encode() not in raw, value
+
+
+def test_the_audit_log_is_append_only_and_exports(engine: Engine, write_file: WriteFile, tmp_path: Path) -> None:
+    people = write_file("people.csv", "id,name\n1,Ida Ledgerwood\n")
+    mapping = {"source": {"system": "crm", "format": "csv"}, "customers": {"external_id": "id", "display_name": "name"}}
+    import_file(engine, people, parse_mapping(mapping))
+    with engine.connect() as conn:
+        ida = int(conn.scalar(select(s.Customer.id)) or 0)
+    erase_customer(engine, ida, requested_by="dpo", interface="api")
+    audit = table_of(s.AuditEvent)
+    with engine.connect() as conn:
+        before = conn.execute(select(audit).order_by(audit.c.id)).all()
+    assert [(row.actor, row.action, row.entity_id, row.interface) for row in before if row.action == "erase"] == [
+        ("dpo", "erase", ida, "api")
+    ]
+    for statement in (update(audit).values(actor="someone else"), delete(audit)):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(statement)
+    with engine.connect() as conn:
+        assert conn.execute(select(audit).order_by(audit.c.id)).all() == before
+    written = export_audit(engine, tmp_path / "audit.csv")
+    exported = (tmp_path / "audit.csv").read_text().splitlines()
+    assert written == len(before) == len(exported) - 1
+    assert exported[-1].split(",")[2:5] == ["dpo", "api", "erase"]

@@ -9,6 +9,7 @@ import typer
 
 from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, reports_errors
+from patron.privacy.audit import export_audit
 from patron.privacy.subject import erase_customer, write_subject_access
 from patron.settings import get_settings
 
@@ -45,3 +46,12 @@ def erase(
         f"customer {customer_id} erased (erasure record {result.erasure_id}): "
         f"{sum(result.rows.values())} rows in {len(result.rows)} tables, {len(result.files)} files redacted"
     )
+
+
+@privacy_app.command("audit")
+@reports_errors
+def audit_export(
+    to: Annotated[Path, typer.Option(help="CSV file to write.")] = Path("audit.csv"),
+) -> None:
+    """Export the audit log (who read or changed whose data, when, how) to CSV."""
+    console.print(f"wrote {export_audit(open_store(), to):,} audit events to {to}")

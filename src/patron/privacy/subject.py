@@ -24,6 +24,7 @@ from sqlalchemy import JSON, Column, Engine, Table, insert, select, text, update
 
 from patron.cif.schema import table_of
 from patron.errors import NotFoundError
+from patron.privacy import audit
 from patron.privacy.schema import Erasure
 from patron.schema import Base
 
@@ -142,6 +143,10 @@ def erase_customer(
                     files=[str(f) for f in files], values_removed=len(secrets_found))
             .returning(table_of(Erasure).c.id)
         ).scalar_one()  # fmt: skip
+    audit.record(
+        engine, actor=requested_by, interface=interface, action="erase", entity="customer", entity_id=customer_id,
+        details={"erasure": int(erasure_id)},
+    )  # fmt: skip
     return ErasureResult(int(erasure_id), changed, [str(f) for f in files], len(secrets_found))
 
 
