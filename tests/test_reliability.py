@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,10 +18,12 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from patron.cif import schema as s
+from patron.cif.backup import backup_store, restore_store
 from patron.cif.events import EventIn, ingest_events
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.cif.store import make_engine
+from patron.cif.store import make_engine, migrate
+from patron.errors import SourceFileError
 from tests.conftest import SHARED_DATA, WriteFile
 
 pytestmark = pytest.mark.slow
@@ -130,3 +133,34 @@ def test_eight_writers_with_resends_store_every_event_exactly_once(engine: Engin
     assert sum(created for created, _ in results) == PROCESSES * EVENTS_PER_PROCESS
     sent = PROCESSES * EVENTS_PER_PROCESS * (1 + RESENT)
     assert sum(c + d for c, d in results) == sent
+
+
+def test_a_backup_taken_while_another_process_writes_restores_a_sound_store(
+    tmp_path: Path, write_file: WriteFile
+) -> None:
+    url = f"sqlite:///{tmp_path / 'patron.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    people = write_file("people.csv", "id,name\n" + "".join(f"{n},Person {n}\n" for n in range(1, 2001)))
+    mapping = {"source": {"system": "crm", "format": "csv"}, "customers": {"external_id": "id", "display_name": "name"}}
+    import_file(engine, people, parse_mapping(mapping))
+    context = multiprocessing.get_context("spawn")
+    writer = context.Process(target=_send, args=(url, 0))  # keeps writing events during the backup
+    writer.start()
+    time.sleep(1.0)
+    backup = backup_store(engine, tmp_path / "backups" / "patron.bak")
+    writer.join()
+    # Writer 0 sends its own 10,000 and a tenth of writer 1's (who never ran here): all of them are new.
+    assert _count(engine, s.Interaction) == EVENTS_PER_PROCESS * (1 + RESENT)
+    with sqlite3.connect(backup) as copy:
+        in_backup = copy.execute("SELECT count(*) FROM interactions").fetchone()[0]
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert 0 <= in_backup <= _count(engine, s.Interaction)
+
+    restore_store(engine, backup)
+    restored = make_engine(url)
+    assert _count(restored, s.Customer) == 2000
+    assert _count(restored, s.Interaction) == in_backup
+    restored.dispose()
+    with pytest.raises(SourceFileError, match="not a SQLite database"):
+        restore_store(engine, write_file("fake.db", "this is not a database"))

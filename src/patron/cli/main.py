@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from patron.auth.service import FIRST_ADMIN_PASSWORD, create_user, ensure_first_admin
+from patron.cif.backup import backup_store, restore_store
 from patron.cif.importer import ImportResult, import_file
 from patron.cif.mapping import load_mapping
 from patron.cif.money import format_money
@@ -123,6 +124,29 @@ def demo(
     if "cdnow" in names:
         created, _ = synthetic_demo_links(engine, source="cdnow")
         console.print(f"{created:,} SYNTHETIC referral links among CDNOW customers for the network page (demo only)")
+    summary()
+
+
+@app.command()
+@reports_errors
+def backup(to: Annotated[Path, typer.Argument(help="The backup file to write.")]) -> None:
+    """Back the embedded store up while it keeps running (SQLite's online backup)."""
+    path = backup_store(open_store(), to)
+    console.print(f"backed up to {path} ({path.stat().st_size:,} bytes, integrity checked)")
+
+
+@app.command()
+@reports_errors
+def restore(
+    file: Annotated[Path, typer.Argument(help="A backup written by `patron backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Really replace the store (stop `patron serve` first).")] = False,
+) -> None:
+    """Replace the embedded store with a backup, after checking it."""
+    if not yes:
+        console.print("this replaces the whole store; stop the server, then run again with --yes")
+        raise typer.Exit(1)
+    path = restore_store(make_engine(), file)
+    console.print(f"restored {file} into {path}")
     summary()
 
 
