@@ -3,9 +3,12 @@ aiosmtpd server), a failure mid-batch and its resumption, responses and the repo
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import socket
 from collections.abc import Iterator
 from email import message_from_bytes
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +29,7 @@ from patron.engage.campaigns import (
 )
 from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
+from patron.engage.letters import LetterBatch
 from patron.engage.report import campaign_report
 from patron.errors import InvalidInputError
 from tests.conftest import WriteFile
@@ -191,6 +195,56 @@ def test_withdrawing_consent_stops_a_running_campaigns_sends(
     assert address not in [message["To"] for message in inbox.messages]
     assert len(inbox.messages) == 5 + len(waiting) - 1
     assert tuple(fate) == ("blocked", "consent withdrawn after the campaign was prepared")
+
+
+POSTAL: dict[str, Any] = {
+    "source": {"system": "shop", "format": "csv", "currency": "USD", "date_format": "%Y-%m-%d"},
+    "customers": {"external_id": "id", "first_name": "first", "display_name": "name",
+                  "profile": {"street": "street", "postal_code": "zip", "city": "city"}},
+    "orders": {"customer": "id", "order_id": "order", "ordered_at": "date", "revenue": "amount"},
+}  # fmt: skip
+
+
+def test_direct_mail_is_a_letter_batch_for_exactly_the_customers_with_an_address(
+    engine: Engine, write_file: WriteFile, tmp_path: Path
+) -> None:
+    rows = "id,first,name,street,zip,city,order,date,amount\n" + "".join(
+        f"m{i},Zoë{i},Zoë Müller {i},{i} Lindenweg,1{i:04d},Köln,o{i},2024-05-0{1 + i % 9},{30 + i}\n"
+        for i in range(1, 7)
+    )
+    rows += "m7,Nopost,Nopost Person,,,,o7,2024-05-09,40\n"
+    assert import_file(engine, write_file("post.csv", rows), parse_mapping(POSTAL)).rejected == 0
+    with engine.connect() as conn:
+        ids = dict(
+            conn.execute(select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external")).all()
+        )
+    for customer in ids.values():
+        record_consent(engine, customer, channel="mail")
+    create_campaign(
+        engine, "letters", "Letter", rule="orders > 0", subject="A gift for you, {{ first_name }}",
+        body="Dear {{ first_name }},\nthank you for your order of {{ last_purchase }}.", channel="mail",
+        control_share=0.0,
+    )  # fmt: skip
+    prepared = prepare_campaign(engine, "letters")
+    assert prepared.pending == 6
+    assert prepared.blocked == {"no postal address": 1}
+
+    folder = tmp_path / "letters"
+    batch = LetterBatch(folder, when=dt.date(2026, 11, 23))
+    first = send_campaign(engine, "letters", batch, limit=4)
+    rest = send_campaign(engine, "letters", LetterBatch(folder, when=dt.date(2026, 11, 23)))  # a resumed batch
+    assert (first.sent, rest.sent, rest.remaining) == (4, 2, 0)
+    printed = batch.close()
+
+    manifest = (folder / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    assert manifest[0] == "letter,address,subject"
+    assert [line.split(",")[0] for line in manifest[1:]] == ["1", "2", "3", "4", "5", "6"]
+    assert all("Lindenweg" in line and "Köln" in line for line in manifest[1:])
+    assert sorted(p.name for p in folder.glob("letter-*.pdf")) == [f"letter-{n:04d}.pdf" for n in range(1, 7)]
+    pdf = printed.read_bytes()
+    assert pdf.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 4  # this run's four letters, one page each
+    assert contact_statuses(engine, "letters") == {"sent": 6, "blocked": 1}
 
 
 def test_bad_campaign_input_is_refused(engine: Engine, write_file: WriteFile) -> None:

@@ -20,6 +20,7 @@ from patron.engage.campaigns import (
 )
 from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
+from patron.engage.letters import LetterBatch
 from patron.engage.offers import next_best_offers
 from patron.engage.report import campaign_report
 from patron.settings import get_settings
@@ -74,9 +75,21 @@ def prepare(key: str) -> None:
 
 @campaigns_app.command("send")
 @reports_errors
-def send(key: str, limit: int | None = None) -> None:
-    """Send the pending e-mails over SMTP (PATRON_SMTP_HOST, PATRON_SMTP_PORT, PATRON_SMTP_SENDER); resumable."""
+def send(
+    key: str,
+    limit: int | None = None,
+    letters: Annotated[Path | None, typer.Option(help="Direct mail: write the letter batch (PDF + CSV) here.")] = None,
+) -> None:
+    """Send the pending e-mails over SMTP (PATRON_SMTP_HOST, PATRON_SMTP_PORT, PATRON_SMTP_SENDER), or write a
+    mail campaign's letters with --letters; resumable either way."""
     settings = get_settings()
+    if letters is not None:
+        batch = LetterBatch(letters)
+        result = send_campaign(open_store(), key, batch, limit=limit)
+        console.print(
+            f"wrote {result.sent:,} letters to {letters} (print {batch.close()}); {result.remaining:,} pending"
+        )
+        return
     result = send_campaign(
         open_store(), key, SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender), limit=limit
     )

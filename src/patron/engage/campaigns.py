@@ -24,6 +24,7 @@ from patron.cif import schema as s
 from patron.cif.schema import _now, table_of
 from patron.engage.bandit import thompson_allocation
 from patron.engage.consent import consent_in_force
+from patron.engage.letters import postal_addresses
 from patron.engage.policy import check_contacts
 from patron.engage.report import campaign_id_of, campaign_report
 from patron.engage.schema import CampaignContact, CampaignPlan, Offer
@@ -233,7 +234,10 @@ def prepare_campaign(
         now=now,
     )
     channel = plan.channel or "email"
-    addresses = _addresses(engine, treated, "phone" if channel == "sms" else "email")
+    if channel == "mail":
+        addresses = postal_addresses(engine, treated)
+    else:
+        addresses = _addresses(engine, treated, "phone" if channel == "sms" else "email")
     members: list[dict[str, Any]] = []
     contacts: list[dict[str, Any]] = []
     blocked: dict[str, int] = {}
@@ -256,7 +260,7 @@ def prepare_campaign(
         decision = decisions[customer]
         address = addresses.get(customer)
         if decision.allowed and not address:
-            decision = type(decision)(False, "no phone number" if channel == "sms" else "no e-mail address")
+            decision = type(decision)(False, MISSING_ADDRESS.get(channel, "no e-mail address"))
         status = "pending" if decision.allowed else "blocked"
         if not decision.allowed:
             blocked[decision.reason] = blocked.get(decision.reason, 0) + 1
@@ -272,6 +276,9 @@ def prepare_campaign(
         conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == plan.id).values(started_on=(now or _now()).date()))
     pending = sum(1 for c in contacts if c["status"] == "pending")
     return Prepared(len(members), len(members) - len(treated), pending, blocked)
+
+
+MISSING_ADDRESS = {"sms": "no phone number", "mail": "no postal address", "email": "no e-mail address"}
 
 
 def _addresses(engine: Engine, ids: list[int], kind: str) -> dict[int, str]:
