@@ -13,24 +13,39 @@ from pathlib import Path
 import polars as pl
 import pytest
 import uvicorn
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from patron.api.app import create_app
 from patron.auth.service import create_user
 from patron.cif.store import make_engine, migrate
 from patron.demo import load_demo
 from patron.demo.cdnow import read_cdnow
+from patron.engage.campaigns import create_campaign, prepare_campaign, record_response
+from patron.schema import Base
 from patron.segments.clustering import segment_customers
 from patron.strategy.network import synthetic_demo_links
 from patron.value.scoring import score_customers
 from tests.conftest import SHARED_DATA
 
 CHROMIUM = Path("/usr/bin/chromium")
+SITE_STORE: list[str] = []  # the site's store URL, for tests that change data while a page is open
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"),
     pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project"),
 ]
+
+
+def run_members(engine: Engine, key: str) -> list[tuple[int, bool]]:
+    members = Base.metadata.tables["campaign_members"]
+    campaigns = Base.metadata.tables["campaigns"]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(members.c.customer_id, members.c.is_control)
+            .join(campaigns, campaigns.c.id == members.c.campaign_id)
+            .where(campaigns.c.campaign_key == key)
+        ).all()
+    return [(int(customer), bool(control)) for customer, control in rows]
 
 
 def big_cdnow_spenders() -> int:
@@ -47,11 +62,22 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    engine: Engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('site') / 'patron.db'}")
+    url = f"sqlite:///{tmp_path_factory.mktemp('site') / 'patron.db'}"
+    SITE_STORE[:] = [url]
+    engine: Engine = make_engine(url)
     migrate(engine)
     load_demo(engine, SHARED_DATA, names=("cdnow", "cfpb-complaints", "customer-personality"))
     score_customers(engine, model="bgnbd", source="cdnow")
     synthetic_demo_links(engine)
+    create_campaign(
+        engine, "winback", "Win back big spenders", rule='source == "cdnow" and revenue > 500', subject="Hello",
+        body="Hello {{ first_name }}", control_share=0.25,
+    )  # fmt: skip
+    prepare_campaign(engine, "winback")  # nobody consented to e-mail: every treated contact is blocked
+    members = sorted(run_members(engine, "winback"))
+    for index, (customer, is_control) in enumerate(members):
+        if index % (7 if is_control else 4) == 0:
+            record_response(engine, "winback", customer, "bought", value=25.0)
     segment_customers(
         engine, population='source == "cdnow"', method="kmeans", k_range=range(2, 4), as_of=dt.date(1997, 9, 30)
     )
@@ -182,3 +208,32 @@ def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: st
     assert all(
         (tmp_path / f"{name}.png").stat().st_size > 10_000 for name in ("budget", "portfolio", "pricing", "network")
     )
+
+
+def test_campaign_pages_show_results_and_follow_responses_live(site: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    engine = make_engine(SITE_STORE[0])
+    members = run_members(engine, "winback")
+    control = sum(1 for _, is_control in members if is_control)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _sign_in(page, site, "admin", "admin-password")
+        page.click("text=Campaigns")
+        expect(page.locator("#campaign-list")).to_contain_text("Win back big spenders")
+        page.click("text=winback")
+        expect(page.locator("#live-contacts")).to_contain_text(f"control {control:,}")
+        expect(page.locator("#live-contacts")).to_contain_text("blocked")
+        expect(page.locator("#chart-uplift .plotly")).to_be_visible()
+        expect(page.locator("#arms")).to_contain_text("control")
+        before = page.locator("#live-responses").inner_text()
+        newcomer = next(c for c, is_control in sorted(members) if not is_control and c % 4 != 0)
+        record_response(engine, "winback", newcomer, "opened")  # arrives while the page is open
+        expect(page.locator("#live-responses")).to_contain_text("opened 1", timeout=12_000)
+        assert before != page.locator("#live-responses").inner_text()
+        live = page.request.get(site + "/api/campaigns/winback/live").json()
+        assert live["responses"]["opened"] == 1
+        page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
+        browser.close()
+    engine.dispose()

@@ -12,11 +12,13 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
+from patron.api.campaign_routes import router as campaign_router
 from patron.api.common import patron_error, storage_error, validation_error
 from patron.api.routes import router as api_router
 from patron.api.strategy_routes import router as strategy_router
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
+from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.pages import router as pages_router
 from patron.web.strategy_pages import router as strategy_pages_router
 
@@ -41,8 +43,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.add_exception_handler(error, storage_error)
     app.include_router(api_router)
     app.include_router(strategy_router)
+    app.include_router(campaign_router)
     app.include_router(pages_router)
     app.include_router(strategy_pages_router)
+    app.include_router(campaign_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

@@ -1,0 +1,43 @@
+"""Campaigns over the API: the list, live progress, and results with uplift against the control."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from patron.api.common import Caller, Store
+from patron.auth.service import authorize
+from patron.engage.overview import list_campaigns, live_counts
+from patron.engage.report import campaign_report
+
+router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+Key = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+@router.get("")
+def campaigns(store: Store, principal: Caller) -> list[dict[str, Any]]:
+    """Every campaign, newest first, with its members and responses per kind."""
+    authorize(principal, "read_customers")
+    return list_campaigns(store)
+
+
+@router.get("/{key}/live")
+def live(key: Key, store: Store, principal: Caller) -> dict[str, Any]:
+    """Contacts by status and responses by kind, for live monitoring."""
+    authorize(principal, "read_customers")
+    return live_counts(store, key)
+
+
+@router.get("/{key}/report")
+def report(
+    key: Key,
+    store: Store,
+    principal: Caller,
+    kind: Annotated[str, Query(min_length=1, max_length=32)],
+    contact_cost: Annotated[float, Query(ge=0, le=1e6)] = 0.0,
+) -> dict[str, Any]:
+    """Per arm: members, responders, rate, uplift against the control with its 95 % interval, p-value, ROI."""
+    authorize(principal, "read_customers")
+    return asdict(campaign_report(store, key, kind, contact_cost=contact_cost))

@@ -1,0 +1,65 @@
+"""Campaign pages: the list, and one campaign with live progress and its results against the control."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import plotly.graph_objects as go
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from patron.api.common import engine_of
+from patron.engage.overview import list_campaigns, live_counts
+from patron.engage.report import CampaignReport, campaign_report
+from patron.errors import PatronError
+from patron.web.pages import _chart, _page, _signed_in, _to_login
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/campaigns", response_model=None)
+def campaigns(request: Request) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    return _page(request, "campaigns.html", principal, campaigns=list_campaigns(engine_of(request)))
+
+
+@router.get("/campaigns/{key}", response_model=None)
+def campaign(request: Request, key: str, kind: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    engine = engine_of(request)
+    try:
+        live = live_counts(engine, key)
+    except PatronError as error:
+        return _page(request, "campaign.html", principal, key=key, problem=error.message, live=None)
+    kinds = sorted(live["responses"])
+    chosen = kind if kind in kinds else (kinds[0] if kinds else None)
+    report = chart = None
+    if chosen:
+        report = campaign_report(engine, key, chosen)
+        chart = _chart(_uplift_figure(report))
+    return _page(
+        request, "campaign.html", principal, key=key, problem=None, live=live, kinds=kinds, kind=chosen,
+        report=report, chart=chart,
+    )  # fmt: skip
+
+
+def _uplift_figure(report: CampaignReport) -> go.Figure:
+    arms = report.arms
+    figure = go.Figure()
+    figure.add_bar(
+        x=[arm.arm for arm in arms], y=[arm.rate for arm in arms], name=f"{report.kind} rate",
+        marker_color=["#999" if arm.is_control else "#2b6cb0" for arm in arms],
+        error_y={"type": "data", "symmetric": False,
+                 "array": [(arm.ci_high - arm.uplift) if arm.uplift is not None and arm.ci_high is not None else 0
+                           for arm in arms],
+                 "arrayminus": [(arm.uplift - arm.ci_low) if arm.uplift is not None and arm.ci_low is not None else 0
+                                for arm in arms]},
+    )  # fmt: skip
+    return figure.update_layout(
+        title=f"{report.kind} rate per arm (bars: the uplift's 95 % interval against the control)",
+        yaxis_tickformat=".1%",
+    )
