@@ -31,6 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 SITE_STORE: list[str] = []  # the site's store URL, for tests that change data while a page is open
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("pages"),  # one site, built once; the tests that change it run after the ones that read it
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"),
     pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project"),
 ]
@@ -237,3 +238,41 @@ def test_campaign_pages_show_results_and_follow_responses_live(site: str, tmp_pa
         page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
         browser.close()
     engine.dispose()
+
+
+def test_an_upload_imports_with_progress_and_shows_each_rejected_line(site: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    people = tmp_path / "people.csv"
+    rows = [f"w{n},web{n}@example.com,Web Person {n}" for n in range(1, 41)]
+    rows.insert(7, "w8b,not-an-address,Broken Mail")  # line 9 of the file (after the header)
+    people.write_text("id,email,name\n" + "\n".join(rows) + "\n")
+    mapping = tmp_path / "people.toml"
+    mapping.write_text(
+        '[source]\nsystem = "webform"\nformat = "csv"\n\n'
+        '[customers]\nexternal_id = "id"\nemail = "email"\ndisplay_name = "name"\n'
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _sign_in(page, site, "admin", "admin-password")
+        page.click("text=Import")
+        page.set_input_files("input[name=data]", str(people))
+        page.set_input_files("input[name=mapping]", str(mapping))
+        page.click("button:has-text('Import')")
+        expect(page.locator("#import-job")).to_have_attribute("data-finished", "done", timeout=30_000)
+        expect(page.locator("#import-summary")).to_contain_text("written 40")
+        expect(page.locator("#import-summary")).to_contain_text("rejected 1")
+        expect(page.locator("#import-rejects")).to_contain_text("9")
+        expect(page.locator("#import-rejects")).to_contain_text("not-an-address")
+        assert page.locator("#import-progress").evaluate("bar => bar.value") == 1
+        page.screenshot(path=str(tmp_path / "import.png"), full_page=True)
+        page.reload()
+        expect(page.locator("#import-runs")).to_contain_text("webform")
+
+        page.goto(site + "/logout")
+        _sign_in(page, site, "ana", "ana-password")
+        page.goto(site + "/imports")
+        expect(page.locator("main")).to_contain_text("Importing data needs the admin or manager role.")
+        expect(page.locator("input[name=data]")).to_have_count(0)
+        browser.close()

@@ -19,6 +19,7 @@ from patron.api.strategy_routes import router as strategy_router
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
 from patron.web.campaign_pages import router as campaign_pages_router
+from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
 from patron.web.strategy_pages import router as strategy_pages_router
 
@@ -47,6 +48,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(pages_router)
     app.include_router(strategy_pages_router)
     app.include_router(campaign_pages_router)
+    app.include_router(import_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "run_models": frozenset({"admin", "analyst"}),
     "manage_users": frozenset({"admin"}),
     "read_strategy": frozenset({"admin", "manager", "analyst"}),
+    "import_data": frozenset({"admin", "manager"}),
 }
 
 

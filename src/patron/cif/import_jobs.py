@@ -1,0 +1,106 @@
+"""Imports started from the web page: run in a background thread, their progress readable while they run.
+
+The progress lives in this process (one server process imports what it was given); the import itself is the
+same batched, idempotent ``import_file`` as the CLI's, and its run is recorded in ``import_runs`` as always.
+"""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from patron.cif import schema as s
+from patron.cif.importer import import_file
+from patron.cif.mapping import parse_mapping
+from patron.cif.schema import table_of
+from patron.errors import MappingError, PatronError
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+@dataclass
+class ImportJob:
+    id: str
+    file_name: str
+    status: str = "queued"  # queued → running → done | failed
+    done: int = 0
+    total: int = 0
+    summary: str = ""
+    error: str = ""
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rejects_file: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        share = self.done / self.total if self.total else (1.0 if self.status == "done" else 0.0)
+        return {
+            "id": self.id, "file": self.file_name, "status": self.status, "done": self.done, "total": self.total,
+            "share": share, "summary": self.summary, "error": self.error, "rejects": self.rejects,
+            "rejects_file": self.rejects_file,
+        }  # fmt: skip
+
+
+_JOBS: dict[str, ImportJob] = {}
+_LOCK = threading.Lock()
+
+
+def start_import(
+    engine: Engine, data: bytes, file_name: str, mapping_text: str, *, upload_dir: Path, actor: str
+) -> ImportJob:
+    """Check the mapping at once (a bad one is refused before anything runs), then import in the background."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise MappingError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: import it with `patron import`")
+    try:
+        mapping = parse_mapping(tomllib.loads(mapping_text), origin="uploaded mapping")
+    except tomllib.TOMLDecodeError as error:
+        raise MappingError(f"the mapping is not valid TOML: {error}", field="mapping") from error
+    job = ImportJob(uuid.uuid4().hex[:12], Path(file_name).name or "upload.csv")
+    folder = upload_dir / job.id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / job.file_name
+    path.write_bytes(data)
+    with _LOCK:
+        _JOBS[job.id] = job
+
+    def progress(done: int, total: int) -> None:
+        job.done, job.total = done, total
+
+    def run() -> None:
+        job.status = "running"
+        try:
+            result = import_file(
+                engine, path, mapping, rejects_dir=folder, progress=progress, actor=actor, interface="web"
+            )
+        except PatronError as error:
+            job.status, job.error = "failed", error.message
+            return
+        except Exception as error:
+            job.status, job.error = "failed", f"the import stopped: {error}"
+            return
+        job.summary = result.summary_line()
+        job.rejects = [
+            {"line": r.line, "column": r.column, "value": r.value, "reason": r.reason} for r in result.rejects[:20]
+        ]
+        job.rejects_file = str(result.rejects_path or "")
+        job.done = job.total = max(job.total, result.read)
+        job.status = "done"
+
+    threading.Thread(target=run, name=f"import-{job.id}", daemon=True).start()
+    return job
+
+
+def import_job(job_id: str) -> ImportJob | None:
+    with _LOCK:
+        return _JOBS.get(job_id)
+
+
+def recent_imports(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
+    runs = table_of(s.ImportRun).c
+    with engine.connect() as conn:
+        rows = conn.execute(select(table_of(s.ImportRun)).order_by(runs.id.desc()).limit(limit)).all()
+    return [dict(row._mapping) for row in rows]

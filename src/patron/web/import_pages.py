@@ -1,0 +1,63 @@
+"""The import page: upload a file and its mapping, watch the progress, read what was rejected and why."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from patron.api.common import engine_of
+from patron.cif.import_jobs import import_job, recent_imports, start_import
+from patron.errors import PatronError
+from patron.settings import get_settings
+from patron.web.pages import _page, _signed_in, _to_login
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/imports", response_model=None)
+def imports(request: Request, job: str | None = None) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    running = import_job(job) if job else None
+    return _page(
+        request, "imports.html", principal, runs=recent_imports(engine_of(request)), job=running,
+        allowed=principal.can("import_data"), problem=None,
+    )  # fmt: skip
+
+
+@router.post("/imports", response_model=None)
+async def upload(
+    request: Request, data: Annotated[UploadFile, File()], mapping: Annotated[UploadFile, File()]
+) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    engine = engine_of(request)
+    if not principal.can("import_data"):
+        return _page(request, "imports.html", principal, runs=recent_imports(engine), job=None, allowed=False,
+                     problem="Your role cannot import data.")  # fmt: skip
+    try:
+        mapping_text = (await mapping.read()).decode("utf-8")
+        job = start_import(
+            engine, await data.read(), data.filename or "upload.csv", mapping_text,
+            upload_dir=get_settings().data_dir / "uploads", actor=principal.username,
+        )  # fmt: skip
+    except (PatronError, UnicodeDecodeError) as error:
+        message = error.message if isinstance(error, PatronError) else "the mapping is not UTF-8 text"
+        return _page(request, "imports.html", principal, runs=recent_imports(engine), job=None, allowed=True,
+                     problem=message)  # fmt: skip
+    return RedirectResponse(f"/imports?job={job.id}", status_code=303)
+
+
+@router.get("/imports/{job_id}/progress", response_model=None)
+def progress(request: Request, job_id: str) -> Response:
+    principal = _signed_in(request)
+    if principal is None:
+        return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
+    job = import_job(job_id)
+    if job is None:
+        return JSONResponse({"detail": f"there is no import {job_id!r}", "code": "not_found"}, status_code=404)
+    return JSONResponse(job.as_dict())
