@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
 from patron.engage.letters import LetterBatch
 from patron.engage.offers import next_best_offers
+from patron.engage.recommend import ItemItemRecommender, hit_rate_at_k, purchases
 from patron.engage.report import campaign_report
 from patron.settings import get_settings
 
@@ -169,3 +171,36 @@ def report(key: str, kind: str, contact_cost: float = 0.0, margin_rate: float = 
         if arm.roi is not None:
             line += f"; ROI {arm.roi:.2f}"
         console.print(line)
+
+
+@campaigns_app.command("recommend")
+@reports_errors
+def recommend(
+    customer: str,
+    k: Annotated[int, typer.Option(help="How many items.")] = 10,
+    item: Annotated[str, typer.Option(help="product or category")] = "product",
+) -> None:
+    """Items this customer is likely to buy next (item-to-item collaborative filtering on all purchases)."""
+    engine = open_store()
+    bought = purchases(engine, item="category" if item == "category" else "product")
+    if bought.is_empty():
+        console.print(f"no purchases with a {item} yet: map a product (sku) or category column in the orders")
+        return
+    model = ItemItemRecommender().fit(bought)
+    for rank, name in enumerate(model.recommend(resolve_customer(engine, customer), k), start=1):
+        console.print(f"  {rank}. {name}")
+
+
+@campaigns_app.command("evaluate-recommender")
+@reports_errors
+def evaluate_recommender(
+    split: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Train up to this day, test after.")],
+    k: Annotated[int, typer.Option(help="Hit-rate@k.")] = 10,
+    item: Annotated[str, typer.Option(help="product or category")] = "product",
+) -> None:
+    """Hit-rate@k of item-to-item recommendations against the popularity baseline on a time split."""
+    bought = purchases(open_store(), item="category" if item == "category" else "product")
+    result = hit_rate_at_k(bought, split.date(), k=k)
+    console.print(f"{result.customers:,} customers bought something new after {result.split}:")
+    for name, rate in result.hit_rate.items():
+        console.print(f"  {name}: hit-rate@{k} {rate:.1%}")
