@@ -15,6 +15,7 @@ from patron.cif import schema as s
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.schema import table_of
+from patron.cif.sealed import new_key, seal_existing
 from patron.engage.campaigns import create_campaign, prepare_campaign
 from patron.engage.consent import record_consent
 from patron.errors import NotFoundError
@@ -23,6 +24,7 @@ from patron.privacy.schema import Erasure
 from patron.privacy.subject import erase_customer, subject_access, write_subject_access
 from patron.schema import Base
 from patron.service.cases import open_case
+from patron.settings import get_settings
 from tests.conftest import WriteFile
 
 SHOP: dict[str, Any] = {
@@ -175,3 +177,49 @@ def test_the_audit_log_is_append_only_and_exports(engine: Engine, write_file: Wr
     exported = (tmp_path / "audit.csv").read_text().splitlines()
     assert written == len(before) == len(exported) - 1
     assert exported[-1].split(",")[2:5] == ["dpo", "api", "erase"]
+
+
+def test_personal_free_text_is_sealed_at_rest_and_read_in_clear(
+    engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PATRON_ENCRYPTION_KEY", raising=False)
+    get_settings.cache_clear()
+    a = ANNABEL
+    rows = "id,email,phone,first,last,name,street,zip,city,order,date,amount\n"
+    person = f"c1,{a['email']},{a['phone']},{a['first']},{a['last']},{a['name']},{a['street']},{a['zip']}"
+    before = rows + person + ",X,o1,2025-01-15,10\n"
+    import_file(engine, write_file("before.csv", before), parse_mapping(SHOP))  # written in clear: no key yet
+
+    monkeypatch.setenv("PATRON_ENCRYPTION_KEY", new_key())
+    get_settings.cache_clear()
+    later = rows + "c2,bo@example.org,,Bo,Lindqvist,Bo Lindqvist,3 Fjordvägen,11122,Y,o2,2025-02-01,20\n"
+    import_file(engine, write_file("later.csv", later), parse_mapping(SHOP))
+    notes = "note,customer,date,text\nn1,c2,2025-02-02,Bo Lindqvist asked about Fjordvägen delivery\n"
+    import_file(engine, write_file("notes.csv", notes), parse_mapping(NOTES))
+
+    def stored(sql: str) -> list[str]:
+        with engine.connect() as conn:
+            return [str(value) for (value,) in conn.exec_driver_sql(sql).all() if value is not None]
+
+    streets = stored("SELECT street FROM customer_profiles ORDER BY customer_id")
+    assert streets[0] == a["street"]  # from before the key
+    assert streets[1].startswith("enc:v1:")
+    assert "Fjord" not in streets[1]
+    assert all(body.startswith("enc:v1:") for body in stored("SELECT body FROM interactions"))
+    with engine.connect() as conn:
+        clear = conn.execute(select(s.CustomerProfile.street).order_by(s.CustomerProfile.customer_id)).scalars().all()
+        body = conn.execute(select(s.Interaction.body)).scalar_one()
+    assert clear == [a["street"], "3 Fjordvägen"]
+    assert body == "Bo Lindqvist asked about Fjordvägen delivery"
+
+    assert seal_existing(engine) == {"customer_profiles.street": 1, "customer_profiles.postal_code": 1}
+    assert all(value.startswith("enc:v1:") for value in stored("SELECT street FROM customer_profiles"))
+    with engine.connect() as conn:
+        again = select(s.CustomerProfile.street).order_by(s.CustomerProfile.customer_id)
+        assert conn.execute(again).scalars().all() == clear
+
+    monkeypatch.delenv("PATRON_ENCRYPTION_KEY")
+    get_settings.cache_clear()  # the key is lost: sealed text cannot be read, and says so
+    with engine.connect() as conn:
+        assert conn.execute(select(s.CustomerProfile.street)).scalars().all() == ["[encrypted]", "[encrypted]"]
+    get_settings.cache_clear()

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     score_cron: str = "0 2 * * *"
     segments_cron: str = "*/15 * * * *"
     daily_cron: str = "0 6 * * *"
+    # Fernet key sealing personal free text at rest (`patron privacy new-key`); empty: stored in clear.
+    encryption_key: str = ""
     # PostgreSQL connection pool per process (the API runs one pool per worker process).
     pool_size: int = 5
     max_overflow: int = 10  # path to the PostgreSQL JDBC jar; default: Debian's, when installed

@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, orm_insert_sentinel
 
+from patron.cif.sealed import Sealed
+
 # SQLite only aliases ROWID (and so autoincrements) for a column declared exactly INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Money = BigInteger  # minor units of the row's currency
@@ -123,10 +125,10 @@ class CustomerProfile(Base):
     income_minor: Mapped[int | None] = mapped_column(Money)
     children_at_home: Mapped[int | None] = mapped_column(Integer)
     teens_at_home: Mapped[int | None] = mapped_column(Integer)
-    street: Mapped[str | None] = mapped_column(String(200), info=PII)
+    street: Mapped[str | None] = mapped_column(Sealed, info=PII)
     city: Mapped[str | None] = mapped_column(String(100))
     region: Mapped[str | None] = mapped_column(String(100))
-    postal_code: Mapped[str | None] = mapped_column(String(20), info=PII)
+    postal_code: Mapped[str | None] = mapped_column(Sealed, info=PII)
     country: Mapped[str | None] = mapped_column(String(2))
     industry: Mapped[str | None] = mapped_column(String(100))
     employees: Mapped[int | None] = mapped_column(Integer)
@@ -284,7 +286,7 @@ class Interaction(Base):
     type: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str | None] = mapped_column(String(64))
     agent: Mapped[str | None] = mapped_column(String(100))
-    body: Mapped[str | None] = mapped_column(Text, info=PII)
+    body: Mapped[str | None] = mapped_column(Sealed, info=PII)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from patron.cif.sealed import new_key, seal_existing
 from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, reports_errors
 from patron.privacy.audit import export_audit
@@ -55,3 +56,17 @@ def audit_export(
 ) -> None:
     """Export the audit log (who read or changed whose data, when, how) to CSV."""
     console.print(f"wrote {export_audit(open_store(), to):,} audit events to {to}")
+
+
+@privacy_app.command("new-key")
+def new_encryption_key() -> None:
+    """Print a new key for PATRON_ENCRYPTION_KEY (keep it outside the data folder; without it, sealed text is lost)."""
+    console.print(new_key())
+
+
+@privacy_app.command("seal")
+@reports_errors
+def seal() -> None:
+    """Encrypt the personal free text written before PATRON_ENCRYPTION_KEY was set."""
+    sealed = seal_existing(open_store())
+    console.print(f"sealed {sum(sealed.values()):,} values" + (f": {sealed}" if sealed else ""))

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, DateTime, Float,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patron.cif.schema import PII, Base, BigId, _now
+from patron.cif.sealed import Sealed
 
 
 class Offer(Base):
@@ -55,7 +56,7 @@ class CampaignContact(Base):
     arm: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(200))
-    address: Mapped[str | None] = mapped_column(String(320), info=PII)
+    address: Mapped[str | None] = mapped_column(Sealed, info=PII)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, In
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patron.cif.schema import PII, Base, BigId, _now
+from patron.cif.sealed import Sealed
 
 
 class Agent(Base):
@@ -42,7 +43,7 @@ class Case(Base):
     kind: Mapped[str] = mapped_column(String(16))
     category: Mapped[str | None] = mapped_column(String(100))
     subject: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str | None] = mapped_column(Text, info=PII)
+    description: Mapped[str | None] = mapped_column(Sealed, info=PII)
     priority: Mapped[str] = mapped_column(String(8), default="normal")
     channel: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
