@@ -165,3 +165,47 @@ def test_campaign_report_command_on_hillstrom() -> None:
     assert "No E-Mail (control)" in report.output
     assert "Mens E-Mail" in report.output
     assert "+0.0766" in report.output  # men's e-mail visit uplift: 18.28 % − 10.62 %
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+def test_strategy_privacy_backup_and_job_commands_on_cdnow(data_dir: Path) -> None:
+    assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
+    unscored = runner.invoke(app, ["strategy", "budget"])
+    assert unscored.exit_code == 1
+    assert "run `patron value score` first" in unscored.output
+    job = runner.invoke(app, ["jobs", "run", "score"])  # what a worker does, here and now
+    assert job.exit_code == 0, job.output
+    assert "'customers': 23570" in job.output
+
+    budget = runner.invoke(app, ["strategy", "budget", "50000", "--retention", "0.8", "0.1"])
+    assert budget.exit_code == 0, budget.output
+    assert "equity is highest at a budget of" in budget.output
+    assert "response curves are assumed" in budget.output  # only the retention curve was given
+    portfolio = runner.invoke(app, ["strategy", "portfolio", "--by", "customer_id"])
+    assert portfolio.exit_code == 1
+    assert "a portfolio takes 12 segments at most" in portfolio.output
+    network = runner.invoke(app, ["strategy", "network"])
+    assert network.exit_code == 0, network.output
+    assert "value assortativity" in network.output
+
+    exported = runner.invoke(app, ["privacy", "export", "cdnow:00007", "--to", str(data_dir / "access")])
+    assert exported.exit_code == 0, exported.output
+    assert (data_dir / "access" / "customer-7.json").exists()
+    refused = runner.invoke(app, ["privacy", "erase", "cdnow:00007"])
+    assert refused.exit_code == 1
+    assert "--yes" in refused.output
+    erased = runner.invoke(app, ["privacy", "erase", "cdnow:00007", "--yes", "--requested-by", "dpo"])
+    assert erased.exit_code == 0, erased.output
+    assert "erasure record 1" in erased.output
+    assert runner.invoke(app, ["customers", "show", "cdnow:00007"]).exit_code == 1  # the external id is gone
+    audit = runner.invoke(app, ["privacy", "audit", "--to", str(data_dir / "audit.csv")])
+    assert audit.exit_code == 0
+    assert "dpo" in (data_dir / "audit.csv").read_text()
+
+    backup = runner.invoke(app, ["backup", str(data_dir / "patron.bak")])
+    assert backup.exit_code == 0, backup.output
+    assert runner.invoke(app, ["restore", str(data_dir / "patron.bak")]).exit_code == 1  # needs --yes
+    restored = runner.invoke(app, ["restore", str(data_dir / "patron.bak"), "--yes"])
+    assert restored.exit_code == 0, restored.output
+    assert "23,570 customers" in restored.output
