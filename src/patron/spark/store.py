@@ -20,6 +20,7 @@ from patron.value.scoring import (
     DEFAULT_TIER_CUTS,
     ScoreRunResult,
     delete_run,
+    fit_outcome,
     insert_run,
     insert_scores,
     run_record,
@@ -121,8 +122,7 @@ def spark_score_run(
     spend = fit_spend_model(summary)
     say("computing lifetime values")
     scores = spark_lifetime_values(summary, purchases, spend, settings, tier_cuts)
-    excluded = {**summary.excluded, **{f"spend_model:{k}": v for k, v in spend.excluded.items() if v}}
-    parameters = {model: purchases.params, "gammagamma": spend.params}
+    excluded, parameters = fit_outcome(model, purchases, spend, summary.excluded)
     run = run_record(
         scope=scope, as_of=summary.observation_end, model=model, parameters=parameters,
         log_likelihood=purchases.log_likelihood, period=period, settings=settings, tier_cuts=tier_cuts,

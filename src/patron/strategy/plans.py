@@ -11,6 +11,7 @@ import polars as pl
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
+from patron.cif.money import minor_exponent
 from patron.cif.schema import table_of
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
@@ -40,6 +41,7 @@ from patron.strategy.portfolio import (
 from patron.strategy.pricing import deal_proneness
 from patron.value.base import customer_base
 from patron.value.lists import DEFAULT_MARGIN_RATE, value_at_risk
+from patron.value.schema import CustomerScore, ScoreRun
 
 
 def default_curves(margin: float) -> tuple[ResponseCurve, ResponseCurve]:
@@ -194,12 +196,15 @@ def network_summary(engine: Engine, *, top: int = 20) -> NetworkSummary:
 
 
 def _values(engine: Engine) -> dict[int, float]:
-    try:
-        base, _, _ = customer_base(engine)
-    except InvalidInputError:
-        return {}
-    scored = base.drop_nulls("clv")
-    return dict(zip(scored["customer_id"].to_list(), scored["clv"].to_list(), strict=True))
+    """Each customer's CLV in the latest score run (major units); empty before the first run."""
+    runs, scores = table_of(ScoreRun).c, table_of(CustomerScore).c
+    with engine.connect() as conn:
+        latest = conn.execute(select(runs.id, runs.currency).order_by(runs.id.desc()).limit(1)).first()
+        if latest is None:
+            return {}
+        unit = 10 ** minor_exponent(latest.currency)
+        rows = conn.execute(select(scores.customer_id, scores.clv_minor).where(scores.run_id == latest.id)).all()
+    return {int(customer): clv / unit for customer, clv in rows}
 
 
 def _layout(graph: Any, found: list[set[int]], values: dict[int, float], *, largest: int = 6) -> dict[str, Any]:

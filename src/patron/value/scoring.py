@@ -16,6 +16,7 @@ from patron.errors import InvalidInputError, NotFoundError
 from patron.value.clv import ClvSettings, customer_lifetime_value
 from patron.value.diagnostics import MODELS, ModelChoice, choose_model
 from patron.value.lists import check_tier_cuts, tier_letters
+from patron.value.models.base import PurchaseModel
 from patron.value.models.gammagamma import GammaGamma
 from patron.value.schema import CustomerScore, ScoreRun
 from patron.value.summary import Period, purchase_summary
@@ -89,8 +90,7 @@ def score_customers(
     rank, tier = assign_tiers(clv["clv"], tier_cuts)
     scores = clv.with_columns(rank, tier)
 
-    excluded = {**summary.excluded, **{f"spend_model:{k}": v for k, v in spend.excluded.items() if v}}
-    parameters = {chosen: purchases.params, "gammagamma": spend.params}
+    excluded, parameters = fit_outcome(chosen, purchases, spend, summary.excluded)
     run = run_record(
         scope=scope, as_of=summary.observation_end, model=chosen, parameters=parameters,
         log_likelihood=purchases.log_likelihood, period=period, settings=settings, tier_cuts=tier_cuts,
@@ -125,6 +125,14 @@ def delete_run(engine: Engine, run_id: int) -> None:
     with engine.begin() as conn:
         conn.execute(delete(table_of(CustomerScore)).where(table_of(CustomerScore).c.run_id == run_id))
         conn.execute(delete(table_of(ScoreRun)).where(table_of(ScoreRun).c.id == run_id))
+
+
+def fit_outcome(
+    model: str, purchases: PurchaseModel, spend: GammaGamma, summary_excluded: dict[str, int]
+) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """What a run records of its fits: everything left out (by the summary and the spend model) and the parameters."""
+    excluded = {**summary_excluded, **{f"spend_model:{k}": v for k, v in spend.excluded.items() if v}}
+    return excluded, {model: purchases.params, "gammagamma": spend.params}
 
 
 def run_record(
