@@ -10,9 +10,11 @@ truncated, so the old values do not linger in free pages; on PostgreSQL the touc
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import hmac
+import io
 import json
 import secrets
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from patron.privacy import audit
 from patron.privacy.schema import Erasure
 from patron.schema import Base
 
+CUSTOMERS = Base.metadata.tables["customers"]
 ERASED_STATUS = "anonymised"
 MIN_LENGTH = 3  # shorter values (initials, a gender letter) would match everywhere in a file
 
@@ -56,7 +59,7 @@ def _plain(value: Any) -> Any:
 def subject_access(engine: Engine, customer_id: int) -> dict[str, list[dict[str, Any]]]:
     """Every row about the customer, table by table (JSON-ready): the answer to a subject access request."""
     with engine.connect() as conn:
-        if conn.scalar(select(table_of_customers().c.id).where(table_of_customers().c.id == customer_id)) is None:
+        if conn.scalar(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)) is None:
             raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
         held: dict[str, list[dict[str, Any]]] = {}
         for table, column in customer_columns():
@@ -69,8 +72,6 @@ def subject_access(engine: Engine, customer_id: int) -> dict[str, list[dict[str,
 
 def write_subject_access(engine: Engine, customer_id: int, folder: Path) -> list[Path]:
     """The subject access answer as one JSON file and one CSV per table in ``folder``."""
-    import csv  # noqa: PLC0415
-
     held = subject_access(engine, customer_id)
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / f"customer-{customer_id}.json"]
@@ -85,10 +86,6 @@ def write_subject_access(engine: Engine, customer_id: int, folder: Path) -> list
             )
         written.append(path)
     return written
-
-
-def table_of_customers() -> Table:
-    return Base.metadata.tables["customers"]
 
 
 @dataclass(frozen=True)
@@ -195,9 +192,6 @@ def _redact_files(data_dir: Path, values: set[str]) -> list[Path]:
 
 
 def _redact_csv(content: str, values: set[str]) -> str:
-    import csv  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for row in csv.reader(io.StringIO(content)):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import networkx as nx
 import polars as pl
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from patron.cif import schema as s
@@ -195,10 +195,8 @@ def influencer_scores(engine: Engine, graph: nx.Graph, *, as_of: dt.date | None 
     )
 
 
-def _indicator(condition: object) -> object:
-    from sqlalchemy import case  # noqa: PLC0415
-
-    return case((condition, 1), else_=0)  # type: ignore[arg-type]
+def _indicator(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
 
 
 def high_value_clusters(found: list[set[int]], values: dict[int, float], *, min_size: int = 3) -> pl.DataFrame:

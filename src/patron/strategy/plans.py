@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import polars as pl
 from sqlalchemy import Engine, func, select
@@ -39,6 +40,7 @@ from patron.strategy.portfolio import (
     segment_cash_flows,
 )
 from patron.strategy.pricing import deal_proneness
+from patron.strategy.schema import CustomerLink
 from patron.value.base import customer_base
 from patron.value.lists import DEFAULT_MARGIN_RATE, value_at_risk
 from patron.value.schema import CustomerScore, ScoreRun
@@ -166,10 +168,6 @@ class NetworkSummary:
 
 
 def network_summary(engine: Engine, *, top: int = 20) -> NetworkSummary:
-    import networkx as nx  # noqa: PLC0415 - only the network view needs it
-
-    from patron.strategy.schema import CustomerLink  # noqa: PLC0415
-
     graph = customer_graph(engine)
     links = table_of(CustomerLink).c
     with engine.connect() as conn:
@@ -209,8 +207,6 @@ def _values(engine: Engine) -> dict[int, float]:
 
 def _layout(graph: Any, found: list[set[int]], values: dict[int, float], *, largest: int = 6) -> dict[str, Any]:
     """Positions of the customers in the largest communities, for the network plot (spring layout, seeded)."""
-    import networkx as nx  # noqa: PLC0415
-
     shown = [node for community in found[:largest] for node in community]
     if not shown:
         return {}
