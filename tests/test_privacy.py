@@ -14,8 +14,10 @@ from sqlalchemy.exc import DBAPIError
 from patron.cif import schema as s
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
+from patron.cif.quality import quality_report
 from patron.cif.schema import table_of
 from patron.cif.sealed import new_key, seal_existing
+from patron.cif.view import list_customers
 from patron.engage.campaigns import create_campaign, prepare_campaign
 from patron.engage.consent import record_consent
 from patron.errors import NotFoundError
@@ -212,7 +214,10 @@ def test_personal_free_text_is_sealed_at_rest_and_read_in_clear(
     assert clear == [a["street"], "3 Fjordvägen"]
     assert body == "Bo Lindqvist asked about Fjordvägen delivery"
 
-    assert seal_existing(engine) == {"customer_profiles.street": 1, "customer_profiles.postal_code": 1}
+    assert seal_existing(engine) == {
+        "customers.display_name": 1, "customers.first_name": 1, "customers.last_name": 1,
+        "identities.value": 3, "customer_profiles.street": 1, "customer_profiles.postal_code": 1,
+    }  # fmt: skip
     assert all(value.startswith("enc:v1:") for value in stored("SELECT street FROM customer_profiles"))
     with engine.connect() as conn:
         again = select(s.CustomerProfile.street).order_by(s.CustomerProfile.customer_id)
@@ -222,4 +227,62 @@ def test_personal_free_text_is_sealed_at_rest_and_read_in_clear(
     get_settings.cache_clear()  # the key is lost: sealed text cannot be read, and says so
     with engine.connect() as conn:
         assert conn.execute(select(s.CustomerProfile.street)).scalars().all() == ["[encrypted]", "[encrypted]"]
+    get_settings.cache_clear()
+
+
+def test_names_and_identities_are_encrypted_yet_matched_searched_and_grouped(
+    engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PATRON_ENCRYPTION_KEY", raising=False)
+    get_settings.cache_clear()
+    header = "id,email,phone,first,last,name,street,zip,city,order,date,amount\n"
+    old = header + "c0,old@example.com,,Ola,Nordmann,Ola Nordmann,1 Gate,0150,Oslo,o0,2025-01-02,5\n"
+    import_file(engine, write_file("old.csv", old), parse_mapping(SHOP))  # in clear: before the key
+
+    monkeypatch.setenv("PATRON_ENCRYPTION_KEY", new_key())
+    get_settings.cache_clear()
+    a = ANNABEL
+    person = f"{a['email']},{a['phone']},{a['first']},{a['last']},{a['name']},{a['street']},{a['zip']},X"
+    rows = header + f"c1,{person},o1,2025-01-15,10\n"
+    first = import_file(engine, write_file("shop.csv", rows), parse_mapping(SHOP))
+    again = import_file(engine, write_file("shop.csv", rows), parse_mapping(SHOP))
+    other_id = header + f"c2,{person},o2,2025-01-16,20\n"  # a new id with a known e-mail joins that customer
+    import_file(engine, write_file("shop2.csv", other_id), parse_mapping(SHOP))
+    assert seal_existing(engine)["identities.value"] == 2  # Ola's e-mail and his id in the shop
+
+    def stored(sql: str) -> list[str]:
+        with engine.connect() as conn:
+            return [str(value) for (value,) in conn.exec_driver_sql(sql).all() if value is not None]
+
+    raw = stored("SELECT value FROM identities") + stored("SELECT display_name FROM customers")
+    raw += stored("SELECT first_name FROM customers") + stored("SELECT postal_code FROM customer_profiles")
+    assert raw
+    assert all(value.startswith("det:v1:") for value in raw)
+    assert not any(secret in value for value in raw for secret in ("quill", "Quill", "example", "Nordmann", "98765"))
+    # The same e-mail in two rows is one customer; the re-run matches the encrypted identities and adds nothing.
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(table_of(s.Customer))) == 2
+        assert conn.scalar(select(func.count()).select_from(table_of(s.Order))) == 3
+        assert len(set(stored("SELECT value FROM identities WHERE kind = 'email'"))) == 2
+    assert (first.rejected, again.rejected, again.written) == (0, 0, 0)
+    # Exact search works on the tokens; a part of a name cannot be searched while encrypted.
+    found, total = list_customers(engine, search=a["email"])
+    assert total == 1
+    assert found[0]["display_name"] == a["name"]
+    assert list_customers(engine, search="Ola Nordmann")[1] == 1
+    assert list_customers(engine, search="quillfeather")[1] == 0
+    # Old rows in clear were encrypted in place and still match a later import of the same person.
+    import_file(engine, write_file("old2.csv", old.replace("o0,", "o9,")), parse_mapping(SHOP))
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(table_of(s.Customer))) == 2
+    twins = header + "t1,t1@example.com,,Ann,Lee,Ann Lee,,4000,Z,o5,2025-03-01,1\n"
+    twins += "t2,t2@example.com,,Ann,Lee,Ann Lee,,4000,Z,o6,2025-03-02,1\n"
+    import_file(engine, write_file("twins.csv", twins), parse_mapping(SHOP))
+    groups = quality_report(engine).duplicate_candidates
+    assert [(g["name"], g["postal_or_birth_year"], g["customers"]) for g in groups] == [("Ann Lee", "4000", 2)]
+
+    monkeypatch.delenv("PATRON_ENCRYPTION_KEY")
+    get_settings.cache_clear()  # without the key names read as "[encrypted]", never as tokens
+    with engine.connect() as conn:
+        assert set(conn.execute(select(s.Customer.display_name)).scalars()) == {"[encrypted]"}
     get_settings.cache_clear()

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from patron.api.common import Caller, LongText, ShortText, Store
-from patron.auth.access import customer_360, customers_page, export_customers, pseudonym_of
+from patron.auth.access import customer_360, customer_profile, customers_page, export_customers, pseudonym_of
 from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
 from patron.engage.offers import next_best_offers
@@ -79,6 +79,12 @@ def customer(customer_id: CustomerId, store: Store, principal: Caller) -> dict[s
         "consents": view.consents, "campaigns": view.campaigns,
         "timeline": [{"at": e.at, "kind": e.kind, "summary": e.summary} for e in view.timeline[-100:]],
     }  # fmt: skip
+
+
+@router.get("/customers/{customer_id}/profile", tags=["customers"])
+def profile(customer_id: CustomerId, store: Store, principal: Caller) -> dict[str, Any]:
+    """The real-time profile: who they are, consents, orders per currency and latest value scores (no history)."""
+    return customer_profile(store, principal, customer_id)
 
 
 @router.get("/customers/{customer_id}/context", tags=["service"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Engine, Select, insert, select
@@ -15,12 +16,28 @@ from sqlalchemy import Engine, Select, insert, select
 from patron.auth.service import Principal, authorize
 from patron.cif import schema as s
 from patron.cif.schema import table_of
-from patron.cif.view import CustomerView, customer_view, list_customers
+from patron.cif.view import CustomerRecord, CustomerView, customer_view, list_customers, order_summary, read_record
 from patron.errors import NotFoundError
+from patron.value.scoring import latest_customer_score
 
 ACCOUNTS = table_of(s.Account)
 CONTACTS = table_of(s.AccountContact)
-PERSONAL_PROFILE_FIELDS = ("birth_year", "gender", "street", "postal_code")
+
+
+def _marked_personal(model: type[s.Base]) -> frozenset[str]:
+    """The columns the schema marks ``info={"pii": True}``: masking follows the marks, never a list kept here."""
+    return frozenset(column.name for column in table_of(model).columns if column.info.get("pii"))
+
+
+PERSONAL = {
+    "customer": _marked_personal(s.Customer),
+    "profile": _marked_personal(s.CustomerProfile),
+    "interaction": _marked_personal(s.Interaction),
+}
+
+
+def _masked(row: dict[str, Any], personal: frozenset[str]) -> dict[str, Any]:
+    return {key: (None if key in personal else value) for key, value in row.items()}
 
 
 def portfolio(principal: Principal) -> Select[tuple[int]] | None:
@@ -64,29 +81,52 @@ def customers_page(
     return rows, total
 
 
-def customer_360(engine: Engine, principal: Principal, customer_id: int, *, interface: str = "api") -> CustomerView:
-    """The 360° view, if the principal may see this customer (else not found), masked for their role."""
+def _check_visible(engine: Engine, principal: Principal, customer_id: int) -> None:
     authorize(principal, "read_customers")
     scope = portfolio(principal)
     if scope is not None:
         with engine.connect() as conn:
             if conn.scalar(scope.where(CONTACTS.c.customer_id == customer_id).limit(1)) is None:
                 raise NotFoundError(f"there is no customer {customer_id} in your portfolio", field="customer_id")
+
+
+def _mask_record(record: CustomerView | CustomerRecord, customer_id: int) -> None:
+    record.customer = {**_masked(record.customer, PERSONAL["customer"]), "display_name": pseudonym_of(customer_id)}
+    # Source-system ids stay: they are how an analyst joins back to their own systems, never contact data.
+    record.identities = [identity for identity in record.identities if identity["kind"] == "external"]
+    record.profile = {k: v for k, v in record.profile.items() if k not in PERSONAL["profile"]}
+
+
+def customer_360(engine: Engine, principal: Principal, customer_id: int, *, interface: str = "api") -> CustomerView:
+    """The 360° view, if the principal may see this customer (else not found), masked for their role."""
+    _check_visible(engine, principal, customer_id)
     view = customer_view(engine, customer_id)
     if principal.sees_pii:
         _record(engine, principal, "read_pii", customer_id, interface)
         return view
-    view.customer = {
-        **view.customer,
-        "display_name": pseudonym_of(customer_id),
-        "first_name": None,
-        "last_name": None,
-    }
-    view.identities = [identity for identity in view.identities if identity["kind"] == "external"]
-    view.profile = {k: v for k, v in view.profile.items() if k not in PERSONAL_PROFILE_FIELDS}
-    view.interactions = [{**row, "body": None} for row in view.interactions]
+    _mask_record(view, customer_id)
+    view.interactions = [_masked(row, PERSONAL["interaction"]) for row in view.interactions]
     view.timeline = [entry for entry in view.timeline if "@" not in entry.summary]
     return view
+
+
+def customer_profile(
+    engine: Engine, principal: Principal, customer_id: int, *, interface: str = "api"
+) -> dict[str, Any]:
+    """The real-time profile: C, consents, an order summary per currency and the latest value scores.
+
+    A handful of indexed reads (no order or interaction history), so personalisation can call it per page view.
+    """
+    _check_visible(engine, principal, customer_id)
+    with engine.connect() as conn:
+        record = read_record(conn, customer_id)
+        orders = order_summary(conn, customer_id)
+        value = latest_customer_score(conn, customer_id)
+    if principal.sees_pii:
+        _record(engine, principal, "read_pii", customer_id, interface)
+    else:
+        _mask_record(record, customer_id)
+    return {**asdict(record), "orders": orders, "value": value}
 
 
 def export_customers(engine: Engine, principal: Principal, *, interface: str = "api") -> str:

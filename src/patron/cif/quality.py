@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, String, case, cast, func, select
 
 from patron.cif import schema as s
+from patron.cif.sealed import encrypting
 
 C = s.Customer.__table__.c
 P = s.CustomerProfile.__table__.c
@@ -83,7 +84,9 @@ def quality_report(engine: Engine, *, duplicate_limit: int = 50) -> QualityRepor
 
 def _duplicates(conn: Any, limit: int) -> list[dict[str, Any]]:
     """Customers sharing a normalised name and postal code (or birth year): candidates for merging."""
-    name = func.lower(func.trim(func.coalesce(C.first_name, "") + " " + func.coalesce(C.last_name, "")))
+    name = func.coalesce(C.first_name, "") + " " + func.coalesce(C.last_name, "")
+    if not encrypting():  # encrypted names are equal only when written alike, so only those group together
+        name = func.lower(func.trim(name))
     key = func.coalesce(P.postal_code, cast(P.birth_year, String(8)), "")
     query = (
         select(
@@ -100,4 +103,14 @@ def _duplicates(conn: Any, limit: int) -> list[dict[str, Any]]:
         .order_by(func.count().desc())
         .limit(limit)
     )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    groups = [dict(row) for row in conn.execute(query).mappings()]
+    if encrypting():  # the grouped tokens do not decrypt: show the first customer's own values
+        firsts = select(C.id, C.first_name, C.last_name, P.postal_code, P.birth_year).outerjoin(
+            s.CustomerProfile.__table__, P.customer_id == C.id
+        )
+        shown = {row.id: row for row in conn.execute(firsts.where(C.id.in_([g["first_id"] for g in groups])))}
+        for group in groups:
+            first = shown[group["first_id"]]
+            group["name"] = f"{first.first_name or ''} {first.last_name or ''}".strip()
+            group["postal_or_birth_year"] = first.postal_code or str(first.birth_year or "")
+    return groups

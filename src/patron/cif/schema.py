@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, orm_insert_sentinel
 
-from patron.cif.sealed import Sealed
+from patron.cif.sealed import Blind, Sealed
 
 # SQLite only aliases ROWID (and so autoincrements) for a column declared exactly INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -78,9 +78,9 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="customer")
     status: Mapped[str] = mapped_column(String(16), default="active")
-    display_name: Mapped[str | None] = mapped_column(String(200), info=PII)
-    first_name: Mapped[str | None] = mapped_column(String(100), info=PII)
-    last_name: Mapped[str | None] = mapped_column(String(100), info=PII)
+    display_name: Mapped[str | None] = mapped_column(Blind, info=PII)
+    first_name: Mapped[str | None] = mapped_column(Blind, info=PII)
+    last_name: Mapped[str | None] = mapped_column(Blind, info=PII)
     acquired_on: Mapped[dt.date | None] = mapped_column(Date)
     acquisition_channel: Mapped[str | None] = mapped_column(String(64))
     acquisition_cost_minor: Mapped[int | None] = mapped_column(Money)
@@ -107,7 +107,7 @@ class Identity(Base):
     kind: Mapped[str] = mapped_column(String(16))
     # '' for e-mail and phone (global), the source system's name for external ids.
     system: Mapped[str] = mapped_column(String(64), default="")
-    value: Mapped[str] = mapped_column(String(320), info=PII)
+    value: Mapped[str] = mapped_column(Blind, info=PII)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
@@ -128,7 +128,7 @@ class CustomerProfile(Base):
     street: Mapped[str | None] = mapped_column(Sealed, info=PII)
     city: Mapped[str | None] = mapped_column(String(100))
     region: Mapped[str | None] = mapped_column(String(100))
-    postal_code: Mapped[str | None] = mapped_column(Sealed, info=PII)
+    postal_code: Mapped[str | None] = mapped_column(Blind, info=PII)
     country: Mapped[str | None] = mapped_column(String(2))
     industry: Mapped[str | None] = mapped_column(String(100))
     employees: Mapped[int | None] = mapped_column(Integer)

@@ -1,17 +1,30 @@
-"""Personal free text encrypted at rest: ``Sealed`` columns are written as Fernet tokens (AES-128-CBC with an
-HMAC-SHA256, from the ``cryptography`` library) when ``PATRON_ENCRYPTION_KEY`` is set, and read back in clear.
+"""Personal data encrypted at rest, with the key from ``PATRON_ENCRYPTION_KEY`` (``patron privacy new-key``).
 
-Sealed are the PII columns nobody searches on (street, postal code, interaction bodies, case descriptions,
-campaign contact addresses). Values written before a key was set stay readable and are sealed by
-``seal_existing``; a sealed value read without the key comes back as ``[encrypted]`` rather than failing.
+Two column types, both read back in clear through SQLAlchemy:
+
+* ``Sealed`` — Fernet tokens (AES-128-CBC with an HMAC-SHA256, randomised): for personal free text nobody searches
+  on (street, interaction bodies, case descriptions, campaign contact addresses).
+* ``Blind`` — AES-SIV (RFC 5297), deterministic: the synthetic IV is a keyed CMAC hash of the value, so the same
+  value always gives the same token. Equality, ``IN``, ``GROUP BY`` and unique constraints keep working on the
+  tokens, which is how identities are matched on import, found by exact search and kept unique, and how names
+  and postal codes are grouped to find duplicates. The price, stated in docs/PRIVACY.md: equal values are
+  visibly equal, and substring search on these columns is not possible while the key is set.
+
+Values written before a key was set stay readable and are encrypted by ``seal_existing``; an encrypted value read
+without the key (or with another one) comes back as ``[encrypted]`` rather than failing.
 """
 
 from __future__ import annotations
 
+import base64
 from functools import lru_cache
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, Text, cast, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -19,12 +32,11 @@ from sqlalchemy.types import TypeDecorator
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
 
-PREFIX = "enc:v1:"
 UNREADABLE = "[encrypted]"
 
 
 @lru_cache(maxsize=4)
-def _cipher(key: str) -> Fernet:
+def _fernet(key: str) -> Fernet:
     try:
         return Fernet(key.encode())
     except ValueError as error:
@@ -33,55 +45,112 @@ def _cipher(key: str) -> Fernet:
         ) from error
 
 
+@lru_cache(maxsize=4)
+def _siv(key: str) -> AESSIV:
+    # A separate 512-bit AES-SIV key derived from the one setting, so one key never serves two ciphers.
+    _fernet(key)  # refuses a malformed key with the same clear error
+    material = base64.urlsafe_b64decode(key.encode())
+    derived = HKDF(algorithm=SHA256(), length=64, salt=None, info=b"patron deterministic columns v1").derive(material)
+    return AESSIV(derived)
+
+
+def _key() -> str | None:
+    return get_settings().encryption_key
+
+
 def cipher() -> Fernet | None:
-    key = get_settings().encryption_key
-    return _cipher(key) if key else None
+    key = _key()
+    return _fernet(key) if key else None
 
 
 def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-class Sealed(TypeDecorator[str]):
+class _Protected(TypeDecorator[str]):
     impl = Text
     cache_ok = True
+    prefix = ""
+
+    def encrypt(self, key: str, value: str) -> str:
+        raise NotImplementedError
+
+    def decrypt(self, key: str, token: str) -> str:
+        raise NotImplementedError
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        sealer = cipher()
-        if value is None or sealer is None or value.startswith(PREFIX):
+        key = _key()
+        if value is None or not key or value.startswith(self.prefix):
             return value
-        return PREFIX + sealer.encrypt(value.encode("utf-8")).decode("ascii")
+        return self.prefix + self.encrypt(key, value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None or not str(value).startswith(PREFIX):
+        if value is None or not str(value).startswith(self.prefix):
             return value  # type: ignore[no-any-return]
-        sealer = cipher()
-        if sealer is None:
+        key = _key()
+        if not key:
             return UNREADABLE
         try:
-            return sealer.decrypt(str(value)[len(PREFIX) :].encode("ascii")).decode("utf-8")
-        except InvalidToken:
-            return UNREADABLE  # sealed with another key
+            return self.decrypt(key, str(value)[len(self.prefix) :])
+        except (InvalidToken, InvalidTag, ValueError):
+            return UNREADABLE  # encrypted with another key
+
+
+class Sealed(_Protected):
+    cache_ok = True
+    prefix = "enc:v1:"
+
+    def encrypt(self, key: str, value: str) -> str:
+        return _fernet(key).encrypt(value.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, key: str, token: str) -> str:
+        return _fernet(key).decrypt(token.encode("ascii")).decode("utf-8")
+
+
+class Blind(_Protected):
+    cache_ok = True
+    prefix = "det:v1:"
+
+    def encrypt(self, key: str, value: str) -> str:
+        return base64.urlsafe_b64encode(_siv(key).encrypt(value.encode("utf-8"), None)).decode("ascii")
+
+    def decrypt(self, key: str, token: str) -> str:
+        return _siv(key).decrypt(base64.urlsafe_b64decode(token.encode("ascii")), None).decode("utf-8")
+
+
+def encrypting() -> bool:
+    """Whether personal data is being encrypted (substring search on names and identities is then off)."""
+    return bool(_key())
 
 
 def seal_existing(engine: Engine, *, batch: int = 1000) -> dict[str, int]:
-    """Encrypt the values written in clear before the key was set; returns rows sealed per table."""
+    """Encrypt the values written in clear before the key was set; returns rows encrypted per table column."""
     from patron.schema import Base  # noqa: PLC0415 - every table, gathered only once all are defined
 
     if cipher() is None:
         raise InvalidInputError("set PATRON_ENCRYPTION_KEY first (`patron privacy new-key` makes one)", field="key")
     sealed: dict[str, int] = {}
     for table in Base.metadata.sorted_tables:
-        columns = [column for column in table.columns if isinstance(column.type, Sealed)]
+        columns = [column for column in table.columns if isinstance(column.type, _Protected)]
         keys = list(table.primary_key.columns)
         for column in columns:
+            assert isinstance(column.type, _Protected)
             stored = cast(column, Text())  # the text as stored, not decrypted
             with engine.begin() as conn:
-                rows = conn.execute(select(*keys, stored).where(column.is_not(None), ~stored.startswith(PREFIX))).all()
+                query = select(*keys, stored).where(column.is_not(None), ~stored.startswith(column.type.prefix))
+                rows = conn.execute(query).all()
                 for start in range(0, len(rows), batch):
                     for row in rows[start : start + batch]:
                         where = [key == row._mapping[key.name] for key in keys]
-                        conn.execute(update(table).where(*where).values({column.name: row[-1]}))
+                        clear = _in_clear(row[-1], engine.dialect)  # a Sealed token in what is now a Blind column
+                        conn.execute(update(table).where(*where).values({column.name: clear}))
             if rows:
                 sealed[f"{table.name}.{column.name}"] = len(rows)
     return sealed
+
+
+def _in_clear(stored: str, dialect: Dialect) -> str | None:
+    for kind in (Sealed(), Blind()):
+        if stored.startswith(kind.prefix):
+            return kind.process_result_value(stored, dialect)
+    return stored

@@ -6,16 +6,20 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, func, or_, select
 
 from patron.cif import schema as s
 from patron.cif.money import format_money
+from patron.cif.sealed import encrypting
 from patron.errors import NotFoundError
 
 C = s.Customer.__table__.c
 I = s.Identity.__table__.c  # noqa: E741
 O = s.Order.__table__.c  # noqa: E741
 L = s.OrderLine.__table__.c
+P = s.table_of(s.CustomerProfile)
+A = s.table_of(s.CustomerAttribute)
+CONSENTS = s.table_of(s.Consent)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,13 @@ def resolve_customer(engine: Engine, reference: str) -> int:
     raise NotFoundError(f"no customer matches {reference!r}", field="customer")
 
 
+def _matches(column: ColumnElement[str], search: str) -> ColumnElement[bool]:
+    """Substring search, case-insensitive; encrypted names and identities match only as whole values."""
+    if encrypting():
+        return column.in_(sorted({search, search.lower()}))
+    return func.lower(column).like(f"%{search.lower()}%")
+
+
 def list_customers(
     engine: Engine,
     *,
@@ -103,12 +114,11 @@ def list_customers(
     if within is not None:
         conditions.append(C.id.in_(within))
     if search:
-        pattern = f"%{search.lower()}%"
         if search_personal_data:
-            matching = select(I.customer_id).where(func.lower(I.value).like(pattern))
-            conditions.append(or_(C.id.in_(matching), func.lower(C.display_name).like(pattern)))
+            matching = select(I.customer_id).where(_matches(I.value, search))
+            conditions.append(or_(C.id.in_(matching), _matches(C.display_name, search)))
         else:
-            external = select(I.customer_id).where(I.kind == "external", func.lower(I.value).like(pattern))
+            external = select(I.customer_id).where(I.kind == "external", _matches(I.value, search))
             conditions.append(C.id.in_(external))
     base = select(C.id).where(*conditions)
     query = (
@@ -137,34 +147,65 @@ def list_customers(
     return rows, total
 
 
+@dataclass
+class CustomerRecord:
+    """C and the consents of one customer: what a real-time profile lookup needs, without the history."""
+
+    customer: dict[str, Any]
+    identities: list[dict[str, Any]]
+    profile: dict[str, Any]
+    attributes: dict[str, Any]
+    consents: list[dict[str, Any]]
+
+
+def read_record(conn: Connection, customer_id: int) -> CustomerRecord:
+    customer = conn.execute(select(s.Customer.__table__).where(C.id == customer_id)).mappings().first()
+    if customer is None:
+        raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
+    identities = select(I.kind, I.system, I.value, I.verified).where(I.customer_id == customer_id).order_by(I.id)
+    profile = conn.execute(select(P).where(P.c.customer_id == customer_id)).mappings().first()
+    attributes = {}
+    for row in conn.execute(select(A).where(A.c.customer_id == customer_id).order_by(A.c.key)).mappings():
+        attributes[row["key"]] = (
+            row["value_text"]
+            if row["value_type"] in ("text", "boolean")
+            else (row["value_number"] if row["value_type"] == "number" else row["value_date"])
+        )
+    consents = select(CONSENTS).where(CONSENTS.c.customer_id == customer_id).order_by(CONSENTS.c.recorded_at)
+    return CustomerRecord(
+        customer=dict(customer),
+        identities=[dict(row) for row in conn.execute(identities).mappings()],
+        profile={
+            k: v for k, v in dict(profile or {}).items() if v is not None and k not in ("customer_id", "updated_at")
+        },
+        attributes=attributes,
+        consents=[dict(row) for row in conn.execute(consents).mappings()],
+    )
+
+
+def order_summary(conn: Connection, customer_id: int) -> list[dict[str, Any]]:
+    """Orders, revenue and margin per currency (never added across currencies), first and last order."""
+    query = (
+        select(
+            O.currency,
+            func.count(func.distinct(O.id)).label("orders"),
+            func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
+            func.sum(L.margin_minor).label("margin_minor"),
+            func.min(O.ordered_at).label("first_order"),
+            func.max(O.ordered_at).label("last_order"),
+        )
+        .join(s.OrderLine.__table__, L.order_id == O.id)
+        .where(O.customer_id == customer_id)
+        .group_by(O.currency)
+        .order_by(O.currency)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
 def customer_view(engine: Engine, customer_id: int) -> CustomerView:
     """Everything the CIF holds about one customer: C, R and P, with a merged timeline."""
     with engine.connect() as conn:
-        customer = conn.execute(select(s.Customer.__table__).where(C.id == customer_id)).mappings().first()
-        if customer is None:
-            raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
-        identities = [
-            dict(r)
-            for r in conn.execute(
-                select(I.kind, I.system, I.value, I.verified).where(I.customer_id == customer_id).order_by(I.id)
-            ).mappings()
-        ]
-        profile_row = (
-            conn.execute(select(s.CustomerProfile.__table__).where(s.CustomerProfile.customer_id == customer_id))
-            .mappings()
-            .first()
-        )
-        attributes = {}
-        for row in conn.execute(
-            select(s.CustomerAttribute.__table__)
-            .where(s.CustomerAttribute.customer_id == customer_id)
-            .order_by(s.CustomerAttribute.key)
-        ).mappings():
-            attributes[row["key"]] = (
-                row["value_text"]
-                if row["value_type"] in ("text", "boolean")
-                else (row["value_number"] if row["value_type"] == "number" else row["value_date"])
-            )
+        record = read_record(conn, customer_id)
         categories = s.Category.__table__.c
         line_rows = conn.execute(
             select(
@@ -220,12 +261,6 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
                 .order_by(s.Interaction.occurred_at, s.Interaction.id)
             ).mappings()
         ]
-        consents = [
-            dict(r)
-            for r in conn.execute(
-                select(s.Consent.__table__).where(s.Consent.customer_id == customer_id).order_by(s.Consent.recorded_at)
-            ).mappings()
-        ]
         campaign = s.Campaign.__table__.c
         member = s.CampaignMember.__table__.c
         response = s.CampaignResponse.__table__.c
@@ -257,15 +292,13 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
     for entry in campaigns:
         entry["responses"] = [dict(r) for r in responses if r["campaign_id"] == entry["id"]]
     view = CustomerView(
-        customer=dict(customer),
-        identities=identities,
-        profile={
-            k: v for k, v in dict(profile_row or {}).items() if v is not None and k not in ("customer_id", "updated_at")
-        },
-        attributes=attributes,
+        customer=record.customer,
+        identities=record.identities,
+        profile=record.profile,
+        attributes=record.attributes,
         orders=list(orders.values()),
         interactions=interactions,
-        consents=consents,
+        consents=record.consents,
         campaigns=campaigns,
     )
     view.timeline = _timeline(view)
