@@ -11,10 +11,14 @@ from sqlalchemy import Engine, func, insert, select
 
 from patron.api.app import create_app
 from patron.auth.service import create_user
+from patron.auth.trail import flush_reads
 from patron.cif import schema as s
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.schema import table_of
+from patron.engage.campaigns import create_offer
+from patron.engage.consent import record_consent
+from patron.engage.offers import decide_offers
 from tests.conftest import WriteFile
 
 PEOPLE: dict[str, Any] = {
@@ -230,3 +234,42 @@ def test_an_event_through_the_api_keeps_segments_current(client: TestClient, eng
     ids, total = segment_members(engine, "in touch")
     assert total == 1
     assert ids == [customer_id(client, admin, "cid@example.net")]
+
+
+def test_the_real_time_profile_is_masked_by_role_and_every_read_is_audited(client: TestClient, engine: Engine) -> None:
+    admin, analyst, manager = sign_in(client, "admin"), sign_in(client, "analyst"), sign_in(client, "manager")
+    ann = customer_id(client, admin, "ann@example.com")
+    full = client.get(f"/api/customers/{ann}/profile", headers=admin)
+    assert full.status_code == 200
+    body = full.json()
+    assert body["customer"]["display_name"] == "Ann Lee"
+    assert {i["value"] for i in body["identities"]} == {"1", "ann@example.com", "+12125550100"}
+    assert (body["orders"], body["value"]) == ([], None)  # no orders, never scored: said, not left out
+    masked = client.get(f"/api/customers/{ann}/profile", headers=analyst)
+    assert masked.json()["customer"]["display_name"].startswith("customer-")
+    for secret in ("ann@example.com", "555", "Ann", "Lee"):
+        assert secret not in masked.text
+    bob = customer_id(client, admin, "bob@example.org")
+    assert client.get(f"/api/customers/{bob}/profile", headers=manager).status_code == 404
+    assert client.get(f"/api/customers/{ann}/profile", headers=manager).status_code == 200
+    assert client.get("/api/customers/999999/profile", headers=admin).json()["code"] == "not_found"
+    flush_reads(engine)  # reads are written in batches; this is what the audit export does first
+    with engine.connect() as conn:
+        reads = conn.execute(
+            select(s.AuditEvent.actor, s.AuditEvent.entity_id).where(s.AuditEvent.action == "read_pii")
+        ).all()
+    assert sorted(reads) == [("admin", ann), ("manager", ann)]  # the analyst read no personal data
+
+
+def test_next_best_offer_through_the_api(client: TestClient, engine: Engine) -> None:
+    admin = sign_in(client, "admin")
+    ann = customer_id(client, admin, "ann@example.com")
+    create_offer(engine, "welcome", margin=5.0)
+    record_consent(engine, ann, channel="email")
+    decide_offers(engine)
+    reply = client.get(f"/api/customers/{ann}/next-best-offer", headers=admin).json()
+    assert reply["offer"] == "welcome"
+    assert reply["reason"].startswith("welcome: P(accept) 0.02")
+    assert client.get("/api/customers/999999/next-best-offer", headers=admin).status_code == 404
+    bob = customer_id(client, admin, "bob@example.org")
+    assert client.get(f"/api/customers/{bob}/next-best-offer", headers=sign_in(client, "manager")).status_code == 404

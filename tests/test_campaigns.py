@@ -34,7 +34,8 @@ from patron.engage.consent import record_consent
 from patron.engage.letters import LetterBatch
 from patron.engage.recommend import ItemItemRecommender, hit_rate_at_k, purchases
 from patron.engage.report import campaign_report
-from patron.errors import InvalidInputError
+from patron.engage.schema import OfferCandidate
+from patron.errors import InvalidInputError, NotFoundError
 from tests.conftest import WriteFile
 
 SHOP: dict[str, Any] = {
@@ -448,3 +449,33 @@ def test_item_to_item_recommendations_beat_popularity_on_a_time_split(engine: En
         reader_id = conn.scalar(select(s.Identity.customer_id).where(s.Identity.value == f"c{reader}"))
     assert recommender.recommend(int(reader_id or 0), k=1) == ["reading-lamp"]
     assert "novel" not in recommender.recommend(int(reader_id or 0), k=5)  # never what they already have
+
+
+def test_decided_offers_give_the_live_answer_and_go_stale_when_offers_change(
+    engine: Engine, write_file: WriteFile
+) -> None:
+    from patron.engage.offers import decide_offers, next_best_offer, next_best_offers  # noqa: PLC0415
+
+    ids = customers(engine, write_file)
+    for name in ("c1", "c2", "c12"):
+        record_consent(engine, ids[name], channel="email")
+    create_offer(engine, "big bundle", margin=40.0, eligibility="revenue >= 30")
+    create_offer(engine, "small voucher", margin=5.0, channel="email")
+    everyone = sorted(ids.values())
+    live = {c.customer_id: c for c in next_best_offers(engine, customer_ids=everyone)}
+    assert decide_offers(engine) == len(everyone)
+    with engine.connect() as conn:
+        stored = conn.execute(select(table_of(OfferCandidate))).all()
+    assert {row.customer_id for row in stored} == set(everyone)  # ineligible customers get a row saying so
+    for customer in everyone:
+        fast = next_best_offer(engine, customer)
+        assert (fast.offer, fast.expected_value) == (live[customer].offer, live[customer].expected_value)
+        if fast.offer is not None:
+            assert fast.reason.startswith(live[customer].reason + " (decided ")
+    assert next_best_offer(engine, ids["c1"], channel="sms").offer is None  # the voucher is for e-mail only
+    create_offer(engine, "gold tier", margin=90.0, eligibility="revenue >= 30")  # the old decision is void
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(table_of(OfferCandidate))) == 0
+    assert next_best_offer(engine, ids["c12"]).offer == "gold tier"  # worked out live until decided again
+    with pytest.raises(NotFoundError):
+        next_best_offer(engine, 10**9)

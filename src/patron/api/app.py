@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
@@ -16,6 +18,7 @@ from patron.api.campaign_routes import router as campaign_router
 from patron.api.common import patron_error, storage_error, validation_error
 from patron.api.routes import router as api_router
 from patron.api.strategy_routes import router as strategy_router
+from patron.auth.trail import flush_reads
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
 from patron.web.campaign_pages import router as campaign_pages_router
@@ -31,7 +34,15 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     if engine is None:
         engine = make_engine()
         migrate(engine)
+    store = engine
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        flush_reads(store)  # the read events still waiting for their batch
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Patron",
         version="0.1.0",
         description="One-to-one customer relationship management: the customer information file, value, segments, "

@@ -8,12 +8,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Engine, Select, insert, select
 
 from patron.auth.service import Principal, authorize
+from patron.auth.trail import trail_for
 from patron.cif import schema as s
 from patron.cif.schema import table_of
 from patron.cif.view import CustomerRecord, CustomerView, customer_view, list_customers, order_summary, read_record
@@ -55,13 +55,13 @@ def pseudonym_of(customer_id: int) -> str:
     return "customer-" + hashlib.sha256(f"patron:{customer_id}".encode()).hexdigest()[:10]
 
 
+_AUDIT = insert(table_of(s.AuditEvent))  # built once: every read of personal data writes one row
+
+
 def _record(engine: Engine, principal: Principal, action: str, customer_id: int | None, interface: str) -> None:
+    event = {"actor": principal.username, "interface": interface, "action": action, "entity": "customer"}
     with engine.begin() as conn:
-        conn.execute(
-            insert(table_of(s.AuditEvent)).values(
-                actor=principal.username, interface=interface, action=action, entity="customer", entity_id=customer_id
-            )
-        )
+        conn.execute(_AUDIT, {**event, "entity_id": customer_id})
 
 
 def customers_page(
@@ -81,7 +81,7 @@ def customers_page(
     return rows, total
 
 
-def _check_visible(engine: Engine, principal: Principal, customer_id: int) -> None:
+def check_visible(engine: Engine, principal: Principal, customer_id: int) -> None:
     authorize(principal, "read_customers")
     scope = portfolio(principal)
     if scope is not None:
@@ -99,10 +99,10 @@ def _mask_record(record: CustomerView | CustomerRecord, customer_id: int) -> Non
 
 def customer_360(engine: Engine, principal: Principal, customer_id: int, *, interface: str = "api") -> CustomerView:
     """The 360° view, if the principal may see this customer (else not found), masked for their role."""
-    _check_visible(engine, principal, customer_id)
+    check_visible(engine, principal, customer_id)
     view = customer_view(engine, customer_id)
     if principal.sees_pii:
-        _record(engine, principal, "read_pii", customer_id, interface)
+        trail_for(engine).record(principal.username, interface, customer_id)
         return view
     _mask_record(view, customer_id)
     view.interactions = [_masked(row, PERSONAL["interaction"]) for row in view.interactions]
@@ -117,16 +117,16 @@ def customer_profile(
 
     A handful of indexed reads (no order or interaction history), so personalisation can call it per page view.
     """
-    _check_visible(engine, principal, customer_id)
+    check_visible(engine, principal, customer_id)
     with engine.connect() as conn:
         record = read_record(conn, customer_id)
         orders = order_summary(conn, customer_id)
         value = latest_customer_score(conn, customer_id)
     if principal.sees_pii:
-        _record(engine, principal, "read_pii", customer_id, interface)
+        trail_for(engine).record(principal.username, interface, customer_id)
     else:
         _mask_record(record, customer_id)
-    return {**asdict(record), "orders": orders, "value": value}
+    return {**vars(record), "orders": orders, "value": value}
 
 
 def export_customers(engine: Engine, principal: Principal, *, interface: str = "api") -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 
 from patron.auth.schema import ApiToken, User
 from patron.cif.schema import _now, table_of
@@ -137,14 +137,16 @@ def issue_token(engine: Engine, principal: Principal, *, name: str = "api", kind
     return secret
 
 
+_TOKEN_OWNER = (
+    select(USERS.c.id, USERS.c.username, USERS.c.role, TOKENS.c.expires_at)
+    .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
+    .where(TOKENS.c.token_hash == bindparam("digest"), USERS.c.active)
+)  # built once: every API request runs it
+
+
 def principal_for_token(engine: Engine, secret: str) -> Principal:
-    query = (
-        select(USERS.c.id, USERS.c.username, USERS.c.role, TOKENS.c.expires_at)
-        .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
-        .where(TOKENS.c.token_hash == _digest(secret), USERS.c.active)
-    )
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_TOKEN_OWNER, {"digest": _digest(secret)}).first()
     if row is None or (row.expires_at is not None and row.expires_at < _now()):
         raise UnauthorizedError("the token is unknown or has expired: sign in again")
     return Principal(row.username, row.role, row.id)

@@ -6,7 +6,18 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 
 from patron.cif import schema as s
 from patron.cif.money import format_money
@@ -158,48 +169,63 @@ class CustomerRecord:
     consents: list[dict[str, Any]]
 
 
+# Built once: constructing a statement costs several times what SQLite takes to run it, and profile lookups
+# are the hot path of the API (bench/bench_api.py).
+_ONE: BindParameter[int] = bindparam("customer_id", type_=BigInteger())
+_RECORD = {
+    "customer": select(s.Customer.__table__).where(C.id == _ONE),
+    "identities": select(I.kind, I.system, I.value, I.verified).where(I.customer_id == _ONE).order_by(I.id),
+    "profile": select(P).where(P.c.customer_id == _ONE),
+    "attributes": select(A).where(A.c.customer_id == _ONE).order_by(A.c.key),
+    "consents": select(CONSENTS).where(CONSENTS.c.customer_id == _ONE).order_by(CONSENTS.c.recorded_at),
+}
+_ORDER_SUMMARY = (
+    select(
+        O.currency,
+        func.count(func.distinct(O.id)).label("orders"),
+        func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
+        func.sum(L.margin_minor).label("margin_minor"),
+        func.min(O.ordered_at).label("first_order"),
+        func.max(O.ordered_at).label("last_order"),
+    )
+    .join(s.OrderLine.__table__, L.order_id == O.id)
+    .where(O.customer_id == _ONE)
+    .group_by(O.currency)
+    .order_by(O.currency)
+)
+
+
 def read_record(conn: Connection, customer_id: int) -> CustomerRecord:
-    customer = conn.execute(select(s.Customer.__table__).where(C.id == customer_id)).mappings().first()
-    if customer is None:
+    def rows(part: str) -> list[dict[str, Any]]:
+        return [dict(row) for row in conn.execute(_RECORD[part], {"customer_id": customer_id}).mappings()]
+
+    customer = rows("customer")
+    if not customer:
         raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
-    identities = select(I.kind, I.system, I.value, I.verified).where(I.customer_id == customer_id).order_by(I.id)
-    profile = conn.execute(select(P).where(P.c.customer_id == customer_id)).mappings().first()
     attributes = {}
-    for row in conn.execute(select(A).where(A.c.customer_id == customer_id).order_by(A.c.key)).mappings():
+    for row in rows("attributes"):
         attributes[row["key"]] = (
             row["value_text"]
             if row["value_type"] in ("text", "boolean")
             else (row["value_number"] if row["value_type"] == "number" else row["value_date"])
         )
-    consents = select(CONSENTS).where(CONSENTS.c.customer_id == customer_id).order_by(CONSENTS.c.recorded_at)
+    profile = rows("profile")
     return CustomerRecord(
-        customer=dict(customer),
-        identities=[dict(row) for row in conn.execute(identities).mappings()],
+        customer=customer[0],
+        identities=rows("identities"),
         profile={
-            k: v for k, v in dict(profile or {}).items() if v is not None and k not in ("customer_id", "updated_at")
+            k: v
+            for k, v in (profile[0] if profile else {}).items()
+            if v is not None and k not in ("customer_id", "updated_at")
         },
         attributes=attributes,
-        consents=[dict(row) for row in conn.execute(consents).mappings()],
+        consents=rows("consents"),
     )
 
 
 def order_summary(conn: Connection, customer_id: int) -> list[dict[str, Any]]:
     """Orders, revenue and margin per currency (never added across currencies), first and last order."""
-    query = (
-        select(
-            O.currency,
-            func.count(func.distinct(O.id)).label("orders"),
-            func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
-            func.sum(L.margin_minor).label("margin_minor"),
-            func.min(O.ordered_at).label("first_order"),
-            func.max(O.ordered_at).label("last_order"),
-        )
-        .join(s.OrderLine.__table__, L.order_id == O.id)
-        .where(O.customer_id == customer_id)
-        .group_by(O.currency)
-        .order_by(O.currency)
-    )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [dict(row) for row in conn.execute(_ORDER_SUMMARY, {"customer_id": customer_id}).mappings()]
 
 
 def customer_view(engine: Engine, customer_id: int) -> CustomerView:

@@ -22,7 +22,7 @@ from patron.engage.campaigns import (
 from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
 from patron.engage.letters import LetterBatch
-from patron.engage.offers import next_best_offers
+from patron.engage.offers import decide_offers, next_best_offer
 from patron.engage.recommend import ItemItemRecommender, hit_rate_at_k, purchases
 from patron.engage.report import campaign_report
 from patron.settings import get_settings
@@ -131,8 +131,19 @@ def consent(customer: str, channel: str, status: str = "granted", purpose: str =
 def nbo(customer: str, channel: str = "email") -> None:
     """The next-best offer for a customer, with its expected value and why."""
     engine = open_store()
-    choice = next_best_offers(engine, customer_ids=[resolve_customer(engine, customer)], channel=channel)[0]
+    choice = next_best_offer(engine, resolve_customer(engine, customer), channel=channel)
     console.print(f"{choice.offer or 'no offer'}: {choice.reason}")
+
+
+@campaigns_app.command("decide-offers")
+@reports_errors
+def decide_offers_command() -> None:
+    """Work out every customer's eligible offers now, for the real-time next-best-offer lookup (the score and
+    daily jobs do this too)."""
+    engine = open_store()
+    with console.status("deciding offers for every customer"):
+        decided = decide_offers(engine)
+    console.print(f"offers decided for {decided:,} customers")
 
 
 @campaigns_app.command("call-list")

@@ -27,7 +27,7 @@ from patron.cli.shared import console, open_store, progress_bar, reports_errors
 from patron.cli.strategy import strategy_app
 from patron.cli.value import value_app
 from patron.demo import DEMO_SETS, load_demo
-from patron.errors import InvalidInputError, PatronError
+from patron.errors import PatronError
 from patron.settings import get_settings
 from patron.strategy.network import synthetic_demo_links
 
@@ -292,7 +292,9 @@ def retention_apply(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Server processes (PostgreSQL; SQLite serves from one).")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes (on SQLite they share the file: WAL, one writer).")
+    ] = 1,
 ) -> None:
     """Serve the web app and the REST API (OpenAPI at /openapi.json)."""
     import uvicorn  # noqa: PLC0415  (only this command needs the server)
@@ -300,8 +302,6 @@ def serve(
     from patron.api.app import create_app  # noqa: PLC0415
 
     engine = open_store()
-    if workers > 1 and engine.dialect.name == "sqlite":
-        raise InvalidInputError("several server processes need PostgreSQL (PATRON_DATABASE_URL)", field="workers")
     created = ensure_first_admin(engine)
     console.print(f"Patron is at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     if created:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from patron.cif import schema as s
 from patron.cif.schema import _now, table_of
@@ -27,7 +27,7 @@ from patron.engage.consent import consent_in_force
 from patron.engage.letters import postal_addresses
 from patron.engage.policy import check_contacts
 from patron.engage.report import campaign_id_of, campaign_report
-from patron.engage.schema import CampaignContact, CampaignPlan, Offer
+from patron.engage.schema import CampaignContact, CampaignPlan, Offer, OfferCandidate
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
@@ -92,7 +92,9 @@ def create_offer(
     currency: str = "USD",
     description: str | None = None,
     eligibility: str | None = None,
+    channel: str | None = None,
 ) -> int:
+    """A new offer: ``eligibility`` is a segment rule, ``channel`` limits it to one channel (default any)."""
     if margin < 0:
         raise InvalidInputError(
             f"offer {name!r} has a negative margin ({margin}); an offer must not lose money by design", field="margin"
@@ -108,7 +110,10 @@ def create_offer(
             "margin_minor": round(margin * 100),
             "currency": currency,
             "eligibility": eligibility,
+            "channel": channel,
         }
+        # Decisions made without this offer are stale: lookups work live until offers are decided again.
+        conn.execute(delete(table_of(OfferCandidate)))
         return int(conn.execute(insert(OFFERS).values(row).returning(OFFERS.c.id)).scalar_one())
 
 

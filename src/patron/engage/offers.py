@@ -11,18 +11,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, func, select
+from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert, select
 
 from patron.cif import schema as s
 from patron.cif.schema import table_of
 from patron.engage.policy import check_contacts
-from patron.engage.schema import CampaignPlan, Offer
-from patron.errors import InvalidInputError
+from patron.engage.schema import CampaignPlan, Offer, OfferCandidate
+from patron.errors import InvalidInputError, NotFoundError
 from patron.predict.schema import ModelRun, ModelScore
 from patron.segments.expression import Context, compile_rule
-from patron.segments.features import build_features, feature_schema
+from patron.segments.features import build_features, feature_schema, parts_for
 
 OFFERS = table_of(Offer)
 PLANS = table_of(CampaignPlan)
@@ -68,34 +69,34 @@ def _model_scores(engine: Engine, model: str) -> dict[int, float]:
         }
 
 
-def next_best_offers(
-    engine: Engine,
-    *,
-    customer_ids: Sequence[int] | None = None,
-    channel: str = "email",
-    budget: int | None = None,
-    models: Mapping[str, str] | None = None,
-    as_of: dt.date | None = None,
-) -> list[OfferChoice]:
-    """The best offer per customer (or none, with the reason), best expected value first; ``budget`` keeps the top N."""
-    today = as_of or dt.date.today()
+def _valid_offers(engine: Engine, today: dt.date, channel: str | None) -> list[Row[Any]]:
     with engine.connect() as conn:
-        offers = [
+        return [
             row for row in conn.execute(select(OFFERS))
             if (row.valid_from is None or row.valid_from <= today) and (row.valid_to is None or row.valid_to >= today)
-            and (row.channel is None or row.channel == channel)
+            and (channel is None or row.channel is None or row.channel == channel)
         ]  # fmt: skip
-    features = build_features(engine, as_of=as_of, customer_ids=customer_ids)
-    ids = features.customers["customer_id"].to_list()
-    if not offers:
-        return [OfferChoice(c, None, 0.0, "no offer is valid today on this channel") for c in ids]
+
+
+def _candidates(
+    engine: Engine,
+    offers: Sequence[Row[Any]],
+    customer_ids: Sequence[int] | None,
+    models: Mapping[str, str] | None,
+    as_of: dt.date | None,
+) -> tuple[list[int], pl.DataFrame]:
+    """Every (customer, eligible offer) with P(accept) × margin and the reason; and the customers considered."""
     schema = feature_schema(engine)
+    rules = {offer.id: compile_rule(offer.eligibility, schema) for offer in offers if offer.eligibility}
+    needed = parts_for(field for rule in rules.values() for field in rule.fields)
+    features = build_features(engine, as_of=as_of, customer_ids=customer_ids, parts=needed)
+    ids = features.customers["customer_id"].to_list()
     context = Context(features.categories, features.as_of)
     candidates = []
     for offer in offers:
         eligible = features.customers
-        if offer.eligibility:
-            eligible = eligible.filter(compile_rule(offer.eligibility, schema).expression(context))
+        if offer.id in rules:
+            eligible = eligible.filter(rules[offer.id].expression(context))
         if models and offer.name in models:
             scores = _model_scores(engine, models[offer.name])
             source = f"model {models[offer.name]}"
@@ -109,6 +110,7 @@ def next_best_offers(
         candidates.append(
             propensity.drop_nulls().with_columns(
                 pl.lit(offer.name).alias("offer"),
+                pl.lit(offer.id, dtype=pl.Int64).alias("offer_id"),
                 (pl.col("p") * margin).alias("value"),
                 pl.format(
                     f"{offer.name}: P(accept) {{}} ({source}) × margin {margin:.2f} = {{}}",
@@ -117,11 +119,28 @@ def next_best_offers(
                 ).alias("reason"),
             )
         )
-    best = (
-        pl.concat(candidates).sort("value", descending=True).group_by("customer_id", maintain_order=True).first()
-        if candidates
-        else pl.DataFrame()
-    )
+    empty = pl.DataFrame(schema={"customer_id": pl.Int64, "offer": pl.String, "offer_id": pl.Int64,
+                                 "value": pl.Float64, "reason": pl.String})  # fmt: skip
+    frame = pl.concat([c.select(empty.columns) for c in candidates]) if candidates else empty
+    return ids, frame
+
+
+def next_best_offers(
+    engine: Engine,
+    *,
+    customer_ids: Sequence[int] | None = None,
+    channel: str = "email",
+    budget: int | None = None,
+    models: Mapping[str, str] | None = None,
+    as_of: dt.date | None = None,
+) -> list[OfferChoice]:
+    """The best offer per customer (or none, with the reason), best expected value first; ``budget`` keeps the top N."""
+    offers = _valid_offers(engine, as_of or dt.date.today(), channel)
+    if not offers:
+        everyone = build_features(engine, as_of=as_of, customer_ids=customer_ids, parts=()).customers["customer_id"]
+        return [OfferChoice(c, None, 0.0, "no offer is valid today on this channel") for c in everyone.to_list()]
+    ids, candidates = _candidates(engine, offers, customer_ids, models, as_of)
+    best = candidates.sort("value", descending=True).group_by("customer_id", maintain_order=True).first()
     decisions = check_contacts(engine, ids, channel=channel)
     chosen = {row["customer_id"]: row for row in best.iter_rows(named=True)}
     results = []
@@ -142,3 +161,85 @@ def next_best_offers(
             for c in results
         ]
     return results
+
+
+CANDIDATES = table_of(OfferCandidate)
+KEEP_PER_CUSTOMER = 5
+_STORED = (
+    select(
+        CANDIDATES.c.offer_id,
+        CANDIDATES.c.expected_value,
+        CANDIDATES.c.reason,
+        CANDIDATES.c.decided_at,
+        OFFERS.c.name,
+        OFFERS.c.channel,
+        OFFERS.c.valid_from,
+        OFFERS.c.valid_to,
+    )
+    .outerjoin(OFFERS, OFFERS.c.id == CANDIDATES.c.offer_id)
+    .where(CANDIDATES.c.customer_id == bindparam("customer_id", type_=BigInteger()))
+    .order_by(CANDIDATES.c.expected_value.desc())
+)  # fmt: skip  (built once: it runs on every real-time lookup)
+
+
+def decide_offers(engine: Engine, *, models: Mapping[str, str] | None = None, as_of: dt.date | None = None) -> int:
+    """Work out every customer's eligible offers (up to five, best first) and store them, replacing the last
+    decision; the real-time lookup reads them. Returns the customers decided."""
+    decided_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    offers = _valid_offers(engine, as_of or dt.date.today(), None)
+    ids, candidates = _candidates(engine, offers, None, models, as_of) if offers else ([], pl.DataFrame())
+    if offers:
+        kept = (
+            candidates.sort("value", descending=True)
+            .group_by("customer_id", maintain_order=True)
+            .head(KEEP_PER_CUSTOMER)
+        )
+        ineligible = sorted(set(ids) - set(kept["customer_id"].to_list()))
+    else:
+        kept, ineligible = pl.DataFrame(), ids
+    rows = [
+        {"customer_id": c, "offer_id": o, "expected_value": v, "reason": r, "decided_at": decided_at}
+        for c, o, v, r in (kept.select("customer_id", "offer_id", "value", "reason").iter_rows() if offers else [])
+    ] + [
+        {"customer_id": c, "offer_id": None, "expected_value": 0.0, "reason": "eligible for no offer",
+         "decided_at": decided_at}
+        for c in ineligible
+    ]  # fmt: skip
+    with engine.begin() as conn:  # readers see the old decision or the new one, never a mix
+        conn.execute(delete(CANDIDATES))
+        for start in range(0, len(rows), 5000):
+            conn.execute(insert(CANDIDATES), rows[start : start + 5000])
+    return len(ids)
+
+
+def next_best_offer(engine: Engine, customer_id: int, *, channel: str = "email") -> OfferChoice:
+    """One customer's next-best offer in real time: their stored candidates (``decide_offers``) filtered by
+    today's validity and the channel, then the contact policy checked now. A customer not decided yet (new since
+    the last decision, or no decision ever made) is worked out on the spot, as ``next_best_offers`` does."""
+    today = dt.date.today()
+    with engine.connect() as conn:
+        stored = conn.execute(_STORED, {"customer_id": customer_id}).all()
+    if not stored:
+        choices = next_best_offers(engine, customer_ids=[customer_id], channel=channel)
+        if not choices:
+            raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
+        return choices[0]
+    usable = [
+        row for row in stored
+        if row.offer_id is not None and (row.valid_from is None or row.valid_from <= today)
+        and (row.valid_to is None or row.valid_to >= today) and (row.channel is None or row.channel == channel)
+    ]  # fmt: skip
+    if not usable:
+        return OfferChoice(
+            customer_id,
+            None,
+            0.0,
+            f"eligible for no offer on {channel} (decided {stored[0].decided_at:%Y-%m-%d %H:%M})",
+        )
+    decision = check_contacts(engine, [customer_id], channel=channel)[customer_id]
+    if not decision.allowed:
+        return OfferChoice(customer_id, None, 0.0, f"not contacted: {decision.reason}")
+    best = usable[0]
+    return OfferChoice(
+        customer_id, best.name, float(best.expected_value), f"{best.reason} (decided {best.decided_at:%Y-%m-%d %H:%M})"
+    )

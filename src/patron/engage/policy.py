@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import BindParameter, Engine, bindparam, func, select
 
 from patron.cif import schema as s
 from patron.cif.schema import table_of
@@ -25,6 +25,42 @@ INTERACTIONS = table_of(s.Interaction)
 SCORES = table_of(CustomerScore)
 FREQUENCY_CAP = 4  # outbound marketing contacts per customer per 30 days, across campaigns and channels
 UNCONTACTABLE = ("churned", "anonymised", "merged")
+
+
+# Built once with expanding parameters: a real-time next-best-offer lookup checks one customer per request.
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_STATUS = select(CUSTOMERS.c.id, CUSTOMERS.c.status).where(CUSTOMERS.c.id.in_(_IDS))
+_CONSENTS = (
+    select(CONSENTS.c.customer_id, CONSENTS.c.status)
+    .where(
+        CONSENTS.c.customer_id.in_(_IDS),
+        CONSENTS.c.channel == bindparam("channel"),
+        CONSENTS.c.purpose == bindparam("purpose"),
+    )
+    .order_by(CONSENTS.c.recorded_at, CONSENTS.c.id)
+)
+_ASKED = select(PREFERENCES.c.customer_id, PREFERENCES.c.max_per_month).where(
+    PREFERENCES.c.customer_id.in_(_IDS), PREFERENCES.c.channel == bindparam("channel")
+)
+_RECENT = (
+    select(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel, func.count())
+    .where(
+        INTERACTIONS.c.customer_id.in_(_IDS),
+        INTERACTIONS.c.direction == "outbound",
+        INTERACTIONS.c.type == "campaign_contact",
+        INTERACTIONS.c.occurred_at > bindparam("since"),
+    )
+    .group_by(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel)
+)
+_NEWEST = (
+    select(SCORES.c.customer_id, func.max(SCORES.c.run_id).label("run"))
+    .where(SCORES.c.customer_id.in_(_IDS))
+    .group_by(SCORES.c.customer_id)
+    .subquery()
+)
+_TIERS = select(SCORES.c.customer_id, SCORES.c.tier).join(
+    _NEWEST, (_NEWEST.c.customer_id == SCORES.c.customer_id) & (_NEWEST.c.run == SCORES.c.run_id)
+)
 
 
 @dataclass(frozen=True)
@@ -51,54 +87,18 @@ def check_contacts(
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            status = dict(
-                conn.execute(select(CUSTOMERS.c.id, CUSTOMERS.c.status).where(CUSTOMERS.c.id.in_(chunk))).all()
-            )
-            consent: dict[int, str] = {}
-            for customer, state in conn.execute(
-                select(CONSENTS.c.customer_id, CONSENTS.c.status)
-                .where(CONSENTS.c.customer_id.in_(chunk), CONSENTS.c.channel == channel, CONSENTS.c.purpose == purpose)
-                .order_by(CONSENTS.c.recorded_at, CONSENTS.c.id)
-            ):
-                consent[customer] = state  # ordered oldest first: the last one seen is in force
-            asked = dict(
-                conn.execute(
-                    select(PREFERENCES.c.customer_id, PREFERENCES.c.max_per_month).where(
-                        PREFERENCES.c.customer_id.in_(chunk), PREFERENCES.c.channel == channel
-                    )
-                ).all()
-            )
-            recent_rows = conn.execute(
-                select(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel, func.count())
-                .where(
-                    INTERACTIONS.c.customer_id.in_(chunk),
-                    INTERACTIONS.c.direction == "outbound",
-                    INTERACTIONS.c.type == "campaign_contact",
-                    INTERACTIONS.c.occurred_at > month_ago,
-                )
-                .group_by(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel)
-            ).all()
+            given = {"ids": chunk, "channel": channel, "purpose": purpose, "since": month_ago}
+            status = dict(conn.execute(_STATUS, given).all())
+            # ordered oldest first: the last one seen is in force
+            consent: dict[int, str] = dict(conn.execute(_CONSENTS, given).all())
+            asked = dict(conn.execute(_ASKED, given).all())
             on_channel: dict[int, int] = {}
             overall: dict[int, int] = {}
-            for customer, used_channel, count in recent_rows:
+            for customer, used_channel, count in conn.execute(_RECENT, given):
                 overall[customer] = overall.get(customer, 0) + int(count)
                 if used_channel == channel:
                     on_channel[customer] = int(count)
-            tiers: dict[int, str] = {}
-            if suppressed:
-                newest = (
-                    select(SCORES.c.customer_id, func.max(SCORES.c.run_id).label("run"))
-                    .where(SCORES.c.customer_id.in_(chunk))
-                    .group_by(SCORES.c.customer_id)
-                    .subquery()
-                )
-                tiers = dict(
-                    conn.execute(
-                        select(SCORES.c.customer_id, SCORES.c.tier).join(
-                            newest, (newest.c.customer_id == SCORES.c.customer_id) & (newest.c.run == SCORES.c.run_id)
-                        )
-                    ).all()
-                )
+            tiers = dict(conn.execute(_TIERS, given).all()) if suppressed else {}
             for customer in chunk:
                 decisions[customer] = _decide(
                     status.get(customer), tiers.get(customer), suppressed, consent.get(customer), asked.get(customer),

@@ -84,3 +84,22 @@ class TriggerFiring(Base):
     occurrence: Mapped[str] = mapped_column(String(160), primary_key=True)  # the event that fired it
     fired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     outcome: Mapped[str] = mapped_column(String(200))
+
+
+class OfferCandidate(Base):
+    """An offer a customer was eligible for when offers were last decided, with its expected value.
+
+    ``patron campaigns decide-offers`` (and the jobs after each scoring run) write these for the whole base, so a
+    real-time next-best-offer lookup reads them instead of building the customer's features on the spot. A row with
+    no offer records that the customer was considered and eligible for none.
+    """
+
+    __tablename__ = "offer_candidates"
+    __table_args__ = (Index("ix_offer_candidates_customer", "customer_id", "expected_value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    expected_value: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -6,13 +6,15 @@ import datetime as dt
 from typing import Any
 
 from patron.cif.store import make_engine
+from patron.engage.offers import decide_offers
 from patron.engage.triggers import fire_for_base
 from patron.segments.rules import evaluate_segments
 from patron.value.scoring import score_customers
 
 
 def score(source: str | None = None, model: str = "auto", spark_master: str | None = None) -> dict[str, Any]:
-    """A score run (embedded, or on Spark when a master is named), then the triggers waiting for fresh scores."""
+    """A score run (embedded, or on Spark when a master is named), then the triggers waiting for fresh scores and
+    the offers decided again."""
     engine = make_engine()
     try:
         if spark_master:
@@ -23,7 +25,11 @@ def score(source: str | None = None, model: str = "auto", spark_master: str | No
         else:
             result = score_customers(engine, source=source, model=model)  # type: ignore[arg-type]
         fired = fire_for_base(engine, "scored", f"run-{result.run_id}")
-        return {"run_id": result.run_id, "customers": result.customers, "model": result.model, "fired": len(fired)}
+        decided = decide_offers(engine)  # eligibility rules read the new tiers and values
+        return {
+            "run_id": result.run_id, "customers": result.customers, "model": result.model, "fired": len(fired),
+            "offers_decided": decided,
+        }  # fmt: skip
     finally:
         engine.dispose()
 
@@ -38,12 +44,14 @@ def refresh_segments() -> dict[str, int]:
 
 
 def daily_triggers(day: str | None = None) -> dict[str, Any]:
-    """The once-a-day triggers (anniversaries, renewal dates, idle customers), at most once per customer per day."""
+    """The once-a-day triggers (anniversaries, renewal dates, idle customers), at most once per customer per day,
+    then every customer's offers decided again for the real-time next-best-offer lookup."""
     as_of = dt.date.fromisoformat(day) if day else dt.date.today()
     engine = make_engine()
     try:
         fired = fire_for_base(engine, "daily", as_of.isoformat(), as_of=as_of)
-        return {"day": as_of.isoformat(), "fired": len(fired)}
+        decided = decide_offers(engine, as_of=as_of)  # recency moved on a day; offers start and end
+        return {"day": as_of.isoformat(), "fired": len(fired), "offers_decided": decided}
     finally:
         engine.dispose()
 

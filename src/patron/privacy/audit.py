@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
+from patron.auth.trail import flush_reads
 from patron.cif import schema as s
 from patron.cif.schema import table_of
 
@@ -35,6 +36,7 @@ def record(
 
 def export_audit(engine: Engine, path: Path, *, since: dt.datetime | None = None) -> int:
     """Write the audit log (oldest first, optionally from ``since``) to a CSV file; returns the rows written."""
+    flush_reads(engine)  # reads are written in batches: the export must hold the last ones too
     query = select(AUDIT).order_by(AUDIT.c.id)
     if since is not None:
         query = query.where(AUDIT.c.at >= since)

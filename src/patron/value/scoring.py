@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from patron.cif.money import minor_exponent
 from patron.cif.schema import table_of
@@ -218,19 +218,29 @@ def latest_run_id(engine: Engine, source: str | None = None) -> int:
     return int(run_id)
 
 
+_LATEST_SCORE = (
+    select(
+        SCORES.run_id,
+        RUNS.model,
+        RUNS.as_of,
+        RUNS.currency,
+        SCORES.tier,
+        SCORES.rank,
+        SCORES.clv_minor,
+        SCORES.p_alive,
+        SCORES.expected_purchases,
+        SCORES.value_at_risk_minor,
+    )
+    .join(table_of(ScoreRun), RUNS.id == SCORES.run_id)
+    .where(SCORES.customer_id == bindparam("customer_id"))
+    .order_by(SCORES.run_id.desc())
+    .limit(1)
+)  # fmt: skip  (built once: it runs on every profile lookup)
+
+
 def latest_customer_score(conn: Connection, customer_id: int) -> dict[str, Any] | None:
     """One customer's scores in the newest run that scored them, with the run's model and date."""
-    query = (
-        select(
-            SCORES.run_id, RUNS.model, RUNS.as_of, RUNS.currency, SCORES.tier, SCORES.rank, SCORES.clv_minor,
-            SCORES.p_alive, SCORES.expected_purchases, SCORES.value_at_risk_minor,
-        )
-        .join(table_of(ScoreRun), RUNS.id == SCORES.run_id)
-        .where(SCORES.customer_id == customer_id)
-        .order_by(SCORES.run_id.desc())
-        .limit(1)
-    )  # fmt: skip
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(_LATEST_SCORE, {"customer_id": customer_id}).mappings().first()
     return dict(row) if row is not None else None
 
 
