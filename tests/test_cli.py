@@ -209,3 +209,19 @@ def test_strategy_privacy_backup_and_job_commands_on_cdnow(data_dir: Path) -> No
     restored = runner.invoke(app, ["restore", str(data_dir / "patron.bak"), "--yes"])
     assert restored.exit_code == 0, restored.output
     assert "23,570 customers" in restored.output
+
+
+def test_offers_decided_for_every_customer_then_looked_up(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n')
+    data = tmp_path / "people.csv"
+    data.write_text("id,email\n1,a@example.com\n2,b@example.com\n")
+    assert runner.invoke(app, ["import", str(data), "--mapping", str(mapping)]).exit_code == 0
+    added = runner.invoke(app, ["campaigns", "offer", "welcome", "5", "--channel", "email"])
+    assert "decide-offers" in added.output
+    assert runner.invoke(app, ["campaigns", "consent", "crm:1", "email"]).exit_code == 0
+    decided = runner.invoke(app, ["campaigns", "decide-offers"])
+    assert "offers decided for 2 customers" in decided.output, decided.output
+    assert runner.invoke(app, ["campaigns", "nbo", "crm:1"]).output.startswith("welcome: P(accept) 0.02")
+    refused = runner.invoke(app, ["campaigns", "nbo", "crm:2"]).output
+    assert refused.startswith("no offer: not contacted: email consent for marketing not given")

@@ -103,7 +103,7 @@ def test_daily_triggers_fire_once_per_customer_and_day(store: Engine, queue: Que
     fired = first.return_value()
     assert fired is not None
     assert fired["fired"] > 0
-    assert again.return_value() == {"day": "1998-06-30", "fired": 0}
+    assert again.return_value() == {"day": "1998-06-30", "fired": 0, "offers_decided": 0}  # no offers defined
     later = next_day.return_value()
     assert later is not None
     assert later["fired"] >= fired["fired"]  # a new day is a new occurrence; nobody un-lapses without orders

@@ -59,10 +59,17 @@ def create(
 
 @campaigns_app.command("offer")
 @reports_errors
-def offer(name: str, margin: float, description: str | None = None, eligibility: str | None = None) -> None:
-    """Add an offer (its margin per acceptance must not be negative)."""
-    create_offer(open_store(), name, margin=margin, description=description, eligibility=eligibility)
-    console.print(f"offer {name!r} added")
+def offer(
+    name: str,
+    margin: float,
+    description: str | None = None,
+    eligibility: str | None = None,
+    channel: Annotated[str | None, typer.Option(help="Only on this channel (default: any).")] = None,
+) -> None:
+    """Add an offer (its margin per acceptance must not be negative); run decide-offers afterwards."""
+    engine = open_store()
+    create_offer(engine, name, margin=margin, description=description, eligibility=eligibility, channel=channel)
+    console.print(f"offer {name!r} added; `patron campaigns decide-offers` makes real-time lookups fast again")
 
 
 @campaigns_app.command("prepare")
@@ -132,7 +139,7 @@ def nbo(customer: str, channel: str = "email") -> None:
     """The next-best offer for a customer, with its expected value and why."""
     engine = open_store()
     choice = next_best_offer(engine, resolve_customer(engine, customer), channel=channel)
-    console.print(f"{choice.offer or 'no offer'}: {choice.reason}")
+    console.print(choice.reason if choice.offer else f"no offer: {choice.reason}")  # the reason names the offer
 
 
 @campaigns_app.command("decide-offers")
