@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from patron.api.common import Caller, LongText, ShortText, Store
+from patron.api.common import Caller, LongText, ShortText, Store, on_store
 from patron.auth.access import (
     check_visible,
     customer_360,
@@ -21,7 +21,7 @@ from patron.auth.access import (
 )
 from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
-from patron.engage.offers import next_best_offer
+from patron.engage.offers import OfferChoice, next_best_offer
 from patron.engage.triggers import fire_triggers, listened_events
 from patron.segments.rules import affected_by, apply_event, create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
@@ -88,12 +88,11 @@ def customer(customer_id: CustomerId, store: Store, principal: Caller) -> dict[s
     }  # fmt: skip
 
 
-# The two real-time lookups are coroutines, run on the event loop: a few prebuilt, indexed reads cost less than
-# the hop to a worker thread that a plain function route pays (bench/bench_api.py measures both lookups).
+# The two real-time lookups are coroutines that choose where their reads run (common.on_store).
 @router.get("/customers/{customer_id}/profile", tags=["customers"])
 async def profile(customer_id: CustomerId, store: Store, principal: Caller) -> dict[str, Any]:
     """The real-time profile: who they are, consents, orders per currency and latest value scores (no history)."""
-    return customer_profile(store, principal, customer_id)
+    return await on_store(store, lambda: customer_profile(store, principal, customer_id))
 
 
 @router.get("/customers/{customer_id}/context", tags=["service"])
@@ -114,8 +113,12 @@ async def best_offer(
     customer_id: CustomerId, store: Store, principal: Caller, channel: Annotated[str, Query(max_length=32)] = "email"
 ) -> dict[str, Any]:
     """The eligible offer with the highest P(accept) × margin that the contact policy allows, with the reason."""
-    check_visible(store, principal, customer_id)  # the same visibility rules as the 360° view
-    choice = next_best_offer(store, customer_id, channel=channel)
+
+    def lookup() -> OfferChoice:
+        check_visible(store, principal, customer_id)  # the same visibility rules as the 360° view
+        return next_best_offer(store, customer_id, channel=channel)
+
+    choice = await on_store(store, lookup)
     return {
         "customer_id": customer_id,
         "offer": choice.offer,
