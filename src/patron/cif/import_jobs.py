@@ -1,15 +1,20 @@
 """Imports started from the web page: run in a background thread, their progress readable while they run.
 
-The progress lives in this process (one server process imports what it was given); the import itself is the
-same batched, idempotent ``import_file`` as the CLI's, and its run is recorded in ``import_runs`` as always.
+The process that receives the upload runs it; its progress is written to ``status.json`` beside the upload (at
+most every half second), so whichever server process answers the page's next poll can report it. The import itself
+is the same batched, idempotent ``import_file`` as the CLI's, and its run is recorded in ``import_runs`` as always.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import threading
+import time
 import tomllib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +50,15 @@ class ImportJob:
         }  # fmt: skip
 
 
-_JOBS: dict[str, ImportJob] = {}
-_LOCK = threading.Lock()
+STATUS_FILE = "status.json"
+JOB_ID = re.compile(r"^[0-9a-f]{12}$")
+WRITE_EVERY_SECONDS = 0.5
+
+
+def _save(job: ImportJob, folder: Path) -> None:
+    temporary = folder / f".{STATUS_FILE}.tmp"
+    temporary.write_text(json.dumps(asdict(job)))
+    os.replace(temporary, folder / STATUS_FILE)  # a reader sees the old state or the new one, never half
 
 
 def start_import(
@@ -64,23 +76,29 @@ def start_import(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / job.file_name
     path.write_bytes(data)
-    with _LOCK:
-        _JOBS[job.id] = job
+    _save(job, folder)
+    written = [0.0]
 
     def progress(done: int, total: int) -> None:
         job.done, job.total = done, total
+        if time.monotonic() - written[0] >= WRITE_EVERY_SECONDS:
+            written[0] = time.monotonic()
+            _save(job, folder)
 
     def run() -> None:
         job.status = "running"
+        _save(job, folder)
         try:
             result = import_file(
                 engine, path, mapping, rejects_dir=folder, progress=progress, actor=actor, interface="web"
             )
         except PatronError as error:
             job.status, job.error = "failed", error.message
+            _save(job, folder)
             return
         except Exception as error:
             job.status, job.error = "failed", f"the import stopped: {error}"
+            _save(job, folder)
             return
         job.summary = result.summary_line()
         job.rejects = [
@@ -89,14 +107,21 @@ def start_import(
         job.rejects_file = str(result.rejects_path or "")
         job.done = job.total = max(job.total, result.read)
         job.status = "done"
+        _save(job, folder)
 
     threading.Thread(target=run, name=f"import-{job.id}", daemon=True).start()
     return job
 
 
-def import_job(job_id: str) -> ImportJob | None:
-    with _LOCK:
-        return _JOBS.get(job_id)
+def import_job(job_id: str, upload_dir: Path) -> ImportJob | None:
+    """The job's last saved state, from any server process; ``None`` for an id that names no job."""
+    if not JOB_ID.match(job_id):
+        return None
+    try:
+        state = json.loads((upload_dir / job_id / STATUS_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return ImportJob(**state)
 
 
 def recent_imports(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
@@ -16,12 +17,16 @@ from patron.web.pages import _page, _signed_in, _to_login
 router = APIRouter(include_in_schema=False)
 
 
+def uploads_dir() -> Path:
+    return get_settings().data_dir / "uploads"
+
+
 @router.get("/imports", response_model=None)
 def imports(request: Request, job: str | None = None) -> Response:
     principal = _signed_in(request)
     if principal is None:
         return _to_login()
-    running = import_job(job) if job else None
+    running = import_job(job, uploads_dir()) if job else None
     return _page(
         request, "imports.html", principal, runs=recent_imports(engine_of(request)), job=running,
         allowed=principal.can("import_data"), problem=None,
@@ -43,7 +48,7 @@ async def upload(
         mapping_text = (await mapping.read()).decode("utf-8")
         job = start_import(
             engine, await data.read(), data.filename or "upload.csv", mapping_text,
-            upload_dir=get_settings().data_dir / "uploads", actor=principal.username,
+            upload_dir=uploads_dir(), actor=principal.username,
         )  # fmt: skip
     except (PatronError, UnicodeDecodeError) as error:
         message = error.message if isinstance(error, PatronError) else "the mapping is not UTF-8 text"
@@ -57,7 +62,7 @@ def progress(request: Request, job_id: str) -> Response:
     principal = _signed_in(request)
     if principal is None:
         return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
-    job = import_job(job_id)
+    job = import_job(job_id, uploads_dir())
     if job is None:
         return JSONResponse({"detail": f"there is no import {job_id!r}", "code": "not_found"}, status_code=404)
     return JSONResponse(job.as_dict())
