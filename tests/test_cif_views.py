@@ -7,17 +7,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 
 from patron.cif import schema as s
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
+from patron.cif.parts import PartReads
 from patron.cif.quality import quality_report
 from patron.cif.retention import apply_retention, stale_prospects
-from patron.cif.view import customer_view, list_customers, resolve_customer
+from patron.cif.schema import table_of
+from patron.cif.sealed import new_key
+from patron.cif.view import ORDER_SUMMARY, RECORD_READS, customer_view, list_customers, resolve_customer
+from patron.engage.consent import record_consent
 from patron.errors import NotFoundError
+from patron.settings import get_settings
+from patron.value.schema import CustomerScore, ScoreRun
+from patron.value.scoring import LATEST_SCORE
 
-PEOPLE = {
+PEOPLE: dict[str, Any] = {
     "source": {"system": "crm", "date_format": "%Y-%m-%d"},
     "customers": {
         "external_id": "id",
@@ -128,3 +135,63 @@ def test_retention_delete_removes_the_prospect(store: Engine) -> None:
     with store.connect() as conn:
         kinds = list(conn.scalars(select(s.Customer.kind)))
     assert kinds == ["customer", "customer"]
+
+
+@pytest.mark.postgres
+def test_one_round_trip_reads_exactly_what_the_separate_statements_read(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement read is PostgreSQL's (SQLite reads in-process)")
+    monkeypatch.setenv("PATRON_ENCRYPTION_KEY", new_key())  # decrypted through the column types as well
+    get_settings.cache_clear()
+    mapping: dict[str, Any] = {
+        "source": {"system": "crm", "date_format": "%Y-%m-%d"},
+        "customers": {
+            **PEOPLE["customers"], "phone": "phone",
+            "profile": {"postal_code": "zip", "street": "street", "birth_year": {"column": "born", "type": "integer"}},
+            "attributes": {
+                "score": {"column": "score", "type": "number"}, "renewal": {"column": "renew", "type": "date"},
+                "plan": "plan",
+            },
+        },
+    }  # fmt: skip
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "id,email,phone,first,last,kind,since,zip,street,born,score,renew,plan\n"
+        "1,zoë@example.com,+1 212 555 0100,Zoë,Ångström,customer,2020-01-01,75001,1 Rue Ö,1980,12.345,2026-02-01,"
+        "gold\n",
+        encoding="utf-8",
+    )
+    import_file(engine, path, parse_mapping(mapping), rejects_dir=tmp_path)
+    orders = tmp_path / "orders.csv"
+    orders.write_text("id,date,amount,cat\n1,2023-03-01,20.00,books\n1,2023-01-01,5.50,music\n")
+    import_file(engine, orders, parse_mapping(ORDERS), rejects_dir=tmp_path)
+    customer_id = resolve_customer(engine, "crm:1")
+    record_consent(engine, customer_id, channel="email")
+    record_consent(engine, customer_id, channel="email", status="withdrawn")
+    run = insert(table_of(ScoreRun)).values(
+        as_of=dt.date(2024, 1, 1), source="crm", model="bgnbd", period="W", currency="USD", horizon_months=36,
+        annual_discount_rate=0.1, default_margin_rate=0.3, parameters={}, log_likelihood=-1.0, customers=1,
+        excluded={}, tier_cuts=[0.2, 0.5],
+    )  # fmt: skip
+    with engine.begin() as conn:
+        run_id = conn.execute(run.returning(table_of(ScoreRun).c.id)).scalar_one()
+        conn.execute(
+            insert(table_of(CustomerScore)).values(
+                run_id=run_id, customer_id=customer_id, frequency=1, recency=8.5, age=60.25, p_alive=0.75,
+                expected_purchases=1.5, expected_margin_per_purchase_minor=300, clv_minor=450,
+                value_at_risk_minor=112, revenue_minor=2550, tier="A", rank=1,
+            )
+        )  # fmt: skip
+    reads = PartReads(**RECORD_READS, orders=ORDER_SUMMARY, value=LATEST_SCORE)
+    with engine.connect() as conn:
+        apart = reads.fetch(conn, {"customer_id": customer_id}, one_round_trip=False)
+        together = reads.fetch(conn, {"customer_id": customer_id}, one_round_trip=True)
+    assert together == apart
+    assert together["customer"][0]["first_name"] == "Zoë"
+    assert [row["status"] for row in together["consents"]] == ["granted", "withdrawn"]  # in their order
+    assert together["orders"][0]["revenue_minor"] == 2550
+    assert isinstance(together["consents"][0]["recorded_at"], dt.datetime)
+    assert {row["key"] for row in together["attributes"]} == {"plan", "renewal", "score"}
+    get_settings.cache_clear()

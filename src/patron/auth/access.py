@@ -15,10 +15,20 @@ from sqlalchemy import Engine, Select, insert, select
 from patron.auth.service import Principal, authorize
 from patron.auth.trail import trail_for
 from patron.cif import schema as s
+from patron.cif.parts import PartReads
 from patron.cif.schema import table_of
-from patron.cif.view import CustomerRecord, CustomerView, customer_view, list_customers, order_summary, read_record
+from patron.cif.store import for_lookups
+from patron.cif.view import (
+    ORDER_SUMMARY,
+    RECORD_READS,
+    CustomerRecord,
+    CustomerView,
+    customer_view,
+    list_customers,
+    record_from,
+)
 from patron.errors import NotFoundError
-from patron.value.scoring import latest_customer_score
+from patron.value.scoring import LATEST_SCORE
 
 ACCOUNTS = table_of(s.Account)
 CONTACTS = table_of(s.AccountContact)
@@ -110,6 +120,9 @@ def customer_360(engine: Engine, principal: Principal, customer_id: int, *, inte
     return view
 
 
+_PROFILE = PartReads(**RECORD_READS, orders=ORDER_SUMMARY, value=LATEST_SCORE)  # one round trip on PostgreSQL
+
+
 def customer_profile(
     engine: Engine, principal: Principal, customer_id: int, *, interface: str = "api"
 ) -> dict[str, Any]:
@@ -118,15 +131,15 @@ def customer_profile(
     A handful of indexed reads (no order or interaction history), so personalisation can call it per page view.
     """
     check_visible(engine, principal, customer_id)
-    with engine.connect() as conn:
-        record = read_record(conn, customer_id)
-        orders = order_summary(conn, customer_id)
-        value = latest_customer_score(conn, customer_id)
+    with for_lookups(engine).connect() as conn:
+        parts = _PROFILE.fetch(conn, {"customer_id": customer_id})
+    record = record_from(parts, customer_id)
     if principal.sees_pii:
         trail_for(engine).record(principal.username, interface, customer_id)
     else:
         _mask_record(record, customer_id)
-    return {**vars(record), "orders": orders, "value": value}
+    value = parts["value"][0] if parts["value"] else None
+    return {**vars(record), "orders": parts["orders"], "value": value}
 
 
 def export_customers(engine: Engine, principal: Principal, *, interface: str = "api") -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import (
 
 from patron.cif import schema as s
 from patron.cif.money import format_money
+from patron.cif.parts import PartReads
 from patron.cif.sealed import encrypting
 from patron.errors import NotFoundError
 
@@ -172,14 +173,14 @@ class CustomerRecord:
 # Built once: constructing a statement costs several times what SQLite takes to run it, and profile lookups
 # are the hot path of the API (bench/bench_api.py).
 _ONE: BindParameter[int] = bindparam("customer_id", type_=BigInteger())
-_RECORD = {
+RECORD_READS = {
     "customer": select(s.Customer.__table__).where(C.id == _ONE),
     "identities": select(I.kind, I.system, I.value, I.verified).where(I.customer_id == _ONE).order_by(I.id),
     "profile": select(P).where(P.c.customer_id == _ONE),
     "attributes": select(A).where(A.c.customer_id == _ONE).order_by(A.c.key),
     "consents": select(CONSENTS).where(CONSENTS.c.customer_id == _ONE).order_by(CONSENTS.c.recorded_at),
 }
-_ORDER_SUMMARY = (
+ORDER_SUMMARY = (
     select(
         O.currency,
         func.count(func.distinct(O.id)).label("orders"),
@@ -192,40 +193,33 @@ _ORDER_SUMMARY = (
     .where(O.customer_id == _ONE)
     .group_by(O.currency)
     .order_by(O.currency)
-)
+)  # orders, revenue and margin per currency (never added across currencies), first and last order
+_RECORD = PartReads(**RECORD_READS)
 
 
 def read_record(conn: Connection, customer_id: int) -> CustomerRecord:
-    def rows(part: str) -> list[dict[str, Any]]:
-        return [dict(row) for row in conn.execute(_RECORD[part], {"customer_id": customer_id}).mappings()]
+    return record_from(_RECORD.fetch(conn, {"customer_id": customer_id}), customer_id)
 
-    customer = rows("customer")
-    if not customer:
+
+def record_from(parts: dict[str, list[dict[str, Any]]], customer_id: int) -> CustomerRecord:
+    """The record from the rows of ``RECORD_READS`` (read by ``PartReads``, alone or with other parts)."""
+    if not parts["customer"]:
         raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
     attributes = {}
-    for row in rows("attributes"):
+    for row in parts["attributes"]:
         attributes[row["key"]] = (
             row["value_text"]
             if row["value_type"] in ("text", "boolean")
             else (row["value_number"] if row["value_type"] == "number" else row["value_date"])
         )
-    profile = rows("profile")
+    profile = parts["profile"][0] if parts["profile"] else {}
     return CustomerRecord(
-        customer=customer[0],
-        identities=rows("identities"),
-        profile={
-            k: v
-            for k, v in (profile[0] if profile else {}).items()
-            if v is not None and k not in ("customer_id", "updated_at")
-        },
+        customer=parts["customer"][0],
+        identities=parts["identities"],
+        profile={k: v for k, v in profile.items() if v is not None and k not in ("customer_id", "updated_at")},
         attributes=attributes,
-        consents=rows("consents"),
+        consents=parts["consents"],
     )
-
-
-def order_summary(conn: Connection, customer_id: int) -> list[dict[str, Any]]:
-    """Orders, revenue and margin per currency (never added across currencies), first and last order."""
-    return [dict(row) for row in conn.execute(_ORDER_SUMMARY, {"customer_id": customer_id}).mappings()]
 
 
 def customer_view(engine: Engine, customer_id: int) -> CustomerView:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import BindParameter, Engine, bindparam, func, select
 
 from patron.cif import schema as s
+from patron.cif.parts import PartReads
 from patron.cif.schema import table_of
+from patron.cif.store import for_lookups
 from patron.value.schema import CustomerScore
 
 CUSTOMERS = table_of(s.Customer)
@@ -43,7 +45,7 @@ _ASKED = select(PREFERENCES.c.customer_id, PREFERENCES.c.max_per_month).where(
     PREFERENCES.c.customer_id.in_(_IDS), PREFERENCES.c.channel == bindparam("channel")
 )
 _RECENT = (
-    select(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel, func.count())
+    select(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel, func.count().label("contacts"))
     .where(
         INTERACTIONS.c.customer_id.in_(_IDS),
         INTERACTIONS.c.direction == "outbound",
@@ -61,6 +63,10 @@ _NEWEST = (
 _TIERS = select(SCORES.c.customer_id, SCORES.c.tier).join(
     _NEWEST, (_NEWEST.c.customer_id == SCORES.c.customer_id) & (_NEWEST.c.run == SCORES.c.run_id)
 )
+
+
+_READS = PartReads(status=_STATUS, consents=_CONSENTS, asked=_ASKED, recent=_RECENT)
+_WITH_TIERS = PartReads(**_READS.statements, tiers=_TIERS)
 
 
 @dataclass(frozen=True)
@@ -84,21 +90,24 @@ def check_contacts(
     month_ago = now - dt.timedelta(days=30)
     suppressed = set(suppress_tiers)
     decisions: dict[int, Decision] = {}
-    with engine.connect() as conn:
+    reads = _WITH_TIERS if suppressed else _READS
+    with for_lookups(engine).connect() as conn:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             given = {"ids": chunk, "channel": channel, "purpose": purpose, "since": month_ago}
-            status = dict(conn.execute(_STATUS, given).all())
+            found = reads.fetch(conn, given)  # one round trip on PostgreSQL
+            status = {row["id"]: row["status"] for row in found["status"]}
             # ordered oldest first: the last one seen is in force
-            consent: dict[int, str] = dict(conn.execute(_CONSENTS, given).all())
-            asked = dict(conn.execute(_ASKED, given).all())
+            consent: dict[int, str] = {row["customer_id"]: row["status"] for row in found["consents"]}
+            asked = {row["customer_id"]: row["max_per_month"] for row in found["asked"]}
             on_channel: dict[int, int] = {}
             overall: dict[int, int] = {}
-            for customer, used_channel, count in conn.execute(_RECENT, given):
-                overall[customer] = overall.get(customer, 0) + int(count)
-                if used_channel == channel:
-                    on_channel[customer] = int(count)
-            tiers = dict(conn.execute(_TIERS, given).all()) if suppressed else {}
+            for row in found["recent"]:
+                customer, count = row["customer_id"], int(row["contacts"])
+                overall[customer] = overall.get(customer, 0) + count
+                if row["channel"] == channel:
+                    on_channel[customer] = count
+            tiers = {row["customer_id"]: row["tier"] for row in found.get("tiers", [])}
             for customer in chunk:
                 decisions[customer] = _decide(
                     status.get(customer), tiers.get(customer), suppressed, consent.get(customer), asked.get(customer),

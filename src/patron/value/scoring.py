@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
+from sqlalchemy import Engine, bindparam, delete, insert, select
 
 from patron.cif.money import minor_exponent
 from patron.cif.schema import table_of
@@ -218,7 +218,7 @@ def latest_run_id(engine: Engine, source: str | None = None) -> int:
     return int(run_id)
 
 
-_LATEST_SCORE = (
+LATEST_SCORE = (
     select(
         SCORES.run_id,
         RUNS.model,
@@ -235,13 +235,7 @@ _LATEST_SCORE = (
     .where(SCORES.customer_id == bindparam("customer_id"))
     .order_by(SCORES.run_id.desc())
     .limit(1)
-)  # fmt: skip  (built once: it runs on every profile lookup)
-
-
-def latest_customer_score(conn: Connection, customer_id: int) -> dict[str, Any] | None:
-    """One customer's scores in the newest run that scored them, with the run's model and date."""
-    row = conn.execute(_LATEST_SCORE, {"customer_id": customer_id}).mappings().first()
-    return dict(row) if row is not None else None
+)  # fmt: skip  (one customer's scores in the newest run that scored them; built once: every profile reads it)
 
 
 def run_scores(engine: Engine, run_id: int) -> pl.DataFrame:
