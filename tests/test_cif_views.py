@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from patron.cif import schema as s
 from patron.cif.importer import import_file
@@ -17,6 +18,7 @@ from patron.cif.quality import quality_report
 from patron.cif.retention import apply_retention, stale_prospects
 from patron.cif.schema import table_of
 from patron.cif.sealed import new_key
+from patron.cif.store import for_lookups, read_once_more
 from patron.cif.view import ORDER_SUMMARY, RECORD_READS, customer_view, list_customers, resolve_customer
 from patron.engage.consent import record_consent
 from patron.errors import NotFoundError
@@ -195,3 +197,23 @@ def test_one_round_trip_reads_exactly_what_the_separate_statements_read(
     assert isinstance(together["consents"][0]["recorded_at"], dt.datetime)
     assert {row["key"] for row in together["attributes"]} == {"plan", "renewal", "score"}
     get_settings.cache_clear()
+
+
+@pytest.mark.postgres
+def test_a_lookup_on_a_dropped_connection_is_read_again_on_a_fresh_one(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("lookups keep their own unpinged pool on PostgreSQL only")
+    lookups = for_lookups(engine)
+
+    def kill_the_pooled_connection() -> int:
+        with lookups.connect() as conn:  # this connection goes back to the pool and is killed there
+            backend = int(conn.scalar(select(func.pg_backend_pid())) or 0)
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.pg_terminate_backend(backend))) is True
+        return backend
+
+    kill_the_pooled_connection()
+    with pytest.raises(DBAPIError), lookups.connect() as conn:  # nothing checks it on checkout: the read fails
+        conn.execute(select(1))
+    backend = kill_the_pooled_connection()
+    assert read_once_more(engine, lambda conn: conn.scalar(select(func.pg_backend_pid()))) != backend

@@ -17,7 +17,7 @@ from patron.auth.trail import trail_for
 from patron.cif import schema as s
 from patron.cif.parts import PartReads
 from patron.cif.schema import table_of
-from patron.cif.store import for_lookups
+from patron.cif.store import read_once_more
 from patron.cif.view import (
     ORDER_SUMMARY,
     RECORD_READS,
@@ -131,8 +131,7 @@ def customer_profile(
     A handful of indexed reads (no order or interaction history), so personalisation can call it per page view.
     """
     check_visible(engine, principal, customer_id)
-    with for_lookups(engine).connect() as conn:
-        parts = _PROFILE.fetch(conn, {"customer_id": customer_id})
+    parts = read_once_more(engine, lambda conn: _PROFILE.fetch(conn, {"customer_id": customer_id}))
     record = record_from(parts, customer_id)
     if principal.sees_pii:
         trail_for(engine).record(principal.username, interface, customer_id)

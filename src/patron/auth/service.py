@@ -21,7 +21,7 @@ from sqlalchemy import Engine, bindparam, insert, select
 
 from patron.auth.schema import ApiToken, User
 from patron.cif.schema import _now, table_of
-from patron.cif.store import for_lookups
+from patron.cif.store import read_once_more
 from patron.errors import ConflictError, InvalidInputError, PatronError
 
 USERS = table_of(User)
@@ -169,8 +169,7 @@ def principal_for_token(engine: Engine, secret: str) -> Principal:
     with _KNOWN_LOCK:
         known = _KNOWN_TOKENS.get(key)
     if known is None or time.monotonic() - known[0] > TOKEN_MEMORY_SECONDS:
-        with for_lookups(engine).connect() as conn:
-            row = conn.execute(_TOKEN_OWNER, {"digest": key[1]}).first()
+        row = read_once_more(engine, lambda conn: conn.execute(_TOKEN_OWNER, {"digest": key[1]}).first())
         if row is None:
             raise UnauthorizedError("the token is unknown or has expired: sign in again")
         known = (time.monotonic(), Principal(row.username, row.role, row.id), row.expires_at)

@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert,
 
 from patron.cif import schema as s
 from patron.cif.schema import table_of
-from patron.cif.store import for_lookups
+from patron.cif.store import read_once_more
 from patron.engage.policy import check_contacts
 from patron.engage.schema import CampaignPlan, Offer, OfferCandidate
 from patron.errors import InvalidInputError, NotFoundError
@@ -218,8 +218,7 @@ def next_best_offer(engine: Engine, customer_id: int, *, channel: str = "email")
     today's validity and the channel, then the contact policy checked now. A customer not decided yet (new since
     the last decision, or no decision ever made) is worked out on the spot, as ``next_best_offers`` does."""
     today = dt.date.today()
-    with for_lookups(engine).connect() as conn:
-        stored = conn.execute(_STORED, {"customer_id": customer_id}).all()
+    stored = read_once_more(engine, lambda conn: conn.execute(_STORED, {"customer_id": customer_id}).all())
     if not stored:
         choices = next_best_offers(engine, customer_ids=[customer_id], channel=channel)
         if not choices:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import BindParameter, Engine, bindparam, func, select
 
 from patron.cif import schema as s
 from patron.cif.parts import PartReads
 from patron.cif.schema import table_of
-from patron.cif.store import for_lookups
+from patron.cif.store import read_once_more
 from patron.value.schema import CustomerScore
 
 CUSTOMERS = table_of(s.Customer)
@@ -91,28 +92,27 @@ def check_contacts(
     suppressed = set(suppress_tiers)
     decisions: dict[int, Decision] = {}
     reads = _WITH_TIERS if suppressed else _READS
-    with for_lookups(engine).connect() as conn:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            given = {"ids": chunk, "channel": channel, "purpose": purpose, "since": month_ago}
-            found = reads.fetch(conn, given)  # one round trip on PostgreSQL
-            status = {row["id"]: row["status"] for row in found["status"]}
-            # ordered oldest first: the last one seen is in force
-            consent: dict[int, str] = {row["customer_id"]: row["status"] for row in found["consents"]}
-            asked = {row["customer_id"]: row["max_per_month"] for row in found["asked"]}
-            on_channel: dict[int, int] = {}
-            overall: dict[int, int] = {}
-            for row in found["recent"]:
-                customer, count = row["customer_id"], int(row["contacts"])
-                overall[customer] = overall.get(customer, 0) + count
-                if row["channel"] == channel:
-                    on_channel[customer] = count
-            tiers = {row["customer_id"]: row["tier"] for row in found.get("tiers", [])}
-            for customer in chunk:
-                decisions[customer] = _decide(
-                    status.get(customer), tiers.get(customer), suppressed, consent.get(customer), asked.get(customer),
-                    on_channel.get(customer, 0), overall.get(customer, 0), channel, purpose, frequency_cap,
-                )  # fmt: skip
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        given = {"ids": chunk, "channel": channel, "purpose": purpose, "since": month_ago}
+        found = read_once_more(engine, partial(reads.fetch, parameters=given))  # one round trip on PostgreSQL
+        status = {row["id"]: row["status"] for row in found["status"]}
+        # ordered oldest first: the last one seen is in force
+        consent: dict[int, str] = {row["customer_id"]: row["status"] for row in found["consents"]}
+        asked = {row["customer_id"]: row["max_per_month"] for row in found["asked"]}
+        on_channel: dict[int, int] = {}
+        overall: dict[int, int] = {}
+        for row in found["recent"]:
+            customer, count = row["customer_id"], int(row["contacts"])
+            overall[customer] = overall.get(customer, 0) + count
+            if row["channel"] == channel:
+                on_channel[customer] = count
+        tiers = {row["customer_id"]: row["tier"] for row in found.get("tiers", [])}
+        for customer in chunk:
+            decisions[customer] = _decide(
+                status.get(customer), tiers.get(customer), suppressed, consent.get(customer), asked.get(customer),
+                on_channel.get(customer, 0), overall.get(customer, 0), channel, purpose, frequency_cap,
+            )  # fmt: skip
     return decisions
 
 
