@@ -21,7 +21,7 @@ from patron.cif import schema as s
 from patron.cif.mapping import FieldSpec, Mapping
 from patron.cif.plans import build_plans
 from patron.cif.reader import LINE, Reject, read_source
-from patron.cif.store import refresh_statistics
+from patron.cif.store import REFRESH_STATISTICS_AFTER, refresh_statistics
 from patron.cif.validate import raw_expr, validate
 from patron.cif.writers import (
     LINE_NO,
@@ -36,7 +36,6 @@ from patron.errors import MappingError
 
 ProgressCallback = Callable[[int, int], None]
 _GROUP = "__group__"
-REFRESH_STATISTICS_AFTER = 10_000  # rows written or updated
 _BATCH = "__batch__"
 
 

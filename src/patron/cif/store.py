@@ -81,6 +81,9 @@ def store_counts(engine: Engine) -> dict[str, int]:
     return {"customers": customers, "orders": orders, "order_lines": lines}
 
 
+REFRESH_STATISTICS_AFTER = 10_000  # rows written at once: imports, score runs, offer decisions
+
+
 def refresh_statistics(engine: Engine) -> None:
     """Let the query planner see what a large import brought in.
 

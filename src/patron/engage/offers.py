@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert,
 
 from patron.cif import schema as s
 from patron.cif.schema import table_of
-from patron.cif.store import read_once_more
+from patron.cif.store import REFRESH_STATISTICS_AFTER, read_once_more, refresh_statistics
 from patron.engage.policy import check_contacts
 from patron.engage.schema import CampaignPlan, Offer, OfferCandidate
 from patron.errors import InvalidInputError, NotFoundError
@@ -210,6 +210,8 @@ def decide_offers(engine: Engine, *, models: Mapping[str, str] | None = None, as
         conn.execute(delete(CANDIDATES))
         for start in range(0, len(rows), 5000):
             conn.execute(insert(CANDIDATES), rows[start : start + 5000])
+    if len(rows) >= REFRESH_STATISTICS_AFTER:
+        refresh_statistics(engine)  # the real-time lookup reads these by customer
     return len(ids)
 
 
