@@ -306,16 +306,22 @@ def test_a_bandit_wave_learns_from_the_first_wave(engine: Engine, write_file: Wr
     assert dict(second).get("B", 0) >= 19  # B answered every time in wave 1: nearly all of wave 2 goes to B
 
 
+def _two_offers(engine: Engine, write_file: WriteFile, voucher_channel: str | None = None) -> dict[str, int]:
+    """The small shop, e-mail consent from c1, c2 and c12, a bundle for those who spent 30 and a voucher for all."""
+    ids = customers(engine, write_file)
+    for name in ("c1", "c2", "c12"):
+        record_consent(engine, ids[name], channel="email")
+    create_offer(engine, "big bundle", margin=40.0, eligibility="revenue >= 30")
+    create_offer(engine, "small voucher", margin=5.0, channel=voucher_channel)
+    return ids
+
+
 def test_next_best_offer_takes_the_highest_expected_value_the_policy_allows(
     engine: Engine, write_file: WriteFile
 ) -> None:
     from patron.engage.offers import next_best_offers  # noqa: PLC0415
 
-    ids = customers(engine, write_file)
-    for name in ("c1", "c2", "c12"):
-        record_consent(engine, ids[name], channel="email")
-    create_offer(engine, "big bundle", margin=40.0, eligibility="revenue >= 30")
-    create_offer(engine, "small voucher", margin=5.0)
+    ids = _two_offers(engine, write_file)
     choices = {c.customer_id: c for c in next_best_offers(engine, customer_ids=[ids["c1"], ids["c3"], ids["c12"]])}
     assert choices[ids["c12"]].offer == "big bundle"  # spent 32: eligible for both, the bundle is worth more
     assert choices[ids["c12"]].reason.startswith(
@@ -456,11 +462,7 @@ def test_decided_offers_give_the_live_answer_and_go_stale_when_offers_change(
 ) -> None:
     from patron.engage.offers import decide_offers, next_best_offer, next_best_offers  # noqa: PLC0415
 
-    ids = customers(engine, write_file)
-    for name in ("c1", "c2", "c12"):
-        record_consent(engine, ids[name], channel="email")
-    create_offer(engine, "big bundle", margin=40.0, eligibility="revenue >= 30")
-    create_offer(engine, "small voucher", margin=5.0, channel="email")
+    ids = _two_offers(engine, write_file, voucher_channel="email")
     everyone = sorted(ids.values())
     live = {c.customer_id: c for c in next_best_offers(engine, customer_ids=everyone)}
     assert decide_offers(engine) == len(everyone)

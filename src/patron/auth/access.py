@@ -100,7 +100,7 @@ def check_visible(engine: Engine, principal: Principal, customer_id: int) -> Non
                 raise NotFoundError(f"there is no customer {customer_id} in your portfolio", field="customer_id")
 
 
-def _mask_record(record: CustomerView | CustomerRecord, customer_id: int) -> None:
+def _mask_record(record: CustomerRecord, customer_id: int) -> None:
     record.customer = {**_masked(record.customer, PERSONAL["customer"]), "display_name": pseudonym_of(customer_id)}
     # Source-system ids stay: they are how an analyst joins back to their own systems, never contact data.
     record.identities = [identity for identity in record.identities if identity["kind"] == "external"]

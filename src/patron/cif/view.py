@@ -42,14 +42,22 @@ class TimelineEntry:
 
 
 @dataclass
-class CustomerView:
+class CustomerRecord:
+    """C and the consents of one customer: what a real-time profile lookup needs, without the history."""
+
     customer: dict[str, Any]
     identities: list[dict[str, Any]]
     profile: dict[str, Any]
     attributes: dict[str, Any]
+    consents: list[dict[str, Any]]
+
+
+@dataclass
+class CustomerView(CustomerRecord):
+    """The record with the whole history: orders, interactions, campaigns and the merged timeline."""
+
     orders: list[dict[str, Any]]
     interactions: list[dict[str, Any]]
-    consents: list[dict[str, Any]]
     campaigns: list[dict[str, Any]]
     timeline: list[TimelineEntry] = field(default_factory=list)
 
@@ -157,17 +165,6 @@ def list_customers(
         total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
         rows = [dict(row) for row in conn.execute(query).mappings()]
     return rows, total
-
-
-@dataclass
-class CustomerRecord:
-    """C and the consents of one customer: what a real-time profile lookup needs, without the history."""
-
-    customer: dict[str, Any]
-    identities: list[dict[str, Any]]
-    profile: dict[str, Any]
-    attributes: dict[str, Any]
-    consents: list[dict[str, Any]]
 
 
 # Built once: constructing a statement costs several times what SQLite takes to run it, and profile lookups
@@ -311,16 +308,7 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
         )
     for entry in campaigns:
         entry["responses"] = [dict(r) for r in responses if r["campaign_id"] == entry["id"]]
-    view = CustomerView(
-        customer=record.customer,
-        identities=record.identities,
-        profile=record.profile,
-        attributes=record.attributes,
-        orders=list(orders.values()),
-        interactions=interactions,
-        consents=record.consents,
-        campaigns=campaigns,
-    )
+    view = CustomerView(**vars(record), orders=list(orders.values()), interactions=interactions, campaigns=campaigns)
     view.timeline = _timeline(view)
     return view
 
