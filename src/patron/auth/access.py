@@ -65,13 +65,13 @@ def pseudonym_of(customer_id: int) -> str:
     return "customer-" + hashlib.sha256(f"patron:{customer_id}".encode()).hexdigest()[:10]
 
 
-_AUDIT = insert(table_of(s.AuditEvent))  # built once: every read of personal data writes one row
-
-
 def _record(engine: Engine, principal: Principal, action: str, customer_id: int | None, interface: str) -> None:
-    event = {"actor": principal.username, "interface": interface, "action": action, "entity": "customer"}
     with engine.begin() as conn:
-        conn.execute(_AUDIT, {**event, "entity_id": customer_id})
+        conn.execute(
+            insert(table_of(s.AuditEvent)).values(
+                actor=principal.username, interface=interface, action=action, entity="customer", entity_id=customer_id
+            )
+        )
 
 
 def customers_page(

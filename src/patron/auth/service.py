@@ -155,20 +155,29 @@ _KNOWN_TOKENS: dict[tuple[int, str], tuple[float, Principal, dt.datetime | None]
 _KNOWN_LOCK = threading.Lock()
 
 
+def _remembered(key: tuple[int, str]) -> tuple[float, Principal, dt.datetime | None] | None:
+    with _KNOWN_LOCK:
+        known = _KNOWN_TOKENS.get(key)
+    return known if known is not None and time.monotonic() - known[0] <= TOKEN_MEMORY_SECONDS else None
+
+
+def _unexpired(known: tuple[float, Principal, dt.datetime | None]) -> Principal:
+    _, principal, expires_at = known
+    if expires_at is not None and expires_at < _now():
+        raise UnauthorizedError("the token is unknown or has expired: sign in again")
+    return principal
+
+
 def remembered_principal(engine: Engine, secret: str) -> Principal | None:
     """The token's holder if this process checked it in the last few seconds (no store access), else ``None``."""
-    with _KNOWN_LOCK:
-        known = _KNOWN_TOKENS.get((id(engine), _digest(secret)))
-    if known is None or time.monotonic() - known[0] > TOKEN_MEMORY_SECONDS:
-        return None
-    return principal_for_token(engine, secret)
+    known = _remembered((id(engine), _digest(secret)))
+    return _unexpired(known) if known is not None else None
 
 
 def principal_for_token(engine: Engine, secret: str) -> Principal:
     key = (id(engine), _digest(secret))
-    with _KNOWN_LOCK:
-        known = _KNOWN_TOKENS.get(key)
-    if known is None or time.monotonic() - known[0] > TOKEN_MEMORY_SECONDS:
+    known = _remembered(key)
+    if known is None:
         row = read_once_more(engine, lambda conn: conn.execute(_TOKEN_OWNER, {"digest": key[1]}).first())
         if row is None:
             raise UnauthorizedError("the token is unknown or has expired: sign in again")
@@ -177,7 +186,4 @@ def principal_for_token(engine: Engine, secret: str) -> Principal:
             if len(_KNOWN_TOKENS) > 10_000:
                 _KNOWN_TOKENS.clear()
             _KNOWN_TOKENS[key] = known
-    _, principal, expires_at = known
-    if expires_at is not None and expires_at < _now():
-        raise UnauthorizedError("the token is unknown or has expired: sign in again")
-    return principal
+    return _unexpired(known)

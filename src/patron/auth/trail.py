@@ -15,6 +15,7 @@ import atexit
 import datetime as dt
 import logging
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -49,23 +50,31 @@ class ReadTrail:
 
     def flush(self) -> int:
         """Write what is pending now; returns the events written."""
+        batch = self._take()
+        self._write(batch)
+        return len(batch)
+
+    def _take(self) -> list[dict[str, Any]]:
         with self._lock:
             batch, self._pending = self._pending, []
+        return batch
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
         if batch:
             with self._engine.begin() as conn:
                 conn.execute(_AUDIT, batch)
-        return len(batch)
 
     def _run(self) -> None:
         idle = 0
-        stop = threading.Event()
         while idle < IDLE_ROUNDS:
-            stop.wait(FLUSH_SECONDS)
+            time.sleep(FLUSH_SECONDS)
+            batch = self._take()
             try:
-                idle = 0 if self.flush() else idle + 1
+                self._write(batch)
             except Exception:  # the store went away (a test's file, a closed pool): say so, do not kill the server
-                _log.exception("could not write %d read events to the audit log", len(self._pending))
+                _log.exception("could not write %d read events to the audit log", len(batch))
                 return
+            idle = 0 if batch else idle + 1
 
 
 _TRAILS: weakref.WeakKeyDictionary[Engine, ReadTrail] = weakref.WeakKeyDictionary()

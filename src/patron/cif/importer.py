@@ -21,7 +21,7 @@ from patron.cif import schema as s
 from patron.cif.mapping import FieldSpec, Mapping
 from patron.cif.plans import build_plans
 from patron.cif.reader import LINE, Reject, read_source
-from patron.cif.store import REFRESH_STATISTICS_AFTER, refresh_statistics
+from patron.cif.store import refresh_statistics
 from patron.cif.validate import raw_expr, validate
 from patron.cif.writers import (
     LINE_NO,
@@ -229,8 +229,7 @@ def import_file(
     )
     _finish_run(engine, run_id, "done", _run_counts(result), rejects_path)
     _audit(engine, actor, interface, run_id, result)
-    if written + updated >= REFRESH_STATISTICS_AFTER:
-        refresh_statistics(engine)
+    refresh_statistics(engine, rows_written=written + updated)
     return result
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert,
 
 from patron.cif import schema as s
 from patron.cif.schema import table_of
-from patron.cif.store import REFRESH_STATISTICS_AFTER, read_once_more, refresh_statistics
+from patron.cif.store import read_once_more, refresh_statistics
 from patron.engage.policy import check_contacts
 from patron.engage.schema import CampaignPlan, Offer, OfferCandidate
 from patron.errors import InvalidInputError, NotFoundError
@@ -70,13 +70,23 @@ def _model_scores(engine: Engine, model: str) -> dict[int, float]:
         }
 
 
+def _offered(offer: Any, today: dt.date, channel: str | None) -> bool:
+    """An offer row (or a stored candidate joined to its offer) valid today and made on this channel: an offer
+    without a channel is made on any, and ``channel=None`` asks for all."""
+    valid = (offer.valid_from is None or offer.valid_from <= today) and (
+        offer.valid_to is None or offer.valid_to >= today
+    )
+    return valid and (channel is None or offer.channel is None or offer.channel == channel)
+
+
 def _valid_offers(engine: Engine, today: dt.date, channel: str | None) -> list[Row[Any]]:
     with engine.connect() as conn:
-        return [
-            row for row in conn.execute(select(OFFERS))
-            if (row.valid_from is None or row.valid_from <= today) and (row.valid_to is None or row.valid_to >= today)
-            and (channel is None or row.channel is None or row.channel == channel)
-        ]  # fmt: skip
+        return [row for row in conn.execute(select(OFFERS)) if _offered(row, today, channel)]
+
+
+_NO_CANDIDATES = pl.DataFrame(
+    schema={"customer_id": pl.Int64, "offer": pl.String, "offer_id": pl.Int64, "value": pl.Float64, "reason": pl.String}
+)
 
 
 def _candidates(
@@ -120,9 +130,7 @@ def _candidates(
                 ).alias("reason"),
             )
         )
-    empty = pl.DataFrame(schema={"customer_id": pl.Int64, "offer": pl.String, "offer_id": pl.Int64,
-                                 "value": pl.Float64, "reason": pl.String})  # fmt: skip
-    frame = pl.concat([c.select(empty.columns) for c in candidates]) if candidates else empty
+    frame = pl.concat([c.select(_NO_CANDIDATES.columns) for c in candidates]) if candidates else _NO_CANDIDATES
     return ids, frame
 
 
@@ -188,19 +196,14 @@ def decide_offers(engine: Engine, *, models: Mapping[str, str] | None = None, as
     decision; the real-time lookup reads them. Returns the customers decided."""
     decided_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     offers = _valid_offers(engine, as_of or dt.date.today(), None)
-    ids, candidates = _candidates(engine, offers, None, models, as_of) if offers else ([], pl.DataFrame())
-    if offers:
-        kept = (
-            candidates.sort("value", descending=True)
-            .group_by("customer_id", maintain_order=True)
-            .head(KEEP_PER_CUSTOMER)
-        )
-        ineligible = sorted(set(ids) - set(kept["customer_id"].to_list()))
-    else:
-        kept, ineligible = pl.DataFrame(), ids
+    ids, candidates = _candidates(engine, offers, None, models, as_of) if offers else ([], _NO_CANDIDATES)
+    kept = (
+        candidates.sort("value", descending=True).group_by("customer_id", maintain_order=True).head(KEEP_PER_CUSTOMER)
+    )
+    ineligible = sorted(set(ids) - set(kept["customer_id"].to_list()))
     rows = [
         {"customer_id": c, "offer_id": o, "expected_value": v, "reason": r, "decided_at": decided_at}
-        for c, o, v, r in (kept.select("customer_id", "offer_id", "value", "reason").iter_rows() if offers else [])
+        for c, o, v, r in kept.select("customer_id", "offer_id", "value", "reason").iter_rows()
     ] + [
         {"customer_id": c, "offer_id": None, "expected_value": 0.0, "reason": "eligible for no offer",
          "decided_at": decided_at}
@@ -210,8 +213,7 @@ def decide_offers(engine: Engine, *, models: Mapping[str, str] | None = None, as
         conn.execute(delete(CANDIDATES))
         for start in range(0, len(rows), 5000):
             conn.execute(insert(CANDIDATES), rows[start : start + 5000])
-    if len(rows) >= REFRESH_STATISTICS_AFTER:
-        refresh_statistics(engine)  # the real-time lookup reads these by customer
+    refresh_statistics(engine, rows_written=len(rows))  # the real-time lookup reads these by customer
     return len(ids)
 
 
@@ -226,22 +228,12 @@ def next_best_offer(engine: Engine, customer_id: int, *, channel: str = "email")
         if not choices:
             raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
         return choices[0]
-    usable = [
-        row for row in stored
-        if row.offer_id is not None and (row.valid_from is None or row.valid_from <= today)
-        and (row.valid_to is None or row.valid_to >= today) and (row.channel is None or row.channel == channel)
-    ]  # fmt: skip
+    usable = [row for row in stored if row.offer_id is not None and _offered(row, today, channel)]
+    decided = f"decided {stored[0].decided_at:%Y-%m-%d %H:%M}"
     if not usable:
-        return OfferChoice(
-            customer_id,
-            None,
-            0.0,
-            f"eligible for no offer on {channel} (decided {stored[0].decided_at:%Y-%m-%d %H:%M})",
-        )
+        return OfferChoice(customer_id, None, 0.0, f"eligible for no offer on {channel} ({decided})")
     decision = check_contacts(engine, [customer_id], channel=channel)[customer_id]
     if not decision.allowed:
         return OfferChoice(customer_id, None, 0.0, f"not contacted: {decision.reason}")
     best = usable[0]
-    return OfferChoice(
-        customer_id, best.name, float(best.expected_value), f"{best.reason} (decided {best.decided_at:%Y-%m-%d %H:%M})"
-    )
+    return OfferChoice(customer_id, best.name, float(best.expected_value), f"{best.reason} ({decided})")

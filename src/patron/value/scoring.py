@@ -12,7 +12,7 @@ from sqlalchemy import Engine, bindparam, delete, insert, select
 
 from patron.cif.money import minor_exponent
 from patron.cif.schema import table_of
-from patron.cif.store import REFRESH_STATISTICS_AFTER, refresh_statistics
+from patron.cif.store import refresh_statistics
 from patron.errors import InvalidInputError, NotFoundError
 from patron.value.clv import ClvSettings, customer_lifetime_value
 from patron.value.diagnostics import MODELS, ModelChoice, choose_model
@@ -120,8 +120,7 @@ def insert_scores(engine: Engine, rows: pl.DataFrame) -> None:
     with engine.begin() as conn:
         for start in range(0, len(batch), 5000):
             conn.execute(insert(table_of(CustomerScore)), batch[start : start + 5000])
-    if len(batch) >= REFRESH_STATISTICS_AFTER:
-        refresh_statistics(engine)  # profile lookups read the newest scores by customer
+    refresh_statistics(engine, rows_written=len(batch))  # profile lookups read the newest scores by customer
 
 
 def delete_run(engine: Engine, run_id: int) -> None:
