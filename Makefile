@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install Patron with its development tools
+# HTMX comes from the npm registry (no Python package ships it) and is served from the package's static folder.
+HTMX_JS := src/patron/web/static/vendor/htmx.min.js
+$(HTMX_JS): package-lock.json
+	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm)
+	npm ci --no-audit --no-fund --ignore-scripts --silent
+	mkdir -p $(dir $@)
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+install: $(STAMP) $(HTMX_JS) ## Create .venv and install Patron with its development tools and the pages' HTMX
 
 run: install ## Install, load the demo data into the embedded store if it is empty, and serve the app
 	$(BIN)/patron demo --if-empty
@@ -61,4 +69,4 @@ bench: install $(ANCHORS_STAMP) ## Run the benchmarks in bench/ (with lifetimes,
 	$(BIN)/python bench/run.py
 
 clean: ## Remove the virtual environment and caches (keeps patron-data/)
-	rm -rf $(VENV) $(ANCHORS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ANCHORS) node_modules $(dir $(HTMX_JS)) .pytest_cache .mypy_cache .ruff_cache

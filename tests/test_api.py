@@ -273,3 +273,26 @@ def test_next_best_offer_through_the_api(client: TestClient, engine: Engine) -> 
     assert client.get("/api/customers/999999/next-best-offer", headers=admin).status_code == 404
     bob = customer_id(client, admin, "bob@example.org")
     assert client.get(f"/api/customers/{bob}/next-best-offer", headers=sign_in(client, "manager")).status_code == 404
+
+
+def test_the_pages_live_fragments_count_explain_and_send_the_signed_out_to_sign_in(client: TestClient) -> None:
+    signed_out = client.post("/segments/count", data={"rule": "revenue > 0"})
+    assert signed_out.status_code == 401
+    assert signed_out.headers["HX-Redirect"] == "/login"
+
+    analyst = sign_in(client, "analyst")
+    counted = client.post("/segments/count", data={"rule": 'source == "crm"'}, headers=analyst)
+    assert counted.status_code == 200
+    assert 'class="live ok"' in counted.text
+    assert "3 of 3 customers match" in counted.text
+
+    mistaken = client.post("/segments/count", data={"rule": "revenu > 0"}, headers=analyst)
+    assert 'class="live error"' in mistaken.text
+    assert "unknown field" in mistaken.text
+
+    blank = client.post("/segments/count", data={"rule": "  "}, headers=analyst)
+    assert "Type a rule" in blank.text
+
+    unknown_import = client.get("/imports/0123456789ab/panel", headers=analyst)
+    assert unknown_import.status_code == 404
+    assert client.get("/campaigns/nosuch/live", headers=analyst).status_code == 404

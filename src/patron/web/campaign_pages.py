@@ -6,13 +6,13 @@ from typing import Annotated
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from patron.api.common import engine_of
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import CampaignReport, campaign_report
 from patron.errors import PatronError
-from patron.web.pages import _chart, _page, _signed_in, _to_login
+from patron.web.pages import _chart, _fragment, _page, _signed_in, _signed_out_fragment, _to_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,6 +45,19 @@ def campaign(request: Request, key: str, kind: Annotated[str | None, Query(max_l
         request, "campaign.html", principal, key=key, problem=None, live=live, kinds=kinds, kind=chosen,
         report=report, chart=chart,
     )  # fmt: skip
+
+
+@router.get("/campaigns/{key}/live", response_model=None)
+def campaign_live(request: Request, key: str) -> Response:
+    """The live counts panel alone: the campaign page polls it every five seconds."""
+    principal = _signed_in(request)
+    if principal is None:
+        return _signed_out_fragment(request)
+    try:
+        live = live_counts(engine_of(request), key)
+    except PatronError as error:
+        return HTMLResponse(error.message, status_code=404)
+    return _fragment(request, "_campaign_live.html", key=key, live=live)
 
 
 def _uplift_figure(report: CampaignReport) -> go.Figure:

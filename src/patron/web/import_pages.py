@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from patron.api.common import engine_of
 from patron.cif.import_jobs import import_job, recent_imports, start_import
 from patron.errors import PatronError
 from patron.settings import get_settings
-from patron.web.pages import _page, _signed_in, _to_login
+from patron.web.pages import _fragment, _page, _signed_in, _signed_out_fragment, _to_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,12 +57,13 @@ async def upload(
     return RedirectResponse(f"/imports?job={job.id}", status_code=303)
 
 
-@router.get("/imports/{job_id}/progress", response_model=None)
-def progress(request: Request, job_id: str) -> Response:
+@router.get("/imports/{job_id}/panel", response_model=None)
+def progress_panel(request: Request, job_id: str) -> Response:
+    """The progress panel alone: while the import runs it asks for itself again (HTMX); any server process answers."""
     principal = _signed_in(request)
     if principal is None:
-        return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
+        return _signed_out_fragment(request)
     job = import_job(job_id, uploads_dir())
     if job is None:
-        return JSONResponse({"detail": f"there is no import {job_id!r}", "code": "not_found"}, status_code=404)
-    return JSONResponse(job.as_dict())
+        return HTMLResponse(f"there is no import {job_id!r}", status_code=404)
+    return _fragment(request, "_import_job.html", job=job)

@@ -21,7 +21,7 @@ from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.errors import PatronError
 from patron.segments.evolution import migration, sankey, value_share_over_time
-from patron.segments.rules import list_segments
+from patron.segments.rules import list_segments, preview
 from patron.service.cases import work_queue
 from patron.service.context import conversation_context
 from patron.service.metrics import daily_service_metrics, service_figure
@@ -48,6 +48,16 @@ def _chart(figure: go.Figure) -> str:
 
 def _page(request: Request, template: str, principal: Principal, **context: Any) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, template, {"user": principal, **context})
+
+
+def _fragment(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A piece of a page that HTMX swaps in (a partial template rendered alone)."""
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _signed_out_fragment(request: Request) -> HTMLResponse:
+    # HTMX follows this header with a full-page visit, so an expired session ends on the sign-in page.
+    return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
 
 
 def _signed_in(request: Request) -> Principal | None:
@@ -160,7 +170,28 @@ def segments(request: Request) -> Response:
     principal = _signed_in(request)
     if principal is None:
         return _to_login()
-    return _page(request, "segments.html", principal, segments=list_segments(engine_of(request)))
+    return _page(
+        request, "segments.html", principal, segments=list_segments(engine_of(request)), count=None, count_problem=None
+    )
+
+
+@router.post("/segments/count", response_model=None)
+def segment_count(request: Request, rule: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    """The segment builder's live count, as the fragment HTMX swaps in while the rule is typed."""
+    principal = _signed_in(request)
+    if principal is None:
+        return _signed_out_fragment(request)
+    context: dict[str, Any] = {"count": None, "customers": None, "count_problem": None}
+    if rule.strip():
+        try:
+            result = preview(engine_of(request), rule, sample=0) if principal.can("read_customers") else None
+        except PatronError as error:
+            result, context["count_problem"] = None, error.message
+        if result is not None:
+            context.update(count=result.count, customers=result.customers)
+        elif context["count_problem"] is None:
+            context["count_problem"] = "Your role cannot count customers."
+    return _fragment(request, "_live_count.html", **context)
 
 
 @router.get("/service", response_model=None)
