@@ -8,9 +8,12 @@ For segments a copy is 100k customers and 1M order lines, so ×10 is the 1M-cust
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,9 +42,7 @@ def main() -> None:
         # A benchmark may have sizes of its own, e.g. PATRON_BENCH_COPIES_PIPELINE=1,10,100,1000.
         own = os.environ.get(f"PATRON_BENCH_COPIES_{name.upper()}", DEFAULT_COPIES.get(name, ""))
         for count in [int(part) for part in own.split(",")] if own else copies:
-            for row in BENCHMARKS[name](count):
-                rows.append(row)
-                print(_line(row), flush=True)
+            rows.extend(_in_own_process(name, count))
     OUT.mkdir(exist_ok=True)
     header = (
         "| workload | size | Patron (s) | anchor | anchor (s) | Patron/anchor time | note |\n"
@@ -51,6 +52,22 @@ def main() -> None:
     print(f"wrote {OUT / 'results.md'}")
     if plot := bench_pipeline.plot_scaling(rows, OUT):
         print(f"wrote {plot}")
+
+
+def _in_own_process(name: str, copies: int) -> list[dict[str, object]]:
+    """Each benchmark and size runs in a fresh interpreter: the memory a ×1000 run kept, a Spark JVM still up or a
+    thread pool left behind must not slow the next one (the API load run was twice as slow after them)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, __file__, "--one", name, str(copies), out.name], check=True)
+        rows: list[dict[str, object]] = json.loads(Path(out.name).read_text())
+    return rows
+
+
+def _run_one(name: str, copies: int, out: Path) -> None:
+    rows = BENCHMARKS[name](copies)
+    for row in rows:
+        print(_line(row), flush=True)
+    out.write_text(json.dumps(rows))
 
 
 def _line(row: dict[str, object]) -> str:
@@ -64,4 +81,7 @@ def _line(row: dict[str, object]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--one"]:
+        _run_one(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        main()
