@@ -12,14 +12,17 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 from patron.errors import InvalidInputError
+from patron.value.occasions import is_sorted, occasions
 
 Period = Literal["D", "W", "M", "Y"]
 PERIOD_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
 
 TRANSACTION_COLUMNS = ("customer_id", "at", "revenue")
+EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass
@@ -81,12 +84,14 @@ def purchase_summary(
 
     amounts = [name for name in ("cost", "margin") if in_window[name].null_count() < in_window.height]
     per_customer = customer_rows(in_window, calibration_end, PERIOD_DAYS[period], amounts)
-    in_calibration = per_customer.filter(pl.col("seen_in_calibration"))
-    if late := per_customer.height - in_calibration.height:
+    late = per_customer.height - int(per_customer["seen_in_calibration"].sum())
+    if late:
         excluded["customers_first_seen_after_calibration_end"] = late
-    calibration = in_calibration.filter(pl.col("frequency") >= 0)
-    if without := in_calibration.height - calibration.height:
+    without = int((per_customer["frequency"] < 0).sum()) - late  # a late customer has no occasion either
+    if without:
         excluded["customers_without_a_purchase_occasion"] = without
+    # Filtering copies every column, so only when somebody is left out (in most bases nobody is).
+    calibration = per_customer.filter(pl.col("frequency") >= 0) if late or without else per_customer
     if calibration.height == 0:
         raise InvalidInputError("no customer has a purchase (a day with net revenue of zero or more) in the period")
     calibration = calibration.drop("seen_in_calibration")
@@ -142,74 +147,51 @@ def _normalise(transactions: pl.DataFrame) -> pl.DataFrame:
 
 
 def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) -> pl.DataFrame:
-    """Net amounts per customer and day, then every per-customer figure as a plain (fast) aggregation."""
+    """Every per-customer figure from one compiled pass over the lines sorted by customer and day."""
     amounts = [name for name in ("cost", "margin") if name in transactions.columns]
-    in_calibration = pl.col("day") <= end
-    occasion = in_calibration & (pl.col("revenue") >= 0)
-    later_occasion = ~in_calibration & (pl.col("revenue") >= 0)
-    days = (
-        transactions.lazy()
-        .group_by("customer_id", "day")
-        .agg(pl.col("revenue").sum(), *(e for name in amounts for e in _sum_and_count(name)))
-        .with_columns(_known_sum(name) for name in amounts)
-        .select(
-            "customer_id",
-            in_calibration.alias("in_calibration"),
-            pl.when(occasion).then(pl.col("day")).alias("occasion_day"),
-            pl.when(occasion).then(pl.col("revenue")).alias("occasion_revenue"),
-            pl.when(in_calibration).then(pl.col("revenue")).otherwise(0.0).alias("revenue"),
-            *(pl.when(in_calibration).then(pl.col(name)).alias(name) for name in amounts),
-            (in_calibration & (pl.col("revenue") < 0)).alias("return_day"),
-            later_occasion.alias("later_occasion"),
-            pl.when(later_occasion).then(pl.col("revenue")).otherwise(0.0).alias("later_revenue"),
+    ids = transactions["customer_id"]
+    codes = ids if ids.dtype.is_integer() else ids.rank("dense")  # the pass needs orderable integers
+    lines = transactions.select(codes.cast(pl.Int64).alias("code"), pl.col("day").cast(pl.Int32), "revenue", *amounts)
+    columns = (lines["code"].to_numpy(), lines["day"].to_numpy(), lines["revenue"].to_numpy())
+    if not is_sorted(columns[0], columns[1]):
+        lines = lines.sort("code", "day")
+        columns = (lines["code"].to_numpy(), lines["day"].to_numpy(), lines["revenue"].to_numpy())
+    nothing = np.empty(0, np.float64)
+    per = occasions(
+        *columns,
+        *(lines[name].fill_null(np.nan).to_numpy() if name in amounts else nothing for name in ("cost", "margin")),
+        calibration_end=(end - EPOCH).days,
+    )
+    frame = pl.DataFrame(per._asdict())
+    if codes is not ids:  # back from the codes to the customers' own ids
+        names = pl.DataFrame({"code": codes.cast(pl.Int64), "customer_id": ids}).unique("code")
+        frame = frame.join(names, left_on="customer", right_on="code").drop("customer")
+    else:
+        frame = frame.rename({"customer": "customer_id"}).with_columns(
+            pl.col("customer_id").cast(ids.dtype).set_sorted()  # the pass emits customers in order
         )
-    )
-    aggregated = days.group_by("customer_id").agg(
-        pl.col("in_calibration").any().alias("seen_in_calibration"),
-        pl.col("occasion_day").min().alias("first_purchase"),
-        pl.col("occasion_day").max().alias("last_purchase"),
-        pl.col("occasion_day").count().alias("occasions"),
-        pl.col("occasion_revenue").sum(),
-        pl.col("occasion_revenue").min_by("occasion_day").alias("first_revenue"),
-        pl.col("revenue").sum(),
-        *(e for name in amounts for e in _sum_and_count(name)),
-        pl.col("return_day").sum().cast(pl.Int64).alias("return_days"),
-        pl.col("later_occasion").sum().cast(pl.Int64).alias("frequency_holdout"),
-        pl.col("later_revenue").sum().alias("revenue_holdout"),
-    )
+    occurred = pl.col("occasions") > 0
+    first, last = (pl.when(occurred).then(pl.col(name).cast(pl.Date)) for name in ("first_day", "last_day"))
     # A customer without a purchase occasion gets frequency -1 here; the caller counts and drops them.
-    frequency = pl.col("occasions").cast(pl.Int64) - 1
-    return (
-        aggregated.with_columns(_known_sum(name) for name in amounts)
-        .select(
-            "customer_id",
-            "seen_in_calibration",
-            frequency.alias("frequency"),
-            ((pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days() / period_days).alias("recency"),
-            ((pl.lit(end) - pl.col("first_purchase")).dt.total_days() / period_days).alias("T"),
-            pl.when(frequency > 0)
-            .then((pl.col("occasion_revenue") - pl.col("first_revenue")) / frequency)
-            .otherwise(0.0)
-            .alias("monetary_value"),
-            "revenue",
-            *amounts,
-            "return_days",
-            "first_purchase",
-            "last_purchase",
-            "frequency_holdout",
-            "revenue_holdout",
-        )
-        .collect()
+    frequency = pl.col("occasions") - 1
+    return frame.select(
+        "customer_id",
+        "seen_in_calibration",
+        frequency.alias("frequency"),
+        ((last - first).dt.total_days() / period_days).alias("recency"),
+        ((pl.lit(end) - first).dt.total_days() / period_days).alias("T"),
+        pl.when(frequency > 0)
+        .then((pl.col("occasion_revenue") - pl.col("first_revenue")) / frequency)
+        .otherwise(0.0)
+        .alias("monetary_value"),
+        "revenue",
+        *(pl.when(pl.col(f"{name}_known")).then(pl.col(name)).alias(name) for name in amounts),
+        "return_days",
+        first.alias("first_purchase"),
+        last.alias("last_purchase"),
+        pl.col("holdout_occasions").alias("frequency_holdout"),
+        pl.col("holdout_revenue").alias("revenue_holdout"),
     )
-
-
-def _sum_and_count(name: str) -> tuple[pl.Expr, pl.Expr]:
-    return pl.col(name).sum(), pl.col(name).count().alias(f"{name}__known")
-
-
-def _known_sum(name: str) -> pl.Expr:
-    """A sum over costs nobody recorded is unknown (null), not zero (decided after the aggregation: fast)."""
-    return pl.when(pl.col(f"{name}__known") > 0).then(pl.col(name)).alias(name)
 
 
 def _as_date(value: object) -> dt.date:
