@@ -52,7 +52,7 @@ def campaign_live(request: Request, key: str) -> Response:
     """The live counts panel alone: the campaign page polls it every five seconds."""
     principal = _signed_in(request)
     if principal is None:
-        return _signed_out_fragment(request)
+        return _signed_out_fragment()
     try:
         live = live_counts(engine_of(request), key)
     except PatronError as error:

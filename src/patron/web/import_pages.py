@@ -62,7 +62,7 @@ def progress_panel(request: Request, job_id: str) -> Response:
     """The progress panel alone: while the import runs it asks for itself again (HTMX); any server process answers."""
     principal = _signed_in(request)
     if principal is None:
-        return _signed_out_fragment(request)
+        return _signed_out_fragment()
     job = import_job(job_id, uploads_dir())
     if job is None:
         return HTMLResponse(f"there is no import {job_id!r}", status_code=404)

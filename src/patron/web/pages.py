@@ -55,7 +55,7 @@ def _fragment(request: Request, template: str, status_code: int = 200, **context
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
 
 
-def _signed_out_fragment(request: Request) -> HTMLResponse:
+def _signed_out_fragment() -> HTMLResponse:
     # HTMX follows this header with a full-page visit, so an expired session ends on the sign-in page.
     return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
 
@@ -180,17 +180,17 @@ def segment_count(request: Request, rule: Annotated[str, Form(max_length=2000)] 
     """The segment builder's live count, as the fragment HTMX swaps in while the rule is typed."""
     principal = _signed_in(request)
     if principal is None:
-        return _signed_out_fragment(request)
+        return _signed_out_fragment()
     context: dict[str, Any] = {"count": None, "customers": None, "count_problem": None}
-    if rule.strip():
+    typed = bool(rule.strip())  # nothing typed: the empty state says what to type
+    if typed and not principal.can("read_customers"):
+        context["count_problem"] = "Your role cannot count customers."
+    elif typed:
         try:
-            result = preview(engine_of(request), rule, sample=0) if principal.can("read_customers") else None
-        except PatronError as error:
-            result, context["count_problem"] = None, error.message
-        if result is not None:
+            result = preview(engine_of(request), rule, sample=0)
             context.update(count=result.count, customers=result.customers)
-        elif context["count_problem"] is None:
-            context["count_problem"] = "Your role cannot count customers."
+        except PatronError as error:
+            context["count_problem"] = error.message
     return _fragment(request, "_live_count.html", **context)
 
 
