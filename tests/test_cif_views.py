@@ -196,6 +196,11 @@ def test_one_round_trip_reads_exactly_what_the_separate_statements_read(
     assert together["orders"][0]["revenue_minor"] == 2550
     assert isinstance(together["consents"][0]["recorded_at"], dt.datetime)
     assert {row["key"] for row in together["attributes"]} == {"plan", "renewal", "score"}
+    newest_first = select(s.Consent.status).where(s.Consent.customer_id == customer_id)
+    reversed_reads = PartReads(consents=newest_first.order_by(s.Consent.recorded_at.desc(), s.Consent.id.desc()))
+    with engine.connect() as conn:
+        statuses = reversed_reads.fetch(conn, {}, one_round_trip=True)["consents"]
+    assert [row["status"] for row in statuses] == ["withdrawn", "granted"]  # the statement's order, not the table's
     get_settings.cache_clear()
 
 

@@ -3,8 +3,10 @@
 On SQLite each statement runs in turn: a read is in-process work of tens of microseconds. On PostgreSQL every
 statement is a round trip to the server (about half a millisecond on the test machine), and a real-time lookup
 made ten of them. So there the statements become scalar subqueries of one ``SELECT``, each aggregated to JSON
-(``json_agg`` over the statement as written, its ORDER BY included), and the values come back to Python types
-through the statements' own column types: encrypted columns are decrypted, timestamps, dates and decimals parsed.
+(``json_agg`` over the statement as written), and the values come back to Python types through the statements' own
+column types: encrypted columns are decrypted, timestamps, dates and decimals parsed. A subquery's ORDER BY does
+not bind the aggregate that reads it (PostgreSQL only says it "usually works"), so each row carries its position by
+the statement's own order, and ``json_agg(... ORDER BY position)`` keeps it.
 The caller gets the same rows either way (tests/test_realtime_store.py compares them).
 """
 
@@ -15,10 +17,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Select, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 Rows = list[dict[str, Any]]
+POSITION = "part_position"
 
 
 class PartReads:
@@ -51,14 +55,18 @@ class PartReads:
         parts = []
         for name, statement in self.statements.items():
             alias = f"part_{name}"
-            rows = select(func.json_agg(literal_column(alias))).select_from(statement.subquery(alias))
+            ordered = statement.add_columns(
+                func.row_number().over(order_by=statement._order_by_clauses).label(POSITION)
+            )
+            part = ordered.subquery(alias)
+            rows = select(func.json_agg(aggregate_order_by(literal_column(alias), part.c[POSITION]))).select_from(part)
             parts.append(func.coalesce(rows.scalar_subquery(), text("'[]'::json"), type_=JSON).label(name))
         return select(*parts)
 
 
 def _decoded(statement: Select[Any], item: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
     types = {column.key: column.type for column in statement.selected_columns}
-    return {key: _native(types.get(key), value, dialect) for key, value in item.items()}
+    return {key: _native(types.get(key), value, dialect) for key, value in item.items() if key != POSITION}
 
 
 def _native(kind: TypeEngine[Any] | None, value: Any, dialect: Dialect) -> Any:
