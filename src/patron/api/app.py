@@ -28,6 +28,7 @@ from patron.web.strategy_pages import router as strategy_pages_router
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+HTMX_JS = STATIC / "vendor" / "htmx.min.js"  # from the npm registry, put there by `make install`
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:

@@ -299,11 +299,13 @@ def serve(
     """Serve the web app and the REST API (OpenAPI at /openapi.json)."""
     import uvicorn  # noqa: PLC0415  (only this command needs the server)
 
-    from patron.api.app import create_app  # noqa: PLC0415
+    from patron.api.app import HTMX_JS, create_app  # noqa: PLC0415
 
     engine = open_store()
     created = ensure_first_admin(engine)
     console.print(f"Patron is at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    if not HTMX_JS.exists():
+        console.print(f"[yellow]{HTMX_JS} is missing: the pages' live parts will not work; run `make install`[/yellow]")
     if created:
         console.print(f"sign in as [bold]admin[/bold] with password [bold]{FIRST_ADMIN_PASSWORD}[/bold]")
     if workers > 1:
