@@ -1,4 +1,5 @@
-"""Per-customer purchase summaries (frequency, recency, T, spend, margin) built column-wise in Polars.
+"""Per-customer purchase summaries (frequency, recency, T, spend, margin): one compiled pass over the order lines
+sorted by customer and day (``occasions.py``), then the model's figures column-wise in Polars.
 
 A *purchase occasion* is a day on which the customer's net revenue is not negative: several orders on one day
 count once (as in the buy-till-you-die literature; CDNOW's free $0 orders count too), and a day whose returns
@@ -152,13 +153,11 @@ def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) 
     ids = transactions["customer_id"]
     codes = ids if ids.dtype.is_integer() else ids.rank("dense")  # the pass needs orderable integers
     lines = transactions.select(codes.cast(pl.Int64).alias("code"), pl.col("day").cast(pl.Int32), "revenue", *amounts)
-    columns = (lines["code"].to_numpy(), lines["day"].to_numpy(), lines["revenue"].to_numpy())
-    if not is_sorted(columns[0], columns[1]):
+    if not is_sorted(lines["code"].to_numpy(), lines["day"].to_numpy()):  # a store's lines mostly are already
         lines = lines.sort("code", "day")
-        columns = (lines["code"].to_numpy(), lines["day"].to_numpy(), lines["revenue"].to_numpy())
     nothing = np.empty(0, np.float64)
     per = occasions(
-        *columns,
+        *(lines[name].to_numpy() for name in ("code", "day", "revenue")),
         *(lines[name].fill_null(np.nan).to_numpy() if name in amounts else nothing for name in ("cost", "margin")),
         calibration_end=(end - EPOCH).days,
     )
