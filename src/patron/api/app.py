@@ -16,6 +16,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from patron.api.campaign_routes import router as campaign_router
 from patron.api.common import patron_error, storage_error, validation_error
+from patron.api.engage_routes import router as engage_router
 from patron.api.routes import router as api_router
 from patron.api.strategy_routes import router as strategy_router
 from patron.auth.trail import flush_reads
@@ -57,6 +58,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(strategy_router)
     app.include_router(campaign_router)
+    app.include_router(engage_router)
     app.include_router(pages_router)
     app.include_router(strategy_pages_router)
     app.include_router(campaign_pages_router)

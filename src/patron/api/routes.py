@@ -18,6 +18,7 @@ from patron.auth.access import (
     customers_page,
     export_customers,
     pseudonym_of,
+    run_scores_page,
 )
 from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
@@ -204,6 +205,21 @@ def members(
 def runs(store: Store, principal: Caller, limit: Limit = 20) -> list[dict[str, Any]]:
     authorize(principal, "read_customers")
     return list_runs(store, limit)
+
+
+@router.get("/value/runs/{run_id}/scores", tags=["value"])
+def run_scores(
+    run_id: Annotated[int, Path(ge=1, le=2**53)],
+    *,
+    store: Store,
+    principal: Caller,
+    tier: Annotated[str | None, Query(pattern=r"^[A-Z]$")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A score run's customers by rank, best first: P(alive), expected purchases, CLV, value at risk, tier."""
+    rows, total = run_scores_page(store, principal, run_id, tier=tier, limit=limit, offset=offset)
+    return {"items": rows, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/value/lists/{name}", tags=["value"])

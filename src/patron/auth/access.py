@@ -28,7 +28,7 @@ from patron.cif.view import (
     record_from,
 )
 from patron.errors import NotFoundError
-from patron.value.scoring import LATEST_SCORE
+from patron.value.scoring import LATEST_SCORE, scores_page
 
 ACCOUNTS = table_of(s.Account)
 CONTACTS = table_of(s.AccountContact)
@@ -89,6 +89,14 @@ def customers_page(
     if not principal.sees_pii:
         rows = [{**row, "display_name": pseudonym_of(row["id"])} for row in rows]
     return rows, total
+
+
+def run_scores_page(
+    engine: Engine, principal: Principal, run_id: int, *, tier: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A score run's customers as the principal may see them (a manager: their portfolio's)."""
+    authorize(principal, "read_customers")
+    return scores_page(engine, run_id, tier=tier, within=portfolio(principal), limit=limit, offset=offset)
 
 
 def check_visible(engine: Engine, principal: Principal, customer_id: int) -> None:

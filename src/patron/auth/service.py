@@ -41,6 +41,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_users": frozenset({"admin"}),
     "read_strategy": frozenset({"admin", "manager", "analyst"}),
     "import_data": frozenset({"admin", "manager"}),
+    "record_consent": frozenset({"admin", "manager", "agent"}),
+    "manage_offers": frozenset({"admin", "manager"}),
 }
 
 

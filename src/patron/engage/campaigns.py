@@ -117,6 +117,13 @@ def create_offer(
         return int(conn.execute(insert(OFFERS).values(row).returning(OFFERS.c.id)).scalar_one())
 
 
+def list_offers(engine: Engine) -> list[dict[str, Any]]:
+    """Every offer, newest first, with its margin in the currency's units."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(OFFERS).order_by(OFFERS.c.id.desc())).mappings().all()
+    return [{**row, "margin": row["margin_minor"] / 100} for row in rows]
+
+
 def create_campaign(
     engine: Engine,
     key: str,

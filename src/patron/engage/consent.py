@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
@@ -49,3 +50,25 @@ def consent_in_force(engine: Engine, customer_id: int, *, channel: str, purpose:
             .limit(1)
         )
     return newest == "granted"
+
+
+def consent_ledger(engine: Engine, customer_id: int) -> dict[str, Any]:
+    """Every consent record of a customer, oldest first, and what is in force per channel and purpose now."""
+    with engine.connect() as conn:
+        if conn.scalar(select(s.Customer.id).where(s.Customer.id == customer_id)) is None:
+            raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        rows = conn.execute(
+            select(
+                CONSENTS.c.channel, CONSENTS.c.purpose, CONSENTS.c.status, CONSENTS.c.source,
+                CONSENTS.c.wording_version, CONSENTS.c.recorded_at,
+            )
+            .where(CONSENTS.c.customer_id == customer_id)
+            .order_by(CONSENTS.c.recorded_at, CONSENTS.c.id)
+        ).mappings().all()  # fmt: skip
+    records = [dict(row) for row in rows]
+    newest = {(row["channel"], row["purpose"]): row["status"] for row in records}  # later records overwrite
+    in_force = [
+        {"channel": channel, "purpose": purpose, "granted": status == "granted"}
+        for (channel, purpose), status in sorted(newest.items())
+    ]
+    return {"customer_id": customer_id, "in_force": in_force, "records": records}

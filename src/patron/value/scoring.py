@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select
 
 from patron.cif.money import minor_exponent
 from patron.cif.schema import table_of
@@ -247,6 +247,27 @@ def run_scores(engine: Engine, run_id: int) -> pl.DataFrame:
             raise NotFoundError(f"there is no score run {run_id}", field="run")
         rows = conn.execute(select(table_of(CustomerScore)).where(SCORES.run_id == run_id)).all()
     return pl.DataFrame([dict(row._mapping) for row in rows], infer_schema_length=None)
+
+
+def scores_page(
+    engine: Engine, run_id: int, *, tier: str | None = None, within: Select[tuple[int]] | None = None,
+    limit: int = 50, offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """One page of a run's customer scores by rank (best first), optionally one tier or a set of customers."""
+    conditions = [SCORES.run_id == run_id]
+    if tier is not None:
+        conditions.append(SCORES.tier == tier)
+    if within is not None:
+        conditions.append(SCORES.customer_id.in_(within))
+    with engine.connect() as conn:
+        if conn.scalar(select(RUNS.id).where(RUNS.id == run_id)) is None:
+            raise NotFoundError(f"there is no score run {run_id}", field="run_id")
+        total = int(conn.scalar(select(func.count()).select_from(table_of(CustomerScore)).where(*conditions)) or 0)
+        rows = conn.execute(
+            select(table_of(CustomerScore)).where(*conditions).order_by(SCORES.rank, SCORES.customer_id)
+            .limit(limit).offset(offset)
+        ).mappings().all()  # fmt: skip
+    return [dict(row) for row in rows], total
 
 
 def score_movement(engine: Engine, earlier: int, later: int) -> tuple[pl.DataFrame, pl.DataFrame]:
