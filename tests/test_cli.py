@@ -217,8 +217,13 @@ def test_offers_decided_for_every_customer_then_looked_up(tmp_path: Path) -> Non
     data = tmp_path / "people.csv"
     data.write_text("id,email\n1,a@example.com\n2,b@example.com\n")
     assert runner.invoke(app, ["import", str(data), "--mapping", str(mapping)]).exit_code == 0
+    assert "No offers yet" in runner.invoke(app, ["campaigns", "offers"]).output
     added = runner.invoke(app, ["campaigns", "offer", "welcome", "5", "--channel", "email"])
     assert "decide-offers" in added.output
+    listed = runner.invoke(app, ["campaigns", "offers"], terminal_width=200).output
+    assert "welcome" in listed
+    assert "5.00 USD" in listed
+    assert "everyone" in listed
     assert runner.invoke(app, ["campaigns", "consent", "crm:1", "email"]).exit_code == 0
     decided = runner.invoke(app, ["campaigns", "decide-offers"])
     assert "offers decided for 2 customers" in decided.output, decided.output

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, reports_errors
@@ -15,6 +16,7 @@ from patron.engage.campaigns import (
     contact_statuses,
     create_campaign,
     create_offer,
+    list_offers,
     prepare_campaign,
     record_response,
     send_campaign,
@@ -70,6 +72,24 @@ def offer(
     engine = open_store()
     create_offer(engine, name, margin=margin, description=description, eligibility=eligibility, channel=channel)
     console.print(f"offer {name!r} added; `patron campaigns decide-offers` makes real-time lookups fast again")
+
+
+@campaigns_app.command("offers")
+@reports_errors
+def offers() -> None:
+    """The offers, newest first, with margin, channel and who is eligible."""
+    rows = list_offers(open_store())
+    if not rows:
+        console.print("No offers yet: add one with `patron campaigns offer NAME MARGIN --eligibility RULE`.")
+        return
+    table = Table("offer", "margin", "channel", "eligible", "valid")
+    for row in rows:
+        valid = f"{row['valid_from'] or '…'} to {row['valid_to'] or '…'}"
+        table.add_row(
+            row["name"], f"{row['margin']:,.2f} {row['currency']}", row["channel"] or "any",
+            row["eligibility"] or "everyone", valid,
+        )  # fmt: skip
+    console.print(table)
 
 
 @campaigns_app.command("prepare")
