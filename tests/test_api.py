@@ -19,6 +19,7 @@ from patron.cif.schema import table_of
 from patron.engage.campaigns import create_offer
 from patron.engage.consent import record_consent
 from patron.engage.offers import decide_offers
+from patron.segments.schema import Segment
 from tests.conftest import WriteFile
 
 PEOPLE: dict[str, Any] = {
@@ -296,3 +297,26 @@ def test_the_pages_live_fragments_count_explain_and_send_the_signed_out_to_sign_
     unknown_import = client.get("/imports/0123456789ab/panel", headers=analyst)
     assert unknown_import.status_code == 404
     assert client.get("/campaigns/nosuch/live", headers=analyst).status_code == 404
+
+
+def test_the_segment_builder_saves_a_segment_with_its_members_for_those_allowed(
+    client: TestClient, engine: Engine
+) -> None:
+    refused = client.post("/segments", data={"rule": "orders >= 0", "name": "all"}, headers=sign_in(client, "agent"))
+    assert refused.status_code == 403
+    assert "orders &gt;= 0" in refused.text  # the rule typed is still in the builder
+    assert count(engine, Segment) == 0
+
+    admin = sign_in(client, "admin")
+    saved = client.post(
+        "/segments", data={"rule": 'source == "crm"', "name": "crm people"}, headers=admin, follow_redirects=False
+    )
+    assert (saved.status_code, saved.headers["location"]) == (303, "/segments?saved=crm%20people")
+    page = client.get(saved.headers["location"], headers=admin).text
+    assert "Segment &#39;crm people&#39; saved." in page
+    with engine.connect() as conn:
+        assert conn.scalar(select(Segment.member_count).where(Segment.name == "crm people")) == 3
+
+    again = client.post("/segments", data={"rule": "orders > 0", "name": "crm people"}, headers=admin)
+    assert again.status_code == 409
+    assert "already a segment" in again.text

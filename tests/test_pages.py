@@ -141,6 +141,12 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         page.fill("#rule", "revenu > 500")
         expect(page.locator("#live-count")).to_contain_text("unknown field 'revenu'")
         page.screenshot(path=str(tmp_path / "segments.png"), full_page=True)
+        page.fill("#rule", 'source == "cdnow" and revenue > 500')
+        page.fill("input[name=name]", "cdnow big spenders")
+        page.click("button:has-text('Save segment')")
+        expect(page.locator("[role=status]")).to_contain_text("Segment 'cdnow big spenders' saved.")
+        expect(page.locator("table")).to_contain_text("cdnow big spenders")
+        expect(page.locator("table tr", has_text="cdnow big spenders")).to_contain_text(f"{expected:,}")
 
         page.click("text=Service")
         expect(page.locator("#chart-service .plotly")).to_be_visible()

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from patron.api.common import SESSION_COOKIE, caller, engine_of
+from patron.api.common import SESSION_COOKIE, STATUS, caller, engine_of
 from patron.auth.access import customer_360, customers_page
-from patron.auth.service import Principal, UnauthorizedError, authenticate, issue_token
+from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.money import format_money
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.errors import PatronError
 from patron.segments.evolution import migration, sankey, value_share_over_time
-from patron.segments.rules import list_segments, preview
+from patron.segments.rules import create_segment, evaluate_segments, list_segments, preview
 from patron.service.cases import work_queue
 from patron.service.context import conversation_context
 from patron.service.metrics import daily_service_metrics, service_figure
@@ -166,13 +167,38 @@ def customer(request: Request, customer_id: int) -> Response:
 
 
 @router.get("/segments", response_model=None)
-def segments(request: Request) -> Response:
+def segments(request: Request, saved: Annotated[str | None, Query(max_length=100)] = None) -> Response:
     principal = _signed_in(request)
     if principal is None:
         return _to_login()
-    return _page(
-        request, "segments.html", principal, segments=list_segments(engine_of(request)), count=None, count_problem=None
-    )
+    return _segments_page(request, principal, notice=f"Segment {saved!r} saved." if saved else None)
+
+
+def _segments_page(request: Request, principal: Principal, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    values = {"notice": None, "problem": None, "rule": "", "name": "", "count": None, "count_problem": None}
+    response = _page(request, "segments.html", principal, segments=list_segments(engine_of(request)),
+                     **{**values, **context})  # fmt: skip
+    response.status_code = status_code
+    return response
+
+
+@router.post("/segments", response_model=None)
+def save_segment(
+    request: Request, rule: Annotated[str, Form(max_length=2000)], name: Annotated[str, Form(max_length=100)]
+) -> Response:
+    """Save the rule being built as a segment and count its members at once."""
+    principal = _signed_in(request)
+    if principal is None:
+        return _to_login()
+    engine = engine_of(request)
+    try:
+        authorize(principal, "manage_segments")
+        create_segment(engine, name, rule)
+        evaluate_segments(engine, names=[name.strip()])
+    except PatronError as error:
+        status = STATUS.get(error.code, 400)
+        return _segments_page(request, principal, status_code=status, problem=error.message, rule=rule, name=name)
+    return RedirectResponse(f"/segments?saved={quote(name.strip())}", status_code=303)
 
 
 @router.post("/segments/count", response_model=None)
