@@ -161,7 +161,8 @@ def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) 
         *(lines[name].fill_null(np.nan).to_numpy() if name in amounts else nothing for name in ("cost", "margin")),
         calibration_end=(end - EPOCH).days,
     )
-    frame = pl.DataFrame(per._asdict())
+    unrecorded = {f"{name}{part}" for name in ("cost", "margin") if name not in amounts for part in ("", "_known")}
+    frame = pl.DataFrame({name: values for name, values in per._asdict().items() if name not in unrecorded})
     if codes is not ids:  # back from the codes to the customers' own ids
         names = pl.DataFrame({"code": codes.cast(pl.Int64), "customer_id": ids}).unique("code")
         frame = frame.join(names, left_on="customer", right_on="code").drop("customer")
