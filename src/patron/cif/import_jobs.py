@@ -41,13 +41,10 @@ class ImportJob:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     rejects_file: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        share = self.done / self.total if self.total else (1.0 if self.status == "done" else 0.0)
-        return {
-            "id": self.id, "file": self.file_name, "status": self.status, "done": self.done, "total": self.total,
-            "share": share, "summary": self.summary, "error": self.error, "rejects": self.rejects,
-            "rejects_file": self.rejects_file,
-        }  # fmt: skip
+    @property
+    def share(self) -> float:
+        """How far the import has got, 0 to 1 (the page's progress bar)."""
+        return self.done / self.total if self.total else (1.0 if self.status == "done" else 0.0)
 
 
 STATUS_FILE = "status.json"

@@ -7,7 +7,7 @@ made ten of them. So there the statements become scalar subqueries of one ``SELE
 column types: encrypted columns are decrypted, timestamps, dates and decimals parsed. A subquery's ORDER BY does
 not bind the aggregate that reads it (PostgreSQL only says it "usually works"), so each row carries its position by
 the statement's own order, and ``json_agg(... ORDER BY position)`` keeps it.
-The caller gets the same rows either way (tests/test_realtime_store.py compares them).
+The caller gets the same rows either way (tests/test_cif_views.py compares them).
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ class PartReads:
     def __init__(self, **statements: Select[Any]) -> None:
         self.statements = statements
         self._combined: Select[Any] | None = None
+        # Each part's column types, for turning its JSON values back into Python ones (looked up per row read).
+        self._types = {
+            name: {column.key: column.type for column in statement.selected_columns}
+            for name, statement in statements.items()
+        }
 
     def fetch(
         self, conn: Connection, parameters: dict[str, Any], *, one_round_trip: bool | None = None
@@ -47,8 +52,8 @@ class PartReads:
             self._combined = self._one_statement()
         row = conn.execute(self._combined, parameters).one()
         return {
-            name: [_decoded(statement, item, conn.dialect) for item in row._mapping[name]]
-            for name, statement in self.statements.items()
+            name: [_decoded(types, item, conn.dialect) for item in row._mapping[name]]
+            for name, types in self._types.items()
         }
 
     def _one_statement(self) -> Select[Any]:
@@ -64,8 +69,7 @@ class PartReads:
         return select(*parts)
 
 
-def _decoded(statement: Select[Any], item: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
-    types = {column.key: column.type for column in statement.selected_columns}
+def _decoded(types: dict[str | None, TypeEngine[Any]], item: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
     return {key: _native(types.get(key), value, dialect) for key, value in item.items() if key != POSITION}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from patron.cif import schema as s
 from patron.cif.schema import _now, table_of
@@ -13,6 +13,11 @@ from patron.errors import InvalidInputError, NotFoundError
 
 CONSENTS = table_of(s.Consent)
 STATES = ("granted", "withdrawn")
+
+
+def _require_customer(conn: Connection, customer_id: int) -> None:
+    if conn.scalar(select(s.Customer.id).where(s.Customer.id == customer_id)) is None:
+        raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
 
 
 def record_consent(
@@ -29,8 +34,7 @@ def record_consent(
     if status not in STATES:
         raise InvalidInputError(f"consent status must be granted or withdrawn, not {status!r}", field="status")
     with engine.begin() as conn:
-        if conn.scalar(select(s.Customer.id).where(s.Customer.id == customer_id)) is None:
-            raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        _require_customer(conn, customer_id)
         conn.execute(
             insert(CONSENTS).values(
                 customer_id=customer_id, channel=channel, purpose=purpose, status=status, source=source,
@@ -55,8 +59,7 @@ def consent_in_force(engine: Engine, customer_id: int, *, channel: str, purpose:
 def consent_ledger(engine: Engine, customer_id: int) -> dict[str, Any]:
     """Every consent record of a customer, oldest first, and what is in force per channel and purpose now."""
     with engine.connect() as conn:
-        if conn.scalar(select(s.Customer.id).where(s.Customer.id == customer_id)) is None:
-            raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        _require_customer(conn, customer_id)
         rows = conn.execute(
             select(
                 CONSENTS.c.channel, CONSENTS.c.purpose, CONSENTS.c.status, CONSENTS.c.source,

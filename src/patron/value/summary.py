@@ -152,7 +152,10 @@ def _per_customer(transactions: pl.DataFrame, end: dt.date, period_days: float) 
     amounts = [name for name in ("cost", "margin") if name in transactions.columns]
     ids = transactions["customer_id"]
     codes = ids if ids.dtype.is_integer() else ids.rank("dense")  # the pass needs orderable integers
-    lines = transactions.select(codes.cast(pl.Int64).alias("code"), pl.col("day").cast(pl.Int32), "revenue", *amounts)
+    # One contiguous copy, so every NumPy view below is taken without copying again.
+    lines = transactions.select(
+        codes.cast(pl.Int64).alias("code"), pl.col("day").cast(pl.Int32), "revenue", *amounts
+    ).rechunk()
     if not is_sorted(lines["code"].to_numpy(), lines["day"].to_numpy()):  # a store's lines mostly are already
         lines = lines.sort("code", "day")
     nothing = np.empty(0, np.float64)
