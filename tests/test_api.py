@@ -9,13 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select
 
-from patron.api.app import create_app
+from patron.app import create_app
 from patron.auth.service import create_user
 from patron.auth.trail import flush_reads
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.cif.schema import table_of
 from patron.engage.campaigns import create_offer
 from patron.engage.consent import record_consent
 from patron.engage.offers import decide_offers

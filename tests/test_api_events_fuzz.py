@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from patron.api.app import create_app
+from patron.app import create_app
 from patron.auth.service import create_user
 from patron.cif import schema as s
 from patron.cif.importer import import_file

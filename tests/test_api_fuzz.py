@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine
 
-from patron.api.app import create_app
+from patron.app import create_app
 from patron.auth.service import authenticate, create_user, issue_token
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.engage.consent import consent_in_force
 from patron.engage.schema import Offer
 from patron.value.schema import CustomerScore, ScoreRun

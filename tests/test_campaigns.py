@@ -18,9 +18,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.cif.schema import table_of
 from patron.engage.campaigns import (
     contact_statuses,
     create_campaign,

@@ -11,12 +11,12 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.parts import PartReads
 from patron.cif.quality import quality_report
 from patron.cif.retention import apply_retention, stale_prospects
-from patron.cif.schema import table_of
 from patron.cif.sealed import new_key
 from patron.cif.store import for_lookups, read_once_more
 from patron.cif.view import ORDER_SUMMARY, RECORD_READS, customer_view, list_customers, resolve_customer

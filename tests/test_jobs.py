@@ -13,8 +13,8 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import Engine, func, select
 
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
-from patron.cif.schema import table_of
 from patron.cif.store import make_engine, migrate
 from patron.demo import demo_mapping
 from patron.engage.schema import TriggerFiring

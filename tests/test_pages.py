@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, select
 
-from patron.api.app import create_app
+from patron.app import create_app
 from patron.auth.service import create_user
 from patron.cif.store import make_engine, migrate
 from patron.demo import load_demo

@@ -12,10 +12,10 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.quality import quality_report
-from patron.cif.schema import table_of
 from patron.cif.sealed import new_key, seal_existing
 from patron.cif.view import list_customers
 from patron.engage.campaigns import create_campaign, prepare_campaign

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.cif.schema import table_of
 from patron.demo import load_demo
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.service.cases import (

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select
 
-from patron.api.app import create_app
+from patron.app import create_app
 from patron.auth.service import create_user
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.cif.schema import table_of
 from patron.demo import demo_mapping
 from patron.strategy.budget import customer_equity
 from patron.strategy.network import customer_graph, import_links, influencer_scores

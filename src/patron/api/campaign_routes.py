@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from patron.api.common import Caller, Store
 from patron.auth.service import authorize
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import campaign_report
+from patron.http.common import Caller, Store
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 Key = Annotated[str, Path(min_length=1, max_length=128)]

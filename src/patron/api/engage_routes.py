@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from patron.api.common import Caller, LongText, ShortText, Store
 from patron.auth.access import check_visible
 from patron.auth.service import authorize
 from patron.engage.campaigns import create_offer, list_offers
 from patron.engage.consent import consent_ledger, record_consent
+from patron.http.common import Caller, LongText, ShortText, Store
 
 router = APIRouter(prefix="/api")
 CustomerId = Annotated[int, Path(ge=1, le=2**53)]

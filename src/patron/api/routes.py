@@ -10,7 +10,6 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from patron.api.common import Caller, LongText, ShortText, Store, on_store
 from patron.auth.access import (
     check_visible,
     customer_360,
@@ -24,6 +23,7 @@ from patron.auth.service import authenticate, authorize, issue_token
 from patron.cif.events import EventIn, ingest_events
 from patron.engage.offers import OfferChoice, next_best_offer
 from patron.engage.triggers import fire_triggers, listened_events
+from patron.http.common import Caller, LongText, ShortText, Store, on_store
 from patron.segments.rules import affected_by, apply_event, create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 from patron.service.context import conversation_context

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from patron.api.common import Caller, ShortText, Store
 from patron.auth.access import pseudonym_of
 from patron.auth.service import authorize
+from patron.http.common import Caller, ShortText, Store
 from patron.strategy.budget import ResponseCurve
 from patron.strategy.network import add_link_records
 from patron.strategy.plans import budget_plan, network_summary, portfolio_plan, price_sensitivity

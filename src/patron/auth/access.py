@@ -15,8 +15,8 @@ from sqlalchemy import Engine, Select, insert, select
 from patron.auth.service import Principal, authorize
 from patron.auth.trail import trail_for
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.parts import PartReads
-from patron.cif.schema import table_of
 from patron.cif.store import read_once_more
 from patron.cif.view import (
     ORDER_SUMMARY,

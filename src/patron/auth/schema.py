@@ -7,7 +7,8 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import Base, BigId, _now
+from patron.cif.columns import BigId, utcnow
+from patron.cif.schema import Base
 
 
 class User(Base):
@@ -20,7 +21,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(200))  # argon2id
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ApiToken(Base):
@@ -31,5 +32,5 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(16), default="api")  # api | session
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the secret
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, bindparam, insert, select
 
 from patron.auth.schema import ApiToken, User
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.cif.store import read_once_more
 from patron.errors import ConflictError, InvalidInputError, PatronError
 
@@ -132,7 +132,7 @@ def issue_token(engine: Engine, principal: Principal, *, name: str = "api", kind
     if principal.user_id is None:
         raise InvalidInputError("only a stored user can hold a token")
     secret = secrets.token_urlsafe(32)
-    expires = _now() + dt.timedelta(hours=SESSION_HOURS) if kind == "session" else None
+    expires = utcnow() + dt.timedelta(hours=SESSION_HOURS) if kind == "session" else None
     with engine.begin() as conn:
         conn.execute(
             insert(TOKENS).values(
@@ -165,7 +165,7 @@ def _remembered(key: tuple[int, str]) -> tuple[float, Principal, dt.datetime | N
 
 def _unexpired(known: tuple[float, Principal, dt.datetime | None]) -> Principal:
     _, principal, expires_at = known
-    if expires_at is not None and expires_at < _now():
+    if expires_at is not None and expires_at < utcnow():
         raise UnauthorizedError("the token is unknown or has expired: sign in again")
     return principal
 

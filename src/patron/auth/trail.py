@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 
 FLUSH_SECONDS = 0.05
 IDLE_ROUNDS = 100  # the thread ends after this many empty rounds (5 s) and starts again with the next read

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.cif.view import resolve_customer
 from patron.errors import NotFoundError
 

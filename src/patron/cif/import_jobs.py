@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.cif.schema import table_of
 from patron.errors import MappingError, PatronError
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024

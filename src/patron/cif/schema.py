@@ -28,19 +28,16 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
-    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, orm_insert_sentinel
 
+from patron.cif.columns import PII, BigId, Money, table_of, utcnow
 from patron.cif.sealed import Blind, Sealed
 
-# SQLite only aliases ROWID (and so autoincrements) for a column declared exactly INTEGER.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-Money = BigInteger  # minor units of the row's currency
+__all__ = ["PII", "Base", "BigId", "Money", "table_of", "utcnow"]
 
-PII: dict[str, Any] = {"pii": True}
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -51,19 +48,8 @@ NAMING_CONVENTION = {
 }
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def table_of(model: type[Base]) -> Table:
-    """The Core table of a mapped class, typed for ``insert``/``update``/``delete``."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 class Customer(Base):
@@ -89,8 +75,8 @@ class Customer(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     # Lets bulk INSERT ... RETURNING batch rows (and keep their order) on SQLite as well as PostgreSQL.
     _insert_sentinel: Mapped[int | None] = orm_insert_sentinel()
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class Identity(Base):
@@ -109,7 +95,7 @@ class Identity(Base):
     system: Mapped[str] = mapped_column(String(64), default="")
     value: Mapped[str] = mapped_column(Blind, info=PII)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class CustomerProfile(Base):
@@ -132,7 +118,7 @@ class CustomerProfile(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     industry: Mapped[str | None] = mapped_column(String(100))
     employees: Mapped[int | None] = mapped_column(Integer)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 PROFILE_FIELDS: dict[str, str] = {
@@ -166,7 +152,7 @@ class CustomerAttribute(Base):
     value_number: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
     value_date: Mapped[dt.date | None] = mapped_column(Date)
     source: Mapped[str] = mapped_column(String(64))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class Account(Base):
@@ -181,7 +167,7 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(200))
     industry: Mapped[str | None] = mapped_column(String(100))
     manager: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AccountContact(Base):
@@ -229,7 +215,7 @@ class Order(Base):
     ordered_at: Mapped[dt.datetime] = mapped_column(DateTime)
     channel: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     _insert_sentinel: Mapped[int | None] = orm_insert_sentinel()
 
 
@@ -290,7 +276,7 @@ class Interaction(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Campaign(Base):
@@ -303,7 +289,7 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str | None] = mapped_column(String(32))
     started_on: Mapped[dt.date | None] = mapped_column(Date)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class CampaignMember(Base):
@@ -346,7 +332,7 @@ class Consent(Base):
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(64))
     wording_version: Mapped[str | None] = mapped_column(String(32))
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ContactPreference(Base):
@@ -358,7 +344,7 @@ class ContactPreference(Base):
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     preferred: Mapped[bool] = mapped_column(Boolean, default=False)
     max_per_month: Mapped[int | None] = mapped_column(Integer)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class ImportRun(Base):
@@ -370,7 +356,7 @@ class ImportRun(Base):
     source: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
     file_sha256: Mapped[str] = mapped_column(String(64))
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default="running")
     counts: Mapped[dict[str, int] | None] = mapped_column(JSON)
@@ -384,7 +370,7 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(100))
     interface: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(32))

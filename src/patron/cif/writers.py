@@ -16,6 +16,7 @@ import polars as pl
 from sqlalchemy import Connection, Table, insert, select, tuple_, update
 
 from patron.cif import schema as s
+from patron.cif.columns import utcnow
 from patron.cif.mapping import Mapping
 from patron.cif.reader import LINE, Reject
 
@@ -45,10 +46,6 @@ def interaction_key_column(index: int) -> str:
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start : start + _IN_CHUNK]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -209,7 +206,7 @@ class BatchWriter:
         customers = s.table_of(s.Customer)
         to_create = [key for key in new_keys if key not in matched]
         if to_create:
-            now = _now()
+            now = utcnow()
             blank = dict.fromkeys(_CUSTOMER_COLUMNS) | {"kind": "customer", "status": "active"}
             rows = [
                 blank
@@ -269,7 +266,7 @@ class BatchWriter:
 
     def _add_identities(self, conn: Connection, first: dict[str, dict[str, Any]], new_keys: list[str]) -> None:
         identities = s.table_of(s.Identity)
-        now = _now()
+        now = utcnow()
         rows = [
             {
                 "customer_id": self.customer_ids[key],
@@ -307,7 +304,7 @@ class BatchWriter:
 
     def _update_customers(self, conn: Connection, rows_by_id: dict[int, dict[str, Any]]) -> set[int]:
         customers = s.table_of(s.Customer)
-        now = _now()
+        now = utcnow()
         wanted = {cid: self._customer_values(row, now) for cid, row in rows_by_id.items()}
         wanted = {cid: values for cid, values in wanted.items() if values}
         changed: set[int] = set()
@@ -343,7 +340,7 @@ class BatchWriter:
         for chunk in _chunks(sorted(wanted)):
             query = select(table).where(table.c.customer_id.in_(chunk))
             current.update({row["customer_id"]: dict(row) for row in conn.execute(query).mappings()})
-        now = _now()
+        now = utcnow()
         new_rows = [
             {"customer_id": cid, "updated_at": now, **values} for cid, values in wanted.items() if cid not in current
         ]
@@ -378,7 +375,7 @@ class BatchWriter:
             query = select(table).where(table.c.customer_id.in_(chunk), table.c.key.in_(list(specs)))
             for stored in conn.execute(query).mappings():
                 current[(stored["customer_id"], stored["key"])] = dict(stored)
-        now = _now()
+        now = utcnow()
         new_rows = [
             {"customer_id": cid, "key": key, "source": self.system, "updated_at": now, **values}
             for (cid, key), values in wanted.items()
@@ -439,7 +436,7 @@ class BatchWriter:
                     "ordered_at": head["orders.ordered_at"],
                     "channel": head.get("orders.channel"),
                     "currency": head.get("orders.currency") or self.currency,
-                    "created_at": _now(),
+                    "created_at": utcnow(),
                 }
             )
         if not headers:
@@ -587,7 +584,7 @@ class BatchWriter:
         known = self.resolve_customers(conn, [row[prefix + "customer"] for row in fresh])
         fresh = self._reject_unknown_customers(fresh, prefix + "customer", known)
         detail_names = [c.removeprefix(prefix + "details.") for c in batch.columns if c.startswith(prefix + "details.")]
-        now = _now()
+        now = utcnow()
         new_rows = []
         for row in fresh:
             details = {name: _jsonable(row[prefix + "details." + name]) for name in detail_names}

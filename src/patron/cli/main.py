@@ -299,7 +299,7 @@ def serve(
     """Serve the web app and the REST API (OpenAPI at /openapi.json)."""
     import uvicorn  # noqa: PLC0415  (only this command needs the server)
 
-    from patron.api.app import HTMX_JS, create_app  # noqa: PLC0415
+    from patron.app import HTMX_JS, create_app  # noqa: PLC0415
 
     engine = open_store()
     created = ensure_first_admin(engine)
@@ -310,9 +310,7 @@ def serve(
         console.print(f"sign in as [bold]admin[/bold] with password [bold]{FIRST_ADMIN_PASSWORD}[/bold]")
     if workers > 1:
         # Each process builds its own app and connection pool from the same settings.
-        uvicorn.run(
-            "patron.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
-        )
+        uvicorn.run("patron.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
         return
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
 

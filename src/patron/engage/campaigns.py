@@ -21,7 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from patron.cif import schema as s
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.engage.bandit import thompson_allocation
 from patron.engage.consent import consent_in_force
 from patron.engage.letters import postal_addresses
@@ -285,7 +285,7 @@ def prepare_campaign(
             conn.execute(insert(MEMBERS), members[start : start + 5000])
             conn.execute(insert(CONTACTS), contacts[start : start + 5000])
         conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="prepared"))
-        conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == plan.id).values(started_on=(now or _now()).date()))
+        conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == plan.id).values(started_on=(now or utcnow()).date()))
     pending = sum(1 for c in contacts if c["status"] == "pending")
     return Prepared(len(members), len(members) - len(treated), pending, blocked)
 
@@ -369,7 +369,7 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
                 )
             remaining = len(pending) - sent
             return SendResult(sent, 1, remaining, str(error))
-        at = _now()
+        at = utcnow()
         with engine.begin() as conn:
             conn.execute(update(CONTACTS).where(where).values(status="sent", reason=None))
             conn.execute(
@@ -414,7 +414,7 @@ def record_response(
                 insert(RESPONSES).values(
                     campaign_id=campaign_id, customer_id=customer_id, kind=kind,
                     value_minor=None if value is None else round(value * 100),
-                    currency=None if value is None else "USD", responded_at=at or _now(),
+                    currency=None if value is None else "USD", responded_at=at or utcnow(),
                 )
             )  # fmt: skip
 

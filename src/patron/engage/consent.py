@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from patron.cif import schema as s
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.errors import InvalidInputError, NotFoundError
 
 CONSENTS = table_of(s.Consent)
@@ -38,7 +38,7 @@ def record_consent(
         conn.execute(
             insert(CONSENTS).values(
                 customer_id=customer_id, channel=channel, purpose=purpose, status=status, source=source,
-                wording_version=wording_version, recorded_at=at or _now(),
+                wording_version=wording_version, recorded_at=at or utcnow(),
             )
         )  # fmt: skip
 

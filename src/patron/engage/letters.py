@@ -15,7 +15,7 @@ from fpdf import FPDF
 from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import InvalidInputError
 
 PROFILES = table_of(s.CustomerProfile).c

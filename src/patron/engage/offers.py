@@ -17,7 +17,7 @@ import polars as pl
 from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert, select
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.cif.store import read_once_more, refresh_statistics
 from patron.engage.policy import check_contacts
 from patron.engage.schema import CampaignPlan, Offer, OfferCandidate

@@ -16,8 +16,8 @@ from functools import partial
 from sqlalchemy import BindParameter, Engine, bindparam, func, select
 
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.parts import PartReads
-from patron.cif.schema import table_of
 from patron.cif.store import read_once_more
 from patron.value.schema import CustomerScore
 

@@ -19,7 +19,7 @@ from scipy import sparse
 from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import InvalidInputError
 
 Item = Literal["product", "category"]

@@ -14,7 +14,7 @@ from scipy.stats import norm
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import InvalidInputError, NotFoundError
 
 CAMPAIGNS = table_of(s.Campaign)

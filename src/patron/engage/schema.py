@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import PII, Base, BigId, _now
+from patron.cif.columns import PII, BigId, utcnow
+from patron.cif.schema import Base
 from patron.cif.sealed import Sealed
 
 
@@ -25,7 +26,7 @@ class Offer(Base):
     eligibility: Mapped[str | None] = mapped_column(Text)  # a segment rule
     valid_from: Mapped[dt.date | None] = mapped_column(Date)
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class CampaignPlan(Base):
@@ -42,7 +43,7 @@ class CampaignPlan(Base):
     purpose: Mapped[str] = mapped_column(String(64), default="marketing")
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | prepared | sending | sent
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class CampaignContact(Base):
@@ -57,7 +58,7 @@ class CampaignContact(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(Sealed, info=PII)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class Trigger(Base):
@@ -73,7 +74,7 @@ class Trigger(Base):
     action: Mapped[str] = mapped_column(String(32))  # open_case | emit_event
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class TriggerFiring(Base):
@@ -82,7 +83,7 @@ class TriggerFiring(Base):
     trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     occurrence: Mapped[str] = mapped_column(String(160), primary_key=True)  # the event that fired it
-    fired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    fired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     outcome: Mapped[str] = mapped_column(String(200))
 
 

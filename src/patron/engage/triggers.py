@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from patron.cif import schema as s
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.engage.schema import Trigger, TriggerFiring
 from patron.errors import ConflictError, InvalidInputError
 from patron.segments.expression import compile_rule
@@ -200,7 +200,7 @@ def _act(engine: Engine, trigger: Any, *, customer_id: int, occurrence: str, as_
     with engine.begin() as conn:
         conn.execute(
             insert(INTERACTIONS).values(
-                source="trigger", idempotency_key=key, customer_id=customer_id, occurred_at=_now(), channel="internal",
+                source="trigger", idempotency_key=key, customer_id=customer_id, occurred_at=utcnow(), channel="internal",
                 direction="outbound", type=event, details={"trigger": trigger.name, "because": occurrence},
             )
         )  # fmt: skip

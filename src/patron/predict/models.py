@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, insert, select
 
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.errors import InvalidInputError, NotFoundError
 from patron.predict.design import Design, fit_design, matrix
 from patron.predict.schema import ModelRun, ModelScore
@@ -129,7 +129,7 @@ def train_model(
         name=name,
         target=target_rule.text,
         population=population or "everyone",
-        created_at=_now().isoformat(timespec="seconds"),
+        created_at=utcnow().isoformat(timespec="seconds"),
         as_of=features.as_of.isoformat(),
         features=sorted({design.source_of(c) for c in design.columns}),
         train_rows=len(y_train),

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import Base, BigId, _now
+from patron.cif.columns import BigId, utcnow
+from patron.cif.schema import Base
 
 
 class ModelRun(Base):
@@ -16,7 +17,7 @@ class ModelRun(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     card: Mapped[dict[str, Any]] = mapped_column(JSON)
     artifact: Mapped[bytes] = mapped_column(LargeBinary)  # joblib dump of the design and the fitted learner
 

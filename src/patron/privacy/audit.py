@@ -11,7 +11,7 @@ from sqlalchemy import Engine, insert, select
 
 from patron.auth.trail import flush_reads
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 
 AUDIT = table_of(s.AuditEvent)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Table, insert, select, text, update
 
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import NotFoundError
 from patron.privacy import audit
 from patron.privacy.schema import Erasure

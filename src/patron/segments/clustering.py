@@ -20,7 +20,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
 from sqlalchemy import Engine, insert
 
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import InvalidInputError
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema

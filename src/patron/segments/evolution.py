@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 from sqlalchemy import Engine, select
 
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import NotFoundError
 from patron.segments.schema import SegmentAssignment, SegmentationRun
 

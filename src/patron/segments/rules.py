@@ -12,7 +12,7 @@ import polars as pl
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import CompiledRule, Context, SegmentRuleError, compile_rule
 from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema, parts_for
@@ -154,7 +154,7 @@ def evaluate_segments(
             conn.execute(
                 update(SEGMENTS)
                 .where(SEGMENTS.c.id == segment["id"])
-                .values(member_count=wanted.height, evaluated_at=_now())
+                .values(member_count=wanted.height, evaluated_at=utcnow())
             )
         counts[segment["name"]] = wanted.height
     return counts

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import Base, BigId, _now
+from patron.cif.columns import BigId, utcnow
+from patron.cif.schema import Base
 
 
 class Segment(Base):
@@ -21,8 +22,8 @@ class Segment(Base):
     fields: Mapped[list[str]] = mapped_column(JSON)  # what the rule reads: decides which events re-evaluate it
     member_count: Mapped[int | None] = mapped_column(Integer)
     evaluated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class SegmentMember(Base):
@@ -32,7 +33,7 @@ class SegmentMember(Base):
     customer_id: Mapped[int] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class SegmentationRun(Base):
@@ -41,7 +42,7 @@ class SegmentationRun(Base):
     __tablename__ = "segmentation_runs"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     method: Mapped[str] = mapped_column(String(32))
     features: Mapped[list[str]] = mapped_column(JSON)
     segments: Mapped[int] = mapped_column(Integer)

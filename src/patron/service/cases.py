@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from patron.cif import schema as s
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.service.schema import Agent, Case
 from patron.value.schema import CustomerScore
@@ -147,7 +147,7 @@ def open_case(
         raise InvalidInputError("a case needs a subject", field="subject")
     _choice(kind, KINDS, "kind")
     _choice(priority, PRIORITIES, "priority")
-    at = at or _now()
+    at = at or utcnow()
     with engine.begin() as conn:
         if conn.scalar(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)) is None:
             raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
@@ -198,7 +198,7 @@ def assign_case(engine: Engine, case_id: int, agent: str, *, actor: str = "syste
         _require_open(row)
         agent_id = _agent_id(conn, agent)
         conn.execute(update(CASES).where(CASES.c.id == case_id).values(assigned_to=agent_id))
-        _log(conn, row.customer_id, case_id, "case_assigned", _now(), agent=actor, assigned_to=agent)
+        _log(conn, row.customer_id, case_id, "case_assigned", utcnow(), agent=actor, assigned_to=agent)
 
 
 def update_case(
@@ -230,7 +230,7 @@ def update_case(
             conn.execute(update(CASES).where(CASES.c.id == case_id).values(**changes))
         entry = "case_contact" if customer_contact else "case_note"
         _log(
-            conn, row.customer_id, case_id, entry, _now(), agent=actor, body=note,
+            conn, row.customer_id, case_id, entry, utcnow(), agent=actor, body=note,
             channel=channel if customer_contact else "internal", priority=priority, category=category,
         )  # fmt: skip
 
@@ -239,7 +239,7 @@ def resolve_case(
     engine: Engine, case_id: int, resolution: str, *, actor: str = "system", at: dt.datetime | None = None
 ) -> None:
     _check_length(resolution=resolution)
-    at = at or _now()
+    at = at or utcnow()
     with engine.begin() as conn:
         row = _open_case_row(conn, case_id)
         _require_open(row)
@@ -253,7 +253,7 @@ def reopen_case(
     engine: Engine, case_id: int, reason: str, *, actor: str = "system", at: dt.datetime | None = None
 ) -> None:
     _check_length(note=reason)
-    at = at or _now()
+    at = at or utcnow()
     with engine.begin() as conn:
         row = _open_case_row(conn, case_id)
         if row.status not in CLOSED:

@@ -13,7 +13,7 @@ import datetime as dt
 from sqlalchemy import Engine, insert, select
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.service.cases import SLA_HOURS
 from patron.service.schema import Case
 

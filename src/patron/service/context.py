@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
-from patron.cif.schema import _now, table_of
+from patron.cif.columns import table_of, utcnow
 from patron.errors import NotFoundError
 from patron.service.schema import Case
 from patron.value.schema import CustomerScore
@@ -41,7 +41,7 @@ def conversation_context(
     engine: Engine, customer_id: int, *, interactions: int = 20, orders: int = 5, now: dt.datetime | None = None
 ) -> ConversationContext:
     started = time.perf_counter()
-    now = now or _now()
+    now = now or utcnow()
     with engine.connect() as conn:
         customer = conn.execute(
             select(

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, literal_column, select, text, update
 
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import InvalidInputError, NotFoundError
 from patron.service.schema import Article, Case
 

@@ -14,7 +14,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 from sqlalchemy import Engine, select
 
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.errors import InvalidInputError
 from patron.service.schema import Case
 

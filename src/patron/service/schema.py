@@ -7,7 +7,8 @@ import datetime as dt
 from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import PII, Base, BigId, _now
+from patron.cif.columns import PII, BigId, utcnow
+from patron.cif.schema import Base
 from patron.cif.sealed import Sealed
 
 
@@ -22,7 +23,7 @@ class Agent(Base):
     display_name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16), default="agent")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Case(Base):
@@ -60,8 +61,8 @@ class Case(Base):
     escalation_reason: Mapped[str | None] = mapped_column(String(300))
     outcome: Mapped[str | None] = mapped_column(String(100))  # e.g. the company's response
     resolution: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class Article(Base):
@@ -74,5 +75,5 @@ class Article(Base):
     body: Mapped[str] = mapped_column(Text)
     category: Mapped[str | None] = mapped_column(String(100))
     segment: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from patron.cif import schema as s
-from patron.cif.schema import table_of
+from patron.cif.columns import table_of
 from patron.cif.view import resolve_customer
 from patron.errors import InvalidInputError, NotFoundError, SourceFileError
 from patron.strategy.schema import LINK_KINDS, CustomerLink

@@ -12,8 +12,8 @@ import polars as pl
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.money import minor_exponent
-from patron.cif.schema import table_of
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
 from patron.strategy.budget import (

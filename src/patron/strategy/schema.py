@@ -7,7 +7,8 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import Base, BigId, _now
+from patron.cif.columns import BigId, utcnow
+from patron.cif.schema import Base
 
 LINK_KINDS = ("referral", "shared_account", "shared_address", "co_participation", "declared")
 
@@ -27,4 +28,4 @@ class CustomerLink(Base):
     kind: Mapped[str] = mapped_column(String(32))
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     source: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

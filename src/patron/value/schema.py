@@ -9,14 +9,15 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.schema import Base, BigId, Money, _now
+from patron.cif.columns import BigId, Money, utcnow
+from patron.cif.schema import Base
 
 
 class ScoreRun(Base):
     __tablename__ = "score_runs"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     as_of: Mapped[dt.date] = mapped_column(Date)
     source: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(64))

@@ -10,8 +10,8 @@ from typing import Any, Literal
 import polars as pl
 from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select
 
+from patron.cif.columns import table_of
 from patron.cif.money import minor_exponent
-from patron.cif.schema import table_of
 from patron.cif.store import refresh_statistics
 from patron.errors import InvalidInputError, NotFoundError
 from patron.value.clv import ClvSettings, customer_lifetime_value

@@ -8,56 +8,49 @@ import plotly.graph_objects as go
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from patron.api.common import engine_of
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import CampaignReport, campaign_report
 from patron.errors import PatronError
-from patron.web.pages import _chart, _fragment, _page, _signed_in, _signed_out_fragment, _to_login
+from patron.http.common import FragmentViewer, Viewer, engine_of
+from patron.web.render import figure_html, fragment, page
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/campaigns", response_model=None)
-def campaigns(request: Request) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
-    return _page(request, "campaigns.html", principal, campaigns=list_campaigns(engine_of(request)))
+def campaigns(request: Request, principal: Viewer) -> Response:
+    return page(request, "campaigns.html", principal, campaigns=list_campaigns(engine_of(request)))
 
 
 @router.get("/campaigns/{key}", response_model=None)
-def campaign(request: Request, key: str, kind: Annotated[str | None, Query(max_length=32)] = None) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
+def campaign(
+    request: Request, principal: Viewer, key: str, kind: Annotated[str | None, Query(max_length=32)] = None
+) -> Response:
     engine = engine_of(request)
     try:
         live = live_counts(engine, key)
     except PatronError as error:
-        return _page(request, "campaign.html", principal, key=key, problem=error.message, live=None)
+        return page(request, "campaign.html", principal, key=key, problem=error.message, live=None)
     kinds = sorted(live["responses"])
     chosen = kind if kind in kinds else (kinds[0] if kinds else None)
     report = chart = None
     if chosen:
         report = campaign_report(engine, key, chosen)
-        chart = _chart(_uplift_figure(report))
-    return _page(
+        chart = figure_html(_uplift_figure(report))
+    return page(
         request, "campaign.html", principal, key=key, problem=None, live=live, kinds=kinds, kind=chosen,
         report=report, chart=chart,
     )  # fmt: skip
 
 
 @router.get("/campaigns/{key}/live", response_model=None)
-def campaign_live(request: Request, key: str) -> Response:
+def campaign_live(request: Request, principal: FragmentViewer, key: str) -> Response:
     """The live counts panel alone: the campaign page polls it every five seconds."""
-    principal = _signed_in(request)
-    if principal is None:
-        return _signed_out_fragment()
     try:
         live = live_counts(engine_of(request), key)
     except PatronError as error:
         return HTMLResponse(error.message, status_code=404)
-    return _fragment(request, "_campaign_live.html", key=key, live=live)
+    return fragment(request, "_campaign_live.html", key=key, live=live)
 
 
 def _uplift_figure(report: CampaignReport) -> go.Figure:

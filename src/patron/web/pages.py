@@ -5,22 +5,19 @@ Pages read through the same guarded services as the API; a page for someone not 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
-from patron.api.common import SESSION_COOKIE, STATUS, caller, engine_of
 from patron.auth.access import customer_360, customers_page
 from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
-from patron.cif.money import format_money
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.errors import PatronError
+from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
 from patron.segments.evolution import migration, sankey, value_share_over_time
 from patron.segments.rules import create_segment, evaluate_segments, list_segments, preview
 from patron.service.cases import work_queue
@@ -28,48 +25,9 @@ from patron.service.context import conversation_context
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
+from patron.web.render import TEMPLATES, figure_html, fragment, page
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
-TEMPLATES.env.filters["money"] = lambda minor, currency="USD": format_money(minor, currency)
 router = APIRouter(include_in_schema=False)
-
-
-def _chart(figure: go.Figure) -> str:
-    """A figure that fills its grid cell (Plotly's own fixed 700 px would overflow it)."""
-    figure.update_layout(margin={"l": 40, "r": 20, "t": 40, "b": 40}, autosize=True)
-    html = figure.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        default_width="100%",
-        default_height="320px",
-        config={"responsive": True},
-    )
-    return str(html)
-
-
-def _page(request: Request, template: str, principal: Principal, **context: Any) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, template, {"user": principal, **context})
-
-
-def _fragment(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """A piece of a page that HTMX swaps in (a partial template rendered alone)."""
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
-
-
-def _signed_out_fragment() -> HTMLResponse:
-    # HTMX follows this header with a full-page visit, so an expired session ends on the sign-in page.
-    return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
-
-
-def _signed_in(request: Request) -> Principal | None:
-    try:
-        return caller(request)
-    except UnauthorizedError:
-        return None
-
-
-def _to_login() -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
 
 
 @router.get("/login")
@@ -96,16 +54,13 @@ def login(
 
 @router.get("/logout")
 def logout() -> RedirectResponse:
-    response = _to_login()
+    response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
 
 
 @router.get("/", response_model=None)
-def dashboard(request: Request) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
+def dashboard(request: Request, principal: Viewer) -> Response:
     engine = engine_of(request)
     counts = store_counts(engine)
     context: dict[str, Any] = {"counts": counts, "charts": {}, "at_risk": [], "scope": None, "pareto": None}
@@ -115,7 +70,7 @@ def dashboard(request: Request) -> Response:
         curve = pareto_curve(frame)
         context["pareto"] = curve.statement(0.2)
         points = curve.points
-        context["charts"]["pareto"] = _chart(
+        context["charts"]["pareto"] = figure_html(
             go.Figure(go.Scatter(x=points["customer_share"], y=points["value_share"], mode="lines"))
             .update_layout(
                 title="Pareto curve of revenue", xaxis_title="share of customers", yaxis_title="share of revenue"
@@ -126,57 +81,51 @@ def dashboard(request: Request) -> Response:
         context["revenue"] = float(frame["revenue"].sum())
         if frame["clv"].null_count() < frame.height:
             tiers = frame.group_by("tier").len().drop_nulls().sort("tier")
-            context["charts"]["tiers"] = _chart(
+            context["charts"]["tiers"] = figure_html(
                 go.Figure(go.Bar(x=tiers["tier"], y=tiers["len"])).update_layout(title="Customers per tier")
             )
-            context["charts"]["clv"] = _chart(
+            context["charts"]["clv"] = figure_html(
                 go.Figure(
                     go.Histogram(x=frame["clv"].drop_nulls().clip(upper_bound=frame["clv"].quantile(0.99)), nbinsx=40)
                 ).update_layout(title="CLV distribution (up to the 99th percentile)")
             )
             at_risk = value_at_risk(frame).rows.head(10).to_dicts()
             context["at_risk"] = at_risk if principal.sees_pii else [{**r, "name": None} for r in at_risk]
-    return _page(request, "dashboard.html", principal, **context)
+    return page(request, "dashboard.html", principal, **context)
 
 
 @router.get("/customers", response_model=None)
 def customers(
     request: Request,
+    principal: Viewer,
     search: Annotated[str | None, Query(max_length=100)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
     rows, total = customers_page(engine_of(request), principal, search=search, limit=50, offset=offset)
-    return _page(request, "customers.html", principal, rows=rows, total=total, search=search or "", offset=offset)
+    return page(request, "customers.html", principal, rows=rows, total=total, search=search or "", offset=offset)
 
 
 @router.get("/customers/{customer_id}", response_model=None)
-def customer(request: Request, customer_id: int) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
+def customer(request: Request, principal: Viewer, customer_id: int) -> Response:
     try:
         view = customer_360(engine_of(request), principal, customer_id, interface="web")
     except PatronError as error:
-        return _page(request, "message.html", principal, title="Customer not found", message=error.message)
+        return page(request, "message.html", principal, title="Customer not found", message=error.message)
     context = conversation_context(engine_of(request), customer_id) if principal.can("manage_cases") else None
     timeline = list(reversed(view.timeline[-200:]))
-    return _page(request, "customer.html", principal, view=view, timeline=timeline, context=context)
+    return page(request, "customer.html", principal, view=view, timeline=timeline, context=context)
 
 
 @router.get("/segments", response_model=None)
-def segments(request: Request, saved: Annotated[str | None, Query(max_length=100)] = None) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
+def segments(
+    request: Request, principal: Viewer, saved: Annotated[str | None, Query(max_length=100)] = None
+) -> Response:
     return _segments_page(request, principal, notice=f"Segment {saved!r} saved." if saved else None)
 
 
 def _segments_page(request: Request, principal: Principal, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     values = {"notice": None, "problem": None, "rule": "", "name": "", "count": None, "count_problem": None}
-    response = _page(request, "segments.html", principal, segments=list_segments(engine_of(request)),
+    response = page(request, "segments.html", principal, segments=list_segments(engine_of(request)),
                      **{**values, **context})  # fmt: skip
     response.status_code = status_code
     return response
@@ -184,12 +133,12 @@ def _segments_page(request: Request, principal: Principal, *, status_code: int =
 
 @router.post("/segments", response_model=None)
 def save_segment(
-    request: Request, rule: Annotated[str, Form(max_length=2000)], name: Annotated[str, Form(max_length=100)]
+    request: Request,
+    principal: Viewer,
+    rule: Annotated[str, Form(max_length=2000)],
+    name: Annotated[str, Form(max_length=100)],
 ) -> Response:
     """Save the rule being built as a segment and count its members at once."""
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
     engine = engine_of(request)
     try:
         authorize(principal, "manage_segments")
@@ -202,11 +151,10 @@ def save_segment(
 
 
 @router.post("/segments/count", response_model=None)
-def segment_count(request: Request, rule: Annotated[str, Form(max_length=2000)] = "") -> Response:
+def segment_count(
+    request: Request, principal: FragmentViewer, rule: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
     """The segment builder's live count, as the fragment HTMX swaps in while the rule is typed."""
-    principal = _signed_in(request)
-    if principal is None:
-        return _signed_out_fragment()
     context: dict[str, Any] = {"count": None, "customers": None, "count_problem": None}
     typed = bool(rule.strip())  # nothing typed: the empty state says what to type
     if typed and not principal.can("read_customers"):
@@ -217,29 +165,23 @@ def segment_count(request: Request, rule: Annotated[str, Form(max_length=2000)] 
             context.update(count=result.count, customers=result.customers)
         except PatronError as error:
             context["count_problem"] = error.message
-    return _fragment(request, "_live_count.html", **context)
+    return fragment(request, "_live_count.html", **context)
 
 
 @router.get("/service", response_model=None)
-def service(request: Request) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
+def service(request: Request, principal: Viewer) -> Response:
     engine = engine_of(request)
     chart = None
     try:
-        chart = _chart(service_figure(daily_service_metrics(engine)))
+        chart = figure_html(service_figure(daily_service_metrics(engine)))
     except PatronError:
         chart = None
     queue = work_queue(engine, limit=50) if principal.can("manage_cases") else []
-    return _page(request, "service.html", principal, queue=queue, chart=chart)
+    return page(request, "service.html", principal, queue=queue, chart=chart)
 
 
 @router.get("/quality", response_model=None)
-def quality(request: Request) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
+def quality(request: Request, principal: Viewer) -> Response:
     report = quality_report(engine_of(request))
     chart = None
     if report.completeness:
@@ -248,20 +190,18 @@ def quality(request: Request) -> Response:
         for field in sorted({row["field"] for row in rows}):
             picked = [row for row in rows if row["field"] == field]
             figure.add_bar(name=field, x=[row["source"] for row in picked], y=[row["missing_pct"] for row in picked])
-        chart = _chart(figure.update_layout(title="Missing fields per source (% of customers)", barmode="group"))
+        chart = figure_html(figure.update_layout(title="Missing fields per source (% of customers)", barmode="group"))
     duplicates = report.duplicate_candidates if principal.sees_pii else []
-    return _page(request, "quality.html", principal, report=report, chart=chart, duplicates=duplicates)
+    return page(request, "quality.html", principal, report=report, chart=chart, duplicates=duplicates)
 
 
 @router.get("/segments/evolution", response_model=None)
 def evolution(
     request: Request,
+    principal: Viewer,
     earlier: Annotated[int | None, Query(ge=1)] = None,
     later: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
     engine = engine_of(request)
     history = value_share_over_time(engine)
     runs = sorted(set(history["run"].to_list()))
@@ -271,7 +211,7 @@ def evolution(
         earlier = earlier or runs[-2]
         later = later or runs[-1]
         try:
-            chart = _chart(sankey(migration(engine, earlier, later), earlier, later).update_layout(height=480))
+            chart = figure_html(sankey(migration(engine, earlier, later), earlier, later).update_layout(height=480))
         except PatronError as error:
             problem = error.message
         figure = go.Figure()
@@ -283,12 +223,12 @@ def evolution(
                 name=f"segment {segment}",
                 mode="lines+markers",
             )
-        share_chart = _chart(
+        share_chart = figure_html(
             figure.update_layout(title="Value share per segment, run by run")
             .update_yaxes(tickformat=".0%")
             .update_xaxes(type="category", title="segmentation run")
         )
-    return _page(
+    return page(
         request, "evolution.html", principal, runs=runs, earlier=earlier, later=later, chart=chart,
         share_chart=share_chart, problem=problem,
     )  # fmt: skip

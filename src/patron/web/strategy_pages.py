@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from plotly.subplots import make_subplots
 
-from patron.api.common import engine_of
+from patron.auth.service import Principal
 from patron.errors import PatronError
+from patron.http.common import Viewer, engine_of
 from patron.strategy.budget import customer_equity
 from patron.strategy.plans import (
     BudgetPlan,
@@ -23,35 +24,33 @@ from patron.strategy.plans import (
     portfolio_plan,
     price_sensitivity,
 )
-from patron.web.pages import _chart, _page, _signed_in, _to_login
+from patron.web.render import figure_html, page
 
 router = APIRouter(include_in_schema=False)
 
 
-def _guarded(request: Request, template: str, build: Any, **context: Any) -> Response:
-    """Sign-in, the role check and the analysis; a domain error becomes the page's own empty state."""
-    principal = _signed_in(request)
-    if principal is None:
-        return _to_login()
+def _guarded(request: Request, principal: Principal, template: str, build: Any, **context: Any) -> Response:
+    """The role check and the analysis; a domain error becomes the page's own empty state."""
     if not principal.can("read_strategy"):
-        return _page(request, template, principal, problem="Your role does not include strategy analytics.", **context)
+        return page(request, template, principal, problem="Your role does not include strategy analytics.", **context)
     try:
-        return _page(request, template, principal, problem=None, **build(), **context)
+        return page(request, template, principal, problem=None, **build(), **context)
     except PatronError as error:
-        return _page(request, template, principal, problem=error.message, **context)
+        return page(request, template, principal, problem=error.message, **context)
 
 
 @router.get("/strategy", response_model=None)
 @router.get("/strategy/budget", response_model=None)
 def budget(
     request: Request,
+    principal: Viewer,
     amount: Annotated[float | None, Query(ge=0, le=1e12)] = None,
 ) -> Response:
     def build() -> dict[str, Any]:
         plan = budget_plan(engine_of(request), amount)
-        return {"plan": plan, "chart": _chart(_budget_figure(plan))}
+        return {"plan": plan, "chart": figure_html(_budget_figure(plan))}
 
-    return _guarded(request, "strategy_budget.html", build, amount=amount)
+    return _guarded(request, principal, "strategy_budget.html", build, amount=amount)
 
 
 def _budget_figure(plan: BudgetPlan) -> go.Figure:
@@ -88,12 +87,12 @@ def _budget_figure(plan: BudgetPlan) -> go.Figure:
 
 
 @router.get("/strategy/portfolio", response_model=None)
-def portfolio(request: Request, by: Annotated[str, Query(max_length=100)] = "tier") -> Response:
+def portfolio(request: Request, principal: Viewer, by: Annotated[str, Query(max_length=100)] = "tier") -> Response:
     def build() -> dict[str, Any]:
         plan = portfolio_plan(engine_of(request), by=by)
-        return {"plan": plan, "chart": _chart(_frontier_figure(plan))}
+        return {"plan": plan, "chart": figure_html(_frontier_figure(plan))}
 
-    return _guarded(request, "strategy_portfolio.html", build, by=by)
+    return _guarded(request, principal, "strategy_portfolio.html", build, by=by)
 
 
 def _frontier_figure(plan: PortfolioPlan) -> go.Figure:
@@ -112,7 +111,7 @@ def _frontier_figure(plan: PortfolioPlan) -> go.Figure:
 
 
 @router.get("/strategy/pricing", response_model=None)
-def pricing(request: Request, by: Annotated[str, Query(max_length=100)] = "education") -> Response:
+def pricing(request: Request, principal: Viewer, by: Annotated[str, Query(max_length=100)] = "education") -> Response:
     def build() -> dict[str, Any]:
         customers, segments = price_sensitivity(engine_of(request), by=by)
         figure = make_subplots(rows=1, cols=2, subplot_titles=("Deal share by segment (95 % interval)",
@@ -128,20 +127,20 @@ def pricing(request: Request, by: Annotated[str, Query(max_length=100)] = "educa
         figure.add_histogram(x=customers["shrunk_share"].to_list(), name="shrunk", opacity=0.6, nbinsx=40, row=1, col=2)
         figure.update_layout(barmode="overlay")
         prone = customers.sort("shrunk_share", descending=True).head(20).to_dicts()
-        return {"segments": segments.to_dicts(), "prone": prone, "chart": _chart(figure)}
+        return {"segments": segments.to_dicts(), "prone": prone, "chart": figure_html(figure)}
 
-    return _guarded(request, "strategy_pricing.html", build, by=by)
+    return _guarded(request, principal, "strategy_pricing.html", build, by=by)
 
 
 @router.get("/strategy/network", response_model=None)
-def network(request: Request) -> Response:
+def network(request: Request, principal: Viewer) -> Response:
     def build() -> dict[str, Any]:
         summary = network_summary(engine_of(request))
-        chart = _chart(_network_figure(summary)) if summary.layout else None
-        return {"summary": summary, "chart": chart, "clusters": summary.clusters.to_dicts(),
+        drawn = figure_html(_network_figure(summary)) if summary.layout else None
+        return {"summary": summary, "chart": drawn, "clusters": summary.clusters.to_dicts(),
                 "influencers": summary.influencers.to_dicts()}  # fmt: skip
 
-    return _guarded(request, "strategy_network.html", build)
+    return _guarded(request, principal, "strategy_network.html", build)
 
 
 def _network_figure(summary: NetworkSummary) -> go.Figure:

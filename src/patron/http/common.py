@@ -1,4 +1,11 @@
-"""What every API route shares: the store, the caller, error replies, and input types that refuse junk early."""
+"""What the API routes and the pages share: the store, the caller, permission checks, error replies, and input
+types that refuse junk early.
+
+A route says who may call it in its signature: ``principal: Allowed("manage_cases")`` checks the permission before
+the handler runs (and before the body is looked at), so a refused call writes nothing. Pages take ``Viewer``: a
+visitor who is not signed in is sent to the sign-in page; fragments take ``FragmentViewer``, which answers 401 with
+``HX-Redirect``.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,12 @@ from typing import Annotated, Any, TypeVar
 from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import StringConstraints
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
-from patron.auth.service import Principal, UnauthorizedError, principal_for_token, remembered_principal
+from patron.auth.service import Principal, UnauthorizedError, authorize, principal_for_token, remembered_principal
 from patron.errors import PatronError
 from patron.settings import get_settings
 
@@ -88,6 +95,59 @@ async def _caller(request: Request) -> Principal:
 
 Store = Annotated[Engine, Depends(_store)]
 Caller = Annotated[Principal, Depends(_caller)]
+
+
+def _permission(action: str) -> Callable[[Principal], Any]:
+    async def check(principal: Caller) -> Principal:
+        authorize(principal, action)
+        return principal
+
+    check.__name__ = f"may_{action}"
+    return check
+
+
+_ALLOWED: dict[str, Any] = {}
+
+
+def Allowed(action: str) -> Any:
+    """The caller, who must hold the permission ``action`` (see ``auth.service.PERMISSIONS``)."""
+    if action not in _ALLOWED:
+        _ALLOWED[action] = Annotated[Principal, Depends(_permission(action))]
+    return _ALLOWED[action]
+
+
+class SignInRequired(Exception):
+    """A page or fragment was asked for without a valid session."""
+
+    def __init__(self, *, fragment: bool) -> None:
+        super().__init__("sign in first")
+        self.fragment = fragment
+
+
+async def _viewer(request: Request) -> Principal:
+    try:
+        return await _caller(request)
+    except UnauthorizedError as error:
+        raise SignInRequired(fragment=False) from error
+
+
+async def _fragment_viewer(request: Request) -> Principal:
+    try:
+        return await _caller(request)
+    except UnauthorizedError as error:
+        raise SignInRequired(fragment=True) from error
+
+
+Viewer = Annotated[Principal, Depends(_viewer)]  # a page: the signed-out visitor is sent to sign in
+FragmentViewer = Annotated[Principal, Depends(_fragment_viewer)]  # an HTMX fragment of a page
+
+
+async def sign_in_required(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, SignInRequired)
+    if error.fragment:
+        # HTMX follows this header with a full-page visit, so an expired session ends on the sign-in page.
+        return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
+    return RedirectResponse("/login", status_code=303)
 
 
 def problem(status: int, detail: str, code: str, field: str | None = None) -> JSONResponse:

@@ -1,4 +1,7 @@
-"""The web application: the REST API under /api, the pages, and the static files (Plotly from its package)."""
+"""The web application: the REST API under /api, the pages, and the static files (Plotly from its package).
+
+The one module that sees both edges: ``api/`` and ``web/`` each import only ``http/`` and the domain below.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +18,20 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from patron.api.campaign_routes import router as campaign_router
-from patron.api.common import patron_error, storage_error, validation_error
 from patron.api.engage_routes import router as engage_router
 from patron.api.routes import router as api_router
 from patron.api.strategy_routes import router as strategy_router
 from patron.auth.trail import flush_reads
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
+from patron.http.common import SignInRequired, patron_error, sign_in_required, storage_error, validation_error
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
 from patron.web.strategy_pages import router as strategy_pages_router
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+STATIC = Path(__file__).resolve().parent / "web" / "static"
 HTMX_JS = STATIC / "vendor" / "htmx.min.js"  # from the npm registry, put there by `make install`
 
 
@@ -53,6 +56,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.add_exception_handler(PatronError, patron_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(SignInRequired, sign_in_required)
     for error in (DataError, IntegrityError, StatementError):
         app.add_exception_handler(error, storage_error)
     app.include_router(api_router)
