@@ -9,10 +9,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from patron.auth.access import check_visible
-from patron.auth.service import authorize
 from patron.engage.campaigns import create_offer, list_offers
 from patron.engage.consent import consent_ledger, record_consent
-from patron.http.common import Caller, LongText, ShortText, Store
+from patron.http.common import Caller, LongText, ManageOffers, ReadCustomers, RecordConsent, ShortText, Store
 
 router = APIRouter(prefix="/api")
 CustomerId = Annotated[int, Path(ge=1, le=2**53)]
@@ -44,9 +43,8 @@ def consents(customer_id: CustomerId, store: Store, principal: Caller) -> dict[s
 
 
 @router.post("/customers/{customer_id}/consents", tags=["consents"], status_code=201)
-def new_consent(customer_id: CustomerId, body: ConsentIn, store: Store, principal: Caller) -> dict[str, Any]:
+def new_consent(customer_id: CustomerId, body: ConsentIn, store: Store, principal: RecordConsent) -> dict[str, Any]:
     """Record a grant or a withdrawal; the ledger keeps every record, and a withdrawal stops sends at once."""
-    authorize(principal, "record_consent")
     check_visible(store, principal, customer_id)
     record_consent(
         store, customer_id, channel=body.channel, purpose=body.purpose, status=body.status, source=body.source,
@@ -56,17 +54,15 @@ def new_consent(customer_id: CustomerId, body: ConsentIn, store: Store, principa
 
 
 @router.get("/offers", tags=["offers"])
-def offers(store: Store, principal: Caller) -> list[dict[str, Any]]:
+def offers(store: Store, principal: ReadCustomers) -> list[dict[str, Any]]:
     """Every offer, newest first."""
-    authorize(principal, "read_customers")
     return list_offers(store)
 
 
 @router.post("/offers", tags=["offers"], status_code=201)
-def new_offer(body: OfferIn, store: Store, principal: Caller) -> dict[str, Any]:
+def new_offer(body: OfferIn, store: Store, principal: ManageOffers) -> dict[str, Any]:
     """A new offer (its eligibility is a segment rule); customers' stored decisions are redone by the next
     `decide-offers` run, and lookups work live until then."""
-    authorize(principal, "manage_offers")
     offer_id = create_offer(
         store, body.name, margin=body.margin, currency=body.currency, description=body.description,
         eligibility=body.eligibility, channel=body.channel,

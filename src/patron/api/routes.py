@@ -19,11 +19,21 @@ from patron.auth.access import (
     pseudonym_of,
     run_scores_page,
 )
-from patron.auth.service import authenticate, authorize, issue_token
+from patron.auth.service import authenticate, issue_token
 from patron.cif.events import EventIn, ingest_events
 from patron.engage.offers import OfferChoice, next_best_offer
 from patron.engage.triggers import fire_triggers, listened_events
-from patron.http.common import Caller, LongText, ShortText, Store, on_store
+from patron.http.common import (
+    Caller,
+    LongText,
+    ManageCases,
+    ManageSegments,
+    ReadCustomers,
+    ShortText,
+    Store,
+    WriteEvents,
+    on_store,
+)
 from patron.segments.rules import affected_by, apply_event, create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 from patron.service.context import conversation_context
@@ -97,9 +107,8 @@ async def profile(customer_id: CustomerId, store: Store, principal: Caller) -> d
 
 
 @router.get("/customers/{customer_id}/context", tags=["service"])
-def context(customer_id: CustomerId, store: Store, principal: Caller) -> dict[str, Any]:
+def context(customer_id: CustomerId, store: Store, principal: ManageCases) -> dict[str, Any]:
     """For a live call: last interactions, open cases, recent purchases, consents, the next question."""
-    authorize(principal, "manage_cases")
     customer_360(store, principal, customer_id)  # the same visibility rules as the 360° view
     result = conversation_context(store, customer_id)
     return {
@@ -133,16 +142,14 @@ class EventBatch(BaseModel):
 
 
 @router.post("/events", tags=["events"], status_code=201)
-def event(body: EventIn, store: Store, principal: Caller) -> dict[str, Any]:
+def event(body: EventIn, store: Store, principal: WriteEvents) -> dict[str, Any]:
     """One interaction; sending the same idempotency key again stores nothing new."""
-    authorize(principal, "write_events")
     return _ingest(store, [body])
 
 
 @router.post("/events/batch", tags=["events"], status_code=201)
-def events(body: EventBatch, store: Store, principal: Caller) -> dict[str, Any]:
+def events(body: EventBatch, store: Store, principal: WriteEvents) -> dict[str, Any]:
     """Up to 1,000 interactions; each rejected one is reported with its index and reason, the rest are kept."""
-    authorize(principal, "write_events")
     return _ingest(store, body.events)
 
 
@@ -173,37 +180,36 @@ class RuleIn(BaseModel):
 
 
 @router.get("/segments", tags=["segments"])
-def segments(store: Store, principal: Caller) -> list[dict[str, Any]]:
-    authorize(principal, "read_customers")
+def segments(store: Store, principal: ReadCustomers) -> list[dict[str, Any]]:
     return list_segments(store)
 
 
 @router.post("/segments", tags=["segments"], status_code=201)
-def new_segment(body: SegmentIn, store: Store, principal: Caller) -> dict[str, Any]:
-    authorize(principal, "manage_segments")
+def new_segment(body: SegmentIn, store: Store, principal: ManageSegments) -> dict[str, Any]:
     return {"id": create_segment(store, body.name, body.rule, body.description), "name": body.name}
 
 
 @router.post("/segments/preview", tags=["segments"])
-def preview_segment(body: RuleIn, store: Store, principal: Caller) -> dict[str, Any]:
+def preview_segment(body: RuleIn, store: Store, principal: ReadCustomers) -> dict[str, Any]:
     """The live count of a rule (the segment builder calls this as you type)."""
-    authorize(principal, "read_customers")
     result = preview(store, body.rule, sample=0)
     return {"count": result.count, "customers": result.customers}
 
 
 @router.get("/segments/{name}/members", tags=["segments"])
 def members(
-    name: Annotated[str, Path(max_length=100)], store: Store, principal: Caller, limit: Limit = 50, offset: Offset = 0
+    name: Annotated[str, Path(max_length=100)],
+    store: Store,
+    principal: ReadCustomers,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
-    authorize(principal, "read_customers")
     ids, total = segment_members(store, name, limit=limit, offset=offset)
     return {"items": ids, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/value/runs", tags=["value"])
-def runs(store: Store, principal: Caller, limit: Limit = 20) -> list[dict[str, Any]]:
-    authorize(principal, "read_customers")
+def runs(store: Store, principal: ReadCustomers, limit: Limit = 20) -> list[dict[str, Any]]:
     return list_runs(store, limit)
 
 
@@ -227,13 +233,12 @@ def value_list(
     name: Literal["tiers", "top", "bottom", "costly", "declining", "lost", "wallet-gap", "complainers", "at-risk"],
     *,
     store: Store,
-    principal: Caller,
+    principal: ReadCustomers,
     source: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """A differentiation list with a reason per customer (names pseudonymised for analysts)."""
-    authorize(principal, "read_customers")
     frame, scope, as_of = customer_base(store, source=source)
     result = LISTS[name](frame)
     rows = result.rows.slice(offset, limit).to_dicts()
@@ -264,14 +269,12 @@ class NoteIn(BaseModel):
 
 
 @router.get("/cases/queue", tags=["service"])
-def queue(store: Store, principal: Caller, limit: Limit = 50) -> list[dict[str, Any]]:
-    authorize(principal, "manage_cases")
+def queue(store: Store, principal: ManageCases, limit: Limit = 50) -> list[dict[str, Any]]:
     return work_queue(store, limit=limit)
 
 
 @router.post("/cases", tags=["service"], status_code=201)
-def new_case(body: CaseIn, store: Store, principal: Caller) -> dict[str, Any]:
-    authorize(principal, "manage_cases")
+def new_case(body: CaseIn, store: Store, principal: ManageCases) -> dict[str, Any]:
     customer_360(store, principal, body.customer_id)
     opened = open_case(
         store, body.customer_id, subject=body.subject, kind=body.kind, description=body.description,
@@ -286,14 +289,12 @@ def new_case(body: CaseIn, store: Store, principal: Caller) -> dict[str, Any]:
 
 
 @router.post("/cases/{case_id}/notes", tags=["service"])
-def note(case_id: CustomerId, body: NoteIn, store: Store, principal: Caller) -> dict[str, str]:
-    authorize(principal, "manage_cases")
+def note(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> dict[str, str]:
     update_case(store, case_id, note=body.text, customer_contact=body.customer_contact, actor=principal.username)
     return {"status": "noted"}
 
 
 @router.post("/cases/{case_id}/resolve", tags=["service"])
-def resolve(case_id: CustomerId, body: NoteIn, store: Store, principal: Caller) -> dict[str, str]:
-    authorize(principal, "manage_cases")
+def resolve(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> dict[str, str]:
     resolve_case(store, case_id, body.text, actor=principal.username, at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
     return {"status": "resolved"}

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from patron.auth.access import pseudonym_of
-from patron.auth.service import authorize
-from patron.http.common import Caller, ShortText, Store
+from patron.http.common import ManageSegments, ReadStrategy, ShortText, Store
 from patron.strategy.budget import ResponseCurve
 from patron.strategy.network import add_link_records
 from patron.strategy.plans import budget_plan, network_summary, portfolio_plan, price_sensitivity
@@ -25,7 +24,7 @@ Steepness = Annotated[float | None, Query(gt=0, le=1000)]
 def budget(
     *,
     store: Store,
-    principal: Caller,
+    principal: ReadStrategy,
     amount: Annotated[float | None, Query(ge=0, le=1e12, description="yearly budget (default: the best)")] = None,
     acquisition_ceiling: Ceiling = None,
     acquisition_k: Steepness = None,
@@ -34,7 +33,6 @@ def budget(
     discount_rate: Annotated[float, Query(ge=0, lt=1)] = 0.10,
 ) -> dict[str, Any]:
     """The acquisition/retention split that maximises customer equity, a what-if table, who to retain first."""
-    authorize(principal, "read_strategy")
     acquisition = _curve(acquisition_ceiling, acquisition_k)
     retention = _curve(retention_ceiling, retention_k)
     plan = budget_plan(store, amount, acquisition=acquisition, retention=retention, discount_rate=discount_rate)
@@ -60,12 +58,11 @@ def _curve(ceiling: float | None, k: float | None) -> ResponseCurve | None:
 @router.get("/portfolio")
 def portfolio(
     store: Store,
-    principal: Caller,
+    principal: ReadStrategy,
     by: FieldName = "tier",
     risk: Annotated[float | None, Query(ge=0, le=1e12)] = None,
 ) -> dict[str, Any]:
     """Segments as assets: mean and risk of monthly margin per customer, the efficient frontier, managers' P&L."""
-    authorize(principal, "read_strategy")
     plan = portfolio_plan(store, by=by, risk=risk)
     return {
         "months": plan.months,
@@ -81,10 +78,12 @@ def portfolio(
 
 @router.get("/pricing")
 def pricing(
-    store: Store, principal: Caller, by: FieldName = "education", limit: Annotated[int, Query(ge=1, le=500)] = 50
+    store: Store,
+    principal: ReadStrategy,
+    by: FieldName = "education",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Deal proneness per segment, and the most deal-prone customers (shares shrunk towards their segment)."""
-    authorize(principal, "read_strategy")
     customers, segments = price_sensitivity(store, by=by)
     return {
         "segments": segments.to_dicts(),
@@ -93,9 +92,8 @@ def pricing(
 
 
 @router.get("/network")
-def network(store: Store, principal: Caller, top: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+def network(store: Store, principal: ReadStrategy, top: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
     """Communities, value assortativity, influencers and high-value clusters of the customer network."""
-    authorize(principal, "read_strategy")
     summary = network_summary(store, top=top)
     return {
         "customers": summary.customers,
@@ -123,9 +121,8 @@ class LinksIn(BaseModel):
 
 
 @router.post("/links")
-def add_links(body: LinksIn, store: Store, principal: Caller) -> dict[str, Any]:
+def add_links(body: LinksIn, store: Store, principal: ManageSegments) -> dict[str, Any]:
     """Record customer-to-customer links; a link already recorded is skipped, bad ones reported by position."""
-    authorize(principal, "manage_segments")
     records = (
         (position, {"from": link.from_, "to": link.to, "kind": link.kind, "weight": link.weight})
         for position, link in enumerate(body.links)

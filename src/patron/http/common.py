@@ -1,7 +1,7 @@
 """What the API routes and the pages share: the store, the caller, permission checks, error replies, and input
 types that refuse junk early.
 
-A route says who may call it in its signature: ``principal: Allowed("manage_cases")`` checks the permission before
+A route says who may call it in its signature: ``principal: ManageCases`` checks the permission before
 the handler runs (and before the body is looked at), so a refused call writes nothing. Pages take ``Viewer``: a
 visitor who is not signed in is sent to the sign-in page; fragments take ``FragmentViewer``, which answers 401 with
 ``HX-Redirect``.
@@ -97,7 +97,9 @@ Store = Annotated[Engine, Depends(_store)]
 Caller = Annotated[Principal, Depends(_caller)]
 
 
-def _permission(action: str) -> Callable[[Principal], Any]:
+def permission(action: str) -> Callable[[Principal], Any]:
+    """A dependency: the caller, who must hold the permission ``action`` (see ``auth.service.PERMISSIONS``)."""
+
     async def check(principal: Caller) -> Principal:
         authorize(principal, action)
         return principal
@@ -106,14 +108,19 @@ def _permission(action: str) -> Callable[[Principal], Any]:
     return check
 
 
-_ALLOWED: dict[str, Any] = {}
-
-
-def Allowed(action: str) -> Any:
-    """The caller, who must hold the permission ``action`` (see ``auth.service.PERMISSIONS``)."""
-    if action not in _ALLOWED:
-        _ALLOWED[action] = Annotated[Principal, Depends(_permission(action))]
-    return _ALLOWED[action]
+# The caller holding one permission: ``principal: ManageCases`` in a route's signature is its whole role check.
+ReadCustomers = Annotated[Principal, Depends(permission("read_customers"))]
+ReadPii = Annotated[Principal, Depends(permission("read_pii"))]
+Export = Annotated[Principal, Depends(permission("export"))]
+WriteEvents = Annotated[Principal, Depends(permission("write_events"))]
+ManageSegments = Annotated[Principal, Depends(permission("manage_segments"))]
+ManageCases = Annotated[Principal, Depends(permission("manage_cases"))]
+RunModels = Annotated[Principal, Depends(permission("run_models"))]
+ManageUsers = Annotated[Principal, Depends(permission("manage_users"))]
+ReadStrategy = Annotated[Principal, Depends(permission("read_strategy"))]
+ImportData = Annotated[Principal, Depends(permission("import_data"))]
+RecordConsent = Annotated[Principal, Depends(permission("record_consent"))]
+ManageOffers = Annotated[Principal, Depends(permission("manage_offers"))]
 
 
 class SignInRequired(Exception):
