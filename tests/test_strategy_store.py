@@ -17,6 +17,7 @@ from patron.app import create_app
 from patron.auth.service import create_user
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.facts import resolve_scope
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.demo import demo_mapping
@@ -25,7 +26,7 @@ from patron.strategy.network import customer_graph, import_links, influencer_sco
 from patron.strategy.plans import budget_plan, portfolio_plan, price_sensitivity
 from patron.strategy.schema import CustomerLink
 from patron.value.scoring import score_customers
-from patron.value.transactions import load_transactions, resolve_scope
+from patron.value.transactions import load_transactions
 from tests.conftest import SHARED_DATA, WriteFile
 
 pytestmark = pytest.mark.slow

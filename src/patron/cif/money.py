@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import polars as pl
+
 # ISO 4217 minor-unit exponents that differ from the usual 2.
 EXPONENT_EXCEPTIONS = {
     "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
@@ -31,7 +33,29 @@ def from_minor(minor: int, currency: str) -> Decimal:
 
 
 def format_money(minor: int | None, currency: str | None) -> str:
+    """``1,234.50 USD``; without a currency the amount is shown as a bare count of minor units, never guessed."""
     if minor is None:
         return ""
-    code = (currency or "USD").upper()
+    if not currency:
+        return f"{minor:,} (minor units, currency unknown)"
+    code = currency.upper()
     return f"{from_minor(minor, code):,.{minor_exponent(code)}f} {code}"
+
+
+def minor_unit(currency: str) -> int:
+    """How many minor units make one major unit (USD 100, JPY 1, KWD 1000)."""
+    return int(10 ** minor_exponent(currency))
+
+
+def to_major(minor_units: pl.Expr, currency: str) -> pl.Expr:
+    """A column of minor units as a float column of major units (the unit analyses and rules work in)."""
+    return minor_units.cast(pl.Float64) / minor_unit(currency)
+
+
+def major_to_minor(amount: float, currency: str) -> int:
+    """A float amount in major units (an analysis result, a form field) rounded to whole minor units."""
+    return round(amount * minor_unit(currency))
+
+
+def minor_to_major(minor: int, currency: str) -> float:
+    return minor / minor_unit(currency)

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
+from patron.cif.facts import resolve_scope
 from patron.cli.shared import console, open_store, reports_errors
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema
 from patron.segments.rules import compile_cached
-from patron.value.transactions import resolve_scope
 
 spark_app = typer.Typer(help="Run the batch analytics on Apache Spark.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Background jobs on the Redis queue.", no_args_is_help=True)

@@ -11,6 +11,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from patron.cif.facts import resolve_scope
 from patron.cif.store import store_counts
 from patron.cli.shared import console, open_store, reports_errors
 from patron.errors import InvalidInputError
@@ -21,7 +22,7 @@ from patron.value.lists import LISTS, pareto_curve
 from patron.value.models.gammagamma import GammaGamma
 from patron.value.scoring import list_runs, score_customers, score_movement
 from patron.value.summary import Period, purchase_summary
-from patron.value.transactions import load_transactions, resolve_scope
+from patron.value.transactions import load_transactions
 
 value_app = typer.Typer(
     help="Customer value: lifetime-value models, scoring runs and value lists.", no_args_is_help=True

@@ -5,6 +5,9 @@ Fields: the customer record (kind, status, source, acquisition), the profile, th
 the latest value scores, and spend per product category as ``spend.<category>``. The date of the last purchase
 per category lives in a second, long frame for ``bought(...)``.
 Built column-wise from a few queries; restricted to some customers it is the incremental path for one event.
+The purchase, interaction and score fields are the customer facts of one scope (``cif/facts.py``, by default every
+source in the store's main currency) and the latest scores (``value/latest.py``): the same figures the value lists
+and the customer page show.
 """
 
 from __future__ import annotations
@@ -14,22 +17,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
-from sqlalchemy import Engine, Select, case, func, select
+from sqlalchemy import Engine, Select, select
 
 from patron.cif import schema as s
-from patron.value.schema import CustomerScore, ScoreRun
+from patron.cif.facts import Scope, as_of_day, category_facts, currency_scope, interaction_facts, purchase_facts
+from patron.cif.money import to_major
+from patron.value.latest import latest_scores
 
 C = s.Customer.__table__.c
 P = s.CustomerProfile.__table__.c
 A = s.CustomerAttribute.__table__.c
-O = s.Order.__table__.c  # noqa: E741
-L = s.OrderLine.__table__.c
 CAT = s.Category.__table__.c
-INTERACTIONS = s.Interaction.__table__.c
 RESPONSES = s.CampaignResponse.__table__.c
 CAMPAIGNS = s.Campaign.__table__.c
-SCORES = CustomerScore.__table__.c
-RUNS = ScoreRun.__table__.c
 
 PROFILE_COLUMNS = {
     "birth_year": pl.Int64, "gender": pl.String, "education": pl.String, "marital_status": pl.String,
@@ -47,10 +47,12 @@ STATIC_FIELDS: dict[str, pl.DataType] = {
     "expected_purchases": pl.Float64(),
 }  # fmt: skip
 
+ORDER_FIELDS = ("customer_id", "orders", "revenue", "first_order", "last_order", "days_since_last_order")
+SCORE_FIELDS = ("tier", "clv", "p_alive", "value_at_risk", "expected_purchases")
 PART_OF = {
-    **dict.fromkeys(("orders", "revenue", "first_order", "last_order", "days_since_last_order"), "orders"),
+    **dict.fromkeys(ORDER_FIELDS[1:], "orders"),
     **dict.fromkeys(("interactions", "complaints_last_year"), "interactions"),
-    **dict.fromkeys(("tier", "clv", "p_alive", "value_at_risk", "expected_purchases"), "scores"),
+    **dict.fromkeys(SCORE_FIELDS, "scores"),
     "bought": "bought",
 }
 ALL_PARTS = ("profile", "attributes", "orders", "interactions", "responded", "spend", "scores", "bought")
@@ -74,11 +76,6 @@ class Features:
     customers: pl.DataFrame  # one row per customer
     categories: pl.DataFrame  # customer_id, category, last_day: the last purchase in each category
     as_of: dt.date
-
-
-def _end_of(day: dt.date) -> dt.datetime:
-    """Orders and interactions up to the end of the as-of day count; later ones do not exist yet."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
 
 
 def _restrict(
@@ -111,12 +108,15 @@ def build_features(
     as_of: dt.date | None = None,
     customer_ids: Sequence[int] | None = None,
     parts: Iterable[str] | None = None,
+    scope: Scope | None = None,
 ) -> Features:
-    """The feature frame for every customer (or only ``customer_ids``), as of ``as_of`` (default today).
+    """The feature frame for every customer (or only ``customer_ids``) in ``scope``, as of ``as_of``.
 
-    ``parts`` limits the work to what some rules need (see :func:`parts_for`): one event, one customer, few queries.
+    ``as_of`` defaults to the newest order's day in the scope (``cif.facts.as_of_day``). ``parts`` limits the work
+    to what some rules need (see :func:`parts_for`): one event, one customer, few queries.
     """
-    as_of = as_of or dt.date.today()
+    scope = scope or currency_scope(engine)
+    as_of = as_of_day(engine, scope, as_of)
     wanted = set(ALL_PARTS if parts is None else parts)
     frame = _frame(
         engine,
@@ -131,14 +131,14 @@ def build_features(
          "acquired_on": pl.Date(), "acquisition_channel": pl.String()},
     )  # fmt: skip
     if "profile" in wanted:
-        frame = frame.join(_profiles(engine, customer_ids), on="customer_id", how="left")
+        frame = frame.join(_profiles(engine, customer_ids, scope.currency), on="customer_id", how="left")
     readers: dict[str, Callable[[], pl.DataFrame]] = {
         "attributes": lambda: _attributes(engine, customer_ids),
-        "orders": lambda: _orders(engine, customer_ids, as_of),
-        "interactions": lambda: _interactions(engine, customer_ids, as_of),
+        "orders": lambda: purchase_facts(engine, scope, as_of, customer_ids).select(*ORDER_FIELDS),
+        "interactions": lambda: interaction_facts(engine, as_of, customer_ids),
         "responded": lambda: _responses(engine, customer_ids),
-        "spend": lambda: _category_spend(engine, customer_ids, as_of),
-        "scores": lambda: _scores(engine, customer_ids),
+        "spend": lambda: _category_spend(engine, scope, customer_ids, as_of),
+        "scores": lambda: latest_scores(engine, customer_ids=customer_ids).select("customer_id", *SCORE_FIELDS),
     }
     for part, read in readers.items():
         if part in wanted:
@@ -150,20 +150,21 @@ def build_features(
         pl.col(zero).fill_null(0), pl.col(responded).fill_null(False), pl.col(spend).fill_null(0.0)
     )
     categories = (
-        _categories(engine, customer_ids, as_of)
+        category_facts(engine, scope, as_of, customer_ids).filter(pl.col("last_day").is_not_null()).drop("spend")
         if "bought" in wanted
         else pl.DataFrame(schema={"customer_id": pl.Int64, "category": pl.String, "last_day": pl.Date})
     )
     return Features(frame.sort("customer_id"), categories, as_of)
 
 
-def _profiles(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
+def _profiles(engine: Engine, ids: Sequence[int] | None, currency: str) -> pl.DataFrame:
+    """The typed profile; income (stored in the importing mapping's currency) is read in the scope's currency."""
     columns = [P.customer_id, *(P.income_minor if n == "income" else P[n] for n in PROFILE_COLUMNS)]
     return _frame(
         engine,
         _restrict(select(*columns), P.customer_id, ids),
         {"customer_id": pl.Int64(), **{n: (pl.Int64() if n == "income" else t()) for n, t in PROFILE_COLUMNS.items()}},
-    ).with_columns(pl.col("income").cast(pl.Float64) / 100)
+    ).with_columns(to_major(pl.col("income"), currency))
 
 
 def _attributes(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
@@ -216,38 +217,13 @@ def feature_schema(engine: Engine) -> dict[str, pl.DataType]:
     return {**STATIC_FIELDS, **attribute_fields(engine), **response_fields(engine), **spend_fields(engine)}
 
 
-def _orders(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
-    aggregates = (
-        func.count(func.distinct(O.id)),
-        func.sum(L.revenue_minor),
-        func.min(O.ordered_at),
-        func.max(O.ordered_at),
-    )
-    lines = (
-        select(O.customer_id, *aggregates)
-        .select_from(s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id))
-        .group_by(O.customer_id)
-    )  # fmt: skip
-    frame = _frame(
-        engine,
-        _restrict(lines.where(O.ordered_at < _end_of(as_of)), O.customer_id, ids),
-        {"customer_id": pl.Int64(), "orders": pl.Int64(), "revenue": pl.Float64(), "first_order": pl.Datetime("us"),
-         "last_order": pl.Datetime("us")},
-    )  # fmt: skip
-    return frame.with_columns(
-        (pl.col("revenue") / 100),  # minor → major units for the common two-decimal currencies
-        pl.col("first_order", "last_order").cast(pl.Date),
-    ).with_columns((pl.lit(as_of) - pl.col("last_order")).dt.total_days().alias("days_since_last_order"))
-
-
-def _interactions(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
-    year_ago = dt.datetime.combine(as_of - dt.timedelta(days=365), dt.time())
-    complaint = func.sum(case(((INTERACTIONS.type == "complaint") & (INTERACTIONS.occurred_at > year_ago), 1), else_=0))
-    query = select(INTERACTIONS.customer_id, func.count(), complaint).group_by(INTERACTIONS.customer_id)
-    return _frame(
-        engine,
-        _restrict(query.where(INTERACTIONS.occurred_at < _end_of(as_of)), INTERACTIONS.customer_id, ids),
-        {"customer_id": pl.Int64(), "interactions": pl.Int64(), "complaints_last_year": pl.Int64()},
+def _category_spend(engine: Engine, scope: Scope, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
+    """Revenue per category as ``spend.<category>`` columns (major units of the scope's currency)."""
+    rows = category_facts(engine, scope, as_of, ids)
+    if rows.height == 0:
+        return pl.DataFrame(schema={"customer_id": pl.Int64()})
+    return rows.with_columns(("spend." + pl.col("category")).alias("category")).pivot(
+        on="category", index="customer_id", values="spend"
     )
 
 
@@ -267,62 +243,3 @@ def _responses(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
         .pivot(on="campaign", index="customer_id", values="responded")
         .with_columns(pl.exclude("customer_id").fill_null(False))
     )
-
-
-def _scores(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
-    """Each customer's scores from the newest run that scored them."""
-    newest = select(SCORES.customer_id, func.max(SCORES.run_id).label("run_id")).group_by(SCORES.customer_id)
-    latest = _restrict(newest, SCORES.customer_id, ids).subquery()
-    query = select(
-        SCORES.customer_id, SCORES.tier, SCORES.clv_minor, SCORES.p_alive, SCORES.value_at_risk_minor,
-        SCORES.expected_purchases,
-    ).join(latest, (latest.c.customer_id == SCORES.customer_id) & (latest.c.run_id == SCORES.run_id))  # fmt: skip
-    frame = _frame(
-        engine,
-        query,
-        {"customer_id": pl.Int64(), "tier": pl.String(), "clv": pl.Float64(), "p_alive": pl.Float64(),
-         "value_at_risk": pl.Float64(), "expected_purchases": pl.Float64()},
-    )  # fmt: skip
-    return frame.with_columns(pl.col("clv", "value_at_risk") / 100)
-
-
-def _category_spend(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
-    """Revenue per category as ``spend.<category>`` columns (major units)."""
-    query = (
-        select(O.customer_id, CAT.name, func.sum(L.revenue_minor))
-        .select_from(
-            s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id).join(
-                s.Category.__table__, CAT.id == L.category_id
-            )
-        )
-        .group_by(O.customer_id, CAT.name)
-    )
-    rows = _frame(
-        engine,
-        _restrict(query.where(O.ordered_at < _end_of(as_of)), O.customer_id, ids),
-        {"customer_id": pl.Int64(), "category": pl.String(), "spend": pl.Float64()},
-    )
-    if rows.height == 0:
-        return pl.DataFrame(schema={"customer_id": pl.Int64()})
-    return rows.with_columns(("spend." + pl.col("category")).alias("category"), pl.col("spend") / 100).pivot(
-        on="category", index="customer_id", values="spend"
-    )
-
-
-def _categories(engine: Engine, ids: Sequence[int] | None, as_of: dt.date) -> pl.DataFrame:
-    query = (
-        select(O.customer_id, CAT.name, func.max(O.ordered_at))
-        .select_from(
-            s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id).join(
-                s.Category.__table__, CAT.id == L.category_id
-            )
-        )
-        .where(L.revenue_minor > 0)
-        .group_by(O.customer_id, CAT.name)
-    )
-    frame = _frame(
-        engine,
-        _restrict(query.where(O.ordered_at < _end_of(as_of)), O.customer_id, ids),
-        {"customer_id": pl.Int64(), "category": pl.String(), "last_day": pl.Datetime("us")},
-    )
-    return frame.with_columns(pl.col("last_day").cast(pl.Date))

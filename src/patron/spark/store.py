@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as cif
+from patron.cif.facts import Scope, resolve_scope
 from patron.errors import InvalidInputError
 from patron.spark.kernels import from_polars, map_partitions, to_polars
 from patron.spark.value import fit_purchase_model, fit_spend_model, spark_lifetime_values, spark_summary
@@ -27,7 +28,7 @@ from patron.value.scoring import (
     score_rows,
 )
 from patron.value.summary import Period
-from patron.value.transactions import Scope, load_transactions, resolve_scope, to_major_units, transactions_query
+from patron.value.transactions import load_transactions, to_major_units, transactions_query
 
 Progress = Callable[[str], None]
 ORDERS = cif.Order.__table__.c

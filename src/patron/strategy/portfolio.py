@@ -19,12 +19,13 @@ from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.facts import Scope, resolve_scope
 from patron.cif.money import minor_exponent
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
 from patron.value.lists import DEFAULT_MARGIN_RATE
 from patron.value.schema import CustomerScore, ScoreRun
-from patron.value.transactions import Scope, load_transactions, resolve_scope
+from patron.value.transactions import load_transactions
 
 Array = np.ndarray
 MAX_SEGMENTS = 12

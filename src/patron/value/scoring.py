@@ -11,6 +11,7 @@ import polars as pl
 from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select
 
 from patron.cif.columns import table_of
+from patron.cif.facts import Scope, resolve_scope
 from patron.cif.money import minor_exponent
 from patron.cif.store import refresh_statistics
 from patron.errors import InvalidInputError, NotFoundError
@@ -21,7 +22,7 @@ from patron.value.models.base import PurchaseModel
 from patron.value.models.gammagamma import GammaGamma
 from patron.value.schema import CustomerScore, ScoreRun
 from patron.value.summary import Period, purchase_summary
-from patron.value.transactions import Scope, load_transactions, resolve_scope
+from patron.value.transactions import load_transactions
 
 ModelName = Literal["auto", "bgnbd", "paretonbd"]
 DEFAULT_TIER_CUTS = (0.2, 0.5)  # A = top 20 %, B = the next 30 %, C = the rest

@@ -1,0 +1,212 @@
+"""Customer facts: what each customer bought and how often we heard from them, for one scope and as-of day.
+
+The one place these figures are computed. Value lists, segment rules, predictive models, the strategy analyses and
+the customer page all read them here, so a customer's revenue, order count and recency agree wherever they show.
+
+A **scope** is one currency and, optionally, one order source (one business): money is never added across
+currencies, and each currency's amounts are converted by its own minor-unit exponent (``cif/money.py``). The
+**as-of day** defaults to the newest order's day in the scope, the "now" of the data (on a live store, today);
+orders and interactions after the end of that day do not exist yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, Select, case, func, select
+
+from patron.cif import schema as s
+from patron.cif.money import to_major
+from patron.errors import InvalidInputError
+
+O = s.Order.__table__.c  # noqa: E741
+L = s.OrderLine.__table__.c
+CAT = s.Category.__table__.c
+INTERACTIONS = s.Interaction.__table__.c
+ORDER_LINES = s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id)
+YEAR = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which orders an analysis covers: one currency and one order source, or every source (``None``)."""
+
+    source: str | None
+    currency: str
+
+    def __str__(self) -> str:
+        return f"{self.source or 'all sources'} ({self.currency})"
+
+    def orders_in(self, query: Select[Any]) -> Select[Any]:
+        conditions = [O.currency == self.currency]
+        if self.source is not None:
+            conditions.append(O.source == self.source)
+        return query.where(*conditions)
+
+
+FACT_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Int64(), "orders": pl.Int64(), "purchase_days": pl.Int64(), "revenue": pl.Float64(),
+    "margin": pl.Float64(), "revenue_last_year": pl.Float64(), "revenue_year_before": pl.Float64(),
+    "first_order": pl.Date(), "last_order": pl.Date(), "days_since_last_order": pl.Int64(),
+}  # fmt: skip
+INTERACTION_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Int64(), "interactions": pl.Int64(), "complaints_last_year": pl.Int64()
+}  # fmt: skip
+CATEGORY_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Int64(), "category": pl.String(), "spend": pl.Float64(), "last_day": pl.Date()
+}  # fmt: skip
+
+
+def order_sources(engine: Engine) -> list[tuple[str, str, int]]:
+    """(source, currency, orders) for every order source in the store, largest first."""
+    query = (
+        select(O.source, O.currency, func.count().label("orders"))
+        .group_by(O.source, O.currency)
+        .order_by(func.count().desc(), O.source)
+    )
+    with engine.connect() as conn:
+        return [(row.source, row.currency, int(row.orders)) for row in conn.execute(query)]
+
+
+def resolve_scope(engine: Engine, source: str | None = None, currency: str | None = None) -> Scope:
+    """The requested source and currency, or the largest order source when none is named."""
+    sources = order_sources(engine)
+    if not sources:
+        raise InvalidInputError("the store holds no orders yet: import order data (or run `patron demo`) first")
+    matching = [
+        item for item in sources if (source is None or item[0] == source) and (currency is None or item[1] == currency)
+    ]
+    if not matching:
+        known = ", ".join(f"{name} ({code})" for name, code, _ in sources)
+        wanted = f"source {source or 'any'} in {currency or 'any currency'}"
+        raise InvalidInputError(f"there are no orders for {wanted}; the store has: {known}", field="source")
+    chosen_source, chosen_currency, _ = matching[0]
+    return Scope(chosen_source, chosen_currency)
+
+
+def currency_scope(engine: Engine, currency: str | None = None) -> Scope:
+    """Every source in one currency (by default the currency most orders are in): the scope of segment rules."""
+    if currency is not None:
+        return Scope(None, currency)
+    totals: dict[str, int] = {}
+    for _, code, orders in order_sources(engine):
+        totals[code] = totals.get(code, 0) + orders
+    if not totals:
+        return Scope(None, "USD")  # an empty store: no amounts to convert, any currency reads the same
+    return Scope(None, max(sorted(totals), key=lambda code: totals[code]))
+
+
+def as_of_day(engine: Engine, scope: Scope, as_of: dt.date | None = None) -> dt.date:
+    """``as_of``, or the day of the newest order in the scope (today when the scope has no orders yet)."""
+    if as_of is not None:
+        return as_of
+    with engine.connect() as conn:
+        newest = conn.scalar(scope.orders_in(select(func.max(O.ordered_at))))
+    if newest is None:
+        return dt.date.today()
+    return newest.date() if isinstance(newest, dt.datetime) else dt.datetime.fromisoformat(str(newest)).date()
+
+
+def end_of(day: dt.date) -> dt.datetime:
+    """Orders and interactions up to the end of the as-of day count; later ones do not exist yet."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+
+
+def _read(engine: Engine, query: Select[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    with engine.connect() as conn:
+        return pl.DataFrame(conn.execute(query).all(), schema=schema, orient="row")
+
+
+def _only(query: Select[Any], column: Any, ids: Sequence[int] | None) -> Select[Any]:
+    return query if ids is None else query.where(column.in_(list(ids)))
+
+
+def purchase_facts(
+    engine: Engine, scope: Scope, as_of: dt.date, customer_ids: Sequence[int] | None = None
+) -> pl.DataFrame:
+    """One row per customer with an order in the scope up to ``as_of``: counts, money (major units), recency.
+
+    ``orders`` counts orders, ``purchase_days`` the distinct days with an order; ``margin`` is null when no line
+    of the customer has a known margin. Last year is the 365 days ending with the as-of day.
+    """
+    year_ago, two_years_ago = end_of(as_of - YEAR), end_of(as_of - 2 * YEAR)
+    last_year = O.ordered_at >= year_ago
+    year_before = (O.ordered_at >= two_years_ago) & (O.ordered_at < year_ago)
+    query = (
+        select(
+            O.customer_id,
+            func.count(func.distinct(O.id)),
+            func.count(func.distinct(func.date(O.ordered_at))),
+            func.sum(L.revenue_minor),
+            func.sum(L.margin_minor),
+            func.sum(case((last_year, L.revenue_minor), else_=0)),
+            func.sum(case((year_before, L.revenue_minor), else_=0)),
+            func.min(O.ordered_at),
+            func.max(O.ordered_at),
+        )
+        .select_from(ORDER_LINES)
+        .where(O.ordered_at < end_of(as_of))
+        .group_by(O.customer_id)
+    )
+    raw = {**FACT_SCHEMA, "first_order": pl.Datetime("us"), "last_order": pl.Datetime("us")}
+    raw.pop("days_since_last_order")
+    money = ("revenue", "margin", "revenue_last_year", "revenue_year_before")
+    raw.update(dict.fromkeys(money, pl.Int64()))
+    frame = _read(engine, _only(scope.orders_in(query), O.customer_id, customer_ids), raw)
+    return frame.with_columns(
+        *(to_major(pl.col(name), scope.currency) for name in money),
+        pl.col("first_order", "last_order").cast(pl.Date),
+    ).with_columns((pl.lit(as_of) - pl.col("last_order")).dt.total_days().alias("days_since_last_order"))
+
+
+def interaction_facts(engine: Engine, as_of: dt.date, customer_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    """Interactions per customer up to ``as_of``, and complaints in the 365 days ending with it."""
+    complaint = (INTERACTIONS.type == "complaint") & (INTERACTIONS.occurred_at >= end_of(as_of - YEAR))
+    query = (
+        select(INTERACTIONS.customer_id, func.count(), func.sum(case((complaint, 1), else_=0)))
+        .where(INTERACTIONS.occurred_at < end_of(as_of))
+        .group_by(INTERACTIONS.customer_id)
+    )
+    return _read(engine, _only(query, INTERACTIONS.customer_id, customer_ids), INTERACTION_SCHEMA)
+
+
+def category_facts(
+    engine: Engine, scope: Scope, as_of: dt.date, customer_ids: Sequence[int] | None = None
+) -> pl.DataFrame:
+    """Spend per customer and category (major units) and the last day the customer bought in it (revenue > 0)."""
+    bought = case((L.revenue_minor > 0, O.ordered_at))
+    query = (
+        select(O.customer_id, CAT.name, func.sum(L.revenue_minor), func.max(bought))
+        .select_from(ORDER_LINES.join(s.Category.__table__, CAT.id == L.category_id))
+        .where(O.ordered_at < end_of(as_of))
+        .group_by(O.customer_id, CAT.name)
+    )
+    raw = {**CATEGORY_SCHEMA, "spend": pl.Int64(), "last_day": pl.Datetime("us")}
+    frame = _read(engine, _only(scope.orders_in(query), O.customer_id, customer_ids), raw)
+    return frame.with_columns(to_major(pl.col("spend"), scope.currency), pl.col("last_day").cast(pl.Date))
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """The facts of one scope on one day; ``customers`` holds purchases and interactions joined per customer."""
+
+    scope: Scope
+    as_of: dt.date
+    customers: pl.DataFrame
+
+
+def customer_facts(
+    engine: Engine, scope: Scope, *, as_of: dt.date | None = None, customer_ids: Sequence[int] | None = None
+) -> CustomerFacts:
+    """Purchase and interaction facts of every customer who bought in the scope (or of ``customer_ids``)."""
+    day = as_of_day(engine, scope, as_of)
+    purchases = purchase_facts(engine, scope, day, customer_ids)
+    interactions = interaction_facts(engine, day, customer_ids if customer_ids is not None else None)
+    frame = purchases.join(interactions, on="customer_id", how="left").with_columns(
+        pl.col("interactions", "complaints_last_year").fill_null(0)
+    )
+    return CustomerFacts(scope, day, frame.sort("customer_id"))
