@@ -24,7 +24,7 @@ from patron.engage.consent import record_consent
 from patron.errors import NotFoundError
 from patron.settings import get_settings
 from patron.value.schema import CustomerScore, ScoreRun
-from patron.value.scoring import LATEST_SCORE
+from patron.value.latest import LATEST_SCORE
 
 PEOPLE: dict[str, Any] = {
     "source": {"system": "crm", "date_format": "%Y-%m-%d"},

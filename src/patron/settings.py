@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_sender: str = "patron@localhost.localdomain"
     import_batch_rows: int = 20_000
+    # Money defaults: the currency of amounts given without one (mappings, offers, responses), and the margin
+    # rate assumed where a line's cost is unknown (CLV, the costly-customers list, the portfolio P&L).
+    default_currency: str = "USD"
+    default_margin_rate: float = 0.30
     # Spark: `local[*]` uses every core of this machine; production names the cluster, e.g. spark://host:7077.
     spark_master: str = "local[*]"
     spark_partitions: int = 8

@@ -29,7 +29,7 @@ class ConsentIn(BaseModel):
 class OfferIn(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
     margin: Annotated[float, Field(ge=0, le=1e9)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None  # default: the settings' currency
     description: LongText | None = None
     eligibility: ShortText | None = None
     channel: Word | None = None

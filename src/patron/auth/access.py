@@ -10,12 +10,13 @@ import hashlib
 import io
 from typing import Any
 
-from sqlalchemy import Engine, Select, insert, select
+from sqlalchemy import Engine, Select, select
 
 from patron.auth.service import Principal, authorize
 from patron.auth.trail import trail_for
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.ledger import audit
 from patron.cif.parts import PartReads
 from patron.cif.store import read_once_more
 from patron.cif.view import (
@@ -28,7 +29,8 @@ from patron.cif.view import (
     record_from,
 )
 from patron.errors import NotFoundError
-from patron.value.scoring import LATEST_SCORE, scores_page
+from patron.value.latest import LATEST_SCORE
+from patron.value.scoring import scores_page
 
 ACCOUNTS = table_of(s.Account)
 CONTACTS = table_of(s.AccountContact)
@@ -66,12 +68,8 @@ def pseudonym_of(customer_id: int) -> str:
 
 
 def _record(engine: Engine, principal: Principal, action: str, customer_id: int | None, interface: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            insert(table_of(s.AuditEvent)).values(
-                actor=principal.username, interface=interface, action=action, entity="customer", entity_id=customer_id
-            )
-        )
+    audit(engine, actor=principal.username, interface=interface, action=action, entity="customer",
+          entity_id=customer_id)  # fmt: skip
 
 
 def customers_page(

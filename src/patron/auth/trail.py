@@ -12,21 +12,18 @@ stop (the server's shutdown, the interpreter's exit) writes them first.
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import logging
 import threading
 import time
 import weakref
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
-from patron.cif import schema as s
-from patron.cif.columns import table_of
+from patron.cif.ledger import audit_row, audited
 
 FLUSH_SECONDS = 0.05
 IDLE_ROUNDS = 100  # the thread ends after this many empty rounds (5 s) and starts again with the next read
-_AUDIT = insert(table_of(s.AuditEvent))
 _log = logging.getLogger(__name__)
 
 
@@ -38,10 +35,7 @@ class ReadTrail:
         self._thread: threading.Thread | None = None
 
     def record(self, actor: str, interface: str, customer_id: int | None, action: str = "read_pii") -> None:
-        event = {
-            "at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "actor": actor, "interface": interface,
-            "action": action, "entity": "customer", "entity_id": customer_id, "details": None,
-        }  # fmt: skip
+        event = audit_row(actor=actor, interface=interface, action=action, entity="customer", entity_id=customer_id)
         with self._lock:
             self._pending.append(event)
             if self._thread is None or not self._thread.is_alive():
@@ -62,7 +56,7 @@ class ReadTrail:
     def _write(self, batch: list[dict[str, Any]]) -> None:
         if batch:
             with self._engine.begin() as conn:
-                conn.execute(_AUDIT, batch)
+                audited(conn, batch)
 
     def _run(self) -> None:
         idle = 0

@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.ledger import interactions_recorded
 from patron.cif.view import resolve_customer
 from patron.errors import NotFoundError
 
@@ -82,12 +82,8 @@ def ingest_events(engine: Engine, events: Sequence[EventIn]) -> IngestResult:
             }
         )  # fmt: skip
     if rows:
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(INTERACTIONS).on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
         with engine.begin() as conn:
-            created = conn.execute(
-                statement.returning(INTERACTIONS.c.id, INTERACTIONS.c.customer_id, INTERACTIONS.c.type), rows
-            ).all()
+            created = interactions_recorded(conn, rows)
         result.created = len(created)
         result.stored = [(int(i), int(c), str(kind)) for i, c, kind in created]
         result.duplicates = len(rows) - result.created

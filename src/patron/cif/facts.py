@@ -210,3 +210,18 @@ def customer_facts(
         pl.col("interactions", "complaints_last_year").fill_null(0)
     )
     return CustomerFacts(scope, day, frame.sort("customer_id"))
+
+
+def facts_of_customer(engine: Engine, customer_id: int) -> list[dict[str, Any]]:
+    """One customer's purchase facts in each scope they bought in (source and currency), as the lists see them."""
+    with engine.connect() as conn:
+        scopes = conn.execute(
+            select(O.source, O.currency).where(O.customer_id == customer_id).distinct().order_by(O.source, O.currency)
+        ).all()
+    found = []
+    for source, currency in scopes:
+        scope = Scope(source, currency)
+        day = as_of_day(engine, scope)
+        rows = purchase_facts(engine, scope, day, [customer_id]).to_dicts()
+        found += [{"source": source, "currency": currency, "as_of": day, **row} for row in rows]
+    return found

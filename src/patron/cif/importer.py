@@ -18,6 +18,7 @@ import polars as pl
 from sqlalchemy import Engine, insert, update
 
 from patron.cif import schema as s
+from patron.cif.ledger import audit
 from patron.cif.mapping import FieldSpec, Mapping
 from patron.cif.plans import build_plans
 from patron.cif.reader import LINE, Reject, read_source
@@ -282,15 +283,5 @@ def _finish_run(engine: Engine, run_id: int, status: str, counts: dict[str, int]
 
 
 def _audit(engine: Engine, actor: str, interface: str, run_id: int, result: ImportResult) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            insert(s.table_of(s.AuditEvent)).values(
-                at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                actor=actor,
-                interface=interface,
-                action="import",
-                entity="import_run",
-                entity_id=run_id,
-                details=_run_counts(result),
-            )
-        )
+    audit(engine, actor=actor, interface=interface, action="import", entity="import_run", entity_id=run_id,
+          details=_run_counts(result))  # fmt: skip

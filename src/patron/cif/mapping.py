@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from patron.errors import MappingError
+from patron.settings import get_settings
 
 ValueType = Literal["text", "integer", "number", "money", "boolean", "date", "datetime", "email", "phone"]
 
@@ -74,7 +75,7 @@ class SourceSpec(BaseModel):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     header: bool = True
     columns: list[str] | None = None
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    currency: str = Field(default_factory=lambda: get_settings().default_currency, pattern=r"^[A-Z]{3}$")
     date_format: str | None = None
     datetime_format: str | None = None
     phone_region: str = "US"

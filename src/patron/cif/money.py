@@ -59,3 +59,10 @@ def major_to_minor(amount: float, currency: str) -> int:
 
 def minor_to_major(minor: int, currency: str) -> float:
     return minor / minor_unit(currency)
+
+
+def format_amount(amount: float | None, currency: str) -> str:
+    """An analysis figure in major units, shown with the currency's own decimals: ``1,234.50 USD``, ``980 JPY``."""
+    if amount is None:
+        return ""
+    return f"{amount:,.{minor_exponent(currency)}f} {currency.upper()}"

@@ -10,9 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from patron.cif import schema as s
+from patron.cif.ledger import audit_row, audited
 
 C = s.Customer.__table__.c
 Mode = Literal["anonymise", "delete"]
@@ -126,20 +127,9 @@ def apply_retention(
                 interactions = s.table_of(s.Interaction)
                 conn.execute(update(interactions).where(interactions.c.customer_id.in_(chunk)).values(body=None))
         if ids:
-            at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            conn.execute(
-                insert(s.table_of(s.AuditEvent)),
-                [
-                    {
-                        "at": at,
-                        "actor": actor,
-                        "interface": "cli",
-                        "action": f"retention_{mode}",
-                        "entity": "customer",
-                        "entity_id": customer_id,
-                        "details": {"months": months},
-                    }
-                    for customer_id in ids
-                ],
-            )
+            audited(conn, [
+                audit_row(actor=actor, interface="cli", action=f"retention_{mode}", entity="customer",
+                          entity_id=customer_id, details={"months": months})
+                for customer_id in ids
+            ])  # fmt: skip
     return len(ids)

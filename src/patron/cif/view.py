@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 
 from patron.cif import schema as s
+from patron.cif.facts import facts_of_customer
+from patron.cif.ledger import no_such_customer
 from patron.cif.money import format_money
 from patron.cif.parts import PartReads
 from patron.cif.sealed import encrypting
@@ -60,6 +62,7 @@ class CustomerView(CustomerRecord):
     interactions: list[dict[str, Any]]
     campaigns: list[dict[str, Any]]
     timeline: list[TimelineEntry] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)  # per source and currency, from cif/facts.py
 
     @property
     def revenue_by_currency(self) -> dict[str, int]:
@@ -201,7 +204,7 @@ def read_record(conn: Connection, customer_id: int) -> CustomerRecord:
 def record_from(parts: dict[str, list[dict[str, Any]]], customer_id: int) -> CustomerRecord:
     """The record from the rows of ``RECORD_READS`` (read by ``PartReads``, alone or with other parts)."""
     if not parts["customer"]:
-        raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
+        raise no_such_customer(customer_id)
     attributes = {}
     for row in parts["attributes"]:
         attributes[row["key"]] = (
@@ -310,6 +313,7 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
         entry["responses"] = [dict(r) for r in responses if r["campaign_id"] == entry["id"]]
     view = CustomerView(**vars(record), orders=list(orders.values()), interactions=interactions, campaigns=campaigns)
     view.timeline = _timeline(view)
+    view.facts = facts_of_customer(engine, customer_id)
     return view
 
 

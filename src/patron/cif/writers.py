@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Table, insert, select, tuple_, update
 
 from patron.cif import schema as s
 from patron.cif.columns import utcnow
+from patron.cif.ledger import interactions_imported
 from patron.cif.mapping import Mapping
 from patron.cif.reader import LINE, Reject
 
@@ -608,7 +609,7 @@ class BatchWriter:
             )
             self._mark([row[LINE]], WRITTEN)
         if new_rows:
-            conn.execute(insert(table), new_rows)
+            interactions_imported(conn, new_rows)
             self._count("interactions created", len(new_rows))
 
     def _write_members(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:

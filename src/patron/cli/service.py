@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from patron.cif.money import format_money
 from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, reports_errors
 from patron.service.cases import (
@@ -171,6 +172,6 @@ def context(customer: str) -> None:
         console.print(f"  {when} {row['channel']} {row['direction']} {row['type']} {row['outcome'] or ''}")
     for order in result.orders:
         console.print(
-            f"  order {order['ordered_at']:%Y-%m-%d}: {order['revenue_minor'] / 100:,.2f} {order['currency']}"
+            f"  order {order['ordered_at']:%Y-%m-%d}: {format_money(order['revenue_minor'], order['currency'])}"
         )
     console.print(f"  ({result.milliseconds:.1f} ms)")

@@ -22,6 +22,8 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
+from patron.cif.ledger import contact_sent
+from patron.cif.money import major_to_minor, minor_to_major
 from patron.engage.bandit import thompson_allocation
 from patron.engage.consent import consent_in_force
 from patron.engage.letters import postal_addresses
@@ -31,6 +33,7 @@ from patron.engage.schema import CampaignContact, CampaignPlan, Offer, OfferCand
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
+from patron.settings import get_settings
 
 CAMPAIGNS = table_of(s.Campaign)
 MEMBERS = table_of(s.CampaignMember)
@@ -89,7 +92,7 @@ def create_offer(
     name: str,
     *,
     margin: float,
-    currency: str = "USD",
+    currency: str | None = None,
     description: str | None = None,
     eligibility: str | None = None,
     channel: str | None = None,
@@ -104,10 +107,11 @@ def create_offer(
     with engine.begin() as conn:
         if conn.scalar(select(OFFERS.c.id).where(OFFERS.c.name == name)) is not None:
             raise ConflictError(f"there is already an offer {name!r}", field="name")
+        currency = currency or get_settings().default_currency
         row = {
             "name": name,
             "description": description,
-            "margin_minor": round(margin * 100),
+            "margin_minor": major_to_minor(margin, currency),
             "currency": currency,
             "eligibility": eligibility,
             "channel": channel,
@@ -121,7 +125,7 @@ def list_offers(engine: Engine) -> list[dict[str, Any]]:
     """Every offer, newest first, with its margin in the currency's units."""
     with engine.connect() as conn:
         rows = conn.execute(select(OFFERS).order_by(OFFERS.c.id.desc())).mappings().all()
-    return [{**row, "margin": row["margin_minor"] / 100} for row in rows]
+    return [{**row, "margin": minor_to_major(row["margin_minor"], row["currency"])} for row in rows]
 
 
 def create_campaign(
@@ -372,12 +376,9 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
         at = utcnow()
         with engine.begin() as conn:
             conn.execute(update(CONTACTS).where(where).values(status="sent", reason=None))
-            conn.execute(
-                insert(INTERACTIONS).values(
-                    source="campaign", idempotency_key=f"{key}:{customer_id}", customer_id=customer_id, occurred_at=at,
-                    channel=channel.name, direction="outbound", type="campaign_contact", outcome="sent",
-                    campaign_id=plan.id, details={"campaign": key, "arm": arm, "subject": subject},
-                )
+            contact_sent(
+                conn, campaign=key, campaign_id=plan.id, customer_id=customer_id, channel=channel.name, arm=arm,
+                subject=subject, at=at,
             )  # fmt: skip
         sent += 1
     with engine.begin() as conn:
@@ -390,9 +391,14 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
 
 
 def record_response(
-    engine: Engine, key: str, customer_id: int, kind: str, *, value: float | None = None, at: dt.datetime | None = None
-) -> None:
-    """A response (opened, clicked, bought …) to a campaign; only members can respond, and each kind counts once."""
+    engine: Engine, key: str, customer_id: int, kind: str, *, value: float | None = None,
+    currency: str | None = None, at: dt.datetime | None = None,
+) -> None:  # fmt: skip
+    """A response (opened, clicked, bought …) to a campaign; only members can respond, and each kind counts once.
+
+    ``value`` is in major units of ``currency`` (default: the settings' default currency).
+    """
+    currency = currency or get_settings().default_currency
     campaign_id = campaign_id_of(engine, key)
     with engine.begin() as conn:
         if (
@@ -413,8 +419,8 @@ def record_response(
             conn.execute(
                 insert(RESPONSES).values(
                     campaign_id=campaign_id, customer_id=customer_id, kind=kind,
-                    value_minor=None if value is None else round(value * 100),
-                    currency=None if value is None else "USD", responded_at=at or utcnow(),
+                    value_minor=None if value is None else major_to_minor(value, currency),
+                    currency=None if value is None else currency, responded_at=at or utcnow(),
                 )
             )  # fmt: skip
 

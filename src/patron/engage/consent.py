@@ -5,19 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
-from patron.errors import InvalidInputError, NotFoundError
+from patron.cif.ledger import consent_recorded, require_customer
+from patron.errors import InvalidInputError
 
 CONSENTS = table_of(s.Consent)
 STATES = ("granted", "withdrawn")
-
-
-def _require_customer(conn: Connection, customer_id: int) -> None:
-    if conn.scalar(select(s.Customer.id).where(s.Customer.id == customer_id)) is None:
-        raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
 
 
 def record_consent(
@@ -34,12 +30,9 @@ def record_consent(
     if status not in STATES:
         raise InvalidInputError(f"consent status must be granted or withdrawn, not {status!r}", field="status")
     with engine.begin() as conn:
-        _require_customer(conn, customer_id)
-        conn.execute(
-            insert(CONSENTS).values(
-                customer_id=customer_id, channel=channel, purpose=purpose, status=status, source=source,
-                wording_version=wording_version, recorded_at=at or utcnow(),
-            )
+        consent_recorded(
+            conn, customer_id, channel=channel, purpose=purpose, status=status, source=source,
+            wording_version=wording_version, at=at or utcnow(),
         )  # fmt: skip
 
 
@@ -59,7 +52,7 @@ def consent_in_force(engine: Engine, customer_id: int, *, channel: str, purpose:
 def consent_ledger(engine: Engine, customer_id: int) -> dict[str, Any]:
     """Every consent record of a customer, oldest first, and what is in force per channel and purpose now."""
     with engine.connect() as conn:
-        _require_customer(conn, customer_id)
+        require_customer(conn, customer_id)
         rows = conn.execute(
             select(
                 CONSENTS.c.channel, CONSENTS.c.purpose, CONSENTS.c.status, CONSENTS.c.source,

@@ -18,10 +18,12 @@ from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert,
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.ledger import no_such_customer
+from patron.cif.money import minor_to_major
 from patron.cif.store import read_once_more, refresh_statistics
 from patron.engage.policy import check_contacts
 from patron.engage.schema import CampaignPlan, Offer, OfferCandidate
-from patron.errors import InvalidInputError, NotFoundError
+from patron.errors import InvalidInputError
 from patron.predict.schema import ModelRun, ModelScore
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema, parts_for
@@ -117,7 +119,7 @@ def _candidates(
         else:
             rate, source = _history_rate(engine, offer.id)
             propensity = eligible.select("customer_id", pl.lit(rate).alias("p"))
-        margin = offer.margin_minor / 100
+        margin = minor_to_major(offer.margin_minor, offer.currency)
         candidates.append(
             propensity.drop_nulls().with_columns(
                 pl.lit(offer.name).alias("offer"),
@@ -226,7 +228,7 @@ def next_best_offer(engine: Engine, customer_id: int, *, channel: str = "email")
     if not stored:
         choices = next_best_offers(engine, customer_ids=[customer_id], channel=channel)
         if not choices:
-            raise NotFoundError(f"no customer with id {customer_id}", field="customer_id")
+            raise no_such_customer(customer_id)
         return choices[0]
     usable = [row for row in stored if row.offer_id is not None and _offered(row, today, channel)]
     decided = f"decided {stored[0].decided_at:%Y-%m-%d %H:%M}"

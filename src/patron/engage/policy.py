@@ -19,13 +19,12 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.parts import PartReads
 from patron.cif.store import read_once_more
-from patron.value.schema import CustomerScore
+from patron.value.latest import SCORES, latest_scores_statement
 
 CUSTOMERS = table_of(s.Customer)
 CONSENTS = table_of(s.Consent)
 PREFERENCES = table_of(s.ContactPreference)
 INTERACTIONS = table_of(s.Interaction)
-SCORES = table_of(CustomerScore)
 FREQUENCY_CAP = 4  # outbound marketing contacts per customer per 30 days, across campaigns and channels
 UNCONTACTABLE = ("churned", "anonymised", "merged")
 
@@ -55,15 +54,7 @@ _RECENT = (
     )
     .group_by(INTERACTIONS.c.customer_id, INTERACTIONS.c.channel)
 )
-_NEWEST = (
-    select(SCORES.c.customer_id, func.max(SCORES.c.run_id).label("run"))
-    .where(SCORES.c.customer_id.in_(_IDS))
-    .group_by(SCORES.c.customer_id)
-    .subquery()
-)
-_TIERS = select(SCORES.c.customer_id, SCORES.c.tier).join(
-    _NEWEST, (_NEWEST.c.customer_id == SCORES.c.customer_id) & (_NEWEST.c.run == SCORES.c.run_id)
-)
+_TIERS = latest_scores_statement(SCORES.customer_id.in_(_IDS))
 
 
 _READS = PartReads(status=_STATUS, consents=_CONSENTS, asked=_ASKED, recent=_RECENT)

@@ -15,7 +15,9 @@ from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.money import minor_unit
 from patron.errors import InvalidInputError, NotFoundError
+from patron.settings import get_settings
 
 CAMPAIGNS = table_of(s.Campaign)
 MEMBERS = table_of(s.CampaignMember)
@@ -54,7 +56,7 @@ def campaign_id_of(engine: Engine, key: str) -> int:
 
 
 def campaign_report(
-    engine: Engine, campaign: str, kind: str, *, contact_cost: float = 0.0, margin_rate: float = 0.3
+    engine: Engine, campaign: str, kind: str, *, contact_cost: float = 0.0, margin_rate: float | None = None
 ) -> CampaignReport:
     """Results of ``campaign`` for one response ``kind`` (e.g. visit, conversion, opened, clicked, bought)."""
     campaign_id = campaign_id_of(engine, campaign)
@@ -79,17 +81,28 @@ def campaign_report(
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
+        currencies = conn.scalars(
+            select(RESPONSES.c.currency).where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
+            .where(RESPONSES.c.currency.is_not(None)).distinct()
+        ).all()  # fmt: skip
+    if len(currencies) > 1:
+        raise InvalidInputError(
+            f"the {kind!r} responses of {campaign!r} are valued in {', '.join(sorted(currencies))}; "
+            "amounts in different currencies are never added", field="kind",
+        )  # fmt: skip
+    unit = minor_unit(currencies[0] if currencies else get_settings().default_currency)
+    margin_rate = get_settings().default_margin_rate if margin_rate is None else margin_rate
     controls = [row for row in rows if row.is_control]
     if len(controls) > 1:
         raise InvalidInputError(f"campaign {campaign!r} has {len(controls)} control arms; uplift needs one")
     # Without a control group there are rates per arm but no uplift (a bandit wave, say).
     control = controls[0] if controls else None
     p0 = control.responders / control.members if control else 0.0
-    control_value = control.value_minor / 100 / control.members if control else 0.0
+    control_value = control.value_minor / unit / control.members if control else 0.0
     arms = []
     for row in rows:
         rate = row.responders / row.members
-        value = row.value_minor / 100 / row.members
+        value = row.value_minor / unit / row.members
         if row.is_control or control is None:
             arms.append(
                 ArmResult(

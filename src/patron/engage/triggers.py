@@ -14,7 +14,8 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from patron.cif import schema as s
-from patron.cif.columns import table_of, utcnow
+from patron.cif.columns import table_of
+from patron.cif.ledger import trigger_emitted
 from patron.engage.schema import Trigger, TriggerFiring
 from patron.errors import ConflictError, InvalidInputError
 from patron.segments.expression import compile_rule
@@ -198,11 +199,6 @@ def _act(engine: Engine, trigger: Any, *, customer_id: int, occurrence: str, as_
     event = str(params["event"])
     key = f"{trigger.name}:{occurrence}"[:128]
     with engine.begin() as conn:
-        conn.execute(
-            insert(INTERACTIONS).values(
-                source="trigger", idempotency_key=key, customer_id=customer_id, occurred_at=utcnow(), channel="internal",
-                direction="outbound", type=event, details={"trigger": trigger.name, "because": occurrence},
-            )
-        )  # fmt: skip
+        trigger_emitted(conn, trigger=trigger.name, customer_id=customer_id, event=event, key=key, because=occurrence)
     fire_triggers(engine, customer_id, event, key, as_of=as_of, depth=depth + 1)
     return f"emitted {event}"

@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from patron.cif.facts import Scope
+
 # Identifiers and free text never become features.
 NEVER_FEATURES = frozenset({"customer_id", "city"})
 MAX_LEVELS = 15  # one-hot columns per text field (the rarer levels share "other")
@@ -24,6 +26,7 @@ class Design:
     dates: list[str] = field(default_factory=list)
     date_medians: dict[str, float] = field(default_factory=dict)
     as_of: dt.date = dt.date(1970, 1, 1)
+    scope: Scope | None = None  # the customer facts' scope the model was trained on
 
     @property
     def columns(self) -> list[str]:

@@ -29,6 +29,8 @@ from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, insert, select
 
 from patron.cif.columns import table_of, utcnow
+from patron.cif.facts import Scope
+from patron.cif.ledger import no_such_customer
 from patron.errors import InvalidInputError, NotFoundError
 from patron.predict.design import Design, fit_design, matrix
 from patron.predict.schema import ModelRun, ModelScore
@@ -83,13 +85,14 @@ def train_model(
     exclude: Sequence[str] = (),
     score_population: str | None = None,
     as_of: dt.date | None = None,
+    scope: Scope | None = None,
     seed: int = 0,
     holdout: float = 0.25,
 ) -> TrainedModel:
     """Train, judge on a stratified holdout, store the card and score ``score_population`` (default: population)."""
     schema = feature_schema(engine)
     target_rule = compile_rule(target, schema)
-    features = build_features(engine, as_of=as_of)
+    features = build_features(engine, as_of=as_of, scope=scope)
     frame = _rows(features, population, schema)
     labels = frame.select(target_rule.expression(Context(features.categories, features.as_of)))[:, 0].to_numpy()
     positives = int(labels.sum())
@@ -102,6 +105,7 @@ def train_model(
     leaking = set(target_rule.fields) | set(exclude)
     candidates = [c for c in frame.columns if c not in leaking]
     design = fit_design(frame, candidates, features.as_of)
+    design.scope = features.scope
     x = matrix(design, frame)
     x_train, x_test, y_train, y_test = train_test_split(
         x, labels.astype(int), test_size=holdout, stratify=labels, random_state=seed
@@ -237,9 +241,9 @@ def explain(engine: Engine, run_id: int, customer_id: int, *, top: int = 5) -> l
         raise NotFoundError(f"there is no model run {run_id}", field="run")
     stored = joblib.load(io.BytesIO(artifact))
     design: Design = stored["design"]
-    features = build_features(engine, as_of=design.as_of, customer_ids=[customer_id])
+    features = build_features(engine, as_of=design.as_of, customer_ids=[customer_id], scope=design.scope)
     if features.customers.height == 0:
-        raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        raise no_such_customer(customer_id)
     frame = features.customers.with_columns(
         pl.lit(None).alias(name)
         for name in [*design.numeric, *design.dates, *design.levels]

@@ -1,37 +1,21 @@
-"""The audit log: who read or changed which customer's data, when, through which interface (append-only)."""
+"""The audit log's export: who read or changed which customer's data, when, through which interface.
+
+Entries are written by ``cif/ledger.py`` (append-only).
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 
 from patron.auth.trail import flush_reads
 from patron.cif import schema as s
 from patron.cif.columns import table_of
 
 AUDIT = table_of(s.AuditEvent)
-
-
-def record(
-    engine: Engine,
-    *,
-    actor: str,
-    interface: str,
-    action: str,
-    entity: str,
-    entity_id: int | None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            insert(AUDIT).values(
-                actor=actor, interface=interface, action=action, entity=entity, entity_id=entity_id, details=details
-            )
-        )
 
 
 def export_audit(engine: Engine, path: Path, *, since: dt.datetime | None = None) -> int:

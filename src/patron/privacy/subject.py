@@ -25,8 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Engine, Table, insert, select, text, update
 
 from patron.cif.columns import table_of
-from patron.errors import NotFoundError
-from patron.privacy import audit
+from patron.cif.ledger import audit, require_customer
 from patron.privacy.schema import Erasure
 from patron.schema import Base
 
@@ -59,8 +58,7 @@ def _plain(value: Any) -> Any:
 def subject_access(engine: Engine, customer_id: int) -> dict[str, list[dict[str, Any]]]:
     """Every row about the customer, table by table (JSON-ready): the answer to a subject access request."""
     with engine.connect() as conn:
-        if conn.scalar(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)) is None:
-            raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        require_customer(conn, customer_id)
         held: dict[str, list[dict[str, Any]]] = {}
         for table, column in customer_columns():
             rows = conn.execute(select(table).where(column == customer_id)).all()
@@ -140,7 +138,7 @@ def erase_customer(
                     files=[str(f) for f in files], values_removed=len(secrets_found))
             .returning(table_of(Erasure).c.id)
         ).scalar_one()  # fmt: skip
-    audit.record(
+    audit(
         engine, actor=requested_by, interface=interface, action="erase", entity="customer", entity_id=customer_id,
         details={"erasure": int(erasure_id)},
     )  # fmt: skip

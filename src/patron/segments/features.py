@@ -76,6 +76,7 @@ class Features:
     customers: pl.DataFrame  # one row per customer
     categories: pl.DataFrame  # customer_id, category, last_day: the last purchase in each category
     as_of: dt.date
+    scope: Scope | None = None  # the money and purchase fields' scope
 
 
 def _restrict(
@@ -154,7 +155,7 @@ def build_features(
         if "bought" in wanted
         else pl.DataFrame(schema={"customer_id": pl.Int64, "category": pl.String, "last_day": pl.Date})
     )
-    return Features(frame.sort("customer_id"), categories, as_of)
+    return Features(frame.sort("customer_id"), categories, as_of, scope)
 
 
 def _profiles(engine: Engine, ids: Sequence[int] | None, currency: str) -> pl.DataFrame:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from patron.cif.columns import table_of, utcnow
+from patron.cif.ledger import no_such_customer
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import CompiledRule, Context, SegmentRuleError, compile_rule
 from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema, parts_for
@@ -190,7 +191,7 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
     needed = parts_for(field for segment in affected for field in segment["fields"])
     features = build_features(engine, as_of=as_of, customer_ids=[customer_id], parts=needed)
     if features.customers.height == 0:
-        raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        raise no_such_customer(customer_id)
     joined: list[str] = []
     left: list[str] = []
     with engine.begin() as conn:

@@ -17,15 +17,15 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
+from patron.cif.ledger import case_changed, require_customer
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.service.schema import Agent, Case
-from patron.value.schema import CustomerScore
+from patron.value.latest import LATEST_SCORE
 
 CASES = table_of(Case)
 AGENTS = table_of(Agent)
 INTERACTIONS = table_of(s.Interaction)
 CUSTOMERS = table_of(s.Customer)
-SCORES = table_of(CustomerScore)
 
 SLA_HOURS: dict[str | None, int] = {"A": 4, "B": 24, "C": 72, None: 48}
 VALUABLE_TIERS = ("A", "B")
@@ -33,7 +33,6 @@ KINDS = ("complaint", "request", "question")
 PRIORITIES = ("low", "normal", "high", "urgent")
 CLOSED = ("resolved", "closed")
 LIMITS = {"subject": 200, "description": 10_000, "note": 5_000, "resolution": 5_000, "category": 100}
-LEDGER_SOURCE = "service"
 
 
 @dataclass(frozen=True)
@@ -76,26 +75,8 @@ def _agent_id(conn: Connection, username: str) -> int:
 
 
 def _tier(conn: Connection, customer_id: int) -> str | None:
-    newest = select(SCORES.c.tier).where(SCORES.c.customer_id == customer_id).order_by(SCORES.c.run_id.desc()).limit(1)
-    return conn.scalar(newest)
-
-
-def _log(conn: Connection, customer_id: int, case_id: int, entry: str, at: dt.datetime, **details: Any) -> None:
-    """One ledger entry per change, so the conversation history shows the case's whole life."""
-    conn.execute(
-        insert(INTERACTIONS).values(
-            source=LEDGER_SOURCE,
-            idempotency_key=f"case:{case_id}:{uuid.uuid4().hex}",
-            customer_id=customer_id,
-            occurred_at=at,
-            channel=details.pop("channel", "internal"),
-            direction=details.pop("direction", "inbound" if entry == "case_opened" else "outbound"),
-            type=entry,
-            agent=details.pop("agent", None),
-            body=details.pop("body", None),
-            details={"case_id": case_id, **details},
-        )
-    )
+    latest = conn.execute(LATEST_SCORE, {"customer_id": customer_id}).first()
+    return None if latest is None else latest.tier
 
 
 def _previous_complaints(conn: Connection, customer_id: int, at: dt.datetime) -> int:
@@ -149,8 +130,7 @@ def open_case(
     _choice(priority, PRIORITIES, "priority")
     at = at or utcnow()
     with engine.begin() as conn:
-        if conn.scalar(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)) is None:
-            raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+        require_customer(conn, customer_id)
         assignee = _agent_id(conn, agent) if agent else None
         assignee_name = agent
         tier = _tier(conn, customer_id)
@@ -172,11 +152,11 @@ def open_case(
             "escalation_reason": reason, "outcome": outcome,
         }  # fmt: skip
         case_id = int(conn.execute(insert(CASES).values(row).returning(CASES.c.id)).scalar_one())
-        _log(
+        case_changed(
             conn, customer_id, case_id, "case_opened", at, channel=channel, body=description, subject=subject, kind=kind
         )
         if reason:
-            _log(conn, customer_id, case_id, "case_escalated", at, reason=reason, agent=assignee_name)
+            case_changed(conn, customer_id, case_id, "case_escalated", at, reason=reason, agent=assignee_name)
     return OpenedCase(case_id, row["sla_due_at"], reason is not None, reason, assignee_name)  # type: ignore[arg-type]
 
 
@@ -198,7 +178,7 @@ def assign_case(engine: Engine, case_id: int, agent: str, *, actor: str = "syste
         _require_open(row)
         agent_id = _agent_id(conn, agent)
         conn.execute(update(CASES).where(CASES.c.id == case_id).values(assigned_to=agent_id))
-        _log(conn, row.customer_id, case_id, "case_assigned", utcnow(), agent=actor, assigned_to=agent)
+        case_changed(conn, row.customer_id, case_id, "case_assigned", utcnow(), agent=actor, assigned_to=agent)
 
 
 def update_case(
@@ -229,7 +209,7 @@ def update_case(
         if changes:
             conn.execute(update(CASES).where(CASES.c.id == case_id).values(**changes))
         entry = "case_contact" if customer_contact else "case_note"
-        _log(
+        case_changed(
             conn, row.customer_id, case_id, entry, utcnow(), agent=actor, body=note,
             channel=channel if customer_contact else "internal", priority=priority, category=category,
         )  # fmt: skip
@@ -246,7 +226,7 @@ def resolve_case(
         conn.execute(
             update(CASES).where(CASES.c.id == case_id).values(status="resolved", resolved_at=at, resolution=resolution)
         )
-        _log(conn, row.customer_id, case_id, "case_resolved", at, agent=actor, body=resolution)
+        case_changed(conn, row.customer_id, case_id, "case_resolved", at, agent=actor, body=resolution)
 
 
 def reopen_case(
@@ -263,7 +243,7 @@ def reopen_case(
             .where(CASES.c.id == case_id)
             .values(status="open", resolved_at=None, reopened=CASES.c.reopened + 1, last_reopened_at=at)
         )
-        _log(conn, row.customer_id, case_id, "case_reopened", at, agent=actor, body=reason, direction="inbound")
+        case_changed(conn, row.customer_id, case_id, "case_reopened", at, agent=actor, body=reason, direction="inbound")
 
 
 def work_queue(engine: Engine, *, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

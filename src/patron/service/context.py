@@ -11,9 +11,9 @@ from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
-from patron.errors import NotFoundError
+from patron.cif.ledger import no_such_customer
 from patron.service.schema import Case
-from patron.value.schema import CustomerScore
+from patron.value.latest import LATEST_SCORE
 
 CUSTOMERS = table_of(s.Customer)
 INTERACTIONS = table_of(s.Interaction)
@@ -21,7 +21,6 @@ ORDERS = table_of(s.Order)
 LINES = table_of(s.OrderLine)
 CONSENTS = table_of(s.Consent)
 CASES = table_of(Case)
-SCORES = table_of(CustomerScore)
 
 
 @dataclass
@@ -49,7 +48,7 @@ def conversation_context(
             ).where(CUSTOMERS.c.id == customer_id)
         ).first()
         if customer is None:
-            raise NotFoundError(f"there is no customer {customer_id}", field="customer_id")
+            raise no_such_customer(customer_id)
         recent = conn.execute(
             select(
                 INTERACTIONS.c.occurred_at, INTERACTIONS.c.channel, INTERACTIONS.c.direction, INTERACTIONS.c.type,
@@ -87,12 +86,7 @@ def conversation_context(
             .order_by(CONSENTS.c.recorded_at.desc())
             .limit(50)
         ).all()
-        score = conn.execute(
-            select(SCORES.c.tier, SCORES.c.clv_minor, SCORES.c.p_alive)
-            .where(SCORES.c.customer_id == customer_id)
-            .order_by(SCORES.c.run_id.desc())
-            .limit(1)
-        ).first()
+        score = conn.execute(LATEST_SCORE, {"customer_id": customer_id}).first()
     latest_consents: dict[tuple[str, str], dict[str, Any]] = {}
     for row in consents:  # newest first: the first seen per channel and purpose is in force
         latest_consents.setdefault((row.channel, row.purpose), dict(row._mapping))

@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
-from patron.cif.money import minor_exponent
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
+from patron.settings import get_settings
 from patron.strategy.budget import (
     Allocation,
     EquityInputs,
@@ -42,8 +42,8 @@ from patron.strategy.portfolio import (
 from patron.strategy.pricing import deal_proneness
 from patron.strategy.schema import CustomerLink
 from patron.value.base import customer_base
-from patron.value.lists import DEFAULT_MARGIN_RATE, value_at_risk
-from patron.value.schema import CustomerScore, ScoreRun
+from patron.value.latest import latest_scores
+from patron.value.lists import value_at_risk
 
 
 def default_curves(margin: float) -> tuple[ResponseCurve, ResponseCurve]:
@@ -82,7 +82,7 @@ def budget_plan(
     margin_rate = (
         pl.when(pl.col("margin").is_not_null() & (pl.col("revenue") > 0))
         .then((pl.col("margin") / pl.col("revenue")).clip(-1, 1))
-        .otherwise(DEFAULT_MARGIN_RATE)
+        .otherwise(get_settings().default_margin_rate)
     )
     margin = float(base.select((pl.col("revenue_last_year") * margin_rate).mean()).item() or 0.0)
     people = table_of(s.Customer)
@@ -194,15 +194,9 @@ def network_summary(engine: Engine, *, top: int = 20) -> NetworkSummary:
 
 
 def _values(engine: Engine) -> dict[int, float]:
-    """Each customer's CLV in the latest score run (major units); empty before the first run."""
-    runs, scores = table_of(ScoreRun).c, table_of(CustomerScore).c
-    with engine.connect() as conn:
-        latest = conn.execute(select(runs.id, runs.currency).order_by(runs.id.desc()).limit(1)).first()
-        if latest is None:
-            return {}
-        unit = 10 ** minor_exponent(latest.currency)
-        rows = conn.execute(select(scores.customer_id, scores.clv_minor).where(scores.run_id == latest.id)).all()
-    return {int(customer): clv / unit for customer, clv in rows}
+    """Each customer's latest CLV (major units); empty before the first run."""
+    scores = latest_scores(engine)
+    return dict(zip(scores["customer_id"].to_list(), scores["clv"].to_list(), strict=True))
 
 
 def _layout(graph: Any, found: list[set[int]], values: dict[int, float], *, largest: int = 6) -> dict[str, Any]:

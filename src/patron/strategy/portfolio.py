@@ -20,10 +20,10 @@ from sqlalchemy import Engine, select
 from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.facts import Scope, resolve_scope
-from patron.cif.money import minor_exponent
+from patron.cif.money import minor_unit
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
-from patron.value.lists import DEFAULT_MARGIN_RATE
+from patron.settings import get_settings
 from patron.value.schema import CustomerScore, ScoreRun
 from patron.value.transactions import load_transactions
 
@@ -44,7 +44,7 @@ def _margins(engine: Engine, scope: Scope) -> pl.DataFrame:
     return lines.select(
         "customer_id",
         pl.col("at").dt.truncate("1mo").cast(pl.Date).alias("month"),
-        pl.coalesce("margin", pl.col("revenue") * DEFAULT_MARGIN_RATE).alias("margin"),
+        pl.coalesce("margin", pl.col("revenue") * get_settings().default_margin_rate).alias("margin"),
     )
 
 
@@ -184,7 +184,7 @@ def manager_pnl(engine: Engine, *, source: str | None = None) -> pl.DataFrame:
             pl.col("customer_id").n_unique().alias("buying_customers"),
             pl.col("revenue").sum(),
             pl.col("cost").sum(),
-            pl.coalesce("margin", pl.col("revenue") * DEFAULT_MARGIN_RATE).sum().alias("margin"),
+            pl.coalesce("margin", pl.col("revenue") * get_settings().default_margin_rate).sum().alias("margin"),
         )
         .sort("manager", "month")
     )
@@ -203,7 +203,7 @@ def _clv_change(engine: Engine, owners: pl.DataFrame, currency: str) -> pl.DataF
     frame = pl.DataFrame(rows, schema=schema, orient="row").join(owners, on="customer_id")
     newer, older = latest
     clv = pl.col("clv_minor")
-    change = (clv.filter(pl.col("run_id") == newer).sum() - clv.filter(pl.col("run_id") == older).sum()) / (
-        10 ** minor_exponent(currency)
+    change = (clv.filter(pl.col("run_id") == newer).sum() - clv.filter(pl.col("run_id") == older).sum()) / minor_unit(
+        currency
     )
     return frame.group_by("manager").agg(change.alias("clv_change"))

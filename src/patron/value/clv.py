@@ -7,12 +7,13 @@ purchase from the Gamma-Gamma model, and the margin rate from the customer's own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from patron.errors import InvalidInputError
+from patron.settings import get_settings
 from patron.value.models.base import PurchaseModel
 from patron.value.models.gammagamma import GammaGamma
 from patron.value.summary import PERIOD_DAYS, Summary
@@ -24,8 +25,9 @@ MONTHS_PER_YEAR = 12
 class ClvSettings:
     horizon_months: int = 36
     annual_discount_rate: float = 0.10
-    # Used for customers whose order lines carry no cost; 30 % is the gross margin Fader, Hardie & Lee assume for CDNOW.
-    default_margin_rate: float = 0.30
+    # Used for customers whose order lines carry no cost (settings: 30 %, the gross margin Fader, Hardie & Lee
+    # assume for CDNOW).
+    default_margin_rate: float = field(default_factory=lambda: get_settings().default_margin_rate)
 
     def __post_init__(self) -> None:
         if self.horizon_months < 1:

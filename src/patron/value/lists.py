@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from patron.errors import InvalidInputError
-
-DEFAULT_MARGIN_RATE = 0.30
+from patron.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -163,9 +162,10 @@ def pareto_curve(frame: pl.DataFrame, measure: str = "revenue") -> ParetoCurve:
 
 
 def costly_customers(
-    frame: pl.DataFrame, *, cost_per_interaction: float = 0.0, margin_rate: float = DEFAULT_MARGIN_RATE
+    frame: pl.DataFrame, *, cost_per_interaction: float = 0.0, margin_rate: float | None = None
 ) -> ValueList:
     """Customers whose margin does not cover what serving them costs (interactions × cost per interaction)."""
+    margin_rate = get_settings().default_margin_rate if margin_rate is None else margin_rate
     known = pl.col("margin").is_not_null()
     margin = pl.when(known).then(pl.col("margin")).otherwise(pl.col("revenue") * margin_rate)
     rows = (

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select
+from sqlalchemy import Engine, Select, delete, func, insert, select
 
 from patron.cif.columns import table_of
 from patron.cif.facts import Scope, resolve_scope
@@ -219,26 +219,6 @@ def latest_run_id(engine: Engine, source: str | None = None) -> int:
     if run_id is None:
         raise NotFoundError("there is no score run yet: run `patron value score` first", field="run")
     return int(run_id)
-
-
-LATEST_SCORE = (
-    select(
-        SCORES.run_id,
-        RUNS.model,
-        RUNS.as_of,
-        RUNS.currency,
-        SCORES.tier,
-        SCORES.rank,
-        SCORES.clv_minor,
-        SCORES.p_alive,
-        SCORES.expected_purchases,
-        SCORES.value_at_risk_minor,
-    )
-    .join(table_of(ScoreRun), RUNS.id == SCORES.run_id)
-    .where(SCORES.customer_id == bindparam("customer_id"))
-    .order_by(SCORES.run_id.desc())
-    .limit(1)
-)  # fmt: skip  (one customer's scores in the newest run that scored them; built once: every profile reads it)
 
 
 def run_scores(engine: Engine, run_id: int) -> pl.DataFrame:

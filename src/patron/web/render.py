@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from patron.auth.service import Principal
-from patron.cif.money import format_money
+from patron.cif.money import format_amount, format_money
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 TEMPLATES.env.filters["money"] = format_money
+TEMPLATES.env.filters["amount"] = format_amount
 
 
 def figure_html(figure: go.Figure) -> str:
