@@ -230,3 +230,35 @@ def test_offers_decided_for_every_customer_then_looked_up(tmp_path: Path) -> Non
     assert runner.invoke(app, ["campaigns", "nbo", "crm:1"]).output.startswith("welcome: P(accept) 0.02")
     refused = runner.invoke(app, ["campaigns", "nbo", "crm:2"]).output
     assert refused.startswith("no offer: not contacted: email consent for marketing not given")
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+def test_value_score_fires_the_scored_triggers_and_decides_offers_again() -> None:
+    """`patron value score` is the same workflow as the background job: fit, score, triggers, offers."""
+    from sqlalchemy import func, select  # noqa: PLC0415
+
+    from patron.cif import schema as s  # noqa: PLC0415
+    from patron.cif.store import make_engine, migrate  # noqa: PLC0415
+    from patron.engage.campaigns import create_offer  # noqa: PLC0415
+    from patron.engage.schema import OfferCandidate  # noqa: PLC0415
+    from patron.engage.triggers import create_trigger  # noqa: PLC0415
+    from patron.value.schema import CustomerScore  # noqa: PLC0415
+
+    assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
+    engine = make_engine()
+    migrate(engine)
+    create_trigger(
+        engine, "thank the best", on_event="scored", condition='tier == "A"', action="emit_event",
+        params={"event": "thank_you"},
+    )  # fmt: skip
+    create_offer(engine, "loyalty voucher", margin=5.0, eligibility='tier == "A"')
+    result = runner.invoke(app, ["value", "score", "--model", "bgnbd"])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        best = conn.scalar(select(func.count()).select_from(CustomerScore).where(CustomerScore.tier == "A"))
+        thanked = conn.scalar(select(func.count()).select_from(s.Interaction).where(s.Interaction.type == "thank_you"))
+        offered = conn.scalar(select(func.count(func.distinct(OfferCandidate.customer_id))))
+    assert best and thanked == best  # each tier-A customer fired the trigger once
+    assert offered and offered >= best  # every tier-A customer has the voucher among their decided offers
+    assert f"triggers fired: {best:,}" in result.output
+    engine.dispose()

@@ -20,9 +20,9 @@ from patron.auth.access import (
     run_scores_page,
 )
 from patron.auth.service import authenticate, issue_token
-from patron.cif.events import EventIn, ingest_events
+from patron.cif.events import EventIn
 from patron.engage.offers import OfferChoice, next_best_offer
-from patron.engage.triggers import fire_triggers, listened_events
+from patron.engage.workflows import ingest_and_follow_up
 from patron.http.common import (
     Caller,
     LongText,
@@ -34,7 +34,7 @@ from patron.http.common import (
     WriteEvents,
     on_store,
 )
-from patron.segments.rules import affected_by, apply_event, create_segment, list_segments, preview, segment_members
+from patron.segments.rules import create_segment, list_segments, preview, segment_members
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 from patron.service.context import conversation_context
 from patron.value.base import customer_base
@@ -154,19 +154,8 @@ def events(body: EventBatch, store: Store, principal: WriteEvents) -> dict[str, 
 
 
 def _ingest(store: Engine, events: list[EventIn]) -> dict[str, Any]:
-    """Store the events, then run the triggers listening for them (in the same request: within seconds)."""
-    result = ingest_events(store, events)
-    listened = listened_events(store) if result.stored else set()
-    fired = [
-        firing.trigger
-        for interaction, customer, kind in result.stored
-        if kind in listened
-        for firing in fire_triggers(store, customer, kind, f"interaction:{interaction}")
-    ]
-    if result.stored and affected_by(store, "interaction"):
-        for customer in sorted({customer for _, customer, _ in result.stored}):
-            apply_event(store, customer, "interaction")  # segments reading interaction counts stay current
-    return {**result.as_dict(), "triggers_fired": fired}
+    """Store the events and follow them up in the same request (triggers fire within seconds)."""
+    return ingest_and_follow_up(store, events).as_dict()
 
 
 class SegmentIn(BaseModel):

@@ -20,7 +20,7 @@ from patron.value.clv import ClvSettings
 from patron.value.diagnostics import MODELS, calibration_vs_holdout, holdout_error
 from patron.value.lists import LISTS, pareto_curve
 from patron.value.models.gammagamma import GammaGamma
-from patron.value.scoring import list_runs, score_customers, score_movement
+from patron.value.scoring import list_runs, score_movement
 from patron.value.summary import Period, purchase_summary
 from patron.value.transactions import load_transactions
 
@@ -109,7 +109,9 @@ def score(
     period: Annotated[str, typer.Option(help="Time unit: D, W, M or Y.")] = "W",
     horizon_months: Annotated[int, typer.Option(help="CLV horizon in months.")] = 36,
     discount_rate: Annotated[float, typer.Option(help="Annual discount rate.")] = 0.10,
-    margin_rate: Annotated[float, typer.Option(help="Margin rate where order lines carry no cost.")] = 0.30,
+    margin_rate: Annotated[
+        float | None, typer.Option(help="Margin rate where order lines carry no cost (default: settings, 0.30).")
+    ] = None,
     tiers: Annotated[
         str, typer.Option(help="Tier cuts as cumulative shares: A top 20 %, B to 50 %, C the rest.")
     ] = "0.2,0.5",
@@ -124,13 +126,15 @@ def score(
     if if_unscored and (list_runs(engine, 1) or not store_counts(engine)["orders"]):
         console.print("already scored (or nothing to score): not scored again")
         return
-    result = score_customers(
+    from patron.engage.workflows import score_and_follow_up  # noqa: PLC0415 - offers and triggers load scikit-learn
+
+    result, followed = score_and_follow_up(
         engine,
         source=source,
-        model=model,  # type: ignore[arg-type]
+        model=model,
         period=_period(period),
         as_of=as_of.date() if as_of else None,
-        settings=ClvSettings(horizon_months, discount_rate, margin_rate),
+        settings=ClvSettings(horizon_months, discount_rate, *(() if margin_rate is None else (margin_rate,))),
         tier_cuts=_cuts(tiers),
         note=note,
         progress=lambda message: console.print(f"  {message}"),
@@ -148,6 +152,7 @@ def score(
     console.print(f"  total CLV {clv.sum():,.2f} {result.scope.currency}; median {float(np.median(clv)):,.2f}")
     tiers_count = result.scores.group_by("tier").len().sort("tier")
     console.print("  tiers: " + ", ".join(f"{t} {n:,}" for t, n in tiers_count.iter_rows()))
+    console.print(f"  triggers fired: {followed.fired:,}; offers decided again: {followed.offers_decided:,}")
 
 
 @value_app.command("runs")

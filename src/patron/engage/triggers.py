@@ -197,7 +197,7 @@ def _act(engine: Engine, trigger: Any, *, customer_id: int, occurrence: str, as_
         )  # fmt: skip
         return f"opened case {opened.id}"
     event = str(params["event"])
-    key = f"{trigger.name}:{occurrence}"[:128]
+    key = f"{trigger.name}:{customer_id}:{occurrence}"[:128]  # one per customer: base events share occurrences
     with engine.begin() as conn:
         trigger_emitted(conn, trigger=trigger.name, customer_id=customer_id, event=event, key=key, because=occurrence)
     fire_triggers(engine, customer_id, event, key, as_of=as_of, depth=depth + 1)

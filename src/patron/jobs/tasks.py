@@ -8,8 +8,8 @@ from typing import Any
 from patron.cif.store import make_engine
 from patron.engage.offers import decide_offers
 from patron.engage.triggers import fire_for_base
+from patron.engage.workflows import follow_up_score_run, score_and_follow_up
 from patron.segments.rules import evaluate_segments
-from patron.value.scoring import score_customers
 
 
 def score(source: str | None = None, model: str = "auto", spark_master: str | None = None) -> dict[str, Any]:
@@ -22,13 +22,12 @@ def score(source: str | None = None, model: str = "auto", spark_master: str | No
             from patron.spark.store import spark_score_run  # noqa: PLC0415
 
             result = spark_score_run(spark_session(spark_master), engine, source=source, model=model)
+            followed = follow_up_score_run(engine, result.run_id)
         else:
-            result = score_customers(engine, source=source, model=model)  # type: ignore[arg-type]
-        fired = fire_for_base(engine, "scored", f"run-{result.run_id}")
-        decided = decide_offers(engine)  # eligibility rules read the new tiers and values
+            result, followed = score_and_follow_up(engine, source=source, model=model)
         return {
-            "run_id": result.run_id, "customers": result.customers, "model": result.model, "fired": len(fired),
-            "offers_decided": decided,
+            "run_id": result.run_id, "customers": result.customers, "model": result.model, "fired": followed.fired,
+            "offers_decided": followed.offers_decided,
         }  # fmt: skip
     finally:
         engine.dispose()
