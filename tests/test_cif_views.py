@@ -23,8 +23,8 @@ from patron.cif.view import ORDER_SUMMARY, RECORD_READS, customer_view, list_cus
 from patron.engage.consent import record_consent
 from patron.errors import NotFoundError
 from patron.settings import get_settings
-from patron.value.schema import CustomerScore, ScoreRun
 from patron.value.latest import LATEST_SCORE
+from patron.value.schema import CustomerScore, ScoreRun
 
 PEOPLE: dict[str, Any] = {
     "source": {"system": "crm", "date_format": "%Y-%m-%d"},
