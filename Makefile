@@ -33,9 +33,11 @@ run: install ## Install, load the demo data into the embedded store if it is emp
 	$(BIN)/patron value score --if-unscored
 	$(BIN)/patron serve --host $(HOST) --port $(PORT)
 
-lint: install ## ruff: lint and formatting
+lint: install ## ruff (lint and formatting), the layer contracts (import-linter) and the one-place checks
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
+	@bash .ci/one-place
 
 typecheck: install ## mypy --strict over src/patron and tests
 	$(BIN)/mypy

@@ -68,6 +68,7 @@ def call_list(engine: Engine, rule: str, *, limit: int = 50, as_of: dt.date | No
 
 def briefings_html(briefings: list[Briefing], title: str) -> str:
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    environment.filters["money"] = format_money
     return environment.get_template("call_list.html").render(briefings=briefings, title=title)
 
 

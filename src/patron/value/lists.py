@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from patron.cif.formats import percent
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
 
@@ -137,8 +138,8 @@ class ParetoCurve:
 
     def statement(self, customer_share: float = 0.2) -> str:
         return (
-            f"the top {customer_share * 100:g} % of customers give "
-            f"{self.share_of_value(customer_share) * 100:.1f} % of {self.measure}"
+            f"the top {percent(customer_share)} of customers give "
+            f"{percent(self.share_of_value(customer_share), '.1f')} of {self.measure}"
         )
 
 
@@ -179,7 +180,7 @@ def costly_customers(
             pl.format(
                 "margin {}{} minus cost to serve {} ({} interactions) = {}",
                 _money(pl.col("estimated_margin")),
-                pl.when(known).then(pl.lit("")).otherwise(pl.lit(f" (est. at {margin_rate * 100:g} %)")),
+                pl.when(known).then(pl.lit("")).otherwise(pl.lit(f" (est. at {percent(margin_rate)})")),
                 _money(pl.col("cost_to_serve")),
                 pl.col("interactions"),
                 _money(pl.col("net_margin")),
