@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 
+from patron.cif.money import format_money
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
 from patron.service.context import conversation_context
