@@ -36,8 +36,8 @@ async def upload(
 ) -> Response:
     engine = engine_of(request)
     if not principal.can("import_data"):
-        return page(request, "imports.html", principal, runs=recent_imports(engine), job=None, allowed=False,
-                     problem="Your role cannot import data.")  # fmt: skip
+        return page(request, "imports.html", principal, status_code=403, runs=recent_imports(engine), job=None,
+                    allowed=False, problem="Your role cannot import data.")  # fmt: skip
     try:
         mapping_text = (await mapping.read()).decode("utf-8")
         job = start_import(

@@ -125,10 +125,8 @@ def segments(
 
 def _segments_page(request: Request, principal: Principal, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     values = {"notice": None, "problem": None, "rule": "", "name": "", "count": None, "count_problem": None}
-    response = page(request, "segments.html", principal, segments=list_segments(engine_of(request)),
-                     **{**values, **context})  # fmt: skip
-    response.status_code = status_code
-    return response
+    return page(request, "segments.html", principal, status_code=status_code,
+                segments=list_segments(engine_of(request)), **{**values, **context})  # fmt: skip
 
 
 @router.post("/segments", response_model=None)

@@ -31,8 +31,10 @@ def figure_html(figure: go.Figure) -> str:
     return str(html)
 
 
-def page(request: Request, template: str, principal: Principal | None, **context: Any) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, template, {"user": principal, **context})
+def page(
+    request: Request, template: str, principal: Principal | None, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, template, {"user": principal, **context}, status_code=status_code)
 
 
 def fragment(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -32,7 +32,8 @@ router = APIRouter(include_in_schema=False)
 def _guarded(request: Request, principal: Principal, template: str, build: Any, **context: Any) -> Response:
     """The role check and the analysis; a domain error becomes the page's own empty state."""
     if not principal.can("read_strategy"):
-        return page(request, template, principal, problem="Your role does not include strategy analytics.", **context)
+        refused = "Your role does not include strategy analytics."
+        return page(request, template, principal, status_code=403, problem=refused, **context)
     try:
         return page(request, template, principal, problem=None, **build(), **context)
     except PatronError as error:
