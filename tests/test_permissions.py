@@ -105,7 +105,7 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
     def walk(routes: list[Any], prefix: str = "") -> None:
         for route in routes:
             if isinstance(route, APIRoute):
-                found.update((method, prefix + route.path) for method in route.methods)
+                found.update((method, prefix + route.path) for method in route.methods or ())
             elif hasattr(route, "original_router"):
                 walk(route.original_router.routes, prefix + route.include_context.prefix)
 
