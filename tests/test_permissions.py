@@ -230,3 +230,19 @@ def test_every_route_as_every_role(
                 let_through.append(f"{method} {path}: refused, but {', '.join(changed)} changed")
     assert refused_wrongly == [], f"refused to {role}"
     assert let_through == [], f"let through for {role}"
+
+
+def test_openapi_names_a_model_for_every_response_body(
+    store: tuple[TestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    client, _, _ = store
+    undocumented = []
+    for path, item in client.get("/openapi.json").json()["paths"].items():
+        for method, operation in item.items():
+            success = next(v for k, v in operation["responses"].items() if k.startswith("2"))
+            content = success.get("content", {})
+            schema = content.get("application/json", {}).get("schema", {})
+            named = schema.get("$ref") or schema.get("items", {}).get("$ref") or "text/plain" in content
+            if not named:  # a named model (or a list of one), not a bare "object"
+                undocumented.append(f"{method.upper()} {path}")
+    assert undocumented == []

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from patron.api.schemas import CampaignLive, CampaignOut, CampaignReport
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import campaign_report
 from patron.http.common import ReadCustomers, Store
@@ -16,15 +17,15 @@ Key = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 @router.get("")
-def campaigns(store: Store, principal: ReadCustomers) -> list[dict[str, Any]]:
+def campaigns(store: Store, principal: ReadCustomers) -> list[CampaignOut]:
     """Every campaign, newest first, with its members and responses per kind."""
-    return list_campaigns(store)
+    return [CampaignOut(**row) for row in list_campaigns(store)]
 
 
 @router.get("/{key}/live")
-def live(key: Key, store: Store, principal: ReadCustomers) -> dict[str, Any]:
+def live(key: Key, store: Store, principal: ReadCustomers) -> CampaignLive:
     """Contacts by status and responses by kind, for live monitoring."""
-    return live_counts(store, key)
+    return CampaignLive(**live_counts(store, key))
 
 
 @router.get("/{key}/report")
@@ -34,6 +35,6 @@ def report(
     principal: ReadCustomers,
     kind: Annotated[str, Query(min_length=1, max_length=32)],
     contact_cost: Annotated[float, Query(ge=0, le=1e6)] = 0.0,
-) -> dict[str, Any]:
+) -> CampaignReport:
     """Per arm: members, responders, rate, uplift against the control with its 95 % interval, p-value, ROI."""
-    return asdict(campaign_report(store, key, kind, contact_cost=contact_cost))
+    return CampaignReport(**asdict(campaign_report(store, key, kind, contact_cost=contact_cost)))

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
+from patron.api.schemas import (
+    BestOffer,
+    CaseOpened,
+    ConversationContext,
+    Count,
+    Created,
+    Customer360,
+    IdPage,
+    Ingested,
+    Me,
+    Page,
+    Profile,
+    QueuedCase,
+    ScoreRunOut,
+    SegmentOut,
+    Status,
+    TimelineItem,
+    TokenOut,
+    ValueList,
+)  # fmt: skip
 from patron.auth.access import (
     check_visible,
     customer_360,
@@ -52,11 +72,6 @@ class Credentials(BaseModel):
     password: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class TokenOut(BaseModel):
-    token: str
-    role: str
-
-
 @router.post("/auth/token", tags=["auth"])
 def sign_in(body: Credentials, store: Store) -> TokenOut:
     """Exchange a username and password for an API token (send it as ``Authorization: Bearer …``)."""
@@ -65,8 +80,8 @@ def sign_in(body: Credentials, store: Store) -> TokenOut:
 
 
 @router.get("/me", tags=["auth"])
-def me(principal: Caller) -> dict[str, str]:
-    return {"username": principal.username, "role": principal.role}
+def me(principal: Caller) -> Me:
+    return Me(username=principal.username, role=principal.role)
 
 
 @router.get("/customers", tags=["customers"])
@@ -76,10 +91,10 @@ def customers(
     search: Annotated[str | None, Query(max_length=100)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> Page:
     """Customers the caller may see, searchable by id, e-mail, phone or name (analysts: by id only)."""
     rows, total = customers_page(store, principal, search=search, limit=limit, offset=offset)
-    return {"items": rows, "total": total, "limit": limit, "offset": offset}
+    return Page(items=rows, total=total, limit=limit, offset=offset)
 
 
 @router.get("/customers/export.csv", tags=["customers"], response_class=PlainTextResponse)
@@ -88,40 +103,40 @@ def export(store: Store, principal: Caller) -> str:
 
 
 @router.get("/customers/{customer_id}", tags=["customers"])
-def customer(customer_id: CustomerId, store: Store, principal: Caller) -> dict[str, Any]:
+def customer(customer_id: CustomerId, store: Store, principal: Caller) -> Customer360:
     """The 360° view: identities, profile, attributes, orders, interactions, consents, campaigns, timeline."""
     view = customer_360(store, principal, customer_id)
-    return {
-        "customer": view.customer, "identities": view.identities, "profile": view.profile,
-        "attributes": view.attributes, "orders": view.orders[-100:], "interactions": view.interactions[-100:],
-        "consents": view.consents, "campaigns": view.campaigns,
-        "timeline": [{"at": e.at, "kind": e.kind, "summary": e.summary} for e in view.timeline[-100:]],
-    }  # fmt: skip
+    return Customer360(
+        customer=view.customer, identities=view.identities, profile=view.profile, attributes=view.attributes,
+        orders=view.orders[-100:], interactions=view.interactions[-100:], consents=view.consents,
+        campaigns=view.campaigns, facts=view.facts,
+        timeline=[TimelineItem(at=e.at, kind=e.kind, summary=e.summary) for e in view.timeline[-100:]],
+    )  # fmt: skip
 
 
 # The two real-time lookups are coroutines that choose where their reads run (common.on_store).
 @router.get("/customers/{customer_id}/profile", tags=["customers"])
-async def profile(customer_id: CustomerId, store: Store, principal: Caller) -> dict[str, Any]:
+async def profile(customer_id: CustomerId, store: Store, principal: Caller) -> Profile:
     """The real-time profile: who they are, consents, orders per currency and latest value scores (no history)."""
-    return await on_store(store, lambda: customer_profile(store, principal, customer_id))
+    return Profile(**await on_store(store, lambda: customer_profile(store, principal, customer_id)))
 
 
 @router.get("/customers/{customer_id}/context", tags=["service"])
-def context(customer_id: CustomerId, store: Store, principal: ManageCases) -> dict[str, Any]:
+def context(customer_id: CustomerId, store: Store, principal: ManageCases) -> ConversationContext:
     """For a live call: last interactions, open cases, recent purchases, consents, the next question."""
-    customer_360(store, principal, customer_id)  # the same visibility rules as the 360° view
+    check_visible(store, principal, customer_id)  # the same visibility rules as the 360° view
     result = conversation_context(store, customer_id)
-    return {
-        "customer": result.customer, "scores": result.scores, "interactions": result.interactions,
-        "open_cases": result.open_cases, "orders": result.orders, "consents": result.consents,
-        "next_question": result.next_question,
-    }  # fmt: skip
+    return ConversationContext(
+        customer=result.customer, scores=result.scores, interactions=result.interactions,
+        open_cases=result.open_cases, orders=result.orders, consents=result.consents,
+        next_question=result.next_question,
+    )  # fmt: skip
 
 
 @router.get("/customers/{customer_id}/next-best-offer", tags=["offers"])
 async def best_offer(
     customer_id: CustomerId, store: Store, principal: Caller, channel: Annotated[str, Query(max_length=32)] = "email"
-) -> dict[str, Any]:
+) -> BestOffer:
     """The eligible offer with the highest P(accept) × margin that the contact policy allows, with the reason."""
 
     def lookup() -> OfferChoice:
@@ -129,12 +144,9 @@ async def best_offer(
         return next_best_offer(store, customer_id, channel=channel)
 
     choice = await on_store(store, lookup)
-    return {
-        "customer_id": customer_id,
-        "offer": choice.offer,
-        "expected_value": choice.expected_value,
-        "reason": choice.reason,
-    }
+    return BestOffer(
+        customer_id=customer_id, offer=choice.offer, expected_value=choice.expected_value, reason=choice.reason
+    )
 
 
 class EventBatch(BaseModel):
@@ -142,20 +154,20 @@ class EventBatch(BaseModel):
 
 
 @router.post("/events", tags=["events"], status_code=201)
-def event(body: EventIn, store: Store, principal: WriteEvents) -> dict[str, Any]:
+def event(body: EventIn, store: Store, principal: WriteEvents) -> Ingested:
     """One interaction; sending the same idempotency key again stores nothing new."""
     return _ingest(store, [body])
 
 
 @router.post("/events/batch", tags=["events"], status_code=201)
-def events(body: EventBatch, store: Store, principal: WriteEvents) -> dict[str, Any]:
+def events(body: EventBatch, store: Store, principal: WriteEvents) -> Ingested:
     """Up to 1,000 interactions; each rejected one is reported with its index and reason, the rest are kept."""
     return _ingest(store, body.events)
 
 
-def _ingest(store: Engine, events: list[EventIn]) -> dict[str, Any]:
+def _ingest(store: Engine, events: list[EventIn]) -> Ingested:
     """Store the events and follow them up in the same request (triggers fire within seconds)."""
-    return ingest_and_follow_up(store, events).as_dict()
+    return Ingested(**ingest_and_follow_up(store, events).as_dict())
 
 
 class SegmentIn(BaseModel):
@@ -169,20 +181,20 @@ class RuleIn(BaseModel):
 
 
 @router.get("/segments", tags=["segments"])
-def segments(store: Store, principal: ReadCustomers) -> list[dict[str, Any]]:
-    return list_segments(store)
+def segments(store: Store, principal: ReadCustomers) -> list[SegmentOut]:
+    return [SegmentOut(**row) for row in list_segments(store)]
 
 
 @router.post("/segments", tags=["segments"], status_code=201)
-def new_segment(body: SegmentIn, store: Store, principal: ManageSegments) -> dict[str, Any]:
-    return {"id": create_segment(store, body.name, body.rule, body.description), "name": body.name}
+def new_segment(body: SegmentIn, store: Store, principal: ManageSegments) -> Created:
+    return Created(id=create_segment(store, body.name, body.rule, body.description), name=body.name)
 
 
 @router.post("/segments/preview", tags=["segments"])
-def preview_segment(body: RuleIn, store: Store, principal: ReadCustomers) -> dict[str, Any]:
+def preview_segment(body: RuleIn, store: Store, principal: ReadCustomers) -> Count:
     """The live count of a rule (the segment builder calls this as you type)."""
     result = preview(store, body.rule, sample=0)
-    return {"count": result.count, "customers": result.customers}
+    return Count(count=result.count, customers=result.customers)
 
 
 @router.get("/segments/{name}/members", tags=["segments"])
@@ -192,14 +204,14 @@ def members(
     principal: ReadCustomers,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> IdPage:
     ids, total = segment_members(store, name, limit=limit, offset=offset)
-    return {"items": ids, "total": total, "limit": limit, "offset": offset}
+    return IdPage(items=ids, total=total, limit=limit, offset=offset)
 
 
 @router.get("/value/runs", tags=["value"])
-def runs(store: Store, principal: ReadCustomers, limit: Limit = 20) -> list[dict[str, Any]]:
-    return list_runs(store, limit)
+def runs(store: Store, principal: ReadCustomers, limit: Limit = 20) -> list[ScoreRunOut]:
+    return [ScoreRunOut(**row) for row in list_runs(store, limit)]
 
 
 @router.get("/value/runs/{run_id}/scores", tags=["value"])
@@ -211,10 +223,10 @@ def run_scores(
     tier: Annotated[str | None, Query(pattern=r"^[A-Z]$")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> Page:
     """A score run's customers by rank, best first: P(alive), expected purchases, CLV, value at risk, tier."""
     rows, total = run_scores_page(store, principal, run_id, tier=tier, limit=limit, offset=offset)
-    return {"items": rows, "total": total, "limit": limit, "offset": offset}
+    return Page(items=rows, total=total, limit=limit, offset=offset)
 
 
 @router.get("/value/lists/{name}", tags=["value"])
@@ -226,21 +238,16 @@ def value_list(
     source: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> ValueList:
     """A differentiation list with a reason per customer (names pseudonymised for analysts)."""
     frame, scope, as_of = customer_base(store, source=source)
     result = LISTS[name](frame)
     rows = result.rows.slice(offset, limit).to_dicts()
     if not principal.sees_pii:
         rows = [{**row, "name": pseudonym_of(row["customer_id"])} for row in rows]
-    return {
-        "title": result.title,
-        "note": result.note,
-        "source": scope.source,
-        "as_of": as_of,
-        "total": result.rows.height,
-        "items": rows,
-    }
+    return ValueList(
+        title=result.title, note=result.note, source=scope.source, as_of=as_of, total=result.rows.height, items=rows
+    )
 
 
 class CaseIn(BaseModel):
@@ -258,32 +265,29 @@ class NoteIn(BaseModel):
 
 
 @router.get("/cases/queue", tags=["service"])
-def queue(store: Store, principal: ManageCases, limit: Limit = 50) -> list[dict[str, Any]]:
-    return work_queue(store, limit=limit)
+def queue(store: Store, principal: ManageCases, limit: Limit = 50) -> list[QueuedCase]:
+    return [QueuedCase(**row) for row in work_queue(store, limit=limit)]
 
 
 @router.post("/cases", tags=["service"], status_code=201)
-def new_case(body: CaseIn, store: Store, principal: ManageCases) -> dict[str, Any]:
-    customer_360(store, principal, body.customer_id)
+def new_case(body: CaseIn, store: Store, principal: ManageCases) -> CaseOpened:
+    check_visible(store, principal, body.customer_id)
     opened = open_case(
         store, body.customer_id, subject=body.subject, kind=body.kind, description=body.description,
         priority=body.priority, channel=body.channel,
     )  # fmt: skip
-    return {
-        "id": opened.id,
-        "sla_due_at": opened.sla_due_at,
-        "escalated": opened.escalated,
-        "reason": opened.escalation_reason,
-    }
+    return CaseOpened(
+        id=opened.id, sla_due_at=opened.sla_due_at, escalated=opened.escalated, reason=opened.escalation_reason
+    )
 
 
 @router.post("/cases/{case_id}/notes", tags=["service"])
-def note(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> dict[str, str]:
+def note(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> Status:
     update_case(store, case_id, note=body.text, customer_contact=body.customer_contact, actor=principal.username)
-    return {"status": "noted"}
+    return Status(status="noted")
 
 
 @router.post("/cases/{case_id}/resolve", tags=["service"])
-def resolve(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> dict[str, str]:
+def resolve(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> Status:
     resolve_case(store, case_id, body.text, actor=principal.username, at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    return {"status": "resolved"}
+    return Status(status="resolved")

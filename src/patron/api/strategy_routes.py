@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from patron.api.schemas import BudgetPlan, LinksAdded, Network, PortfolioPlan, Pricing
 from patron.auth.access import pseudonym_of
 from patron.http.common import ManageSegments, ReadStrategy, ShortText, Store
 from patron.strategy.budget import ResponseCurve
@@ -31,7 +32,7 @@ def budget(
     retention_ceiling: Ceiling = None,
     retention_k: Steepness = None,
     discount_rate: Annotated[float, Query(ge=0, lt=1)] = 0.10,
-) -> dict[str, Any]:
+) -> BudgetPlan:
     """The acquisition/retention split that maximises customer equity, a what-if table, who to retain first."""
     acquisition = _curve(acquisition_ceiling, acquisition_k)
     retention = _curve(retention_ceiling, retention_k)
@@ -40,15 +41,11 @@ def budget(
     if not principal.sees_pii:
         at_risk = [{**row, "name": pseudonym_of(row["customer_id"])} for row in at_risk]
     inputs = asdict(plan.inputs)
-    return {
-        "currency": plan.currency,
-        "inputs": inputs,
-        "assumed_curves": plan.assumed_curves,
-        "best": asdict(plan.best),
-        "equity_maximising": asdict(plan.unconstrained),
-        "what_if": [asdict(row) for row in plan.table],
-        "retain_first": at_risk,
-    }
+    return BudgetPlan(
+        currency=plan.currency, inputs=inputs, assumed_curves=plan.assumed_curves, best=asdict(plan.best),
+        equity_maximising=asdict(plan.unconstrained), what_if=[asdict(row) for row in plan.table],
+        retain_first=at_risk,
+    )  # fmt: skip
 
 
 def _curve(ceiling: float | None, k: float | None) -> ResponseCurve | None:
@@ -61,19 +58,19 @@ def portfolio(
     principal: ReadStrategy,
     by: FieldName = "tier",
     risk: Annotated[float | None, Query(ge=0, le=1e12)] = None,
-) -> dict[str, Any]:
+) -> PortfolioPlan:
     """Segments as assets: mean and risk of monthly margin per customer, the efficient frontier, managers' P&L."""
     plan = portfolio_plan(store, by=by, risk=risk)
-    return {
-        "months": plan.months,
-        "segments": [
+    return PortfolioPlan(
+        months=plan.months,
+        segments=[
             {"segment": name, "customers": plan.customers.get(name, 0), "mean": mean, "risk": sd}
             for name, mean, sd in zip(plan.segments, plan.expected, plan.risk, strict=True)
         ],
-        "frontier": [asdict(point) for point in plan.frontier],
-        "chosen": asdict(plan.chosen) if plan.chosen else None,
-        "managers": plan.managers.to_dicts(),
-    }
+        frontier=[asdict(point) for point in plan.frontier],
+        chosen=asdict(plan.chosen) if plan.chosen else None,
+        managers=plan.managers.to_dicts(),
+    )
 
 
 @router.get("/pricing")
@@ -82,30 +79,30 @@ def pricing(
     principal: ReadStrategy,
     by: FieldName = "education",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> dict[str, Any]:
+) -> Pricing:
     """Deal proneness per segment, and the most deal-prone customers (shares shrunk towards their segment)."""
     customers, segments = price_sensitivity(store, by=by)
-    return {
-        "segments": segments.to_dicts(),
-        "most_deal_prone": customers.sort("shrunk_share", descending=True).head(limit).to_dicts(),
-    }
+    return Pricing(
+        segments=segments.to_dicts(),
+        most_deal_prone=customers.sort("shrunk_share", descending=True).head(limit).to_dicts(),
+    )
 
 
 @router.get("/network")
-def network(store: Store, principal: ReadStrategy, top: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+def network(store: Store, principal: ReadStrategy, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Network:
     """Communities, value assortativity, influencers and high-value clusters of the customer network."""
     summary = network_summary(store, top=top)
-    return {
-        "customers": summary.customers,
-        "links": summary.links,
-        "sources": summary.sources,
-        "communities": summary.communities,
-        "modularity": summary.modularity,
-        "assortativity": summary.assortativity,
-        "assortativity_note": summary.assortativity_note,
-        "influencers": summary.influencers.to_dicts(),
-        "clusters": summary.clusters.to_dicts(),
-    }
+    return Network(
+        customers=summary.customers,
+        links=summary.links,
+        sources=summary.sources,
+        communities=summary.communities,
+        modularity=summary.modularity,
+        assortativity=summary.assortativity,
+        assortativity_note=summary.assortativity_note,
+        influencers=summary.influencers.to_dicts(),
+        clusters=summary.clusters.to_dicts(),
+    )
 
 
 class LinkIn(BaseModel):
@@ -121,15 +118,15 @@ class LinksIn(BaseModel):
 
 
 @router.post("/links")
-def add_links(body: LinksIn, store: Store, principal: ManageSegments) -> dict[str, Any]:
+def add_links(body: LinksIn, store: Store, principal: ManageSegments) -> LinksAdded:
     """Record customer-to-customer links; a link already recorded is skipped, bad ones reported by position."""
     records = (
         (position, {"from": link.from_, "to": link.to, "kind": link.kind, "weight": link.weight})
         for position, link in enumerate(body.links)
     )
     result = add_link_records(store, records, source=body.source)
-    return {
-        "created": result.created,
-        "duplicates": result.duplicates,
-        "rejected": [{"position": position, "reason": reason} for position, reason in result.rejected],
-    }
+    return LinksAdded(
+        created=result.created,
+        duplicates=result.duplicates,
+        rejected=[{"position": position, "reason": reason} for position, reason in result.rejected],
+    )
