@@ -36,7 +36,7 @@ from patron.auth.access import (
     customer_profile,
     customers_page,
     export_customers,
-    pseudonym_of,
+    masked_names,
     run_scores_page,
 )
 from patron.auth.service import authenticate, issue_token
@@ -243,8 +243,7 @@ def value_list(
     frame, scope, as_of = customer_base(store, source=source)
     result = LISTS[name](frame)
     rows = result.rows.slice(offset, limit).to_dicts()
-    if not principal.sees_pii:
-        rows = [{**row, "name": pseudonym_of(row["customer_id"])} for row in rows]
+    rows = masked_names(principal, rows)
     return ValueList(
         title=result.title, note=result.note, source=scope.source, as_of=as_of, total=result.rows.height, items=rows
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import BudgetPlan, LinksAdded, Network, PortfolioPlan, Pricing
-from patron.auth.access import pseudonym_of
+from patron.auth.access import masked_names
 from patron.http.common import ManageSegments, ReadStrategy, ShortText, Store
 from patron.strategy.budget import ResponseCurve
 from patron.strategy.network import add_link_records
@@ -37,9 +37,7 @@ def budget(
     acquisition = _curve(acquisition_ceiling, acquisition_k)
     retention = _curve(retention_ceiling, retention_k)
     plan = budget_plan(store, amount, acquisition=acquisition, retention=retention, discount_rate=discount_rate)
-    at_risk = plan.at_risk.to_dicts()
-    if not principal.sees_pii:
-        at_risk = [{**row, "name": pseudonym_of(row["customer_id"])} for row in at_risk]
+    at_risk = masked_names(principal, plan.at_risk.to_dicts())
     inputs = asdict(plan.inputs)
     return BudgetPlan(
         currency=plan.currency, inputs=inputs, assumed_curves=plan.assumed_curves, best=asdict(plan.best),

@@ -84,9 +84,25 @@ def customers_page(
         within=portfolio(principal),
         search_personal_data=principal.sees_pii,
     )
-    if not principal.sees_pii:
-        rows = [{**row, "display_name": pseudonym_of(row["id"])} for row in rows]
-    return rows, total
+    return masked_names(principal, rows, id_key="id", name_key="display_name"), total
+
+
+def masked_names(
+    principal: Principal, rows: list[dict[str, Any]], *, id_key: str = "customer_id", name_key: str = "name"
+) -> list[dict[str, Any]]:
+    """Rows naming customers, as the principal may see them: the one masking rule of lists, pages and the API.
+
+    A role that may not read personal data sees each name replaced by the customer's stable pseudonym (the same
+    in every list and export, so an analyst can follow a customer without knowing who they are).
+    """
+    if principal.sees_pii:
+        return rows
+    return [{**row, name_key: pseudonym_of(row[id_key])} for row in rows]
+
+
+def duplicate_candidates_for(principal: Principal, candidates: list[Any]) -> list[Any]:
+    """Possible duplicates compare names and addresses side by side: only for roles that read personal data."""
+    return candidates if principal.sees_pii else []
 
 
 def run_scores_page(

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from patron.auth.access import customer_360, customers_page
+from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
 from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
@@ -90,7 +90,7 @@ def dashboard(request: Request, principal: Viewer) -> Response:
                 ).update_layout(title="CLV distribution (up to the 99th percentile)")
             )
             at_risk = value_at_risk(frame).rows.head(10).to_dicts()
-            context["at_risk"] = at_risk if principal.sees_pii else [{**r, "name": None} for r in at_risk]
+            context["at_risk"] = masked_names(principal, at_risk)
     return page(request, "dashboard.html", principal, **context)
 
 
@@ -189,7 +189,7 @@ def quality(request: Request, principal: Viewer) -> Response:
             picked = [row for row in rows if row["field"] == field]
             figure.add_bar(name=field, x=[row["source"] for row in picked], y=[row["missing_pct"] for row in picked])
         chart = figure_html(figure.update_layout(title="Missing fields per source (% of customers)", barmode="group"))
-    duplicates = report.duplicate_candidates if principal.sees_pii else []
+    duplicates = duplicate_candidates_for(principal, report.duplicate_candidates)
     return page(request, "quality.html", principal, report=report, chart=chart, duplicates=duplicates)
 
 
