@@ -1,0 +1,91 @@
+"""Identity resolution: customers found by source id, then by normalised e-mail or phone; new identities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from patron.cif import schema as s
+from patron.cif.columns import utcnow
+from patron.cif.writers.state import WriterState, chunks
+
+
+class IdentityWriter(WriterState):
+    """Finds a batch's customers and records their identities."""
+
+    def resolve_customers(self, conn: Connection, external_ids: Iterable[str]) -> dict[str, int]:
+        wanted = sorted({value for value in external_ids if value not in self.customer_ids})
+        identities = s.table_of(s.Identity)
+        for chunk in chunks(wanted):
+            query = select(identities.c.value, identities.c.customer_id).where(
+                identities.c.kind == "external",
+                identities.c.system == self.system,
+                identities.c.value.in_(chunk),
+            )
+            self.customer_ids.update({row.value: row.customer_id for row in conn.execute(query)})
+        return self.customer_ids
+
+    def _resolve_by(self, conn: Connection, kind: str, values: Iterable[str]) -> dict[str, int]:
+        identities = s.table_of(s.Identity)
+        found: dict[str, int] = {}
+        for chunk in chunks(sorted(set(values))):
+            query = select(identities.c.value, identities.c.customer_id).where(
+                identities.c.kind == kind, identities.c.system == "", identities.c.value.in_(chunk)
+            )
+            found.update({row.value: row.customer_id for row in conn.execute(query)})
+        return found
+
+    def _match_by_contact(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Deterministic identity matching: a new external id whose e-mail or phone is known joins that customer."""
+        matched: dict[str, int] = {}
+        for kind in ("email", "phone"):
+            column = f"customers.{kind}"
+            values = [row[column] for row in rows if row.get(column)]
+            if not values:
+                continue
+            owners = self._resolve_by(conn, kind, values)
+            for row in rows:
+                owner = owners.get(row.get(column) or "")
+                if owner is not None:
+                    matched.setdefault(row["customers.external_id"], owner)
+        return matched
+
+    def _add_identities(self, conn: Connection, first: dict[str, dict[str, Any]], new_keys: list[str]) -> None:
+        identities = s.table_of(s.Identity)
+        now = utcnow()
+        rows = [
+            {
+                "customer_id": self.customer_ids[key],
+                "kind": "external",
+                "system": self.system,
+                "value": key,
+                "verified": False,
+                "created_at": now,
+            }
+            for key in new_keys
+        ]
+        for kind in ("email", "phone"):
+            column = f"customers.{kind}"
+            wanted = {row[column]: self.customer_ids[key] for key, row in first.items() if row.get(column)}
+            if not wanted:
+                continue
+            present = self._resolve_by(conn, kind, wanted)
+            conflicts = sum(1 for value, owner in present.items() if owner != wanted[value])
+            self._count(f"{kind} already held by another customer", conflicts)
+            rows += [
+                {
+                    "customer_id": owner,
+                    "kind": kind,
+                    "system": "",
+                    "value": value,
+                    "verified": False,
+                    "created_at": now,
+                }
+                for value, owner in wanted.items()
+                if value not in present
+            ]
+        if rows:
+            conn.execute(insert(identities), rows)
+            self._count("identities created", len(rows))

@@ -1,0 +1,125 @@
+"""What every writer of an import batch shares: the run's state, its caches and the line outcomes.
+
+The bottom of ``cif/writers/``: the writers of identities, customers, purchases and relationships build on it, and
+``BatchWriter`` (in ``__init__``) puts them together. Nothing here imports a writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Table, select, tuple_
+
+from patron.cif.mapping import Mapping
+from patron.cif.reader import LINE, Reject
+
+UPDATED, WRITTEN = 1, 2
+# Customer columns a mapping fills directly; acquisition cost and its currency are derived in _customer_values.
+CUSTOMER_FIELDS = (
+    "kind",
+    "status",
+    "display_name",
+    "first_name",
+    "last_name",
+    "acquired_on",
+    "acquisition_channel",
+)
+CUSTOMER_COLUMNS = (*CUSTOMER_FIELDS, "acquisition_cost_minor", "currency")
+UNKNOWN_CUSTOMER = "no customer with this id in this source"
+IN_CHUNK = 5_000
+ORDER_KEY = "__order_key__"
+LINE_NO = "__line_no__"
+PAYMENT_SEQUENCE = "__payment_sequence__"
+
+
+def interaction_key_column(index: int) -> str:
+    return f"__interaction_key_{index}__"
+
+
+def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
+@dataclass
+class WriterState:
+    """One import run's state: the mapping, each line's outcome, counts, rejects, and natural-key caches."""
+
+    mapping: Mapping
+    status: dict[int, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+    customer_ids: dict[str, int] = field(default_factory=dict)
+    category_ids: dict[str, int] = field(default_factory=dict)
+    product_ids: dict[str, int] = field(default_factory=dict)
+    campaign_ids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def system(self) -> str:
+        return self.mapping.source.system
+
+    @property
+    def currency(self) -> str:
+        return self.mapping.source.currency
+
+    def _mark(self, lines: Iterable[int], outcome: int) -> None:
+        for line in lines:
+            if self.status.get(line, 0) < outcome:
+                self.status[line] = outcome
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        if amount:
+            self.counts[name] = self.counts.get(name, 0) + amount
+
+    def _reject_unknown_customers(
+        self, rows: list[dict[str, Any]], column: str, known: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        kept = []
+        for row in rows:
+            if row[column] in known:
+                kept.append(row)
+            else:
+                self.rejects.append(
+                    Reject(
+                        row[LINE],
+                        column.rsplit(".", maxsplit=1)[-1],
+                        row[column],
+                        UNKNOWN_CUSTOMER,
+                    )
+                )
+        return kept
+
+    def _current_by_pairs(
+        self, conn: Connection, table: Table, pairs: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], dict[str, Any]]:
+        current: dict[tuple[int, int], dict[str, Any]] = {}
+        for chunk in chunks(pairs):
+            query = select(table).where(tuple_(table.c.campaign_id, table.c.customer_id).in_(chunk))
+            for row in conn.execute(query).mappings():
+                current[(row["campaign_id"], row["customer_id"])] = dict(row)
+        return current
+
+
+def attribute_value(value: Any) -> dict[str, Any]:
+    empty = {"value_text": None, "value_number": None, "value_date": None}
+    if isinstance(value, bool):
+        return empty | {"value_type": "boolean", "value_text": "true" if value else "false"}
+    if isinstance(value, int | Decimal):
+        return empty | {"value_type": "number", "value_number": Decimal(value)}
+    if isinstance(value, dt.datetime):
+        return empty | {"value_type": "date", "value_date": value.date()}
+    if isinstance(value, dt.date):
+        return empty | {"value_type": "date", "value_date": value}
+    return empty | {"value_type": "text", "value_text": str(value)}
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
