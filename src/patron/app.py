@@ -17,10 +17,15 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
+from patron.api.auth_routes import router as auth_router
 from patron.api.campaign_routes import router as campaign_router
+from patron.api.case_routes import router as case_router
+from patron.api.customer_routes import router as customer_router
 from patron.api.engage_routes import router as engage_router
-from patron.api.routes import router as api_router
+from patron.api.event_routes import router as event_router
+from patron.api.segment_routes import router as segment_router
 from patron.api.strategy_routes import router as strategy_router
+from patron.api.value_routes import router as value_router
 from patron.auth.trail import flush_reads
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
@@ -59,7 +64,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(SignInRequired, sign_in_required)
     for error in (DataError, IntegrityError, StatementError):
         app.add_exception_handler(error, storage_error)
-    app.include_router(api_router)
+    for router in (auth_router, customer_router, event_router, segment_router, value_router, case_router):
+        app.include_router(router)
     app.include_router(strategy_router)
     app.include_router(campaign_router)
     app.include_router(engage_router)

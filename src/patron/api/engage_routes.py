@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import ConsentLedger, Created, OfferOut
 from patron.auth.access import check_visible
 from patron.engage.campaigns import create_offer, list_offers
 from patron.engage.consent import consent_ledger, record_consent
-from patron.http.common import Caller, LongText, ManageOffers, ReadCustomers, RecordConsent, ShortText, Store
+from patron.http.common import (
+    Caller,
+    CustomerId,
+    LongText,
+    ManageOffers,
+    ReadCustomers,
+    RecordConsent,
+    ShortText,
+    Store,
+)
 
 router = APIRouter(prefix="/api")
-CustomerId = Annotated[int, Path(ge=1, le=2**53)]
 Word = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
 

@@ -1,0 +1,66 @@
+"""Rule segments: the list, a new segment, a rule's live count, and a segment's members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from patron.api.schemas import (
+    Count,
+    Created,
+    IdPage,
+    SegmentOut,
+)  # fmt: skip
+from patron.http.common import (
+    Limit,
+    LongText,
+    ManageSegments,
+    Offset,
+    ReadCustomers,
+    ShortText,
+    Store,
+)
+from patron.segments.rules import create_segment, list_segments, preview, segment_members
+
+router = APIRouter(prefix="/api")
+
+
+class SegmentIn(BaseModel):
+    name: ShortText
+    rule: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+    description: LongText | None = None
+
+
+class RuleIn(BaseModel):
+    rule: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+
+
+@router.get("/segments", tags=["segments"])
+def segments(store: Store, principal: ReadCustomers) -> list[SegmentOut]:
+    return [SegmentOut(**row) for row in list_segments(store)]
+
+
+@router.post("/segments", tags=["segments"], status_code=201)
+def new_segment(body: SegmentIn, store: Store, principal: ManageSegments) -> Created:
+    return Created(id=create_segment(store, body.name, body.rule, body.description), name=body.name)
+
+
+@router.post("/segments/preview", tags=["segments"])
+def preview_segment(body: RuleIn, store: Store, principal: ReadCustomers) -> Count:
+    """The live count of a rule (the segment builder calls this as you type)."""
+    result = preview(store, body.rule, sample=0)
+    return Count(count=result.count, customers=result.customers)
+
+
+@router.get("/segments/{name}/members", tags=["segments"])
+def members(
+    name: Annotated[str, Path(max_length=100)],
+    store: Store,
+    principal: ReadCustomers,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> IdPage:
+    ids, total = segment_members(store, name, limit=limit, offset=offset)
+    return IdPage(items=ids, total=total, limit=limit, offset=offset)

@@ -1,0 +1,69 @@
+"""Value: the score runs, a run's customers by rank, and the differentiation lists."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from patron.api.schemas import (
+    Page,
+    ScoreRunOut,
+    ValueList,
+)  # fmt: skip
+from patron.auth.access import (
+    masked_names,
+    run_scores_page,
+)
+from patron.http.common import (
+    Caller,
+    Limit,
+    Offset,
+    ReadCustomers,
+    Store,
+)
+from patron.value.base import customer_base
+from patron.value.lists import LISTS
+from patron.value.scoring import list_runs
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/value/runs", tags=["value"])
+def runs(store: Store, principal: ReadCustomers, limit: Limit = 20) -> list[ScoreRunOut]:
+    return [ScoreRunOut(**row) for row in list_runs(store, limit)]
+
+
+@router.get("/value/runs/{run_id}/scores", tags=["value"])
+def run_scores(
+    run_id: Annotated[int, Path(ge=1, le=2**53)],
+    *,
+    store: Store,
+    principal: Caller,
+    tier: Annotated[str | None, Query(pattern=r"^[A-Z]$")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    """A score run's customers by rank, best first: P(alive), expected purchases, CLV, value at risk, tier."""
+    rows, total = run_scores_page(store, principal, run_id, tier=tier, limit=limit, offset=offset)
+    return Page(items=rows, total=total, limit=limit, offset=offset)
+
+
+@router.get("/value/lists/{name}", tags=["value"])
+def value_list(
+    name: Literal["tiers", "top", "bottom", "costly", "declining", "lost", "wallet-gap", "complainers", "at-risk"],
+    *,
+    store: Store,
+    principal: ReadCustomers,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> ValueList:
+    """A differentiation list with a reason per customer (names pseudonymised for analysts)."""
+    frame, scope, as_of = customer_base(store, source=source)
+    result = LISTS[name](frame)
+    rows = result.rows.slice(offset, limit).to_dicts()
+    rows = masked_names(principal, rows)
+    return ValueList(
+        title=result.title, note=result.note, source=scope.source, as_of=as_of, total=result.rows.height, items=rows
+    )
