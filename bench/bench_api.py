@@ -31,8 +31,7 @@ from patron.auth.access import customer_profile
 from patron.auth.service import OPERATOR, authenticate, create_user, issue_token
 from patron.cif.store import make_engine, migrate
 from patron.demo import load_demo
-from patron.engage.campaigns import create_offer
-from patron.engage.offers import decide_offers, next_best_offer
+from patron.engage.offers import create_offer, decide_offers, next_best_offer
 from patron.value.scoring import score_customers
 
 RATE = 500

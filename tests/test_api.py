@@ -16,9 +16,8 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.engage.campaigns import create_offer
 from patron.engage.consent import record_consent
-from patron.engage.offers import decide_offers
+from patron.engage.offers import create_offer, decide_offers
 from patron.segments.schema import Segment
 from tests.conftest import WriteFile
 

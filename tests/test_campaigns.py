@@ -21,20 +21,15 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.engage.campaigns import (
-    contact_statuses,
-    create_campaign,
-    create_offer,
-    prepare_campaign,
-    record_response,
-    send_campaign,
-)
+from patron.engage.campaigns import create_campaign, prepare_campaign
 from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
 from patron.engage.letters import LetterBatch
+from patron.engage.offers import create_offer
 from patron.engage.recommend import ItemItemRecommender, hit_rate_at_k, purchases
 from patron.engage.report import campaign_report
 from patron.engage.schema import OfferCandidate
+from patron.engage.sending import contact_statuses, record_response, send_campaign
 from patron.errors import InvalidInputError, NotFoundError
 from tests.conftest import WriteFile
 

@@ -239,7 +239,7 @@ def test_value_score_fires_the_scored_triggers_and_decides_offers_again() -> Non
 
     from patron.cif import schema as s  # noqa: PLC0415
     from patron.cif.store import make_engine, migrate  # noqa: PLC0415
-    from patron.engage.campaigns import create_offer  # noqa: PLC0415
+    from patron.engage.offers import create_offer  # noqa: PLC0415
     from patron.engage.schema import OfferCandidate  # noqa: PLC0415
     from patron.engage.triggers import create_trigger  # noqa: PLC0415
     from patron.value.schema import CustomerScore  # noqa: PLC0415

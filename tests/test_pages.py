@@ -20,7 +20,8 @@ from patron.auth.service import create_user
 from patron.cif.store import make_engine, migrate
 from patron.demo import load_demo
 from patron.demo.cdnow import read_cdnow
-from patron.engage.campaigns import create_campaign, prepare_campaign, record_response
+from patron.engage.campaigns import create_campaign, prepare_campaign
+from patron.engage.sending import record_response
 from patron.schema import Base
 from patron.segments.clustering import segment_customers
 from patron.strategy.network import synthetic_demo_links

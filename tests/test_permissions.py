@@ -22,7 +22,7 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
-from patron.engage.campaigns import create_offer
+from patron.engage.offers import create_offer
 from patron.schema import Base
 from patron.segments.rules import create_segment
 from tests.conftest import WriteFile

@@ -12,21 +12,14 @@ from rich.table import Table
 from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, reports_errors
 from patron.engage.call_list import briefings_csv, briefings_html, call_list
-from patron.engage.campaigns import (
-    contact_statuses,
-    create_campaign,
-    create_offer,
-    list_offers,
-    prepare_campaign,
-    record_response,
-    send_campaign,
-)
+from patron.engage.campaigns import create_campaign, prepare_campaign
 from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
 from patron.engage.letters import LetterBatch
-from patron.engage.offers import decide_offers, next_best_offer
+from patron.engage.offers import create_offer, decide_offers, list_offers, next_best_offer
 from patron.engage.recommend import ItemItemRecommender, hit_rate_at_k, purchases
 from patron.engage.report import campaign_report
+from patron.engage.sending import contact_statuses, record_response, send_campaign
 from patron.settings import get_settings
 
 campaigns_app = typer.Typer(

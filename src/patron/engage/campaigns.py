@@ -1,9 +1,6 @@
-"""Campaigns as experiments: target a rule segment, hold out a random control group, split the rest into arms,
-check the contact policy, personalise each message (Jinja2), send through a channel, and measure.
-
-Sending is resumable and never contacts anyone twice: each contact is marked *sending* (committed) before the
-channel is called and *sent* after; a channel failure puts it back to *pending* and stops the batch, so a re-run
-carries on where it stopped. A contact left *sending* by a crash is not retried automatically (it may have gone).
+"""Planning campaigns as experiments: target a rule segment, hold out a random control group, split the rest into
+arms (or Thompson waves), check the contact policy and the message templates (Jinja2). ``sending.py`` sends the
+plan and records what comes back.
 """
 
 from __future__ import annotations
@@ -13,27 +10,23 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
-from patron.cif.ledger import contact_sent
-from patron.cif.money import major_to_minor, minor_to_major
 from patron.engage.bandit import thompson_allocation
-from patron.engage.consent import consent_in_force
 from patron.engage.letters import postal_addresses
 from patron.engage.policy import check_contacts
-from patron.engage.report import campaign_id_of, campaign_report
-from patron.engage.schema import CampaignContact, CampaignPlan, Offer, OfferCandidate
+from patron.engage.report import campaign_report
+from patron.engage.schema import CampaignContact, CampaignPlan, Offer
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
-from patron.settings import get_settings
 
 CAMPAIGNS = table_of(s.Campaign)
 MEMBERS = table_of(s.CampaignMember)
@@ -46,13 +39,7 @@ INTERACTIONS = table_of(s.Interaction)
 TEMPLATE_VARIABLES = frozenset(
     {"name", "first_name", "last_purchase", "recommendations", "manager_signature", "offer", "arm"}
 )
-_templates = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-
-
-class Channel(Protocol):
-    name: str
-
-    def send(self, address: str, subject: str, body: str) -> None: ...
+TEMPLATES = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
 @dataclass(frozen=True)
@@ -63,18 +50,10 @@ class Prepared:
     blocked: dict[str, int]
 
 
-@dataclass(frozen=True)
-class SendResult:
-    sent: int
-    failed: int
-    remaining: int
-    error: str | None
-
-
 def check_template(text: str, field: str) -> None:
     """Refuse a template that does not parse or names a variable Patron cannot fill."""
     try:
-        parsed = _templates.parse(text)
+        parsed = TEMPLATES.parse(text)
     except jinja2.TemplateSyntaxError as error:
         raise InvalidInputError(
             f"the {field} template does not parse: {error.message} (line {error.lineno})", field=field
@@ -85,47 +64,6 @@ def check_template(text: str, field: str) -> None:
         raise InvalidInputError(
             f"the {field} template uses unknown variable(s) {', '.join(unknown)}; known: {known}", field=field
         )
-
-
-def create_offer(
-    engine: Engine,
-    name: str,
-    *,
-    margin: float,
-    currency: str | None = None,
-    description: str | None = None,
-    eligibility: str | None = None,
-    channel: str | None = None,
-) -> int:
-    """A new offer: ``eligibility`` is a segment rule, ``channel`` limits it to one channel (default any)."""
-    if margin < 0:
-        raise InvalidInputError(
-            f"offer {name!r} has a negative margin ({margin}); an offer must not lose money by design", field="margin"
-        )
-    if eligibility:
-        compile_rule(eligibility, feature_schema(engine))
-    with engine.begin() as conn:
-        if conn.scalar(select(OFFERS.c.id).where(OFFERS.c.name == name)) is not None:
-            raise ConflictError(f"there is already an offer {name!r}", field="name")
-        currency = currency or get_settings().default_currency
-        row = {
-            "name": name,
-            "description": description,
-            "margin_minor": major_to_minor(margin, currency),
-            "currency": currency,
-            "eligibility": eligibility,
-            "channel": channel,
-        }
-        # Decisions made without this offer are stale: lookups work live until offers are decided again.
-        conn.execute(delete(table_of(OfferCandidate)))
-        return int(conn.execute(insert(OFFERS).values(row).returning(OFFERS.c.id)).scalar_one())
-
-
-def list_offers(engine: Engine) -> list[dict[str, Any]]:
-    """Every offer, newest first, with its margin in the currency's units."""
-    with engine.connect() as conn:
-        rows = conn.execute(select(OFFERS).order_by(OFFERS.c.id.desc())).mappings().all()
-    return [{**row, "margin": minor_to_major(row["margin_minor"], row["currency"])} for row in rows]
 
 
 def create_campaign(
@@ -174,7 +112,8 @@ def create_campaign(
     return campaign_id
 
 
-def _plan(engine: Engine, key: str) -> Any:
+def plan_of(engine: Engine, key: str) -> Any:
+    """The stored plan of a campaign (NotFoundError when it was never planned)."""
     with engine.connect() as conn:
         row = conn.execute(
             select(CAMPAIGNS.c.id, CAMPAIGNS.c.channel, PLANS)
@@ -230,7 +169,7 @@ def prepare_campaign(
     ``learn_from=(earlier campaign, response kind)`` allocates the arms by Thompson sampling on that campaign's
     results per arm (a bandit wave); otherwise the arms get equal shares.
     """
-    plan = _plan(engine, key)
+    plan = plan_of(engine, key)
     if plan.status != "draft":
         raise ConflictError(f"campaign {key!r} is already {plan.status}", field="campaign")
     rule = compile_rule(plan.rule, feature_schema(engine))
@@ -253,7 +192,7 @@ def prepare_campaign(
     if channel == "mail":
         addresses = postal_addresses(engine, treated)
     else:
-        addresses = _addresses(engine, treated, "phone" if channel == "sms" else "email")
+        addresses = addresses_of(engine, treated, "phone" if channel == "sms" else "email")
     members: list[dict[str, Any]] = []
     contacts: list[dict[str, Any]] = []
     blocked: dict[str, int] = {}
@@ -297,7 +236,7 @@ def prepare_campaign(
 MISSING_ADDRESS = {"sms": "no phone number", "mail": "no postal address", "email": "no e-mail address"}
 
 
-def _addresses(engine: Engine, ids: list[int], kind: str) -> dict[int, str]:
+def addresses_of(engine: Engine, ids: list[int], kind: str) -> dict[int, str]:
     found: dict[int, str] = {}
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
@@ -309,127 +248,3 @@ def _addresses(engine: Engine, ids: list[int], kind: str) -> dict[int, str]:
             for customer, value in rows:
                 found.setdefault(customer, value)
     return found
-
-
-def _context(engine: Engine, customer_id: int, arm: str, offer: Any) -> dict[str, Any]:
-    orders = table_of(s.Order)
-    with engine.connect() as conn:
-        customer = conn.execute(
-            select(s.Customer.display_name, s.Customer.first_name).where(s.Customer.id == customer_id)
-        ).first()
-        last = conn.scalar(select(func.max(orders.c.ordered_at)).where(orders.c.customer_id == customer_id))
-        manager = conn.scalar(
-            select(s.Account.manager)
-            .join(s.AccountContact, s.AccountContact.account_id == s.Account.id)
-            .where(s.AccountContact.customer_id == customer_id)
-            .limit(1)
-        )
-    name = (customer.display_name if customer else None) or "customer"
-    return {
-        "name": name, "first_name": (customer.first_name if customer else None) or name.split(" ")[0],
-        "last_purchase": last.date() if last else None, "recommendations": [], "arm": arm,
-        "manager_signature": manager or "Your customer team", "offer": offer,
-    }  # fmt: skip
-
-
-def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | None = None) -> SendResult:
-    """Send the pending contacts; stop at the first channel failure, leaving the rest pending for a re-run."""
-    plan = _plan(engine, key)
-    if plan.status not in ("prepared", "sending"):
-        raise ConflictError(f"campaign {key!r} is {plan.status}: prepare it first", field="campaign")
-    offer = None
-    if plan.offer_id is not None:
-        with engine.connect() as conn:
-            offer = dict(conn.execute(select(OFFERS).where(OFFERS.c.id == plan.offer_id)).one()._mapping)
-    with engine.begin() as conn:
-        conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="sending"))
-        pending = conn.execute(
-            select(CONTACTS.c.customer_id, CONTACTS.c.arm, CONTACTS.c.address)
-            .where(CONTACTS.c.campaign_id == plan.id, CONTACTS.c.status == "pending")
-            .order_by(CONTACTS.c.customer_id)
-            .limit(limit)
-        ).all()
-    subject_template = _templates.from_string(plan.subject_template)
-    body_template = _templates.from_string(plan.body_template)
-    sent = 0
-    kind = plan.channel or "email"
-    for customer_id, arm, address in pending:
-        where = (CONTACTS.c.campaign_id == plan.id) & (CONTACTS.c.customer_id == customer_id)
-        if not consent_in_force(engine, customer_id, channel=kind):
-            with engine.begin() as conn:
-                reason = "consent withdrawn after the campaign was prepared"
-                conn.execute(update(CONTACTS).where(where).values(status="blocked", reason=reason))
-            continue
-        context = _context(engine, customer_id, arm, offer)
-        subject, body = subject_template.render(context), body_template.render(context)
-        with engine.begin() as conn:
-            conn.execute(update(CONTACTS).where(where).values(status="sending"))
-        try:
-            channel.send(address, subject, body)
-        except Exception as error:
-            with engine.begin() as conn:
-                conn.execute(
-                    update(CONTACTS).where(where).values(status="pending", reason=f"channel failed: {error}"[:200])
-                )
-            remaining = len(pending) - sent
-            return SendResult(sent, 1, remaining, str(error))
-        at = utcnow()
-        with engine.begin() as conn:
-            conn.execute(update(CONTACTS).where(where).values(status="sent", reason=None))
-            contact_sent(
-                conn, campaign=key, campaign_id=plan.id, customer_id=customer_id, channel=channel.name, arm=arm,
-                subject=subject, at=at,
-            )  # fmt: skip
-        sent += 1
-    with engine.begin() as conn:
-        left = conn.scalar(
-            select(func.count()).where(CONTACTS.c.campaign_id == plan.id, CONTACTS.c.status == "pending")
-        )
-        if not left:
-            conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="sent"))
-    return SendResult(sent, 0, int(left or 0), None)
-
-
-def record_response(
-    engine: Engine, key: str, customer_id: int, kind: str, *, value: float | None = None,
-    currency: str | None = None, at: dt.datetime | None = None,
-) -> None:  # fmt: skip
-    """A response (opened, clicked, bought …) to a campaign; only members can respond, and each kind counts once.
-
-    ``value`` is in major units of ``currency`` (default: the settings' default currency).
-    """
-    currency = currency or get_settings().default_currency
-    campaign_id = campaign_id_of(engine, key)
-    with engine.begin() as conn:
-        if (
-            conn.scalar(
-                select(MEMBERS.c.customer_id).where(
-                    MEMBERS.c.campaign_id == campaign_id, MEMBERS.c.customer_id == customer_id
-                )
-            )
-            is None
-        ):
-            raise NotFoundError(f"customer {customer_id} is not in campaign {key!r}", field="customer_id")
-        exists = conn.scalar(
-            select(RESPONSES.c.customer_id).where(
-                RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.customer_id == customer_id, RESPONSES.c.kind == kind
-            )
-        )
-        if exists is None:
-            conn.execute(
-                insert(RESPONSES).values(
-                    campaign_id=campaign_id, customer_id=customer_id, kind=kind,
-                    value_minor=None if value is None else major_to_minor(value, currency),
-                    currency=None if value is None else currency, responded_at=at or utcnow(),
-                )
-            )  # fmt: skip
-
-
-def contact_statuses(engine: Engine, key: str) -> dict[str, int]:
-    """Live monitoring: how many contacts are pending, sent, blocked, failed, control."""
-    plan = _plan(engine, key)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(CONTACTS.c.status, func.count()).where(CONTACTS.c.campaign_id == plan.id).group_by(CONTACTS.c.status)
-        ).all()
-    return {str(status): int(count) for status, count in rows}

@@ -19,14 +19,15 @@ from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert,
 from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.ledger import no_such_customer
-from patron.cif.money import minor_to_major
+from patron.cif.money import major_to_minor, minor_to_major
 from patron.cif.store import read_once_more, refresh_statistics
 from patron.engage.policy import check_contacts
 from patron.engage.schema import CampaignPlan, Offer, OfferCandidate
-from patron.errors import InvalidInputError
+from patron.errors import ConflictError, InvalidInputError
 from patron.predict.schema import ModelRun, ModelScore
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema, parts_for
+from patron.settings import get_settings
 
 OFFERS = table_of(Offer)
 PLANS = table_of(CampaignPlan)
@@ -239,3 +240,47 @@ def next_best_offer(engine: Engine, customer_id: int, *, channel: str = "email")
         return OfferChoice(customer_id, None, 0.0, f"not contacted: {decision.reason}")
     best = usable[0]
     return OfferChoice(customer_id, best.name, float(best.expected_value), f"{best.reason} ({decided})")
+
+
+# -- the catalogue ---------------------------------------------------------------------------------------------
+
+
+def create_offer(
+    engine: Engine,
+    name: str,
+    *,
+    margin: float,
+    currency: str | None = None,
+    description: str | None = None,
+    eligibility: str | None = None,
+    channel: str | None = None,
+) -> int:
+    """A new offer: ``eligibility`` is a segment rule, ``channel`` limits it to one channel (default any)."""
+    if margin < 0:
+        raise InvalidInputError(
+            f"offer {name!r} has a negative margin ({margin}); an offer must not lose money by design", field="margin"
+        )
+    if eligibility:
+        compile_rule(eligibility, feature_schema(engine))
+    with engine.begin() as conn:
+        if conn.scalar(select(OFFERS.c.id).where(OFFERS.c.name == name)) is not None:
+            raise ConflictError(f"there is already an offer {name!r}", field="name")
+        currency = currency or get_settings().default_currency
+        row = {
+            "name": name,
+            "description": description,
+            "margin_minor": major_to_minor(margin, currency),
+            "currency": currency,
+            "eligibility": eligibility,
+            "channel": channel,
+        }
+        # Decisions made without this offer are stale: lookups work live until offers are decided again.
+        conn.execute(delete(table_of(OfferCandidate)))
+        return int(conn.execute(insert(OFFERS).values(row).returning(OFFERS.c.id)).scalar_one())
+
+
+def list_offers(engine: Engine) -> list[dict[str, Any]]:
+    """Every offer, newest first, with its margin in the currency's units."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(OFFERS).order_by(OFFERS.c.id.desc())).mappings().all()
+    return [{**row, "margin": minor_to_major(row["margin_minor"], row["currency"])} for row in rows]
