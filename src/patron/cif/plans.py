@@ -101,26 +101,7 @@ def _section(
 
 def build_plans(mapping: Mapping) -> list[FieldPlan]:
     """Every field the mapping asks for, named ``section.field`` (``orders.lines.0.revenue`` for lines)."""
-    plans: list[FieldPlan] = []
-    if mapping.customers is not None:
-        plans += _section("customers", mapping.customers.fields(), _CUSTOMER)
-        for name, spec in mapping.customers.profile.items():
-            kind: ValueType = PROFILE_FIELDS[name]  # type: ignore[assignment]
-            plans.append(FieldPlan(f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200)))
-        for name, spec in mapping.customers.attributes.items():
-            kind = "number" if spec.type in ("integer", "money") else spec.type or "text"
-            plans.append(FieldPlan(f"attributes.{name}", spec, kind, False, 10_000))
-    if mapping.orders is not None:
-        header_fields = {name: spec for name, spec in mapping.orders.fields().items() if name not in _LINE}
-        plans += _section("orders", header_fields, _ORDER)
-        currency = "orders.currency" if mapping.orders.currency is not None else None
-        for index, line in enumerate(mapping.orders.line_specs()):
-            for line_plan in _section(f"lines.{index}", line.fields(), _LINE):
-                if line_plan.kind == "money":
-                    line_plan = FieldPlan(  # noqa: PLW2901
-                        line_plan.name, line_plan.spec, line_plan.kind, line_plan.required, None, currency
-                    )
-                plans.append(line_plan)
+    plans = _customer_plans(mapping) + _order_plans(mapping)
     for index, section in enumerate(mapping.interactions):
         plans += _section(f"interactions.{index}", section.fields(), _INTERACTION)
         for name, spec in section.details.items():
@@ -129,10 +110,40 @@ def build_plans(mapping: Mapping) -> list[FieldPlan]:
         plans += _section(f"members.{index}", member.fields(), _MEMBER)
     for index, response in enumerate(mapping.responses):
         plans += _section(f"responses.{index}", response.fields(), _RESPONSE)
-    if mapping.categories is not None:
-        plans += _section("categories", mapping.categories.fields(), _CATEGORY)
-    if mapping.products is not None:
-        plans += _section("products", mapping.products.fields(), _PRODUCT)
-    if mapping.payments is not None:
-        plans += _section("payments", mapping.payments.fields(), _PAYMENT)
+    for name, spec_section, rules in (
+        ("categories", mapping.categories, _CATEGORY),
+        ("products", mapping.products, _PRODUCT),
+        ("payments", mapping.payments, _PAYMENT),
+    ):
+        if spec_section is not None:
+            plans += _section(name, spec_section.fields(), rules)
+    return plans
+
+
+def _customer_plans(mapping: Mapping) -> list[FieldPlan]:
+    if mapping.customers is None:
+        return []
+    plans = _section("customers", mapping.customers.fields(), _CUSTOMER)
+    for name, spec in mapping.customers.profile.items():
+        kind: ValueType = PROFILE_FIELDS[name]  # type: ignore[assignment]
+        plans.append(FieldPlan(f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200)))
+    for name, spec in mapping.customers.attributes.items():
+        kind = "number" if spec.type in ("integer", "money") else spec.type or "text"
+        plans.append(FieldPlan(f"attributes.{name}", spec, kind, False, 10_000))
+    return plans
+
+
+def _order_plans(mapping: Mapping) -> list[FieldPlan]:
+    if mapping.orders is None:
+        return []
+    header_fields = {name: spec for name, spec in mapping.orders.fields().items() if name not in _LINE}
+    plans = _section("orders", header_fields, _ORDER)
+    currency = "orders.currency" if mapping.orders.currency is not None else None
+    for index, line in enumerate(mapping.orders.line_specs()):
+        for line_plan in _section(f"lines.{index}", line.fields(), _LINE):
+            if line_plan.kind == "money":  # a line's money is in the order's currency when it names one
+                line_plan = FieldPlan(  # noqa: PLW2901
+                    line_plan.name, line_plan.spec, line_plan.kind, line_plan.required, None, currency
+                )
+            plans.append(line_plan)
     return plans
