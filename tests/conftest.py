@@ -78,3 +78,14 @@ def write_file(tmp_path: Path) -> WriteFile:
         return path
 
     return write
+
+
+def demo_store(factory: pytest.TempPathFactory, *names: str) -> Iterator[Engine]:
+    """A SQLite store holding some demo sets, for a module's read-only tests (loaded once per module)."""
+    from patron.demo import load_demo  # noqa: PLC0415 - only the modules that use demo data load it
+
+    engine = make_engine(f"sqlite:///{factory.mktemp('demo') / 'patron.db'}")
+    migrate(engine)
+    load_demo(engine, SHARED_DATA, names=names)
+    yield engine
+    engine.dispose()

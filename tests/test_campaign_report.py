@@ -10,11 +10,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from patron.cif.store import make_engine, migrate
-from patron.demo import load_demo
 from patron.engage.report import campaign_report
 from patron.errors import NotFoundError
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, demo_store
 
 HILLSTROM = SHARED_DATA / "hillstrom-email" / "hillstrom.csv"
 pytestmark = [
@@ -25,11 +23,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('hillstrom') / 'patron.db'}")
-    migrate(engine)
-    load_demo(engine, SHARED_DATA, names=("hillstrom-email",))
-    yield engine
-    engine.dispose()
+    yield from demo_store(tmp_path_factory, "hillstrom-email")
 
 
 def raw_rates(kind: str) -> dict[str, tuple[int, int, float]]:

@@ -9,12 +9,10 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine
 
-from patron.cif.store import make_engine, migrate
-from patron.demo import load_demo
 from patron.errors import InvalidInputError
 from patron.segments.clustering import segment_customers
 from patron.segments.evolution import migration, sankey, value_share_over_time
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, demo_store
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,11 +22,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cdnow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('clusters') / 'patron.db'}")
-    migrate(engine)
-    load_demo(engine, SHARED_DATA, names=("cdnow",))
-    yield engine
-    engine.dispose()
+    yield from demo_store(tmp_path_factory, "cdnow")
 
 
 def test_migration_between_calibration_and_full_runs_adds_up(cdnow: Engine) -> None:

@@ -8,11 +8,9 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine
 
-from patron.cif.store import make_engine, migrate
-from patron.demo import load_demo
 from patron.errors import InvalidInputError
 from patron.predict.models import explain, list_models, model_card, model_scores, train_model
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, demo_store
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,11 +20,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('predict') / 'patron.db'}")
-    migrate(engine)
-    load_demo(engine, SHARED_DATA, names=("telco-churn", "customer-personality"))
-    yield engine
-    engine.dispose()
+    yield from demo_store(tmp_path_factory, "telco-churn", "customer-personality")
 
 
 def test_churn_model_on_telco_reaches_the_auc_and_explains_itself(store: Engine) -> None:

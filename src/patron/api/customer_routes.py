@@ -27,9 +27,8 @@ from patron.engage.offers import OfferChoice, next_best_offer
 from patron.http.common import (
     Caller,
     CustomerId,
-    Limit,
     ManageCases,
-    Offset,
+    Paged,
     Store,
     on_store,
 )
@@ -42,13 +41,12 @@ router = APIRouter(prefix="/api")
 def customers(
     store: Store,
     principal: Caller,
+    paging: Paged,
     search: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
 ) -> Page:
     """Customers the caller may see, searchable by id, e-mail, phone or name (analysts: by id only)."""
-    rows, total = customers_page(store, principal, search=search, limit=limit, offset=offset)
-    return Page(items=rows, total=total, limit=limit, offset=offset)
+    rows, total = customers_page(store, principal, search=search, **paging.window)
+    return Page(items=rows, total=total, **paging.window)
 
 
 @router.get("/customers/export.csv", tags=["customers"], response_class=PlainTextResponse)

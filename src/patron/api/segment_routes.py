@@ -14,10 +14,9 @@ from patron.api.schemas import (
     SegmentOut,
 )  # fmt: skip
 from patron.http.common import (
-    Limit,
     LongText,
     ManageSegments,
-    Offset,
+    Paged,
     ReadCustomers,
     ShortText,
     Store,
@@ -59,8 +58,7 @@ def members(
     name: Annotated[str, Path(max_length=100)],
     store: Store,
     principal: ReadCustomers,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    paging: Paged,
 ) -> IdPage:
-    ids, total = segment_members(store, name, limit=limit, offset=offset)
-    return IdPage(items=ids, total=total, limit=limit, offset=offset)
+    ids, total = segment_members(store, name, **paging.window)
+    return IdPage(items=ids, total=total, **paging.window)

@@ -18,7 +18,7 @@ from patron.auth.access import (
 from patron.http.common import (
     Caller,
     Limit,
-    Offset,
+    Paged,
     ReadCustomers,
     Store,
 )
@@ -41,12 +41,11 @@ def run_scores(
     store: Store,
     principal: Caller,
     tier: Annotated[str | None, Query(pattern=r"^[A-Z]$")] = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    paging: Paged,
 ) -> Page:
     """A score run's customers by rank, best first: P(alive), expected purchases, CLV, value at risk, tier."""
-    rows, total = run_scores_page(store, principal, run_id, tier=tier, limit=limit, offset=offset)
-    return Page(items=rows, total=total, limit=limit, offset=offset)
+    rows, total = run_scores_page(store, principal, run_id, tier=tier, **paging.window)
+    return Page(items=rows, total=total, **paging.window)
 
 
 @router.get("/value/lists/{name}", tags=["value"])
@@ -56,13 +55,12 @@ def value_list(
     store: Store,
     principal: ReadCustomers,
     source: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    paging: Paged,
 ) -> ValueList:
     """A differentiation list with a reason per customer (names pseudonymised for analysts)."""
     frame, scope, as_of = customer_base(store, source=source)
     result = LISTS[name](frame)
-    rows = result.rows.slice(offset, limit).to_dicts()
+    rows = result.rows.slice(paging.offset, paging.limit).to_dicts()
     rows = masked_names(principal, rows)
     return ValueList(
         title=result.title, note=result.note, source=scope.source, as_of=as_of, total=result.rows.height, items=rows

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from patron.cif.schema import Customer, Order, OrderLine
+from patron.errors import NotFoundError
 from patron.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -134,3 +135,14 @@ def read_once_more(engine: Engine, read: Callable[[Connection], T]) -> T:
             raise
     with lookups.connect() as conn:
         return read(conn)
+
+
+def id_by_key(engine: Engine, key_column: Any, key: str, *, what: str, field: str) -> int:
+    """The id of the row whose ``key_column`` holds ``key`` (a campaign key, a segment name), or a NotFoundError
+    saying ``there is no <what> '<key>'``."""
+    table = key_column.table
+    with engine.connect() as conn:
+        found = conn.scalar(select(table.c.id).where(key_column == key))
+    if found is None:
+        raise NotFoundError(f"there is no {what} {key!r}", field=field)
+    return int(found)

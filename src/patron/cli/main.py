@@ -34,20 +34,13 @@ from patron.strategy.network import synthetic_demo_links
 app = typer.Typer(help="Patron: one-to-one customer relationship management.", no_args_is_help=True)
 customers_app = typer.Typer(help="Browse the customer information file.", no_args_is_help=True)
 retention_app = typer.Typer(help="Preview and apply data-retention rules.", no_args_is_help=True)
-app.add_typer(customers_app, name="customers")
-app.add_typer(retention_app, name="retention")
-app.add_typer(value_app, name="value")
-app.add_typer(segments_app, name="segments")
-app.add_typer(models_app, name="models")
-app.add_typer(cases_app, name="cases")
-app.add_typer(campaigns_app, name="campaigns")
 users_app = typer.Typer(help="Users who sign in to the web app and the API.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
-app.add_typer(kb_app, name="kb")
-app.add_typer(strategy_app, name="strategy")
-app.add_typer(privacy_app, name="privacy")
-app.add_typer(spark_app, name="spark")
-app.add_typer(jobs_app, name="jobs")
+for name, group in {
+    "customers": customers_app, "retention": retention_app, "value": value_app, "segments": segments_app,
+    "models": models_app, "cases": cases_app, "campaigns": campaigns_app, "users": users_app, "kb": kb_app,
+    "strategy": strategy_app, "privacy": privacy_app, "spark": spark_app, "jobs": jobs_app,
+}.items():  # fmt: skip
+    app.add_typer(group, name=name)
 app.command("worker")(reports_errors(worker))
 app.command("scheduler")(reports_errors(scheduler))
 app.command("context")(reports_errors(service_context))

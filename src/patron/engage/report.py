@@ -16,7 +16,8 @@ from sqlalchemy import Engine, func, select
 from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.money import minor_unit
-from patron.errors import InvalidInputError, NotFoundError
+from patron.cif.store import id_by_key
+from patron.errors import InvalidInputError
 from patron.settings import get_settings
 
 CAMPAIGNS = table_of(s.Campaign)
@@ -48,11 +49,7 @@ class CampaignReport:
 
 
 def campaign_id_of(engine: Engine, key: str) -> int:
-    with engine.connect() as conn:
-        found = conn.scalar(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.campaign_key == key))
-    if found is None:
-        raise NotFoundError(f"there is no campaign {key!r}", field="campaign")
-    return int(found)
+    return id_by_key(engine, CAMPAIGNS.c.campaign_key, key, what="campaign", field="campaign")
 
 
 def campaign_report(

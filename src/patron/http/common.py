@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
@@ -40,6 +41,25 @@ Identifier = Annotated[int, "an id"]
 CustomerId = Annotated[int, Path(ge=1, le=2**53)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Which part of a long list to answer: ``limit`` items from ``offset``."""
+
+    limit: int
+    offset: int
+
+    @property
+    def window(self) -> dict[str, int]:
+        return {"limit": self.limit, "offset": self.offset}
+
+
+def _paging(limit: Limit = 50, offset: Offset = 0) -> Paging:
+    return Paging(limit, offset)
+
+
+Paged = Annotated[Paging, Depends(_paging)]
 
 
 def engine_of(request: Request) -> Engine:
@@ -134,22 +154,18 @@ class SignInRequired(Exception):
         self.fragment = fragment
 
 
-async def _viewer(request: Request) -> Principal:
-    try:
-        return await _caller(request)
-    except UnauthorizedError as error:
-        raise SignInRequired(fragment=False) from error
+def _viewer(*, fragment: bool) -> Callable[[Request], Any]:
+    async def signed_in(request: Request) -> Principal:
+        try:
+            return await _caller(request)
+        except UnauthorizedError as error:
+            raise SignInRequired(fragment=fragment) from error
+
+    return signed_in
 
 
-async def _fragment_viewer(request: Request) -> Principal:
-    try:
-        return await _caller(request)
-    except UnauthorizedError as error:
-        raise SignInRequired(fragment=True) from error
-
-
-Viewer = Annotated[Principal, Depends(_viewer)]  # a page: the signed-out visitor is sent to sign in
-FragmentViewer = Annotated[Principal, Depends(_fragment_viewer)]  # an HTMX fragment of a page
+Viewer = Annotated[Principal, Depends(_viewer(fragment=False))]  # a page: the signed-out visitor is sent to sign in
+FragmentViewer = Annotated[Principal, Depends(_viewer(fragment=True))]  # an HTMX fragment of a page
 
 
 async def sign_in_required(_request: Request, error: Exception) -> Response:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, DateTime, Float, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.columns import BigId, utcnow
+from patron.cif.columns import BigId, run_key, snapshot_customer_key, utcnow
 from patron.cif.schema import Base
 
 
@@ -25,9 +25,7 @@ class ModelRun(Base):
 class ModelScore(Base):
     __tablename__ = "model_scores"
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True)
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    run_id: Mapped[int] = run_key("model_runs")
+    customer_id: Mapped[int] = snapshot_customer_key()
     score: Mapped[float] = mapped_column(Float)
     decile: Mapped[int] = mapped_column(Integer)

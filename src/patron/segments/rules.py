@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from patron.cif.columns import table_of, utcnow
 from patron.cif.ledger import no_such_customer
+from patron.cif.store import id_by_key
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import CompiledRule, Context, SegmentRuleError, compile_rule
 from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema, parts_for
@@ -88,11 +89,7 @@ def list_segments(engine: Engine) -> list[dict[str, Any]]:
 
 
 def segment_id(engine: Engine, name: str) -> int:
-    with engine.connect() as conn:
-        found = conn.scalar(select(SEGMENTS.c.id).where(SEGMENTS.c.name == name))
-    if found is None:
-        raise NotFoundError(f"there is no segment called {name!r}", field="segment")
-    return int(found)
+    return id_by_key(engine, SEGMENTS.c.name, name, what="segment called", field="segment")
 
 
 def members_of(features: Features, rule: CompiledRule, schema: dict[str, pl.DataType] | None = None) -> pl.Series:

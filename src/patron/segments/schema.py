@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.columns import BigId, utcnow
+from patron.cif.columns import BigId, run_key, snapshot_customer_key, utcnow
 from patron.cif.schema import Base
 
 
@@ -30,9 +30,7 @@ class SegmentMember(Base):
     __tablename__ = "segment_members"
 
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    customer_id: Mapped[int] = snapshot_customer_key()
     joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -54,9 +52,7 @@ class SegmentationRun(Base):
 class SegmentAssignment(Base):
     __tablename__ = "segment_assignments"
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("segmentation_runs.id", ondelete="CASCADE"), primary_key=True)
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    run_id: Mapped[int] = run_key("segmentation_runs")
+    customer_id: Mapped[int] = snapshot_customer_key()
     segment: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)

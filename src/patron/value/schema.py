@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.columns import BigId, Money, utcnow
+from patron.cif.columns import BigId, Money, run_key, snapshot_customer_key, utcnow
 from patron.cif.schema import Base
 
 
@@ -37,10 +37,8 @@ class ScoreRun(Base):
 class CustomerScore(Base):
     __tablename__ = "customer_scores"
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True)
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    run_id: Mapped[int] = run_key("score_runs")
+    customer_id: Mapped[int] = snapshot_customer_key()
     frequency: Mapped[int] = mapped_column(Integer)
     recency: Mapped[float] = mapped_column(Float)
     age: Mapped[float] = mapped_column(Float)  # T: periods since the first purchase
