@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from patron.cif.money import format_money
 from patron.cif.view import resolve_customer
-from patron.cli.shared import console, open_store, reports_errors
+from patron.cli.shared import console, open_store, print_rows, reports_errors
 from patron.engage.call_list import briefings_csv, briefings_html, call_list
 from patron.engage.campaigns import create_campaign, prepare_campaign
 from patron.engage.channels import SmtpChannel
@@ -71,18 +71,14 @@ def offer(
 @reports_errors
 def offers() -> None:
     """The offers, newest first, with margin, channel and who is eligible."""
-    rows = list_offers(open_store())
-    if not rows:
-        console.print("No offers yet: add one with `patron campaigns offer NAME MARGIN --eligibility RULE`.")
-        return
-    table = Table("offer", "margin", "channel", "eligible", "valid")
-    for row in rows:
-        valid = f"{row['valid_from'] or '…'} to {row['valid_to'] or '…'}"
-        table.add_row(
-            row["name"], f"{row['margin']:,.2f} {row['currency']}", row["channel"] or "any",
-            row["eligibility"] or "everyone", valid,
-        )  # fmt: skip
-    console.print(table)
+    print_rows(
+        list_offers(open_store()), ("offer", "margin", "channel", "eligible", "valid"),
+        lambda row: (
+            row["name"], format_money(row["margin_minor"], row["currency"]), row["channel"] or "any",
+            row["eligibility"] or "everyone", f"{row['valid_from'] or '…'} to {row['valid_to'] or '…'}",
+        ),
+        empty="No offers yet: add one with `patron campaigns offer NAME MARGIN --eligibility RULE`.",
+    )  # fmt: skip
 
 
 @campaigns_app.command("prepare")

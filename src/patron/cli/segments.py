@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from patron.cif.view import resolve_customer
-from patron.cli.shared import console, open_store, reports_errors
+from patron.cli.shared import console, open_store, print_rows, reports_errors
 from patron.predict.models import explain, list_models, model_card, train_model
 from patron.segments.clustering import segment_customers
 from patron.segments.evolution import migration, sankey
@@ -55,15 +55,14 @@ def preview_command(rule: str, as_of: AsOf = None) -> None:
 @reports_errors
 def list_command() -> None:
     """Saved segments with their rule and last member count."""
-    rows = list_segments(open_store())
-    if not rows:
-        console.print("no segments yet: `patron segments create NAME 'tier == \"A\"'`")
-        return
-    table = Table("segment", "rule", "members", "evaluated")
-    for row in rows:
-        count = "" if row["member_count"] is None else f"{row['member_count']:,}"
-        table.add_row(row["name"], row["expression"], count, str(row["evaluated_at"] or "never"))
-    console.print(table)
+    print_rows(
+        list_segments(open_store()), ("segment", "rule", "members", "evaluated"),
+        lambda row: (
+            row["name"], row["expression"], "" if row["member_count"] is None else f"{row['member_count']:,}",
+            str(row["evaluated_at"] or "never"),
+        ),
+        empty="no segments yet: `patron segments create NAME 'tier == \"A\"'`",
+    )  # fmt: skip
 
 
 @segments_app.command("evaluate")

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from patron.cif.money import format_money
 from patron.cif.view import resolve_customer
-from patron.cli.shared import console, open_store, reports_errors
+from patron.cli.shared import console, open_store, print_rows, reports_errors
 from patron.service.cases import (
     assign_case,
     create_agent,
@@ -60,17 +59,15 @@ def open_command(
 @reports_errors
 def queue(agent: str | None = None, limit: int = 20) -> None:
     """Open cases: escalated first, then by due time."""
-    rows = work_queue(open_store(), agent=agent, limit=limit)
-    if not rows:
-        console.print("the queue is empty")
-        return
-    table = Table("case", "customer", "kind", "subject", "priority", "due", "agent", "escalated")
-    for row in rows:
-        table.add_row(
+    print_rows(
+        work_queue(open_store(), agent=agent, limit=limit),
+        ("case", "customer", "kind", "subject", "priority", "due", "agent", "escalated"),
+        lambda row: (
             str(row["id"]), str(row["customer_id"]), row["kind"], row["subject"], row["priority"],
             f"{row['sla_due_at']:%Y-%m-%d %H:%M}", row["agent"] or "", "yes" if row["escalated"] else "",
-        )  # fmt: skip
-    console.print(table)
+        ),
+        empty="the queue is empty",
+    )  # fmt: skip
 
 
 @cases_app.command("show")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from sqlalchemy import Engine
 
 from patron.cif.importer import ProgressCallback
@@ -62,3 +63,17 @@ def progress_bar() -> Iterator[Callable[[str], ProgressCallback]]:
             return update
 
         yield for_file
+
+
+def print_rows(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], cells: Callable[[dict[str, Any]], Sequence[str]], *,
+    empty: str,
+) -> None:  # fmt: skip
+    """A table of ``rows`` (``cells`` turns one into its texts), or the empty state saying what to do first."""
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*cells(row))
+    console.print(table)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from patron.cif.facts import resolve_scope
 from patron.cif.store import store_counts
-from patron.cli.shared import console, open_store, reports_errors
+from patron.cli.shared import console, open_store, print_rows, reports_errors
 from patron.errors import InvalidInputError
 from patron.value.base import customer_base
 from patron.value.clv import ClvSettings
@@ -159,17 +159,15 @@ def score(
 @reports_errors
 def runs(limit: int = 20) -> None:
     """The stored scoring runs, newest first."""
-    rows = list_runs(open_store(), limit)
-    if not rows:
-        console.print("no score runs yet: run `patron value score`")
-        return
-    table = Table("run", "created", "source", "as of", "model", "customers", "log-likelihood", "note")
-    for row in rows:
-        table.add_row(
+    print_rows(
+        list_runs(open_store(), limit), ("run", "created", "source", "as of", "model", "customers", "log-likelihood",
+                                         "note"),
+        lambda row: (
             str(row["id"]), f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], str(row["as_of"]), row["model"],
             f"{row['customers']:,}", f"{row['log_likelihood']:,.1f}", row["note"] or "",
-        )  # fmt: skip
-    console.print(table)
+        ),
+        empty="no score runs yet: run `patron value score`",
+    )  # fmt: skip
 
 
 @value_app.command("movement")
