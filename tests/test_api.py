@@ -60,6 +60,11 @@ def customer_id(client: TestClient, headers: dict[str, str], external: str) -> i
     return int(next(item["id"] for item in items))
 
 
+def an_event(customer: str, key: str, kind: str, *, channel: str, at: str) -> dict[str, Any]:
+    """The body of POST /api/events."""
+    return {"customer": customer, "idempotency_key": key, "occurred_at": at, "channel": channel, "type": kind}
+
+
 def count(engine: Engine, model: Any, *where: Any) -> int:
     with engine.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(model).where(*where)) or 0)
@@ -82,13 +87,7 @@ def test_errors_are_4xx_with_detail_code_and_field(client: TestClient) -> None:
 
 def test_events_are_stored_once_and_bad_ones_reported(client: TestClient, engine: Engine) -> None:
     admin = sign_in(client, "admin")
-    event = {
-        "customer": "crm:1",
-        "idempotency_key": "e-1",
-        "occurred_at": "2024-05-01T10:00:00+02:00",
-        "channel": "email",
-        "type": "opened",
-    }
+    event = an_event("crm:1", "e-1", "opened", channel="email", at="2024-05-01T10:00:00+02:00")
     assert client.post("/api/events", headers=admin, json=event).json() == {
         "created": 1,
         "duplicates": 0,
@@ -202,13 +201,7 @@ def test_an_event_through_the_api_fires_its_trigger(client: TestClient, engine: 
         params={"subject": "Call back", "kind": "complaint"},
     )
     admin = sign_in(client, "admin")
-    event = {
-        "customer": "crm:2",
-        "idempotency_key": "c-1",
-        "occurred_at": "2024-05-01T10:00:00",
-        "channel": "phone",
-        "type": "complaint",
-    }
+    event = an_event("crm:2", "c-1", "complaint", channel="phone", at="2024-05-01T10:00:00")
     reply = client.post("/api/events", headers=admin, json=event).json()
     assert reply["triggers_fired"] == ["complaint call"]
     assert (
@@ -223,13 +216,7 @@ def test_an_event_through_the_api_keeps_segments_current(client: TestClient, eng
     create_segment(engine, "in touch", "interactions >= 1")
     assert evaluate_segments(engine) == {"in touch": 0}
     admin = sign_in(client, "admin")
-    event = {
-        "customer": "crm:3",
-        "idempotency_key": "t-1",
-        "occurred_at": "2024-05-01T10:00:00",
-        "channel": "web",
-        "type": "visit",
-    }
+    event = an_event("crm:3", "t-1", "visit", channel="web", at="2024-05-01T10:00:00")
     assert client.post("/api/events", headers=admin, json=event).status_code == 201
     ids, total = segment_members(engine, "in touch")
     assert total == 1

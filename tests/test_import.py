@@ -93,23 +93,16 @@ def test_each_bad_row_is_reported_with_line_column_and_reason(engine: Engine, wr
         + "c10,c10@example.com,,C,D,o10,2024-01-09,7,1,,books\n",
     )  # 11 good
     result = run(engine, path)
-    by_line = {reject.line: reject for reject in result.rejects}
-    assert sorted(by_line) == [3, 4, 5, 6, 7, 8, 9, 10]
-    assert by_line[3].column == "email"
-    assert "not a valid e-mail" in by_line[3].reason
-    assert by_line[4].column == "date"
-    assert "not a date" in by_line[4].reason
-    assert by_line[5].column == "amount"
-    assert "not an amount" in by_line[5].reason
-    assert by_line[6].column == "amount"
-    assert "more decimals" in by_line[6].reason
-    assert by_line[7].column == "phone"
-    assert "phone" in by_line[7].reason
-    assert by_line[8].column == "qty"
-    assert "not a number" in by_line[8].reason
-    assert by_line[9].column == "customer"
-    assert by_line[9].reason == "required value is empty"
-    assert by_line[10].reason == "expected 11 fields, found 12"
+    expected = {  # line: (column, what the reason says)
+        3: ("email", "not a valid e-mail"), 4: ("date", "not a date"), 5: ("amount", "not an amount"),
+        6: ("amount", "more decimals"), 7: ("phone", "phone"), 8: ("qty", "not a number"),
+        9: ("customer", "required value is empty"), 10: (None, "expected 11 fields, found 12"),
+    }  # fmt: skip
+    found = {reject.line: reject for reject in result.rejects}
+    assert sorted(found) == sorted(expected)
+    for line, (column, reason) in expected.items():
+        assert column is None or found[line].column == column, line
+        assert reason in found[line].reason, line
     assert (result.read, result.written, result.rejected) == (10, 2, 8)
     with engine.connect() as conn:
         kept = set(conn.scalars(select(s.Order.order_key)))
