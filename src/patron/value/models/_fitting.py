@@ -187,3 +187,18 @@ def _central_gradient(objective: Objective, z: Array, step: float = 1e-6) -> Arr
         shift[i] = step
         gradient[i] = (objective(z + shift)[0] - objective(z - shift)[0]) / (2 * step)
     return gradient
+
+
+def maximise_without_gradient(
+    log_likelihood: Callable[..., Array], columns: Sequence[str], names: Sequence[str], start: Sequence[float],
+    data: Compressed, *, model: str,
+) -> FitResult:  # fmt: skip
+    """:func:`maximise` for a model whose likelihood has no analytic gradient: ``log_likelihood(params, *columns)``
+    per distinct history, weighted by how many customers share it."""
+    values, weights = [data.columns[name] for name in columns], data.weights
+    total = weights.sum()
+
+    def objective(z: Array) -> tuple[float, Array]:
+        return -float(weights @ log_likelihood(np.exp(z), *values)) / total, np.zeros_like(z)
+
+    return maximise(objective, names, start, data, model=model, gradient=False)

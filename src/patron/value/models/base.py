@@ -46,11 +46,7 @@ class PurchaseModel(MaximumLikelihoodModel, ABC):
 
     @abstractmethod
     def conditional_expected_purchases(
-        self,
-        t: ArrayLike,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
+        self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> Array:
         """Expected purchases in the next ``t`` periods given each customer's history."""
 

@@ -23,7 +23,7 @@ from patron.value.models._fitting import (
     as_array,
     compress,
     floats,
-    maximise,
+    maximise_without_gradient,
 )
 
 
@@ -40,13 +40,9 @@ class BetaGeometricBetaBinomial(MaximumLikelihoodModel):
         return self
 
     def _maximise(self, data: Compressed) -> FitResult:
-        x, t_x, n, w = data.columns["x"], data.columns["t_x"], data.columns["n"], data.weights
-        total = w.sum()
-
-        def objective(z: Array) -> tuple[float, Array]:
-            return -float(w @ _log_likelihood(np.exp(z), x, t_x, n)) / total, np.zeros_like(z)
-
-        return maximise(objective, self.parameter_names, (1.0, 1.0, 1.0, 1.0), data, model=self.name, gradient=False)
+        start = (1.0, 1.0, 1.0, 1.0)
+        return maximise_without_gradient(_log_likelihood, ("x", "t_x", "n"), self.parameter_names, start, data,
+                                         model=self.name)  # fmt: skip
 
     def expected_purchases(self, n: ArrayLike) -> Array:
         """Expected transactions in the first ``n`` opportunities of a new customer."""

@@ -39,11 +39,7 @@ class BetaGeometricNBD(PurchaseModel):
         )
 
     def conditional_expected_purchases(
-        self,
-        t: ArrayLike,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
+        self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> Array:
         r, alpha, a, b = self.params.values()
         x, t_x, big_t = _check_histories(frequency, recency, T)

@@ -11,7 +11,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import gammaln, hyp2f1
 
-from patron.value.models._fitting import Array, Compressed, FitResult, as_array, floats, maximise
+from patron.value.models._fitting import (
+    Array,
+    Compressed,
+    FitResult,
+    as_array,
+    floats,
+    maximise_without_gradient,
+)
 from patron.value.models.base import PurchaseModel, _check_histories
 
 
@@ -20,14 +27,10 @@ class ParetoNBD(PurchaseModel):
     parameter_names = ("r", "alpha", "s", "beta")
 
     def _maximise(self, data: Compressed) -> FitResult:
-        x, t_x, big_t, w = data.columns["x"], data.columns["t_x"], data.columns["T"], data.weights
-        total = w.sum()
-
-        def objective(z: Array) -> tuple[float, Array]:
-            return -float(w @ _log_likelihood(np.exp(z), x, t_x, big_t)) / total, np.zeros_like(z)
-
         # Start from the BG/NBD-like scale of typical data; the likelihood surface is flat in s and β.
-        return maximise(objective, self.parameter_names, (0.5, 5.0, 0.5, 5.0), data, model=self.name, gradient=False)
+        start = (0.5, 5.0, 0.5, 5.0)
+        return maximise_without_gradient(_log_likelihood, ("x", "t_x", "T"), self.parameter_names, start, data,
+                                         model=self.name)  # fmt: skip
 
     def _individual_log_likelihood(self, theta: Array, x: Array, t_x: Array, big_t: Array) -> Array:
         return _log_likelihood(theta, x, t_x, big_t)
@@ -38,11 +41,7 @@ class ParetoNBD(PurchaseModel):
         return r * beta / alpha * _survival_integral(s, beta, t)
 
     def conditional_expected_purchases(
-        self,
-        t: ArrayLike,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
+        self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> Array:
         r, alpha, s, beta = self.params.values()
         x, t_x, big_t = _check_histories(frequency, recency, T)
