@@ -6,13 +6,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from patron.cli.main import app
 from patron.settings import get_settings
 from tests.conftest import SHARED_DATA
 
 runner = CliRunner()
+
+
+PEOPLE_MAPPING = '[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n'
+
+
+def import_csv(folder: Path, csv_text: str, mapping_text: str = PEOPLE_MAPPING) -> Result:
+    """`patron import` of a CSV written into ``folder`` with the given mapping."""
+    mapping, data = folder / "m.toml", folder / "people.csv"
+    mapping.write_text(mapping_text)
+    data.write_text(csv_text)
+    return runner.invoke(app, ["import", str(data), "--mapping", str(mapping)])
 
 
 @pytest.fixture(autouse=True)
@@ -32,11 +43,7 @@ def test_summary_on_an_empty_machine_says_what_to_do() -> None:
 
 
 def test_import_reports_counts_and_rejects(tmp_path: Path) -> None:
-    mapping = tmp_path / "m.toml"
-    mapping.write_text('[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n')
-    data = tmp_path / "people.csv"
-    data.write_text("id,email\n1,a@example.com\n2,broken\n")
-    result = runner.invoke(app, ["import", str(data), "--mapping", str(mapping)])
+    result = import_csv(tmp_path, "id,email\n1,a@example.com\n2,broken\n")
     assert result.exit_code == 0, result.output
     assert "read 2, written 1, updated 0, unchanged 0, rejected 1" in result.output
     assert "line 3: email 'broken'" in result.output
@@ -45,11 +52,8 @@ def test_import_reports_counts_and_rejects(tmp_path: Path) -> None:
 
 
 def test_bad_mapping_column_is_one_clear_error(tmp_path: Path) -> None:
-    mapping = tmp_path / "m.toml"
-    mapping.write_text('[source]\nsystem = "crm"\n[customers]\nexternal_id = "customer_number"\n')
-    data = tmp_path / "people.csv"
-    data.write_text("id,email\n1,a@example.com\n")
-    result = runner.invoke(app, ["import", str(data), "--mapping", str(mapping)])
+    mapping = '[source]\nsystem = "crm"\n[customers]\nexternal_id = "customer_number"\n'
+    result = import_csv(tmp_path, "id,email\n1,a@example.com\n", mapping)
     assert result.exit_code == 1
     assert "error (invalid_mapping)" in result.output
     assert "customer_number" in result.output
@@ -212,11 +216,7 @@ def test_strategy_privacy_backup_and_job_commands_on_cdnow(data_dir: Path) -> No
 
 
 def test_offers_decided_for_every_customer_then_looked_up(tmp_path: Path) -> None:
-    mapping = tmp_path / "m.toml"
-    mapping.write_text('[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n')
-    data = tmp_path / "people.csv"
-    data.write_text("id,email\n1,a@example.com\n2,b@example.com\n")
-    assert runner.invoke(app, ["import", str(data), "--mapping", str(mapping)]).exit_code == 0
+    assert import_csv(tmp_path, "id,email\n1,a@example.com\n2,b@example.com\n").exit_code == 0
     assert "No offers yet" in runner.invoke(app, ["campaigns", "offers"]).output
     added = runner.invoke(app, ["campaigns", "offer", "welcome", "5", "--channel", "email"])
     assert "decide-offers" in added.output
