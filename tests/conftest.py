@@ -89,3 +89,11 @@ def demo_store(factory: pytest.TempPathFactory, *names: str) -> Iterator[Engine]
     load_demo(engine, SHARED_DATA, names=names)
     yield engine
     engine.dispose()
+
+
+def needs(path: Path) -> pytest.MarkDecorator:
+    """Skip where a file or folder of ../shared/data is missing (CI always has them)."""
+    return pytest.mark.skipif(not path.exists(), reason=f"../shared/data is not beside the project ({path.name})")
+
+
+NEEDS_SHARED_DATA = needs(SHARED_DATA)

@@ -12,13 +12,10 @@ from sqlalchemy import Engine
 
 from patron.engage.report import campaign_report
 from patron.errors import NotFoundError
-from tests.conftest import SHARED_DATA, demo_store
+from tests.conftest import SHARED_DATA, demo_store, needs
 
 HILLSTROM = SHARED_DATA / "hillstrom-email" / "hillstrom.csv"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not HILLSTROM.is_file(), reason="../shared/data is not beside the project"),
-]
+pytestmark = [pytest.mark.slow, needs(HILLSTROM)]
 
 
 @pytest.fixture(scope="module")

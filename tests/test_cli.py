@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from patron.cli.main import app
 from patron.settings import get_settings
-from tests.conftest import SHARED_DATA
+from tests.conftest import NEEDS_SHARED_DATA, SHARED_DATA
 
 runner = CliRunner()
 
@@ -60,7 +60,7 @@ def test_bad_mapping_column_is_one_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+@NEEDS_SHARED_DATA
 def test_demo_if_empty_loads_once() -> None:
     first = runner.invoke(app, ["demo", "--only", "cfpb-complaints"])
     assert first.exit_code == 0, first.output
@@ -78,7 +78,7 @@ def test_retention_apply_needs_confirmation() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+@NEEDS_SHARED_DATA
 def test_value_commands_on_cdnow() -> None:
     assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
     empty = runner.invoke(app, ["value", "list", "at-risk"])
@@ -116,7 +116,7 @@ def test_value_commands_on_cdnow() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+@NEEDS_SHARED_DATA
 def test_segment_and_model_commands_on_telco(tmp_path: Path) -> None:
     assert runner.invoke(app, ["demo", "--only", "telco-churn"]).exit_code == 0
     rule = 'attributes.contract = "Two year" AND attributes.tenure_months > 60'
@@ -139,7 +139,7 @@ def test_segment_and_model_commands_on_telco(tmp_path: Path) -> None:
     assert '"target": "attributes.churned"' in runner.invoke(app, ["models", "card", "1"]).output
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+@NEEDS_SHARED_DATA
 def test_service_commands_on_cfpb(tmp_path: Path) -> None:
     assert runner.invoke(app, ["demo", "--only", "cfpb-complaints"]).exit_code == 0
     plot = tmp_path / "service.html"
@@ -161,7 +161,7 @@ def test_service_commands_on_cfpb(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+@NEEDS_SHARED_DATA
 def test_campaign_report_command_on_hillstrom() -> None:
     assert runner.invoke(app, ["demo", "--only", "hillstrom-email"]).exit_code == 0
     report = runner.invoke(app, ["campaigns", "report", "hillstrom-2008", "visit"])
@@ -172,7 +172,7 @@ def test_campaign_report_command_on_hillstrom() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+@NEEDS_SHARED_DATA
 def test_strategy_privacy_backup_and_job_commands_on_cdnow(data_dir: Path) -> None:
     assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
     unscored = runner.invoke(app, ["strategy", "budget"])
@@ -232,7 +232,7 @@ def test_offers_decided_for_every_customer_then_looked_up(tmp_path: Path) -> Non
     assert refused.startswith("no offer: not contacted: email consent for marketing not given")
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+@NEEDS_SHARED_DATA
 def test_value_score_fires_the_scored_triggers_and_decides_offers_again() -> None:
     """`patron value score` is the same workflow as the background job: fit, score, triggers, offers."""
     from sqlalchemy import func, select  # noqa: PLC0415

@@ -12,12 +12,9 @@ from sqlalchemy import Engine
 from patron.errors import InvalidInputError
 from patron.segments.clustering import segment_customers
 from patron.segments.evolution import migration, sankey, value_share_over_time
-from tests.conftest import SHARED_DATA, demo_store
+from tests.conftest import NEEDS_SHARED_DATA, demo_store
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project"),
-]
+pytestmark = [pytest.mark.slow, NEEDS_SHARED_DATA]
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from sqlalchemy import Engine, Executable, func, select
 
 from patron.cif import schema as s
 from patron.demo import DEMO_SETS, demo_file, load_demo
-from tests.conftest import SHARED_DATA
+from tests.conftest import NEEDS_SHARED_DATA, SHARED_DATA
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project")
+pytestmark = NEEDS_SHARED_DATA
 
 
 def scalar(engine: Engine, query: Executable) -> Any:

@@ -23,7 +23,7 @@ from patron.predict.models import train_model
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
 from patron.value.base import customer_base
-from tests.conftest import SHARED_DATA, WriteFile
+from tests.conftest import SHARED_DATA, WriteFile, needs
 
 CDNOW = SHARED_DATA / "cdnow" / "CDNOW_master.txt"
 MAPPINGS = Path(__file__).resolve().parent.parent / "src" / "patron" / "demo" / "mappings"
@@ -65,7 +65,7 @@ def two_currencies(engine: Engine, write_file: WriteFile) -> Engine:
     return engine
 
 
-@pytest.mark.skipif(not CDNOW.is_file(), reason="../shared/data is not beside the project")
+@needs(CDNOW)
 @pytest.mark.parametrize(("source", "currency"), [("cdnow", "USD"), ("shop", "JPY"), ("shop", "USD")])
 def test_lists_rules_models_and_the_customer_page_report_the_same_facts(
     two_currencies: Engine, source: str, currency: str
@@ -101,7 +101,7 @@ def test_lists_rules_models_and_the_customer_page_report_the_same_facts(
         assert {name: shown[0][name] for name in COMPARED} == {name: row[name] for name in COMPARED}
 
 
-@pytest.mark.skipif(not CDNOW.is_file(), reason="../shared/data is not beside the project")
+@needs(CDNOW)
 def test_yen_are_whole_units_and_currencies_are_never_added(two_currencies: Engine) -> None:
     engine = two_currencies
     yen, _, _ = customer_base(engine, source="shop", currency="JPY")

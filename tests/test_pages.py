@@ -27,7 +27,7 @@ from patron.schema import Base
 from patron.segments.clustering import segment_customers
 from patron.strategy.network import synthetic_demo_links
 from patron.value.scoring import score_customers
-from tests.conftest import SHARED_DATA
+from tests.conftest import NEEDS_SHARED_DATA, SHARED_DATA
 
 CHROMIUM = Path("/usr/bin/chromium")
 SITE_STORE: list[str] = []  # the site's store URL, for tests that change data while a page is open
@@ -35,7 +35,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.xdist_group("pages"),  # one site, built once; the tests that change it run after the ones that read it
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"),
-    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project"),
+    NEEDS_SHARED_DATA,
 ]
 
 

@@ -10,12 +10,9 @@ from sqlalchemy import Engine
 
 from patron.errors import InvalidInputError
 from patron.predict.models import explain, list_models, model_card, model_scores, train_model
-from tests.conftest import SHARED_DATA, demo_store
+from tests.conftest import NEEDS_SHARED_DATA, demo_store
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the project"),
-]
+pytestmark = [pytest.mark.slow, NEEDS_SHARED_DATA]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from patron.service.knowledge import add_article, search_articles, suggest_for_c
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.service.schema import Case
 from patron.value.schema import CustomerScore, ScoreRun
-from tests.conftest import SHARED_DATA, WriteFile
+from tests.conftest import SHARED_DATA, WriteFile, needs
 
 CFPB = SHARED_DATA / "cfpb-complaints" / "Consumer_Complaints.csv"
 
@@ -43,7 +43,7 @@ def count(engine: Engine, table: Any, *where: Any) -> int:
         return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 
-@pytest.mark.skipif(not CFPB.is_file(), reason="../shared/data is not beside the project")
+@needs(CFPB)
 def test_cfpb_complaints_become_cases_and_the_daily_figures_match_the_raw_file(engine: Engine) -> None:
     load_demo(engine, SHARED_DATA, names=("cfpb-complaints",))  # the demo load turns complaints into cases
     assert count(engine, table_of(Case)) == 349
