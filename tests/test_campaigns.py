@@ -7,7 +7,7 @@ import datetime as dt
 import random
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,8 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
-def customers(engine: Engine, write_file: WriteFile) -> dict[str, int]:
+def customers(engine: Engine, write_file: WriteFile, *, consenting: Iterable[int] = ()) -> dict[str, int]:
+    """21 shop customers c1..c21 (c21 without an e-mail address); those ``consenting`` grant e-mail consent."""
     rows = "id,email,first,name,order,date,amount\n" + "".join(
         f"c{i},c{i}@example.com,Cus{i},Cus{i} Tomer,o{i},2024-0{1 + i % 9}-15,{20 + i}\n" for i in range(1, 21)
     )
@@ -76,17 +77,17 @@ def customers(engine: Engine, write_file: WriteFile) -> dict[str, int]:
     assert import_file(engine, path, parse_mapping(SHOP), rejects_dir=path.parent).rejected == 0
     with engine.connect() as conn:
         found = conn.execute(select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external"))
-        return {str(value): int(customer) for value, customer in found}
+        ids = {str(value): int(customer) for value, customer in found}
+    for number in consenting:
+        record_consent(engine, ids[f"c{number}"], channel="email")
+    return ids
 
 
 def test_campaign_reaches_exactly_the_eligible_consenting_customers(
     engine: Engine, write_file: WriteFile, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
-    ids = customers(engine, write_file)
-    for number in range(1, 22):
-        if number not in (2, 3):  # c2 and c3 never consented
-            record_consent(engine, ids[f"c{number}"], channel="email")
+    ids = customers(engine, write_file, consenting=[n for n in range(1, 22) if n not in (2, 3)])  # c2, c3 never did
     record_consent(engine, ids["c4"], channel="email", status="withdrawn")  # withdrawal takes effect at once
     with engine.begin() as conn:
         conn.execute(
@@ -166,9 +167,7 @@ def test_withdrawing_consent_stops_a_running_campaigns_sends(
     engine: Engine, write_file: WriteFile, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
-    ids = customers(engine, write_file)
-    for number in range(1, 21):
-        record_consent(engine, ids[f"c{number}"], channel="email")
+    customers(engine, write_file, consenting=range(1, 21))
     create_campaign(
         engine, "autumn", "Autumn news", rule="orders > 0", subject="News for {{ first_name }}", body=BODY,
         control_share=0.0,
