@@ -17,16 +17,7 @@ from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.demo import load_demo
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
-from patron.service.cases import (
-    assign_case,
-    create_agent,
-    get_case,
-    open_case,
-    reopen_case,
-    resolve_case,
-    update_case,
-    work_queue,
-)
+from patron.service import cases as desk
 from patron.service.complaints import cases_from_complaints
 from patron.service.context import conversation_context
 from patron.service.knowledge import add_article, search_articles, suggest_for_case
@@ -93,8 +84,8 @@ def shop(engine: Engine, write_file: WriteFile) -> dict[str, int]:
     import_file(engine, path, parse_mapping(ORDERS), rejects_dir=path.parent / "rejects")
     with engine.connect() as conn:
         ids = {str(name): int(i) for name, i in conn.execute(select(s.Customer.display_name, s.Customer.id))}
-    create_agent(engine, "alice", "Alice Agent")
-    create_agent(engine, "mona", "Mona Manager", role="manager")
+    desk.create_agent(engine, "alice", "Alice Agent")
+    desk.create_agent(engine, "mona", "Mona Manager", role="manager")
     return {str(name): int(i) for name, i in ids.items()}
 
 
@@ -120,17 +111,17 @@ def give_tier(engine: Engine, customer_id: int, tier: str) -> None:
 
 def test_a_case_lives_opens_updates_resolves_reopens_in_the_ledger(engine: Engine, shop: dict[str, int]) -> None:
     ann = shop["Ann"]
-    opened = open_case(engine, ann, subject="Parcel arrived damaged", kind="complaint", channel="email")
+    opened = desk.open_case(engine, ann, subject="Parcel arrived damaged", kind="complaint", channel="email")
     assert opened.escalated is False
-    case = get_case(engine, opened.id)
+    case = desk.get_case(engine, opened.id)
     assert case["sla_due_at"] - case["opened_at"] == dt.timedelta(hours=48)  # no score yet: the default level
-    assign_case(engine, opened.id, "alice", actor="mona")
-    update_case(engine, opened.id, note="Called the courier", customer_contact=True, actor="alice")
-    resolve_case(engine, opened.id, "Replacement sent", actor="alice")
+    desk.assign_case(engine, opened.id, "alice", actor="mona")
+    desk.update_case(engine, opened.id, note="Called the courier", customer_contact=True, actor="alice")
+    desk.resolve_case(engine, opened.id, "Replacement sent", actor="alice")
     with pytest.raises(ConflictError, match="is resolved; reopen it"):
-        update_case(engine, opened.id, note="late note")
-    reopen_case(engine, opened.id, "Replacement also damaged")
-    case = get_case(engine, opened.id)
+        desk.update_case(engine, opened.id, note="late note")
+    desk.reopen_case(engine, opened.id, "Replacement also damaged")
+    case = desk.get_case(engine, opened.id)
     assert (case["status"], case["contacts"], case["reopened"]) == ("open", 2, 1)
     interactions = table_of(s.Interaction)
     with engine.connect() as conn:
@@ -143,40 +134,40 @@ def test_a_case_lives_opens_updates_resolves_reopens_in_the_ledger(engine: Engin
 def test_bad_input_changes_nothing(engine: Engine, shop: dict[str, int]) -> None:
     cases = table_of(Case)
     with pytest.raises(NotFoundError, match="no customer 999"):
-        open_case(engine, 999, subject="x")
+        desk.open_case(engine, 999, subject="x")
     with pytest.raises(InvalidInputError, match="the subject is 201 characters"):
-        open_case(engine, shop["Ann"], subject="x" * 201)
+        desk.open_case(engine, shop["Ann"], subject="x" * 201)
     with pytest.raises(InvalidInputError, match="kind must be one of"):
-        open_case(engine, shop["Ann"], subject="x", kind="rant")
+        desk.open_case(engine, shop["Ann"], subject="x", kind="rant")
     with pytest.raises(NotFoundError, match="no active agent 'ghost'"):
-        open_case(engine, shop["Ann"], subject="x", agent="ghost")
+        desk.open_case(engine, shop["Ann"], subject="x", agent="ghost")
     assert count(engine, cases) == 0
     assert count(engine, table_of(s.Interaction)) == 0
 
-    opened = open_case(engine, shop["Bob"], subject="Where is my order?", kind="question")
-    before = get_case(engine, opened.id)
+    opened = desk.open_case(engine, shop["Bob"], subject="Where is my order?", kind="question")
+    before = desk.get_case(engine, opened.id)
     with pytest.raises(NotFoundError, match="no active agent 'ghost'"):
-        assign_case(engine, opened.id, "ghost")
+        desk.assign_case(engine, opened.id, "ghost")
     with pytest.raises(InvalidInputError, match="the note is 5,001 characters"):
-        update_case(engine, opened.id, note="n" * 5001)
+        desk.update_case(engine, opened.id, note="n" * 5001)
     with pytest.raises(NotFoundError, match="no case 12345"):
-        resolve_case(engine, 12345, "done")
-    assert get_case(engine, opened.id) == before
+        desk.resolve_case(engine, 12345, "done")
+    assert desk.get_case(engine, opened.id) == before
     assert count(engine, table_of(s.Interaction)) == 1  # only the opening
 
 
 def test_a_valuable_customers_second_complaint_is_escalated_to_a_manager(engine: Engine, shop: dict[str, int]) -> None:
     ann, bob = shop["Ann"], shop["Bob"]
     give_tier(engine, ann, "A")
-    ordinary = open_case(engine, bob, subject="Question about invoice", kind="question")
-    first = open_case(engine, ann, subject="Late delivery", kind="complaint", at=dt.datetime(2024, 6, 1, 9))
+    ordinary = desk.open_case(engine, bob, subject="Question about invoice", kind="question")
+    first = desk.open_case(engine, ann, subject="Late delivery", kind="complaint", at=dt.datetime(2024, 6, 1, 9))
     assert first.escalated is False
-    assert get_case(engine, first.id)["sla_due_at"] == dt.datetime(2024, 6, 1, 13)  # tier A: 4 hours
-    second = open_case(engine, ann, subject="Wrong size again", kind="complaint", at=dt.datetime(2024, 9, 1, 9))
+    assert desk.get_case(engine, first.id)["sla_due_at"] == dt.datetime(2024, 6, 1, 13)  # tier A: 4 hours
+    second = desk.open_case(engine, ann, subject="Wrong size again", kind="complaint", at=dt.datetime(2024, 9, 1, 9))
     assert second.escalated is True
     assert second.assigned_to == "mona"
     assert "2 complaints in 12 months" in (second.escalation_reason or "")
-    queue = work_queue(engine)
+    queue = desk.work_queue(engine)
     assert queue[0]["id"] == second.id
     assert {row["id"] for row in queue} == {ordinary.id, first.id, second.id}
 
@@ -211,5 +202,5 @@ def test_knowledge_base_search_and_suggestions(engine: Engine, shop: dict[str, i
     # Search syntax in the query is reduced to plain words, never passed through.
     assert search_articles(engine, 'title:"x" OR password* NEAR(') == search_articles(engine, "title password near")
     assert search_articles(engine, "!!") == []
-    case = open_case(engine, shop["Ann"], subject="My parcel came damaged", kind="complaint")
+    case = desk.open_case(engine, shop["Ann"], subject="My parcel came damaged", kind="complaint")
     assert suggest_for_case(engine, case.id)[0]["id"] == returns
