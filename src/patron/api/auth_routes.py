@@ -7,16 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from patron.api.schemas import (
-    Me,
-    TokenOut,
-)  # fmt: skip
+from patron.api.schemas import Me, TokenOut
 from patron.auth.service import authenticate, issue_token
-from patron.http.common import (
-    Caller,
-    ShortText,
-    Store,
-)
+from patron.http.common import Caller, ShortText, Store
 
 router = APIRouter(prefix="/api")
 

@@ -8,22 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from patron.api.schemas import (
-    CaseOpened,
-    QueuedCase,
-    Status,
-)  # fmt: skip
-from patron.auth.access import (
-    check_visible,
-)
-from patron.http.common import (
-    CustomerId,
-    Limit,
-    LongText,
-    ManageCases,
-    ShortText,
-    Store,
-)
+from patron.api.schemas import CaseOpened, QueuedCase, Status
+from patron.auth.access import check_visible
+from patron.http.common import CustomerId, Limit, LongText, ManageCases, ShortText, Store
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 
 router = APIRouter(prefix="/api")

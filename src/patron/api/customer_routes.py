@@ -8,30 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from patron.api.schemas import (
-    BestOffer,
-    ConversationContext,
-    Customer360,
-    Page,
-    Profile,
-    TimelineItem,
-)  # fmt: skip
-from patron.auth.access import (
-    check_visible,
-    customer_360,
-    customer_profile,
-    customers_page,
-    export_customers,
-)
+from patron.api.schemas import BestOffer, ConversationContext, Customer360, Page, Profile, TimelineItem
+from patron.auth.access import check_visible, customer_360, customer_profile, customers_page, export_customers
 from patron.engage.offers import OfferChoice, next_best_offer
-from patron.http.common import (
-    Caller,
-    CustomerId,
-    ManageCases,
-    Paged,
-    Store,
-    on_store,
-)
+from patron.http.common import Caller, CustomerId, ManageCases, Paged, Store, on_store
 from patron.service.context import conversation_context
 
 router = APIRouter(prefix="/api")

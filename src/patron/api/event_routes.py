@@ -8,15 +8,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from patron.api.schemas import (
-    Ingested,
-)  # fmt: skip
+from patron.api.schemas import Ingested
 from patron.cif.events import EventIn
 from patron.engage.workflows import ingest_and_follow_up
-from patron.http.common import (
-    Store,
-    WriteEvents,
-)
+from patron.http.common import Store, WriteEvents
 
 router = APIRouter(prefix="/api")
 

@@ -7,20 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from patron.api.schemas import (
-    Count,
-    Created,
-    IdPage,
-    SegmentOut,
-)  # fmt: skip
-from patron.http.common import (
-    LongText,
-    ManageSegments,
-    Paged,
-    ReadCustomers,
-    ShortText,
-    Store,
-)
+from patron.api.schemas import Count, Created, IdPage, SegmentOut
+from patron.http.common import LongText, ManageSegments, Paged, ReadCustomers, ShortText, Store
 from patron.segments.rules import create_segment, list_segments, preview, segment_members
 
 router = APIRouter(prefix="/api")

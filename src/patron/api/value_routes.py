@@ -6,22 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from patron.api.schemas import (
-    Page,
-    ScoreRunOut,
-    ValueList,
-)  # fmt: skip
-from patron.auth.access import (
-    masked_names,
-    run_scores_page,
-)
-from patron.http.common import (
-    Caller,
-    Limit,
-    Paged,
-    ReadCustomers,
-    Store,
-)
+from patron.api.schemas import Page, ScoreRunOut, ValueList
+from patron.auth.access import masked_names, run_scores_page
+from patron.http.common import Caller, Limit, Paged, ReadCustomers, Store
 from patron.value.base import customer_base
 from patron.value.lists import LISTS
 from patron.value.scoring import list_runs

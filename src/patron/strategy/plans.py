@@ -16,14 +16,7 @@ from patron.cif.columns import table_of
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
 from patron.settings import get_settings
-from patron.strategy.budget import (
-    Allocation,
-    EquityInputs,
-    ResponseCurve,
-    best_budget,
-    best_split,
-    what_if,
-)
+from patron.strategy.budget import Allocation, EquityInputs, ResponseCurve, best_budget, best_split, what_if
 from patron.strategy.network import (
     communities,
     customer_graph,

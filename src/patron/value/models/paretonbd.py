@@ -11,14 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import gammaln, hyp2f1
 
-from patron.value.models._fitting import (
-    Array,
-    Compressed,
-    FitResult,
-    as_array,
-    floats,
-    maximise_without_gradient,
-)
+from patron.value.models._fitting import Array, Compressed, FitResult, as_array, floats, maximise_without_gradient
 from patron.value.models.base import PurchaseModel, _check_histories
 
 
