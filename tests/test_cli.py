@@ -18,6 +18,11 @@ runner = CliRunner()
 PEOPLE_MAPPING = '[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n'
 
 
+def load_demo_set(name: str) -> None:
+    result = runner.invoke(app, ["demo", "--only", name])
+    assert result.exit_code == 0, result.output
+
+
 def import_csv(folder: Path, csv_text: str, mapping_text: str = PEOPLE_MAPPING) -> Result:
     """`patron import` of a CSV written into ``folder`` with the given mapping."""
     mapping, data = folder / "m.toml", folder / "people.csv"
@@ -80,7 +85,7 @@ def test_retention_apply_needs_confirmation() -> None:
 @pytest.mark.slow
 @NEEDS_SHARED_DATA
 def test_value_commands_on_cdnow() -> None:
-    assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
+    load_demo_set("cdnow")
     empty = runner.invoke(app, ["value", "list", "at-risk"])
     assert empty.exit_code == 1
     assert "run `patron value score` first" in empty.output
@@ -118,7 +123,7 @@ def test_value_commands_on_cdnow() -> None:
 @pytest.mark.slow
 @NEEDS_SHARED_DATA
 def test_segment_and_model_commands_on_telco(tmp_path: Path) -> None:
-    assert runner.invoke(app, ["demo", "--only", "telco-churn"]).exit_code == 0
+    load_demo_set("telco-churn")
     rule = 'attributes.contract = "Two year" AND attributes.tenure_months > 60'
     created = runner.invoke(app, ["segments", "create", "loyal", rule])
     assert created.exit_code == 0, created.output
@@ -141,7 +146,7 @@ def test_segment_and_model_commands_on_telco(tmp_path: Path) -> None:
 
 @NEEDS_SHARED_DATA
 def test_service_commands_on_cfpb(tmp_path: Path) -> None:
-    assert runner.invoke(app, ["demo", "--only", "cfpb-complaints"]).exit_code == 0
+    load_demo_set("cfpb-complaints")
     plot = tmp_path / "service.html"
     metrics = runner.invoke(app, ["cases", "metrics", "--html", str(plot)])
     assert metrics.exit_code == 0, metrics.output
@@ -163,7 +168,7 @@ def test_service_commands_on_cfpb(tmp_path: Path) -> None:
 @pytest.mark.slow
 @NEEDS_SHARED_DATA
 def test_campaign_report_command_on_hillstrom() -> None:
-    assert runner.invoke(app, ["demo", "--only", "hillstrom-email"]).exit_code == 0
+    load_demo_set("hillstrom-email")
     report = runner.invoke(app, ["campaigns", "report", "hillstrom-2008", "visit"])
     assert report.exit_code == 0, report.output
     assert "No E-Mail (control)" in report.output
@@ -174,7 +179,7 @@ def test_campaign_report_command_on_hillstrom() -> None:
 @pytest.mark.slow
 @NEEDS_SHARED_DATA
 def test_strategy_privacy_backup_and_job_commands_on_cdnow(data_dir: Path) -> None:
-    assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
+    load_demo_set("cdnow")
     unscored = runner.invoke(app, ["strategy", "budget"])
     assert unscored.exit_code == 1
     assert "run `patron value score` first" in unscored.output
@@ -244,7 +249,7 @@ def test_value_score_fires_the_scored_triggers_and_decides_offers_again() -> Non
     from patron.engage.triggers import create_trigger  # noqa: PLC0415
     from patron.value.schema import CustomerScore  # noqa: PLC0415
 
-    assert runner.invoke(app, ["demo", "--only", "cdnow"]).exit_code == 0
+    load_demo_set("cdnow")
     engine = make_engine()
     migrate(engine)
     create_trigger(

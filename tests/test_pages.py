@@ -138,20 +138,25 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
 
         _build_and_save_a_segment(page, tmp_path)
 
-        page.click("text=Service")
-        expect(page.locator("#chart-service .plotly")).to_be_visible()
+        _open_with_chart(page, "Service", "chart-service")
         expect(page.locator("table")).to_contain_text("Credit reporting")
 
-        page.click("text=Evolution")
-        expect(page.locator("#chart-sankey .plotly")).to_be_visible()
+        _open_with_chart(page, "Evolution", "chart-sankey")
         expect(page.locator("#chart-sankey")).to_contain_text("run 1: 1")
         page.screenshot(path=str(tmp_path / "evolution.png"), full_page=True)
 
-        page.click("text=Data quality")
-        expect(page.locator("#chart-quality .plotly")).to_be_visible()
+        _open_with_chart(page, "Data quality", "chart-quality")
         expect(page.locator("main")).to_contain_text("Possible duplicates")
         browser.close()
     assert all((tmp_path / name).stat().st_size > 10_000 for name in ("dashboard.png", "customer.png", "segments.png"))
+
+
+def _open_with_chart(page: Any, link: str, chart: str) -> None:
+    """Follow a navigation link and see the page's Plotly chart drawn."""
+    from playwright.sync_api import expect  # noqa: PLC0415  (browser tests only)
+
+    page.click(f"text={link}")
+    expect(page.locator(f"#{chart} .plotly")).to_be_visible()
 
 
 def _build_and_save_a_segment(page: Any, tmp_path: Path) -> None:
@@ -197,19 +202,16 @@ def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: st
         expect(page.locator("#what-if tbody tr")).to_have_count(5)
         page.screenshot(path=str(tmp_path / "budget.png"), full_page=True)
 
-        page.click("text=Portfolio")
-        expect(page.locator("#chart-frontier .plotly")).to_be_visible()
+        _open_with_chart(page, "Portfolio", "chart-frontier")
         expect(page.locator("#segments tbody tr")).to_have_count(3)
         expect(page.locator("#segments")).to_contain_text("4,714")  # tier A: the top 20 % of 23,570
         page.screenshot(path=str(tmp_path / "portfolio.png"), full_page=True)
 
-        page.click("text=Price sensitivity")
-        expect(page.locator("#chart-pricing .plotly")).to_be_visible()
+        _open_with_chart(page, "Price sensitivity", "chart-pricing")
         expect(page.locator("#deal-segments")).to_contain_text("PhD")
         page.screenshot(path=str(tmp_path / "pricing.png"), full_page=True)
 
-        page.click("text=Network")
-        expect(page.locator("#chart-network .plotly")).to_be_visible()
+        _open_with_chart(page, "Network", "chart-network")
         expect(page.locator("#network-summary")).to_contain_text("Value assortativity")
         expect(page.locator("main")).to_contain_text("demo-synthetic")
         expect(page.locator("#influencers tbody tr").first).to_be_visible()

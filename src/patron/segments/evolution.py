@@ -65,16 +65,14 @@ def value_share_over_time(engine: Engine) -> pl.DataFrame:
         for run in runs
         for d in run.descriptions
     ]
-    return pl.DataFrame(
-        rows,
-        schema={
-            "run": pl.Int64,
-            "created_at": pl.Datetime,
-            "segment": pl.Int64,
-            "size": pl.Int64,
-            "value_share": pl.Float64,
-        },
-    )
+    schema = {
+        "run": pl.Int64,
+        "created_at": pl.Datetime,
+        "segment": pl.Int64,
+        "size": pl.Int64,
+        "value_share": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema)
 
 
 def sankey(migration_result: Migration, earlier: int, later: int) -> go.Figure:

@@ -30,20 +30,12 @@ def _cases(engine: Engine, kind: str | None) -> pl.DataFrame:
         query = query.where(CASES.c.kind == kind)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return pl.DataFrame(
-        rows,
-        schema={
-            "id": pl.Int64,
-            "kind": pl.String,
-            "status": pl.String,
-            "opened_at": pl.Datetime("us"),
-            "resolved_at": pl.Datetime("us"),
-            "contacts": pl.Int64,
-            "reopened": pl.Int64,
-            "last_reopened_at": pl.Datetime("us"),
-        },
-        orient="row",
-    )
+    at = pl.Datetime("us")
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        "id": pl.Int64, "kind": pl.String, "status": pl.String, "opened_at": at, "resolved_at": at,
+        "contacts": pl.Int64, "reopened": pl.Int64, "last_reopened_at": at,
+    }  # fmt: skip
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def daily_service_metrics(engine: Engine, *, kind: str | None = "complaint", reopen_days: int = 7) -> pl.DataFrame:
