@@ -131,7 +131,7 @@ def score(
     result, followed = score_and_follow_up(
         engine,
         source=source,
-        model=model,
+        model=model,  # type: ignore[arg-type]
         period=_period(period),
         as_of=as_of.date() if as_of else None,
         settings=ClvSettings(horizon_months, discount_rate, *(() if margin_rate is None else (margin_rate,))),

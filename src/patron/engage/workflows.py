@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Engine
 
@@ -18,7 +18,7 @@ from patron.cif.events import EventIn, IngestResult, ingest_events
 from patron.engage.offers import decide_offers
 from patron.engage.triggers import fire_for_base, fire_triggers, listened_events
 from patron.segments.rules import affected_by, apply_event
-from patron.value.scoring import ScoreRunResult, score_customers
+from patron.value.scoring import ModelName, RunOptions, ScoreRunResult, score_customers
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,11 @@ def follow_up_score_run(engine: Engine, run_id: int) -> ScoreFollowUp:
     return ScoreFollowUp(run_id, len(fired), decided)
 
 
-def score_and_follow_up(engine: Engine, **options: Any) -> tuple[ScoreRunResult, ScoreFollowUp]:
-    """Fit, score and store a run (``options`` as ``value.scoring.score_customers`` takes them), then follow up."""
-    result = score_customers(engine, **options)
+def score_and_follow_up(
+    engine: Engine, *, model: ModelName = "auto", **options: Unpack[RunOptions]
+) -> tuple[ScoreRunResult, ScoreFollowUp]:
+    """Fit, score and store a run (``value.scoring.score_customers``), then follow it up."""
+    result = score_customers(engine, model=model, **options)
     return result, follow_up_score_run(engine, result.run_id)
 
 

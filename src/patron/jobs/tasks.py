@@ -24,7 +24,7 @@ def score(source: str | None = None, model: str = "auto", spark_master: str | No
             result = spark_score_run(spark_session(spark_master), engine, source=source, model=model)
             followed = follow_up_score_run(engine, result.run_id)
         else:
-            result, followed = score_and_follow_up(engine, source=source, model=model)
+            result, followed = score_and_follow_up(engine, source=source, model=model)  # type: ignore[arg-type]
         return {
             "run_id": result.run_id, "customers": result.customers, "model": result.model, "fired": followed.fired,
             "offers_decided": followed.offers_decided,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import polars as pl
 from pyspark.sql import DataFrame, SparkSession
@@ -19,6 +17,7 @@ from patron.spark.value import fit_purchase_model, fit_spend_model, spark_lifeti
 from patron.value.clv import ClvSettings
 from patron.value.scoring import (
     DEFAULT_TIER_CUTS,
+    RunOptions,
     ScoreRunResult,
     delete_run,
     fit_outcome,
@@ -30,7 +29,6 @@ from patron.value.scoring import (
 from patron.value.summary import Period
 from patron.value.transactions import load_transactions, to_major_units, transactions_query
 
-Progress = Callable[[str], None]
 ORDERS = cif.Order.__table__.c
 
 
@@ -94,23 +92,19 @@ def spark_score_run(
     engine: Engine,
     *,
     transactions: DataFrame | None = None,
-    source: str | None = None,
-    currency: str | None = None,
     model: str = "bgnbd",
-    period: Period = "W",
-    as_of: dt.date | None = None,
-    settings: ClvSettings | None = None,
-    tier_cuts: tuple[float, ...] = DEFAULT_TIER_CUTS,
-    note: str | None = None,
-    progress: Progress | None = None,
+    **options: Unpack[RunOptions],
 ) -> ScoreRunResult:
     """:func:`patron.value.scoring.score_customers` on Spark, stored as a score run like any other.
 
     ``transactions`` default: the store's order lines (over JDBC from PostgreSQL; from SQLite through the driver).
     """
-    say = progress or (lambda _message: None)
-    settings = settings or ClvSettings()
-    scope = resolve_scope(engine, source, currency)
+    say = options.get("progress") or (lambda _message: None)
+    settings = options.get("settings") or ClvSettings()
+    period: Period = options.get("period", "W")
+    tier_cuts = options.get("tier_cuts", DEFAULT_TIER_CUTS)
+    as_of, note = options.get("as_of"), options.get("note")
+    scope = resolve_scope(engine, options.get("source"), options.get("currency"))
     if transactions is None:
         say(f"reading orders of {scope.source} in {scope.currency}")
         if is_postgresql(engine):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import polars as pl
 from sqlalchemy import Engine, Select, delete, func, insert, select
@@ -55,22 +55,27 @@ def tier_of_rank(rank: pl.Expr, customers: int, cuts: tuple[float, ...]) -> pl.E
     return tier_letters((rank - 1) / max(customers, 1), cuts).alias("tier")
 
 
-def score_customers(
-    engine: Engine,
-    *,
-    source: str | None = None,
-    currency: str | None = None,
-    model: ModelName = "auto",
-    period: Period = "W",
-    as_of: dt.date | None = None,
-    settings: ClvSettings | None = None,
-    tier_cuts: tuple[float, ...] = DEFAULT_TIER_CUTS,
-    note: str | None = None,
-    progress: Progress | None = None,
-) -> ScoreRunResult:
+class RunOptions(TypedDict, total=False):
+    """How a score run is made, wherever it runs (here or on Spark); every option has a default."""
+
+    source: str | None  # default: the largest order source
+    currency: str | None
+    period: Period  # the models' time unit, default weeks
+    as_of: dt.date | None  # the end of the calibration period, default the last order
+    settings: ClvSettings | None  # CLV horizon, discount and default margin rate
+    tier_cuts: tuple[float, ...]
+    note: str | None
+    progress: Progress | None
+
+
+def score_customers(engine: Engine, *, model: ModelName = "auto", **options: Unpack[RunOptions]) -> ScoreRunResult:
     """Fit the models on every purchase up to ``as_of`` (default: the last order) and store the run."""
-    say = progress or (lambda _message: None)
-    settings = settings or ClvSettings()
+    say = options.get("progress") or (lambda _message: None)
+    settings = options.get("settings") or ClvSettings()
+    period: Period = options.get("period", "W")
+    as_of, note = options.get("as_of"), options.get("note")
+    tier_cuts = options.get("tier_cuts", DEFAULT_TIER_CUTS)
+    source, currency = options.get("source"), options.get("currency")
     if model not in ("auto", *MODELS):
         raise InvalidInputError(f"unknown model {model!r}; use auto, {', '.join(MODELS)}", field="model")
     scope = resolve_scope(engine, source, currency)
