@@ -22,6 +22,7 @@ from sqlalchemy import Engine, Select, case, func, select
 from patron.cif import schema as s
 from patron.cif.money import to_major
 from patron.errors import InvalidInputError
+from patron.settings import get_settings
 
 O = s.Order.__table__.c  # noqa: E741
 L = s.OrderLine.__table__.c
@@ -96,7 +97,7 @@ def currency_scope(engine: Engine, currency: str | None = None) -> Scope:
     for _, code, orders in order_sources(engine):
         totals[code] = totals.get(code, 0) + orders
     if not totals:
-        return Scope(None, "USD")  # an empty store: no amounts to convert, any currency reads the same
+        return Scope(None, get_settings().default_currency)  # an empty store: nothing to convert yet
     return Scope(None, max(sorted(totals), key=lambda code: totals[code]))
 
 
