@@ -284,6 +284,14 @@ def test_the_pages_live_fragments_count_explain_and_send_the_signed_out_to_sign_
     assert unknown_import.status_code == 404
     assert client.get("/campaigns/nosuch/live", headers=analyst).status_code == 404
 
+    # A fragment that quotes what was asked for escapes it: a crafted link cannot run script in the page.
+    hostile = "<img src=x onerror=alert(1)>"
+    for path in (f"/campaigns/{hostile}/live", f"/imports/{hostile}/panel"):
+        reply = client.get(path, headers=analyst)
+        assert reply.status_code == 404
+        assert "<img" not in reply.text
+        assert "&lt;img src=x onerror=alert(1)&gt;" in reply.text
+
 
 def test_the_segment_builder_saves_a_segment_with_its_members_for_those_allowed(
     client: TestClient, engine: Engine

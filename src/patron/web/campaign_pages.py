@@ -6,13 +6,13 @@ from typing import Annotated
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import CampaignReport, campaign_report
 from patron.errors import PatronError
 from patron.http.common import FragmentViewer, Viewer, engine_of
-from patron.web.render import figure_html, fragment, page
+from patron.web.render import figure_html, fragment, page, problem_fragment
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,7 +49,7 @@ def campaign_live(request: Request, principal: FragmentViewer, key: str) -> Resp
     try:
         live = live_counts(engine_of(request), key)
     except PatronError as error:
-        return HTMLResponse(error.message, status_code=404)
+        return problem_fragment(request, error.message, 404)
     return fragment(request, "_campaign_live.html", key=key, live=live)
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from patron.cif.import_jobs import import_job, recent_imports, start_import
 from patron.errors import PatronError
 from patron.http.common import FragmentViewer, Viewer, engine_of
 from patron.settings import get_settings
-from patron.web.render import fragment, page
+from patron.web.render import fragment, page, problem_fragment
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,5 +56,5 @@ def progress_panel(request: Request, principal: FragmentViewer, job_id: str) -> 
     """The progress panel alone: while the import runs it asks for itself again (HTMX); any server process answers."""
     job = import_job(job_id, uploads_dir())
     if job is None:
-        return HTMLResponse(f"there is no import {job_id!r}", status_code=404)
+        return problem_fragment(request, f"there is no import {job_id!r}", 404)
     return fragment(request, "_import_job.html", job=job)

@@ -40,3 +40,8 @@ def page(
 def fragment(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A piece of a page that HTMX swaps in (a partial template rendered alone)."""
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def problem_fragment(request: Request, message: str, status_code: int) -> HTMLResponse:
+    """A fragment that could not be drawn, saying why; the message (which may quote the request) is escaped."""
+    return fragment(request, "_problem.html", status_code=status_code, message=message)
