@@ -222,3 +222,17 @@ def test_a_lookup_on_a_dropped_connection_is_read_again_on_a_fresh_one(engine: E
         conn.execute(select(1))
     backend = kill_the_pooled_connection()
     assert read_once_more(engine, lambda conn: conn.scalar(select(func.pg_backend_pid()))) != backend
+
+
+def test_a_reference_is_a_source_id_before_it_is_an_e_mail(engine: Engine, tmp_path: Path) -> None:
+    """`system:id` comes first even when the id holds an "@" (the README's own form, `cdnow:00001`, too)."""
+    path = tmp_path / "people.csv"
+    path.write_text("id,email\nann@shop,ann@example.com\nbob,bob@example.com\n", encoding="utf-8")
+    mapping = {"source": {"system": "crm"}, "customers": {"external_id": "id", "email": "email"}}
+    import_file(engine, path, parse_mapping(mapping), rejects_dir=tmp_path)
+    ann = resolve_customer(engine, "ann@example.com")
+    assert resolve_customer(engine, "crm:ann@shop") == ann
+    assert resolve_customer(engine, "crm:bob") == resolve_customer(engine, "bob@example.com") != ann
+    assert resolve_customer(engine, "ann@shop") == ann  # a bare id of one source
+    with pytest.raises(NotFoundError):
+        resolve_customer(engine, "crm:nobody@shop")

@@ -81,14 +81,17 @@ def resolve_customer(engine: Engine, reference: str) -> int:
         as_id = reference.isascii() and reference.isdigit() and len(reference) <= 18
         if as_id and conn.scalar(select(C.id).where(C.id == int(reference))) is not None:
             return int(reference)
-        if "@" in reference:
-            query = select(I.customer_id).where(I.kind == "email", I.value == reference.lower())
-        elif ":" in reference:
+        found: list[int] = []
+        if ":" in reference:  # system:external-id first: a source's ids may contain "@" ("crm:ann@shop")
             system, _, value = reference.partition(":")
-            query = select(I.customer_id).where(I.kind == "external", I.system == system, I.value == value)
-        else:
+            found = list(
+                conn.scalars(select(I.customer_id).where(I.kind == "external", I.system == system, I.value == value))
+            )
+        if not found and "@" in reference:
+            found = list(conn.scalars(select(I.customer_id).where(I.kind == "email", I.value == reference.lower())))
+        if not found and ":" not in reference:  # a bare id of one source
             query = select(I.customer_id).where(I.kind == "external", I.value == reference).limit(2)
-        found = list(conn.scalars(query))
+            found = list(conn.scalars(query))
     if len(found) == 1:
         return int(found[0])
     if len(found) > 1:
