@@ -314,3 +314,16 @@ def test_the_segment_builder_saves_a_segment_with_its_members_for_those_allowed(
     again = client.post("/segments", data={"rule": "orders > 0", "name": "crm people"}, headers=admin)
     assert again.status_code == 409
     assert "already a segment" in again.text
+
+
+def test_the_customer_page_takes_the_source_id_and_e_mail_only_for_roles_that_see_them(client: TestClient) -> None:
+    admin, analyst = sign_in(client, "admin"), sign_in(client, "analyst")
+    by_source_id = client.get("/customers/crm:2", headers=admin)
+    assert by_source_id.status_code == 200
+    assert "Bob Ray" in by_source_id.text
+    assert "Bob Ray" in client.get("/customers/bob@example.org", headers=admin).text
+    assert client.get("/customers/crm:2", headers=analyst).status_code == 200  # pseudonymised, but found
+    probe = client.get("/customers/bob@example.org", headers=analyst)  # no probing for addresses
+    assert probe.status_code == 404
+    assert "Customer not found" in probe.text
+    assert client.get("/customers/crm:999", headers=admin).status_code == 404

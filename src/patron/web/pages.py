@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import plotly.graph_objects as go
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
 from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
+from patron.cif.view import resolve_customer
 from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
 from patron.segments.evolution import migration, sankey, value_share_over_time
@@ -106,12 +107,16 @@ def customers(
 
 
 @router.get("/customers/{customer_id}", response_model=None)
-def customer(request: Request, principal: Viewer, customer_id: int) -> Response:
+def customer(request: Request, principal: Viewer, customer_id: Annotated[str, Path(max_length=200)]) -> Response:
+    """One customer by internal id, ``system:external-id`` (``cdnow:00001``) or, for roles that see personal data,
+    e-mail address."""
     try:
-        view = customer_360(engine_of(request), principal, customer_id, interface="web")
+        found = resolve_customer(engine_of(request), customer_id, by_email=principal.sees_pii)
+        view = customer_360(engine_of(request), principal, found, interface="web")
     except PatronError as error:
-        return page(request, "message.html", principal, title="Customer not found", message=error.message)
-    context = conversation_context(engine_of(request), customer_id) if principal.can("manage_cases") else None
+        return page(request, "message.html", principal, status_code=404, title="Customer not found",
+                    message=error.message)  # fmt: skip
+    context = conversation_context(engine_of(request), found) if principal.can("manage_cases") else None
     timeline = list(reversed(view.timeline[-200:]))
     return page(request, "customer.html", principal, view=view, timeline=timeline, context=context)
 
