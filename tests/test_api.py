@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -327,3 +329,12 @@ def test_the_customer_page_takes_the_source_id_and_e_mail_only_for_roles_that_se
     assert probe.status_code == 404
     assert "Customer not found" in probe.text
     assert client.get("/customers/crm:999", headers=admin).status_code == 404
+
+
+def test_an_export_opens_a_formula_like_name_as_text(client: TestClient, engine: Engine, write_file: WriteFile) -> None:
+    path = write_file("evil.csv", 'id,email,phone,name\n9,eve@example.com,,"=HYPERLINK(""http://x"",""y"")"\n')
+    import_file(engine, path, parse_mapping(PEOPLE), rejects_dir=path.parent)
+    exported = client.get("/api/customers/export.csv", headers=sign_in(client, "admin")).text
+    names = [row["display_name"] for row in csv.DictReader(io.StringIO(exported))]
+    assert '\'=HYPERLINK("http://x","y")' in names  # a leading apostrophe: a spreadsheet shows it, never runs it
+    assert not any(name.startswith("=") for name in names)

@@ -16,6 +16,7 @@ from patron.auth.service import Principal, authorize
 from patron.auth.trail import trail_for
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.formats import spreadsheet_safe
 from patron.cif.ledger import audit
 from patron.cif.parts import PartReads
 from patron.cif.store import read_once_more
@@ -174,6 +175,6 @@ def export_customers(engine: Engine, principal: Principal, *, interface: str = "
         extrasaction="ignore",
     )
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
     _record(engine, principal, "export", None, interface)
     return buffer.getvalue()

@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 
+from patron.cif.formats import safe_row
 from patron.cif.money import format_money
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
@@ -79,14 +80,16 @@ def briefings_csv(briefings: list[Briefing]) -> str:
     writer.writerow(["customer_id", "name", "tier", "clv", "revenue", "open_cases", "first_question"])
     for b in briefings:
         writer.writerow(
-            [
-                b.customer_id,
-                b.name,
-                b.value["tier"],
-                b.value["clv"],
-                b.value["revenue"],
-                len(b.open_cases),
-                b.questions[0],
-            ]
+            safe_row(
+                [
+                    b.customer_id,
+                    b.name,
+                    b.value["tier"],
+                    b.value["clv"],
+                    b.value["revenue"],
+                    len(b.open_cases),
+                    b.questions[0],
+                ]
+            )
         )
     return buffer.getvalue()

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.formats import safe_row
 from patron.errors import InvalidInputError
 
 PROFILES = table_of(s.CustomerProfile).c
@@ -63,7 +64,7 @@ class LetterBatch:
         self._page(letter, address, subject, body)
         letter.output(str(self.folder / f"letter-{self.written:04d}.pdf"))
         with self.manifest.open("a", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerow([self.written, address.replace("\n", ", "), subject])
+            csv.writer(handle).writerow(safe_row([self.written, address.replace("\n", ", "), subject]))
         self.letters.append((address, subject, body))
 
     def close(self) -> Path:

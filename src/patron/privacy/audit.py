@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from patron.auth.trail import flush_reads
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.formats import safe_row
 
 AUDIT = table_of(s.AuditEvent)
 
@@ -30,7 +31,7 @@ def export_audit(engine: Engine, path: Path, *, since: dt.datetime | None = None
         writer = csv.writer(handle)
         writer.writerow(["id", "at", "actor", "interface", "action", "entity", "entity_id", "details"])
         for row in conn.execute(query):
-            writer.writerow([row.id, row.at.isoformat(), row.actor, row.interface, row.action, row.entity,
-                             row.entity_id, row.details or ""])  # fmt: skip
+            writer.writerow(safe_row([row.id, row.at.isoformat(), row.actor, row.interface, row.action, row.entity,
+                                      row.entity_id, row.details or ""]))  # fmt: skip
             written += 1
     return written

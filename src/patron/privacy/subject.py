@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Engine, Table, insert, select, text, update
 
 from patron.cif.columns import table_of
+from patron.cif.formats import spreadsheet_safe
 from patron.cif.ledger import audit, require_customer
 from patron.privacy.schema import Erasure
 from patron.schema import Base
@@ -80,7 +81,8 @@ def write_subject_access(engine: Engine, customer_id: int, folder: Path) -> list
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(
-                {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()} for r in rows
+                {k: spreadsheet_safe(json.dumps(v) if isinstance(v, dict | list) else v) for k, v in r.items()}
+                for r in rows
             )
         written.append(path)
     return written
