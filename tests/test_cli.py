@@ -261,3 +261,20 @@ def test_value_score_fires_the_scored_triggers_and_decides_offers_again() -> Non
     assert offered >= best  # every tier-A customer has the voucher among their decided offers
     assert f"triggers fired: {best:,}" in result.output
     engine.dispose()
+
+
+def test_help_loads_no_analytics_library() -> None:
+    """`patron --help` (and the start of every command) must not pay for scikit-learn, SciPy, Polars or Spark."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    probe = (
+        "import sys\n"
+        "from patron.cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('sklearn', 'scipy', 'polars', 'pyspark', 'numpy', 'numba', 'plotly', 'fastapi', 'sqlalchemy')\n"
+        "print('LOADED', sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "Patron: one-to-one customer relationship management." in shown
+    assert "LOADED []" in shown

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, Executable, func, select
 
 from patron.cif import schema as s
-from patron.demo import DEMO_SETS, demo_file, load_demo
+from patron.demo import demo_file, load_demo
+from patron.demo.sets import DEMO_SETS
 from tests.conftest import NEEDS_SHARED_DATA, SHARED_DATA
 
 pytestmark = NEEDS_SHARED_DATA

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
@@ -10,6 +10,7 @@ from patron.api.schemas import Page, ScoreRunOut, ValueList
 from patron.auth.access import masked_names, run_scores_page
 from patron.http.common import Caller, Limit, Paged, ReadCustomers, Store
 from patron.value.base import customer_base
+from patron.value.list_names import ListName
 from patron.value.lists import LISTS
 from patron.value.scoring import list_runs
 
@@ -37,7 +38,7 @@ def run_scores(
 
 @router.get("/value/lists/{name}", tags=["value"])
 def value_list(
-    name: Literal["tiers", "top", "bottom", "costly", "declining", "lost", "wallet-gap", "complainers", "at-risk"],
+    name: ListName,
     *,
     store: Store,
     principal: ReadCustomers,

@@ -8,19 +8,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cif.money import format_money
-from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, print_rows, reports_errors
-from patron.engage.call_list import briefings_csv, briefings_html, call_list
-from patron.engage.campaigns import create_campaign, prepare_campaign
-from patron.engage.channels import SmtpChannel
-from patron.engage.consent import record_consent
-from patron.engage.letters import LetterBatch
-from patron.engage.offers import create_offer, decide_offers, list_offers, next_best_offer
-from patron.engage.recommend import ItemItemRecommender, hit_rate_at_k, purchases
-from patron.engage.report import campaign_report
-from patron.engage.sending import contact_statuses, record_response, send_campaign
-from patron.settings import get_settings
 
 campaigns_app = typer.Typer(
     help="Campaigns as experiments: target, control group, policy, send, measure.", no_args_is_help=True
@@ -44,6 +32,8 @@ def create(
     offer: str | None = None,
 ) -> None:
     """Plan a campaign (checked now: rule, templates, offer)."""
+    from patron.engage.campaigns import create_campaign  # noqa: PLC0415
+
     create_campaign(
         open_store(), key, name, rule=rule, subject=subject, body=body, control_share=control_share,
         arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
@@ -62,6 +52,8 @@ def offer(
     channel: Annotated[str | None, typer.Option(help="Only on this channel (default: any).")] = None,
 ) -> None:
     """Add an offer (its margin per acceptance must not be negative); run decide-offers afterwards."""
+    from patron.engage.offers import create_offer  # noqa: PLC0415
+
     engine = open_store()
     create_offer(engine, name, margin=margin, description=description, eligibility=eligibility, channel=channel)
     console.print(f"offer {name!r} added; `patron campaigns decide-offers` makes real-time lookups fast again")
@@ -71,6 +63,9 @@ def offer(
 @reports_errors
 def offers() -> None:
     """The offers, newest first, with margin, channel and who is eligible."""
+    from patron.cif.money import format_money  # noqa: PLC0415
+    from patron.engage.offers import list_offers  # noqa: PLC0415
+
     print_rows(
         list_offers(open_store()), ("offer", "margin", "channel", "eligible", "valid"),
         lambda row: (
@@ -85,6 +80,8 @@ def offers() -> None:
 @reports_errors
 def prepare(key: str) -> None:
     """Select the target, draw the control group and arms, apply the contact policy."""
+    from patron.engage.campaigns import prepare_campaign  # noqa: PLC0415
+
     result = prepare_campaign(open_store(), key)
     console.print(f"{result.members:,} members: {result.control:,} in the control group, {result.pending:,} to contact")
     for reason, count in sorted(result.blocked.items(), key=lambda item: -item[1]):
@@ -100,6 +97,11 @@ def send(
 ) -> None:
     """Send the pending e-mails over SMTP (PATRON_SMTP_HOST, PATRON_SMTP_PORT, PATRON_SMTP_SENDER), or write a
     mail campaign's letters with --letters; resumable either way."""
+    from patron.engage.channels import SmtpChannel  # noqa: PLC0415
+    from patron.engage.letters import LetterBatch  # noqa: PLC0415
+    from patron.engage.sending import send_campaign  # noqa: PLC0415
+    from patron.settings import get_settings  # noqa: PLC0415
+
     settings = get_settings()
     if letters is not None:
         batch = LetterBatch(letters)
@@ -120,6 +122,8 @@ def send(
 @reports_errors
 def status(key: str) -> None:
     """Live counts: pending, sending, sent, blocked, control."""
+    from patron.engage.sending import contact_statuses  # noqa: PLC0415
+
     for state, count in sorted(contact_statuses(open_store(), key).items()):
         console.print(f"  {state}: {count:,}")
 
@@ -128,6 +132,9 @@ def status(key: str) -> None:
 @reports_errors
 def respond(key: str, customer: str, kind: str, value: float | None = None) -> None:
     """Record a response (opened, clicked, bought …)."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.engage.sending import record_response  # noqa: PLC0415
+
     engine = open_store()
     record_response(engine, key, resolve_customer(engine, customer), kind, value=value)
     console.print("response recorded")
@@ -137,6 +144,9 @@ def respond(key: str, customer: str, kind: str, value: float | None = None) -> N
 @reports_errors
 def consent(customer: str, channel: str, status: str = "granted", purpose: str = "marketing") -> None:
     """Record consent (or its withdrawal) for a channel and purpose."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.engage.consent import record_consent  # noqa: PLC0415
+
     engine = open_store()
     record_consent(engine, resolve_customer(engine, customer), channel=channel, purpose=purpose, status=status)
     console.print(f"{channel} {purpose}: {status}")
@@ -146,6 +156,9 @@ def consent(customer: str, channel: str, status: str = "granted", purpose: str =
 @reports_errors
 def nbo(customer: str, channel: str = "email") -> None:
     """The next-best offer for a customer, with its expected value and why."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.engage.offers import next_best_offer  # noqa: PLC0415
+
     engine = open_store()
     choice = next_best_offer(engine, resolve_customer(engine, customer), channel=channel)
     console.print(choice.reason if choice.offer else f"no offer: {choice.reason}")  # the reason names the offer
@@ -156,6 +169,8 @@ def nbo(customer: str, channel: str = "email") -> None:
 def decide_offers_command() -> None:
     """Work out every customer's eligible offers now, for the real-time next-best-offer lookup (the score and
     daily jobs do this too)."""
+    from patron.engage.offers import decide_offers  # noqa: PLC0415
+
     engine = open_store()
     with console.status("deciding offers for every customer"):
         decided = decide_offers(engine)
@@ -171,6 +186,8 @@ def call_list_command(
     limit: int = 50,
 ) -> None:
     """A call list for account managers with a one-page briefing per customer."""
+    from patron.engage.call_list import briefings_csv, briefings_html, call_list  # noqa: PLC0415
+
     briefings = call_list(open_store(), rule, limit=limit)
     console.print(f"{len(briefings)} customers to call")
     for briefing in briefings[:10]:
@@ -187,6 +204,8 @@ def call_list_command(
 @reports_errors
 def report(key: str, kind: str, contact_cost: float = 0.0, margin_rate: float = 0.3) -> None:
     """Response rate per arm, uplift against the control with a 95 % interval, p-value, value per member, ROI."""
+    from patron.engage.report import campaign_report  # noqa: PLC0415
+
     result = campaign_report(open_store(), key, kind, contact_cost=contact_cost, margin_rate=margin_rate)
     console.print(f"{result.campaign}: {result.kind}")
     for arm in result.arms:
@@ -208,6 +227,9 @@ def recommend(
     item: Annotated[str, typer.Option(help="product or category")] = "product",
 ) -> None:
     """Items this customer is likely to buy next (item-to-item collaborative filtering on all purchases)."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.engage.recommend import ItemItemRecommender, purchases  # noqa: PLC0415
+
     engine = open_store()
     bought = purchases(engine, item="category" if item == "category" else "product")
     if bought.is_empty():
@@ -226,6 +248,8 @@ def evaluate_recommender(
     item: Annotated[str, typer.Option(help="product or category")] = "product",
 ) -> None:
     """Hit-rate@k of item-to-item recommendations against the popularity baseline on a time split."""
+    from patron.engage.recommend import hit_rate_at_k, purchases  # noqa: PLC0415
+
     bought = purchases(open_store(), item="category" if item == "category" else "product")
     result = hit_rate_at_k(bought, split.date(), k=k)
     console.print(f"{result.customers:,} customers bought something new after {result.split}:")

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from patron.auth.service import FIRST_ADMIN_PASSWORD, create_user, ensure_first_admin
-from patron.cif.backup import backup_store, restore_store
-from patron.cif.importer import ImportResult, import_file
-from patron.cif.mapping import load_mapping
-from patron.cif.money import format_money
-from patron.cif.quality import quality_report
-from patron.cif.retention import apply_retention, stale_prospects
-from patron.cif.store import is_initialised, make_engine, store_counts
-from patron.cif.view import customer_view, list_customers, resolve_customer
 from patron.cli.campaigns import campaigns_app
 from patron.cli.privacy import privacy_app
 from patron.cli.scale import jobs_app, scheduler, spark_app, worker
@@ -26,10 +17,11 @@ from patron.cli.service import context as service_context
 from patron.cli.shared import console, open_store, progress_bar, reports_errors
 from patron.cli.strategy import strategy_app
 from patron.cli.value import value_app
-from patron.demo import DEMO_SETS, load_demo
+from patron.demo.sets import DEMO_SETS
 from patron.errors import PatronError
-from patron.settings import get_settings
-from patron.strategy.network import synthetic_demo_links
+
+if TYPE_CHECKING:
+    from patron.cif.importer import ImportResult
 
 app = typer.Typer(help="Patron: one-to-one customer relationship management.", no_args_is_help=True)
 customers_app = typer.Typer(help="Browse the customer information file.", no_args_is_help=True)
@@ -75,6 +67,10 @@ def import_command(
     rejects_dir: Annotated[Path | None, typer.Option(help="where the rejects file goes")] = None,
 ) -> None:
     """Import one file through a mapping; bad rows are reported with line and reason, the rest kept."""
+    from patron.cif.importer import import_file  # noqa: PLC0415
+    from patron.cif.mapping import load_mapping  # noqa: PLC0415
+    from patron.settings import get_settings  # noqa: PLC0415
+
     spec = load_mapping(mapping)
     engine = open_store()
     with progress_bar() as bar:
@@ -97,6 +93,11 @@ def demo(
     if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when the store has customers")] = False,
 ) -> None:
     """Load the demo data sets (CDNOW, telco churn, Hillstrom, ...) into the store."""
+    from patron.cif.store import store_counts  # noqa: PLC0415
+    from patron.demo import load_demo  # noqa: PLC0415
+    from patron.settings import get_settings  # noqa: PLC0415
+    from patron.strategy.network import synthetic_demo_links  # noqa: PLC0415
+
     engine = open_store()
     if if_empty and store_counts(engine)["customers"] > 0:
         console.print("store already holds customers; demo data not loaded again")
@@ -124,6 +125,8 @@ def demo(
 @reports_errors
 def backup(to: Annotated[Path, typer.Argument(help="The backup file to write.")]) -> None:
     """Back the embedded store up while it keeps running (SQLite's online backup)."""
+    from patron.cif.backup import backup_store  # noqa: PLC0415
+
     path = backup_store(open_store(), to)
     console.print(f"backed up to {path} ({path.stat().st_size:,} bytes, integrity checked)")
 
@@ -135,6 +138,9 @@ def restore(
     yes: Annotated[bool, typer.Option("--yes", help="Really replace the store (stop `patron serve` first).")] = False,
 ) -> None:
     """Replace the embedded store with a backup, after checking it."""
+    from patron.cif.backup import restore_store  # noqa: PLC0415
+    from patron.cif.store import make_engine  # noqa: PLC0415
+
     if not yes:
         console.print("this replaces the whole store; stop the server, then run again with --yes")
         raise typer.Exit(1)
@@ -147,6 +153,8 @@ def restore(
 @reports_errors
 def summary() -> None:
     """Headline counts of the store."""
+    from patron.cif.store import is_initialised, make_engine, store_counts  # noqa: PLC0415
+
     engine = make_engine()
     if not is_initialised(engine):
         console.print("the store is empty: run `patron init`, then `patron demo` or `patron import`")
@@ -167,6 +175,8 @@ def customers_list(
     page: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
     """List customers with their orders and revenue."""
+    from patron.cif.view import list_customers  # noqa: PLC0415
+
     rows, total = list_customers(open_store(), search=search, kind=kind, limit=limit, offset=(page - 1) * limit)
     if not rows:
         console.print("no customers match; load data with `patron demo` or `patron import`")
@@ -188,6 +198,8 @@ def customers_list(
 
 
 def _revenue_cell(row: dict[str, Any]) -> str:
+    from patron.cif.money import format_money  # noqa: PLC0415
+
     if not row["orders"]:
         return ""
     if row["currencies"] > 1:
@@ -201,6 +213,9 @@ def customers_show(
     reference: Annotated[str, typer.Argument(help="id, system:external-id or e-mail")],
 ) -> None:
     """The 360° view of one customer: identities, attributes, orders, interactions, consents, in time order."""
+    from patron.cif.money import format_money  # noqa: PLC0415
+    from patron.cif.view import customer_view, resolve_customer  # noqa: PLC0415
+
     engine = open_store()
     view = customer_view(engine, resolve_customer(engine, reference))
     customer = view.customer
@@ -225,6 +240,8 @@ def customers_show(
 @reports_errors
 def quality() -> None:
     """Missing fields per source, rows rejected on import, and duplicate candidates."""
+    from patron.cif.quality import quality_report  # noqa: PLC0415
+
     report = quality_report(open_store())
     table = Table(title="completeness (missing per source)")
     for column in ("source", "field", "customers", "missing", "%"):
@@ -258,6 +275,8 @@ def retention_preview(
     months: Annotated[int, typer.Option(min=1, help="no contact for this many months")] = 24,
 ) -> None:
     """List the prospects a retention rule would anonymise or delete."""
+    from patron.cif.retention import stale_prospects  # noqa: PLC0415
+
     stale = stale_prospects(open_store(), months)
     console.print(f"{len(stale):,} prospects with no order and no contact in {months} months")
     for item in stale[:20]:
@@ -272,6 +291,8 @@ def retention_apply(
     yes: Annotated[bool, typer.Option("--yes", help="confirm")] = False,
 ) -> None:
     """Anonymise (default) or delete the stale prospects; needs --yes."""
+    from patron.cif.retention import apply_retention  # noqa: PLC0415
+
     if mode not in ("anonymise", "delete"):
         raise PatronError("mode must be 'anonymise' or 'delete'", field="mode", code="invalid_option")
     if not yes:
@@ -293,6 +314,7 @@ def serve(
     import uvicorn  # noqa: PLC0415  (only this command needs the server)
 
     from patron.app import HTMX_JS, create_app  # noqa: PLC0415
+    from patron.auth.service import FIRST_ADMIN_PASSWORD, ensure_first_admin  # noqa: PLC0415
 
     engine = open_store()
     created = ensure_first_admin(engine)
@@ -312,6 +334,8 @@ def serve(
 @reports_errors
 def users_add(username: str, role: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
     """Add a user with a role: admin, manager, agent or analyst."""
+    from patron.auth.service import create_user  # noqa: PLC0415
+
     create_user(open_store(), username, password, role)
     console.print(f"user {username} ({role}) added")
 

@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cif.sealed import new_key, seal_existing
-from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, reports_errors
-from patron.privacy.audit import export_audit
-from patron.privacy.subject import erase_customer, write_subject_access
-from patron.settings import get_settings
 
 privacy_app = typer.Typer(help="Subject access requests and erasure.", no_args_is_help=True)
 
@@ -24,6 +19,9 @@ def export(
     to: Annotated[Path, typer.Option(help="Folder for the JSON file and one CSV per table.")] = Path("subject-access"),
 ) -> None:
     """Everything held about a person: every table that refers to them, as JSON and CSV."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.privacy.subject import write_subject_access  # noqa: PLC0415
+
     engine = open_store()
     written = write_subject_access(engine, resolve_customer(engine, customer), to)
     console.print(f"wrote {len(written)} files to {to}")
@@ -37,6 +35,10 @@ def erase(
     requested_by: Annotated[str, typer.Option(help="Who asked, for the erasure record.")] = "operator",
 ) -> None:
     """Erase a person's personal data everywhere Patron keeps it; orders and statistics stay."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.privacy.subject import erase_customer  # noqa: PLC0415
+    from patron.settings import get_settings  # noqa: PLC0415
+
     engine = open_store()
     customer_id = resolve_customer(engine, customer)
     if not yes:
@@ -55,12 +57,16 @@ def audit_export(
     to: Annotated[Path, typer.Option(help="CSV file to write.")] = Path("audit.csv"),
 ) -> None:
     """Export the audit log (who read or changed whose data, when, how) to CSV."""
+    from patron.privacy.audit import export_audit  # noqa: PLC0415
+
     console.print(f"wrote {export_audit(open_store(), to):,} audit events to {to}")
 
 
 @privacy_app.command("new-key")
 def new_encryption_key() -> None:
     """Print a new key for PATRON_ENCRYPTION_KEY (keep it outside the data folder; without it, sealed text is lost)."""
+    from patron.cif.sealed import new_key  # noqa: PLC0415
+
     console.print(new_key())
 
 
@@ -68,5 +74,7 @@ def new_encryption_key() -> None:
 @reports_errors
 def seal() -> None:
     """Encrypt the personal free text written before PATRON_ENCRYPTION_KEY was set."""
+    from patron.cif.sealed import seal_existing  # noqa: PLC0415
+
     sealed = seal_existing(open_store())
     console.print(f"sealed {sum(sealed.values()):,} values" + (f": {sealed}" if sealed else ""))

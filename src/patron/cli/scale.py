@@ -8,11 +8,8 @@ from typing import Annotated
 
 import typer
 
-from patron.cif.facts import resolve_scope
 from patron.cli.shared import console, open_store, reports_errors
 from patron.errors import InvalidInputError
-from patron.segments.features import build_features, feature_schema
-from patron.segments.rules import compile_cached
 
 spark_app = typer.Typer(help="Run the batch analytics on Apache Spark.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Background jobs on the Redis queue.", no_args_is_help=True)
@@ -53,6 +50,8 @@ def spark_export(
     source: SourceOption = None,
 ) -> None:
     """Export the order lines and the segment features to Parquet, for a Spark cluster to read."""
+    from patron.cif.facts import resolve_scope  # noqa: PLC0415
+    from patron.segments.features import build_features  # noqa: PLC0415
     from patron.spark.segments import export_features  # noqa: PLC0415
     from patron.spark.store import export_transactions  # noqa: PLC0415
 
@@ -73,6 +72,8 @@ def spark_segment(
     ] = None,
 ) -> None:
     """Count the customers a rule selects, evaluated on Spark over an exported feature frame."""
+    from patron.segments.features import feature_schema  # noqa: PLC0415
+    from patron.segments.rules import compile_cached  # noqa: PLC0415
     from patron.spark.segments import spark_members  # noqa: PLC0415
     from patron.spark.session import spark_session  # noqa: PLC0415
 

@@ -10,12 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, print_rows, reports_errors
-from patron.predict.models import explain, list_models, model_card, train_model
-from patron.segments.clustering import segment_customers
-from patron.segments.evolution import migration, sankey
-from patron.segments.rules import create_segment, evaluate_segments, list_segments, preview, segment_members
 
 segments_app = typer.Typer(help="Rule segments and needs-based segmentation.", no_args_is_help=True)
 models_app = typer.Typer(help="Predictive models: churn, response, best prospects.", no_args_is_help=True)
@@ -37,6 +32,8 @@ def create(
     description: str | None = None,
 ) -> None:
     """Save a rule segment (the rule is checked now; `segments evaluate` computes its members)."""
+    from patron.segments.rules import create_segment  # noqa: PLC0415
+
     create_segment(open_store(), name, rule, description)
     console.print(f"saved segment {name!r}; run `patron segments evaluate` to compute its members")
 
@@ -45,6 +42,8 @@ def create(
 @reports_errors
 def preview_command(rule: str, as_of: AsOf = None) -> None:
     """How many customers a rule selects, with a few of them."""
+    from patron.segments.rules import preview  # noqa: PLC0415
+
     result = preview(open_store(), rule, as_of=_day(as_of), sample=5)
     console.print(f"{result.count:,} of {result.customers:,} customers match")
     if result.count:
@@ -55,6 +54,8 @@ def preview_command(rule: str, as_of: AsOf = None) -> None:
 @reports_errors
 def list_command() -> None:
     """Saved segments with their rule and last member count."""
+    from patron.segments.rules import list_segments  # noqa: PLC0415
+
     print_rows(
         list_segments(open_store()), ("segment", "rule", "members", "evaluated"),
         lambda row: (
@@ -69,6 +70,8 @@ def list_command() -> None:
 @reports_errors
 def evaluate(as_of: AsOf = None) -> None:
     """Recompute the members of every segment (only joiners and leavers are written)."""
+    from patron.segments.rules import evaluate_segments  # noqa: PLC0415
+
     for name, count in evaluate_segments(open_store(), as_of=_day(as_of)).items():
         console.print(f"{name}: {count:,} members")
 
@@ -77,6 +80,8 @@ def evaluate(as_of: AsOf = None) -> None:
 @reports_errors
 def members(name: str, limit: int = 20, offset: int = 0) -> None:
     """Member customer ids of a segment, as last evaluated."""
+    from patron.segments.rules import segment_members  # noqa: PLC0415
+
     ids, total = segment_members(open_store(), name, limit=limit, offset=offset)
     console.print(f"{name}: {total:,} members; showing {len(ids)} from {offset + 1}")
     console.print(", ".join(map(str, ids)))
@@ -92,6 +97,8 @@ def cluster(
     note: str | None = None,
 ) -> None:
     """Needs-based segmentation on value and behaviour; stored as a run."""
+    from patron.segments.clustering import segment_customers  # noqa: PLC0415
+
     result = segment_customers(
         open_store(), population=population, method=method, k_range=range(2, max_segments + 1),  # type: ignore[arg-type]
         as_of=_day(as_of), note=note,
@@ -115,6 +122,8 @@ def evolution(
     earlier: int, later: int, html: Annotated[Path | None, typer.Option(help="Write the Sankey diagram here.")] = None
 ) -> None:
     """Who moved between the segments of two runs (rows: earlier run; "new"/"gone": in one run only)."""
+    from patron.segments.evolution import migration, sankey  # noqa: PLC0415
+
     moved = migration(open_store(), earlier, later)
     pivot = moved.matrix.pivot(on="to", index="from", values="customers").fill_null(0)
     console.print(pivot)
@@ -137,6 +146,8 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train a propensity model (logistic baseline and calibrated gradient boosting); store card and scores."""
+    from patron.predict.models import train_model  # noqa: PLC0415
+
     result = train_model(open_store(), name, target=target, population=population, exclude=exclude or [], seed=seed)
     card = result.card
     console.print(f"model run {result.run_id}: {card.chosen} chosen")
@@ -150,6 +161,8 @@ def train(
 @reports_errors
 def models_list() -> None:
     """Stored model runs, newest first."""
+    from patron.predict.models import list_models  # noqa: PLC0415
+
     table = Table("run", "name", "created", "model", "AUC", "target")
     for row in list_models(open_store()):
         table.add_row(
@@ -167,6 +180,8 @@ def models_list() -> None:
 @reports_errors
 def card(run: int) -> None:
     """The model card: target, population, features, holdout metrics, calibration, lift, drivers."""
+    from patron.predict.models import model_card  # noqa: PLC0415
+
     console.print_json(json.dumps(model_card(open_store(), run), default=str))
 
 
@@ -174,6 +189,9 @@ def card(run: int) -> None:
 @reports_errors
 def explain_command(run: int, customer: str, top: int = 5) -> None:
     """Why a customer scores as they do: the fields that move their score most."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.predict.models import explain  # noqa: PLC0415
+
     engine = open_store()
     for name, effect in explain(engine, run, resolve_customer(engine, customer), top=top):
         console.print(f"  {name}: {effect:+.3f}")

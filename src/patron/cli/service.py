@@ -7,23 +7,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cif.money import format_money
-from patron.cif.view import resolve_customer
 from patron.cli.shared import console, open_store, print_rows, reports_errors
-from patron.service.cases import (
-    assign_case,
-    create_agent,
-    get_case,
-    open_case,
-    reopen_case,
-    resolve_case,
-    update_case,
-    work_queue,
-)
-from patron.service.complaints import cases_from_complaints
-from patron.service.context import conversation_context
-from patron.service.knowledge import add_article, search_articles, suggest_for_case
-from patron.service.metrics import daily_service_metrics, service_figure
 
 cases_app = typer.Typer(
     help="Service cases: open, assign, update, resolve, reopen; the work queue and metrics.", no_args_is_help=True
@@ -45,6 +29,9 @@ def open_command(
     agent: str | None = None,
 ) -> None:
     """Open a case for a customer (id, system:id or e-mail)."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.service.cases import open_case  # noqa: PLC0415
+
     engine = open_store()
     opened = open_case(
         engine, resolve_customer(engine, customer), subject=subject, kind=kind, description=description,
@@ -59,6 +46,8 @@ def open_command(
 @reports_errors
 def queue(agent: str | None = None, limit: int = 20) -> None:
     """Open cases: escalated first, then by due time."""
+    from patron.service.cases import work_queue  # noqa: PLC0415
+
     print_rows(
         work_queue(open_store(), agent=agent, limit=limit),
         ("case", "customer", "kind", "subject", "priority", "due", "agent", "escalated"),
@@ -74,6 +63,9 @@ def queue(agent: str | None = None, limit: int = 20) -> None:
 @reports_errors
 def show(case: int) -> None:
     """One case with its suggested knowledge-base articles."""
+    from patron.service.cases import get_case  # noqa: PLC0415
+    from patron.service.knowledge import suggest_for_case  # noqa: PLC0415
+
     engine = open_store()
     for key, value in get_case(engine, case).items():
         console.print(f"  {key}: {value}")
@@ -84,6 +76,8 @@ def show(case: int) -> None:
 @cases_app.command("assign")
 @reports_errors
 def assign(case: int, agent: str) -> None:
+    from patron.service.cases import assign_case  # noqa: PLC0415
+
     assign_case(open_store(), case, agent)
     console.print(f"case {case} assigned to {agent}")
 
@@ -93,6 +87,8 @@ def assign(case: int, agent: str) -> None:
 def note(
     case: int, text: str, contact: Annotated[bool, typer.Option(help="This was a contact with the customer.")] = False
 ) -> None:
+    from patron.service.cases import update_case  # noqa: PLC0415
+
     update_case(open_store(), case, note=text, customer_contact=contact)
     console.print(f"case {case} updated")
 
@@ -100,6 +96,8 @@ def note(
 @cases_app.command("resolve")
 @reports_errors
 def resolve(case: int, resolution: str) -> None:
+    from patron.service.cases import resolve_case  # noqa: PLC0415
+
     resolve_case(open_store(), case, resolution)
     console.print(f"case {case} resolved")
 
@@ -107,6 +105,8 @@ def resolve(case: int, resolution: str) -> None:
 @cases_app.command("reopen")
 @reports_errors
 def reopen(case: int, reason: str) -> None:
+    from patron.service.cases import reopen_case  # noqa: PLC0415
+
     reopen_case(open_store(), case, reason)
     console.print(f"case {case} reopened")
 
@@ -115,6 +115,8 @@ def reopen(case: int, reason: str) -> None:
 @reports_errors
 def agent(username: str, name: str, role: str = "agent") -> None:
     """Add an agent (role agent or manager)."""
+    from patron.service.cases import create_agent  # noqa: PLC0415
+
     create_agent(open_store(), username, name, role)
     console.print(f"agent {username} added")
 
@@ -123,6 +125,8 @@ def agent(username: str, name: str, role: str = "agent") -> None:
 @reports_errors
 def from_complaints(source: str = "cfpb") -> None:
     """Open a case for every imported complaint interaction that has none."""
+    from patron.service.complaints import cases_from_complaints  # noqa: PLC0415
+
     console.print(f"{cases_from_complaints(open_store(), source=source):,} cases opened")
 
 
@@ -130,6 +134,8 @@ def from_complaints(source: str = "cfpb") -> None:
 @reports_errors
 def metrics(html: Annotated[Path | None, typer.Option(help="Write the plot to this HTML file.")] = None) -> None:
     """Complaints per day, first-contact resolution, cycle time and backlog."""
+    from patron.service.metrics import daily_service_metrics, service_figure  # noqa: PLC0415
+
     frame = daily_service_metrics(open_store())
     console.print(frame)
     if html is not None:
@@ -140,12 +146,16 @@ def metrics(html: Annotated[Path | None, typer.Option(help="Write the plot to th
 @kb_app.command("add")
 @reports_errors
 def kb_add(title: str, body: str, category: str | None = None, segment: str | None = None) -> None:
+    from patron.service.knowledge import add_article  # noqa: PLC0415
+
     console.print(f"article {add_article(open_store(), title, body, category=category, segment=segment)} added")
 
 
 @kb_app.command("search")
 @reports_errors
 def kb_search(query: str, limit: int = 5) -> None:
+    from patron.service.knowledge import search_articles  # noqa: PLC0415
+
     found = search_articles(open_store(), query, limit=limit)
     if not found:
         console.print("no article matches every word; try fewer words")
@@ -155,6 +165,10 @@ def kb_search(query: str, limit: int = 5) -> None:
 
 def context(customer: str) -> None:
     """Everything for a live call: recent interactions, open cases, purchases, consents, the next question."""
+    from patron.cif.money import format_money  # noqa: PLC0415
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.service.context import conversation_context  # noqa: PLC0415
+
     engine = open_store()
     result = conversation_context(engine, resolve_customer(engine, customer))
     name = result.customer["display_name"] or f"customer {result.customer['id']}"

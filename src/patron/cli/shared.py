@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine
 
-from patron.cif.importer import ProgressCallback
-from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from patron.cif.importer import ProgressCallback
 
 console = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,6 +39,8 @@ def reports_errors(command: F) -> F:
 
 def open_store() -> Engine:
     """The configured store, migrated to the current schema."""
+    from patron.cif.store import make_engine, migrate  # noqa: PLC0415
+
     engine = make_engine()
     migrate(engine)
     return engine

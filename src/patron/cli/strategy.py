@@ -8,11 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from patron.cif.money import format_money, minor_exponent
 from patron.cli.shared import console, open_store, reports_errors
-from patron.strategy.budget import ResponseCurve
-from patron.strategy.network import import_links, synthetic_demo_links
-from patron.strategy.plans import budget_plan, network_summary, portfolio_plan, price_sensitivity
 
 strategy_app = typer.Typer(
     help="Strategy: budget split, customer portfolios, price sensitivity, the customer network.", no_args_is_help=True
@@ -22,6 +18,8 @@ strategy_app.add_typer(network_app, name="network")
 
 
 def _money(value: float, currency: str) -> str:
+    from patron.cif.money import format_money, minor_exponent  # noqa: PLC0415
+
     return format_money(round(value * 10 ** minor_exponent(currency)), currency)
 
 
@@ -38,6 +36,9 @@ def budget(
     discount_rate: Annotated[float, typer.Option(help="Yearly discount rate.")] = 0.10,
 ) -> None:
     """The acquisition/retention split that maximises customer equity, a what-if table, and who to retain first."""
+    from patron.strategy.budget import ResponseCurve  # noqa: PLC0415
+    from patron.strategy.plans import budget_plan  # noqa: PLC0415
+
     plan = budget_plan(
         open_store(), amount, discount_rate=discount_rate,
         acquisition=ResponseCurve(*acquisition) if acquisition else None,
@@ -79,6 +80,8 @@ def portfolio(
     ] = None,
 ) -> None:
     """Segments as assets: mean and risk of monthly margin per customer, the efficient frontier, managers' P&L."""
+    from patron.strategy.plans import portfolio_plan  # noqa: PLC0415
+
     plan = portfolio_plan(open_store(), by=by, risk=risk)
     table = Table(title=f"Segments by {by} over {plan.months} months (margin per customer and month)")
     for name in ("segment", "customers", "mean", "risk (sd)"):
@@ -107,6 +110,8 @@ def portfolio(
 @reports_errors
 def pricing(by: Annotated[str, typer.Option(help="Segment field.")] = "education") -> None:
     """Deal proneness per segment (and per customer, shrunk) from the recorded deal purchases."""
+    from patron.strategy.plans import price_sensitivity  # noqa: PLC0415
+
     customers, segments = price_sensitivity(open_store(), by=by)
     table = Table(title=f"Share of purchases made on a deal, by {by} (95 % interval)")
     for name in ("segment", "customers", "deal share", "interval"):
@@ -128,6 +133,8 @@ def pricing(by: Annotated[str, typer.Option(help="Segment field.")] = "education
 @reports_errors
 def network(ctx: typer.Context) -> None:
     """Communities, value assortativity, influencers and high-value clusters of the customer network."""
+    from patron.strategy.plans import network_summary  # noqa: PLC0415
+
     if ctx.invoked_subcommand:
         return
     summary = network_summary(open_store())
@@ -151,6 +158,8 @@ def network_import(
     source: Annotated[str, typer.Option(help="Where the links come from.")] = "import",
 ) -> None:
     """Import customer links; bad rows are reported with their line, a re-run adds nothing twice."""
+    from patron.strategy.network import import_links  # noqa: PLC0415
+
     result = import_links(open_store(), file, source=source)
     console.print(
         f"{result.created:,} links added, {result.duplicates:,} already there, {len(result.rejected):,} rejected"
@@ -163,5 +172,7 @@ def network_import(
 @reports_errors
 def network_demo_links() -> None:
     """Add SYNTHETIC referral links among demo customers (no shared data set records who knows whom)."""
+    from patron.strategy.network import synthetic_demo_links  # noqa: PLC0415
+
     created, existing = synthetic_demo_links(open_store())
     console.print(f"{created:,} synthetic links added ({existing:,} already there), source demo-synthetic")

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import polars as pl
 import typer
-from rich.table import Table
 
-from patron.cif.facts import resolve_scope
-from patron.cif.store import store_counts
 from patron.cli.shared import console, open_store, print_rows, reports_errors
 from patron.errors import InvalidInputError
-from patron.value.base import customer_base
-from patron.value.clv import ClvSettings
-from patron.value.diagnostics import MODELS, calibration_vs_holdout, holdout_error
-from patron.value.lists import LISTS, pareto_curve
-from patron.value.models.gammagamma import GammaGamma
-from patron.value.scoring import list_runs, score_movement
-from patron.value.summary import Period, purchase_summary
-from patron.value.transactions import load_transactions
+from patron.value.list_names import LIST_NAMES
+
+if TYPE_CHECKING:
+    import polars as pl
+    from rich.table import Table
+
+    from patron.value.summary import Period
 
 value_app = typer.Typer(
     help="Customer value: lifetime-value models, scoring runs and value lists.", no_args_is_help=True
@@ -35,6 +29,8 @@ AsOfOption = Annotated[
 
 
 def _table(frame: pl.DataFrame, title: str, limit: int) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - Rich's tables load only when one is printed
+
     table = Table(title=title)
     for name in frame.columns:
         table.add_column(name, overflow="fold")
@@ -62,6 +58,12 @@ def fit(
     as_of: AsOfOption = None,
 ) -> None:
     """Fit BG/NBD, Pareto/NBD and Gamma-Gamma and show parameters, fit and (with a holdout) forecast accuracy."""
+    from patron.cif.facts import resolve_scope  # noqa: PLC0415
+    from patron.value.diagnostics import MODELS, calibration_vs_holdout, holdout_error  # noqa: PLC0415
+    from patron.value.models.gammagamma import GammaGamma  # noqa: PLC0415
+    from patron.value.summary import purchase_summary  # noqa: PLC0415
+    from patron.value.transactions import load_transactions  # noqa: PLC0415
+
     engine = open_store()
     scope = resolve_scope(engine, source)
     transactions = load_transactions(engine, scope)
@@ -122,6 +124,12 @@ def score(
     ] = False,
 ) -> None:
     """Score every customer (P(alive), expected purchases, CLV, tier) and store it as a new run."""
+    import numpy as np  # noqa: PLC0415
+
+    from patron.cif.store import store_counts  # noqa: PLC0415
+    from patron.value.clv import ClvSettings  # noqa: PLC0415
+    from patron.value.scoring import list_runs  # noqa: PLC0415
+
     engine = open_store()
     if if_unscored and (list_runs(engine, 1) or not store_counts(engine)["orders"]):
         console.print("already scored (or nothing to score): not scored again")
@@ -159,6 +167,8 @@ def score(
 @reports_errors
 def runs(limit: int = 20) -> None:
     """The stored scoring runs, newest first."""
+    from patron.value.scoring import list_runs  # noqa: PLC0415
+
     print_rows(
         list_runs(open_store(), limit), ("run", "created", "source", "as of", "model", "customers", "log-likelihood",
                                          "note"),
@@ -174,6 +184,8 @@ def runs(limit: int = 20) -> None:
 @reports_errors
 def movement(earlier: int, later: int, limit: int = 10) -> None:
     """Tier migration between two runs and the customers whose CLV moved most."""
+    from patron.value.scoring import score_movement  # noqa: PLC0415
+
     matrix, moves = score_movement(open_store(), earlier, later)
     pivot = matrix.pivot(on="tier_after", index="tier_before", values="len").fill_null(0).sort("tier_before")
     console.print(_table(pivot, f"customers by tier in run {earlier} (rows) and run {later} (columns)", 50))
@@ -184,13 +196,18 @@ def movement(earlier: int, later: int, limit: int = 10) -> None:
 @value_app.command("list")
 @reports_errors
 def value_list(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(LISTS)}.")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(LIST_NAMES)}.")],
     source: SourceOption = None,
     as_of: AsOfOption = None,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
     csv: Annotated[Path | None, typer.Option(help="Write the whole list to this CSV file.")] = None,
 ) -> None:
     """A differentiation list: every customer on it with a short reason."""
+    import polars as pl  # noqa: PLC0415
+
+    from patron.value.base import customer_base  # noqa: PLC0415
+    from patron.value.lists import LISTS  # noqa: PLC0415
+
     if name not in LISTS:
         raise InvalidInputError(f"unknown list {name!r}; choose one of {', '.join(LISTS)}", field="name")
     frame, scope, day = customer_base(open_store(), source=source, as_of=as_of.date() if as_of else None)
@@ -213,6 +230,9 @@ def pareto(
     as_of: AsOfOption = None,
 ) -> None:
     """How concentrated value is: the share of revenue (or margin, CLV) from the top x % of customers."""
+    from patron.value.base import customer_base  # noqa: PLC0415
+    from patron.value.lists import pareto_curve  # noqa: PLC0415
+
     frame, scope, day = customer_base(open_store(), source=source, as_of=as_of.date() if as_of else None)
     curve = pareto_curve(frame, measure)
     console.print(f"{scope.source}, as of {day}, {frame.height:,} customers:")

@@ -6,30 +6,22 @@ import tomllib
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
-from patron.cif.importer import ImportResult, ProgressCallback, import_file
-from patron.cif.mapping import Mapping, parse_mapping
+from patron.demo.sets import DEMO_SETS
 from patron.errors import SourceFileError
-from patron.service.complaints import cases_from_complaints
 
-# Categories before products (labels), customers before what refers to them.
-DEMO_SETS = (
-    "cdnow",
-    "telco-churn",
-    "customer-personality",
-    "hillstrom-email",
-    "cfpb-complaints",
-    "olist-categories",
-    "olist-products",
-    "olist-payments",
-    "olist-leads",
-)
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from patron.cif.importer import ImportResult, ProgressCallback
+    from patron.cif.mapping import Mapping
 
 
 def demo_mapping(name: str) -> Mapping:
     """The packaged mapping of one demo set."""
+    from patron.cif.mapping import parse_mapping  # noqa: PLC0415 - naming the sets (the CLI's help) stays light
+
     if name not in DEMO_SETS:
         raise SourceFileError(f"unknown demo set {name!r}; choose from {', '.join(DEMO_SETS)}")
     text = resources.files("patron.demo").joinpath("mappings", f"{name}.toml").read_text(encoding="utf-8")
@@ -51,6 +43,10 @@ def load_demo(
     progress_for: Callable[[str], ProgressCallback | None] | None = None,
 ) -> list[ImportResult]:
     """Import each named demo set from ``data_dir`` (the shared ``data/`` folder)."""
+    # The importer (Polars) and the service layer load when data is loaded, not when the CLI names the sets.
+    from patron.cif.importer import import_file  # noqa: PLC0415
+    from patron.service.complaints import cases_from_complaints  # noqa: PLC0415
+
     missing = [name for name in names if not demo_file(name, data_dir).is_file()]
     if missing:
         raise SourceFileError(

@@ -15,6 +15,7 @@ import polars as pl
 from patron.cif.formats import percent
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
+from patron.value.list_names import LIST_NAMES
 
 
 @dataclass(frozen=True)
@@ -324,3 +325,4 @@ LISTS: dict[str, Callable[[pl.DataFrame], ValueList]] = {
     "complainers": valuable_complainers,
     "at-risk": value_at_risk,
 }
+assert tuple(LISTS) == LIST_NAMES  # the light list of names (value/list_names.py) names exactly these
