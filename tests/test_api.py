@@ -338,3 +338,14 @@ def test_an_export_opens_a_formula_like_name_as_text(client: TestClient, engine:
     names = [row["display_name"] for row in csv.DictReader(io.StringIO(exported))]
     assert '\'=HYPERLINK("http://x","y")' in names  # a leading apostrophe: a spreadsheet shows it, never runs it
     assert not any(name.startswith("=") for name in names)
+
+
+def test_unknown_routes_answer_a_page_for_people_and_json_for_programs(client: TestClient) -> None:
+    page = client.get("/no/such/page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Page not found" in page.text
+    api = client.get("/api/no/such/route")
+    assert (api.status_code, api.json()["code"]) == (404, "not_found")
+    wrong_method = client.delete("/api/customers")
+    assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "http_error")

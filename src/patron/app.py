@@ -5,17 +5,19 @@ The one module that sees both edges: ``api/`` and ``web/`` each import only ``ht
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from patron.api.auth_routes import router as auth_router
 from patron.api.campaign_routes import router as campaign_router
@@ -29,10 +31,18 @@ from patron.api.value_routes import router as value_router
 from patron.auth.trail import flush_reads
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
-from patron.http.common import SignInRequired, patron_error, sign_in_required, storage_error, validation_error
+from patron.http.common import (
+    SignInRequired,
+    patron_error,
+    problem,
+    sign_in_required,
+    storage_error,
+    validation_error,
+)  # fmt: skip
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
+from patron.web.render import error_page
 from patron.web.strategy_pages import router as strategy_pages_router
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -62,6 +72,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(PatronError, patron_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _server_error)
     for error in (DataError, IntegrityError, StatementError):
         app.add_exception_handler(error, storage_error)
     for router in (auth_router, customer_router, event_router, segment_router, value_router, case_router):
@@ -80,3 +92,25 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
     return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api")
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """An unknown route or method: a JSON problem for the API, the app's own page for a person."""
+    assert isinstance(error, StarletteHTTPException)
+    if _is_api(request):
+        code = "not_found" if error.status_code == 404 else "http_error"
+        return problem(error.status_code, str(error.detail), code)
+    wording = "There is no such page." if error.status_code == 404 else str(error.detail)
+    return error_page(request, error.status_code, wording)
+
+
+async def _server_error(request: Request, error: Exception) -> Response:
+    """A failure Patron did not foresee: logged with its traceback, answered without details."""
+    logging.getLogger("patron").exception("unhandled error on %s %s", request.method, request.url.path)
+    if _is_api(request):
+        return problem(500, "the server could not answer this request", "server_error")
+    return error_page(request, 500, "The page could not be shown. The error is in the server's log.")

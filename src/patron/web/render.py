@@ -45,3 +45,12 @@ def fragment(request: Request, template: str, status_code: int = 200, **context:
 def problem_fragment(request: Request, message: str, status_code: int) -> HTMLResponse:
     """A fragment that could not be drawn, saying why; the message (which may quote the request) is escaped."""
     return fragment(request, "_problem.html", status_code=status_code, message=message)
+
+
+ERROR_TITLES = {404: "Page not found", 405: "Not allowed here", 500: "Something went wrong"}
+
+
+def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """A page for a route that does not exist or failed: the app's own page, never a raw JSON or a traceback."""
+    title = ERROR_TITLES.get(status_code, "Something went wrong")
+    return page(request, "message.html", None, status_code=status_code, title=title, message=message)
