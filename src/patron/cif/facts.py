@@ -43,6 +43,7 @@ class Scope:
         return f"{self.source or 'all sources'} ({self.currency})"
 
     def orders_in(self, query: Select[Any]) -> Select[Any]:
+        """``query`` (over ``orders``) limited to this scope's orders."""
         conditions = [O.currency == self.currency]
         if self.source is not None:
             conditions.append(O.source == self.source)
@@ -206,7 +207,7 @@ def customer_facts(
     """Purchase and interaction facts of every customer who bought in the scope (or of ``customer_ids``)."""
     day = as_of_day(engine, scope, as_of)
     purchases = purchase_facts(engine, scope, day, customer_ids)
-    interactions = interaction_facts(engine, day, customer_ids if customer_ids is not None else None)
+    interactions = interaction_facts(engine, day, customer_ids)
     frame = purchases.join(interactions, on="customer_id", how="left").with_columns(
         pl.col("interactions", "complaints_last_year").fill_null(0)
     )
