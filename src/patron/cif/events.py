@@ -14,13 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from patron.cif import schema as s
-from patron.cif.columns import table_of
 from patron.cif.ledger import interactions_recorded
 from patron.cif.view import resolve_customer
 from patron.errors import NotFoundError
 
-INTERACTIONS = table_of(s.Interaction)
 Plain = r"^[^\x00]*$"
 DetailValue = str | int | float | bool | None
 

@@ -50,16 +50,17 @@ class Scope:
         return query.where(*conditions)
 
 
-FACT_SCHEMA: dict[str, pl.DataType] = {
-    "customer_id": pl.Int64(), "orders": pl.Int64(), "purchase_days": pl.Int64(), "revenue": pl.Float64(),
-    "margin": pl.Float64(), "revenue_last_year": pl.Float64(), "revenue_year_before": pl.Float64(),
-    "first_order": pl.Date(), "last_order": pl.Date(), "days_since_last_order": pl.Int64(),
+MONEY_FACTS = ("revenue", "margin", "revenue_last_year", "revenue_year_before")
+# The columns as the statements read them: money in minor units, days as timestamps (converted after reading).
+_PURCHASES_READ: dict[str, pl.DataType] = {
+    "customer_id": pl.Int64(), "orders": pl.Int64(), "purchase_days": pl.Int64(),
+    **{name: pl.Int64() for name in MONEY_FACTS}, "first_order": pl.Datetime("us"), "last_order": pl.Datetime("us"),
 }  # fmt: skip
-INTERACTION_SCHEMA: dict[str, pl.DataType] = {
+_INTERACTIONS_READ: dict[str, pl.DataType] = {
     "customer_id": pl.Int64(), "interactions": pl.Int64(), "complaints_last_year": pl.Int64()
 }  # fmt: skip
-CATEGORY_SCHEMA: dict[str, pl.DataType] = {
-    "customer_id": pl.Int64(), "category": pl.String(), "spend": pl.Float64(), "last_day": pl.Date()
+_CATEGORIES_READ: dict[str, pl.DataType] = {
+    "customer_id": pl.Int64(), "category": pl.String(), "spend": pl.Int64(), "last_day": pl.Datetime("us")
 }  # fmt: skip
 
 
@@ -90,16 +91,16 @@ def resolve_scope(engine: Engine, source: str | None = None, currency: str | Non
     return Scope(chosen_source, chosen_currency)
 
 
-def currency_scope(engine: Engine, currency: str | None = None) -> Scope:
-    """Every source in one currency (by default the currency most orders are in): the scope of segment rules."""
-    if currency is not None:
-        return Scope(None, currency)
-    totals: dict[str, int] = {}
-    for _, code, orders in order_sources(engine):
-        totals[code] = totals.get(code, 0) + orders
-    if not totals:
-        return Scope(None, get_settings().default_currency)  # an empty store: nothing to convert yet
-    return Scope(None, max(sorted(totals), key=lambda code: totals[code]))
+def main_scope(engine: Engine) -> tuple[Scope, dt.date]:
+    """Every source in the currency most orders are in (the scope of segment rules), and the day of its newest
+    order; one pass over the orders, as the per-event path pays it on every call."""
+    query = select(O.currency, func.count(), func.max(O.ordered_at)).group_by(O.currency)
+    with engine.connect() as conn:
+        totals = {currency: (int(orders), newest) for currency, orders, newest in conn.execute(query)}
+    if not totals:  # an empty store: nothing to convert yet
+        return Scope(None, get_settings().default_currency), dt.date.today()
+    currency = max(sorted(totals), key=lambda code: totals[code][0])
+    return Scope(None, currency), _day(totals[currency][1])
 
 
 def as_of_day(engine: Engine, scope: Scope, as_of: dt.date | None = None) -> dt.date:
@@ -108,9 +109,12 @@ def as_of_day(engine: Engine, scope: Scope, as_of: dt.date | None = None) -> dt.
         return as_of
     with engine.connect() as conn:
         newest = conn.scalar(scope.orders_in(select(func.max(O.ordered_at))))
-    if newest is None:
-        return dt.date.today()
-    return newest.date() if isinstance(newest, dt.datetime) else dt.datetime.fromisoformat(str(newest)).date()
+    return dt.date.today() if newest is None else _day(newest)
+
+
+def _day(moment: Any) -> dt.date:
+    """The day of a ``max(ordered_at)``: a datetime, or its text where SQLite loses the column type."""
+    return moment.date() if isinstance(moment, dt.datetime) else dt.datetime.fromisoformat(str(moment)).date()
 
 
 def end_of(day: dt.date) -> dt.datetime:
@@ -118,12 +122,14 @@ def end_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
 
 
-def _read(engine: Engine, query: Select[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def read_frame(engine: Engine, query: Select[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A statement's rows as a frame with the given column types."""
     with engine.connect() as conn:
         return pl.DataFrame(conn.execute(query).all(), schema=schema, orient="row")
 
 
-def _only(query: Select[Any], column: Any, ids: Sequence[int] | None) -> Select[Any]:
+def only_customers(query: Select[Any], column: Any, ids: Sequence[int] | None) -> Select[Any]:
+    """``query`` limited to some customers (``column`` holds the customer id); all of them when ``ids`` is None."""
     return query if ids is None else query.where(column.in_(list(ids)))
 
 
@@ -154,13 +160,9 @@ def purchase_facts(
         .where(O.ordered_at < end_of(as_of))
         .group_by(O.customer_id)
     )
-    raw = {**FACT_SCHEMA, "first_order": pl.Datetime("us"), "last_order": pl.Datetime("us")}
-    raw.pop("days_since_last_order")
-    money = ("revenue", "margin", "revenue_last_year", "revenue_year_before")
-    raw.update(dict.fromkeys(money, pl.Int64()))
-    frame = _read(engine, _only(scope.orders_in(query), O.customer_id, customer_ids), raw)
+    frame = read_frame(engine, only_customers(scope.orders_in(query), O.customer_id, customer_ids), _PURCHASES_READ)
     return frame.with_columns(
-        *(to_major(pl.col(name), scope.currency) for name in money),
+        *(to_major(pl.col(name), scope.currency) for name in MONEY_FACTS),
         pl.col("first_order", "last_order").cast(pl.Date),
     ).with_columns((pl.lit(as_of) - pl.col("last_order")).dt.total_days().alias("days_since_last_order"))
 
@@ -173,7 +175,7 @@ def interaction_facts(engine: Engine, as_of: dt.date, customer_ids: Sequence[int
         .where(INTERACTIONS.occurred_at < end_of(as_of))
         .group_by(INTERACTIONS.customer_id)
     )
-    return _read(engine, _only(query, INTERACTIONS.customer_id, customer_ids), INTERACTION_SCHEMA)
+    return read_frame(engine, only_customers(query, INTERACTIONS.customer_id, customer_ids), _INTERACTIONS_READ)
 
 
 def category_facts(
@@ -187,8 +189,7 @@ def category_facts(
         .where(O.ordered_at < end_of(as_of))
         .group_by(O.customer_id, CAT.name)
     )
-    raw = {**CATEGORY_SCHEMA, "spend": pl.Int64(), "last_day": pl.Datetime("us")}
-    frame = _read(engine, _only(scope.orders_in(query), O.customer_id, customer_ids), raw)
+    frame = read_frame(engine, only_customers(scope.orders_in(query), O.customer_id, customer_ids), _CATEGORIES_READ)
     return frame.with_columns(to_major(pl.col("spend"), scope.currency), pl.col("last_day").cast(pl.Date))
 
 

@@ -35,7 +35,6 @@ PLANS = table_of(CampaignPlan)
 CONTACTS = table_of(CampaignContact)
 OFFERS = table_of(Offer)
 IDENTITIES = table_of(s.Identity)
-INTERACTIONS = table_of(s.Interaction)
 TEMPLATE_VARIABLES = frozenset(
     {"name", "first_name", "last_purchase", "recommendations", "manager_signature", "offer", "arm"}
 )

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.ledger import trigger_emitted
 from patron.engage.schema import Trigger, TriggerFiring
@@ -25,7 +24,6 @@ from patron.service.cases import open_case
 
 TRIGGERS = table_of(Trigger)
 FIRINGS = table_of(TriggerFiring)
-INTERACTIONS = table_of(s.Interaction)
 ACTIONS = ("open_case", "emit_event")
 MAX_DEPTH = 5
 

@@ -17,10 +17,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
-from patron.cif.facts import Scope, as_of_day, category_facts, currency_scope, interaction_facts, purchase_facts
+from patron.cif.facts import (
+    Scope,
+    as_of_day,
+    category_facts,
+    interaction_facts,
+    main_scope,
+    only_customers,
+    purchase_facts,
+    read_frame,
+)  # fmt: skip
 from patron.cif.money import to_major
 from patron.value.latest import latest_scores
 
@@ -79,17 +88,6 @@ class Features:
     scope: Scope | None = None  # the money and purchase fields' scope
 
 
-def _restrict(
-    query: Select[tuple[object, ...]], column: object, ids: Sequence[int] | None
-) -> Select[tuple[object, ...]]:
-    return query if ids is None else query.where(column.in_(list(ids)))  # type: ignore[attr-defined]
-
-
-def _frame(engine: Engine, query: Select[tuple[object, ...]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    with engine.connect() as conn:
-        return pl.DataFrame(conn.execute(query).all(), schema=schema, orient="row")
-
-
 def parts_for(fields: Iterable[str]) -> set[str]:
     """Which parts of the frame the given fields need (the customer record itself is always read)."""
     parts: set[str] = set()
@@ -113,15 +111,19 @@ def build_features(
 ) -> Features:
     """The feature frame for every customer (or only ``customer_ids``) in ``scope``, as of ``as_of``.
 
-    ``as_of`` defaults to the newest order's day in the scope (``cif.facts.as_of_day``). ``parts`` limits the work
-    to what some rules need (see :func:`parts_for`): one event, one customer, few queries.
+    ``scope`` defaults to every source in the main currency (``cif.facts.main_scope``), ``as_of`` to the newest
+    order's day in the scope. ``parts`` limits the work to what some rules need (see :func:`parts_for`): one event,
+    one customer, few queries.
     """
-    scope = scope or currency_scope(engine)
-    as_of = as_of_day(engine, scope, as_of)
+    if scope is None:
+        scope, newest = main_scope(engine)
+        as_of = as_of or newest
+    else:
+        as_of = as_of_day(engine, scope, as_of)
     wanted = set(ALL_PARTS if parts is None else parts)
-    frame = _frame(
+    frame = read_frame(
         engine,
-        _restrict(
+        only_customers(
             select(C.id, C.kind, C.status, C.source, C.acquired_on, C.acquisition_channel).where(
                 C.status != "merged"
             ),
@@ -161,17 +163,17 @@ def build_features(
 def _profiles(engine: Engine, ids: Sequence[int] | None, currency: str) -> pl.DataFrame:
     """The typed profile; income (stored in the importing mapping's currency) is read in the scope's currency."""
     columns = [P.customer_id, *(P.income_minor if n == "income" else P[n] for n in PROFILE_COLUMNS)]
-    return _frame(
+    return read_frame(
         engine,
-        _restrict(select(*columns), P.customer_id, ids),
+        only_customers(select(*columns), P.customer_id, ids),
         {"customer_id": pl.Int64(), **{n: (pl.Int64() if n == "income" else t()) for n, t in PROFILE_COLUMNS.items()}},
     ).with_columns(to_major(pl.col("income"), currency))
 
 
 def _attributes(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
-    rows = _frame(
+    rows = read_frame(
         engine,
-        _restrict(
+        only_customers(
             select(A.customer_id, A.key, A.value_type, A.value_text, A.value_number, A.value_date), A.customer_id, ids
         ),
         {"customer_id": pl.Int64(), "key": pl.String(), "value_type": pl.String(), "value_text": pl.String(),
@@ -234,8 +236,8 @@ def _responses(engine: Engine, ids: Sequence[int] | None) -> pl.DataFrame:
         .select_from(s.CampaignResponse.__table__.join(s.Campaign.__table__, CAMPAIGNS.id == RESPONSES.campaign_id))
         .distinct()
     )
-    rows = _frame(
-        engine, _restrict(query, RESPONSES.customer_id, ids), {"customer_id": pl.Int64(), "campaign": pl.String()}
+    rows = read_frame(
+        engine, only_customers(query, RESPONSES.customer_id, ids), {"customer_id": pl.Int64(), "campaign": pl.String()}
     )
     if rows.height == 0:
         return pl.DataFrame(schema={"customer_id": pl.Int64()})

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
-from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
 from patron.cif.ledger import case_changed, require_customer
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
@@ -24,8 +23,6 @@ from patron.value.latest import LATEST_SCORE
 
 CASES = table_of(Case)
 AGENTS = table_of(Agent)
-INTERACTIONS = table_of(s.Interaction)
-CUSTOMERS = table_of(s.Customer)
 
 SLA_HOURS: dict[str | None, int] = {"A": 4, "B": 24, "C": 72, None: 48}
 VALUABLE_TIERS = ("A", "B")
