@@ -14,10 +14,9 @@ from patron.cif.facts import Scope, resolve_scope
 from patron.errors import InvalidInputError
 from patron.spark.kernels import from_polars, map_partitions, to_polars
 from patron.spark.value import fit_purchase_model, fit_spend_model, spark_lifetime_values, spark_summary
-from patron.value.clv import ClvSettings
 from patron.value.scoring import (
-    DEFAULT_TIER_CUTS,
     RunOptions,
+    RunSettings,
     ScoreRunResult,
     delete_run,
     fit_outcome,
@@ -26,7 +25,6 @@ from patron.value.scoring import (
     run_record,
     score_rows,
 )
-from patron.value.summary import Period
 from patron.value.transactions import load_transactions, to_major_units, transactions_query
 
 ORDERS = cif.Order.__table__.c
@@ -99,11 +97,10 @@ def spark_score_run(
 
     ``transactions`` default: the store's order lines (over JDBC from PostgreSQL; from SQLite through the driver).
     """
-    say = options.get("progress") or (lambda _message: None)
-    settings = options.get("settings") or ClvSettings()
-    period: Period = options.get("period", "W")
-    tier_cuts = options.get("tier_cuts", DEFAULT_TIER_CUTS)
-    as_of, note = options.get("as_of"), options.get("note")
+    given = RunSettings.of(options)
+    say, settings, period, as_of, tier_cuts, note = (
+        given.say, given.settings, given.period, given.as_of, given.tier_cuts, given.note
+    )  # fmt: skip
     scope = resolve_scope(engine, options.get("source"), options.get("currency"))
     if transactions is None:
         say(f"reading orders of {scope.source} in {scope.currency}")

@@ -68,17 +68,38 @@ class RunOptions(TypedDict, total=False):
     progress: Progress | None
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """``RunOptions`` with every default filled in: what both the embedded and the Spark run work from."""
+
+    say: Progress
+    settings: ClvSettings
+    period: Period
+    as_of: dt.date | None
+    tier_cuts: tuple[float, ...]
+    note: str | None
+
+    @classmethod
+    def of(cls, options: RunOptions) -> RunSettings:
+        return cls(
+            say=options.get("progress") or (lambda _message: None),
+            settings=options.get("settings") or ClvSettings(),
+            period=options.get("period", "W"),
+            as_of=options.get("as_of"),
+            tier_cuts=options.get("tier_cuts", DEFAULT_TIER_CUTS),
+            note=options.get("note"),
+        )
+
+
 def score_customers(engine: Engine, *, model: ModelName = "auto", **options: Unpack[RunOptions]) -> ScoreRunResult:
     """Fit the models on every purchase up to ``as_of`` (default: the last order) and store the run."""
-    say = options.get("progress") or (lambda _message: None)
-    settings = options.get("settings") or ClvSettings()
-    period: Period = options.get("period", "W")
-    as_of, note = options.get("as_of"), options.get("note")
-    tier_cuts = options.get("tier_cuts", DEFAULT_TIER_CUTS)
-    source, currency = options.get("source"), options.get("currency")
+    given = RunSettings.of(options)
+    say, settings, period, as_of, tier_cuts, note = (
+        given.say, given.settings, given.period, given.as_of, given.tier_cuts, given.note
+    )  # fmt: skip
     if model not in ("auto", *MODELS):
         raise InvalidInputError(f"unknown model {model!r}; use auto, {', '.join(MODELS)}", field="model")
-    scope = resolve_scope(engine, source, currency)
+    scope = resolve_scope(engine, options.get("source"), options.get("currency"))
     say(f"reading orders of {scope.source} in {scope.currency}")
     transactions = load_transactions(engine, scope)
     summary = purchase_summary(transactions, observation_end=as_of, period=period)
