@@ -31,14 +31,7 @@ from patron.api.value_routes import router as value_router
 from patron.auth.trail import flush_reads
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
-from patron.http.common import (
-    SignInRequired,
-    patron_error,
-    problem,
-    sign_in_required,
-    storage_error,
-    validation_error,
-)  # fmt: skip
+from patron.http.common import SignInRequired, patron_error, problem, sign_in_required, storage_error, validation_error
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
@@ -76,15 +69,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _server_error)
     for error in (DataError, IntegrityError, StatementError):
         app.add_exception_handler(error, storage_error)
-    for router in (auth_router, customer_router, event_router, segment_router, value_router, case_router):
+    api = (auth_router, customer_router, event_router, segment_router, value_router, case_router, strategy_router,
+           campaign_router, engage_router)  # fmt: skip
+    pages = (pages_router, strategy_pages_router, campaign_pages_router, import_pages_router)
+    for router in (*api, *pages):
         app.include_router(router)
-    app.include_router(strategy_router)
-    app.include_router(campaign_router)
-    app.include_router(engage_router)
-    app.include_router(pages_router)
-    app.include_router(strategy_pages_router)
-    app.include_router(campaign_pages_router)
-    app.include_router(import_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
