@@ -46,6 +46,18 @@ class InvalidInputError(PatronError):
 
 
 class FitError(PatronError):
-    """A statistical model could not be fitted: the optimiser did not converge or the data cannot identify it."""
+    """A statistical model could not be fitted: the optimiser did not converge or the data cannot identify it.
+
+    ``kind`` says which: ``"edge"`` (``field`` ran to the edge of the parameter space), ``"flat"`` (the likelihood
+    is flat in ``field``), or ``"failed"`` (anything else). A model with a nested limit at that edge (BG/NBD and
+    Pareto/NBD without drop-out are the NBD) can forecast with the limit instead; see ``value/fits.py``.
+    """
 
     code = "fit_failed"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, kind: str = "failed", estimates: dict[str, float] | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.kind = kind
+        self.estimates = estimates or {}  # where the optimiser stopped, for "edge" and "flat"

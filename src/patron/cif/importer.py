@@ -11,23 +11,26 @@ import csv
 import datetime as dt
 import hashlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, update
 
 from patron.cif import schema as s
 from patron.cif.ledger import audit
-from patron.cif.mapping import FieldSpec, Mapping
+from patron.cif.mapping import FieldSpec, Mapping, OrdersSpec
 from patron.cif.plans import build_plans
-from patron.cif.reader import LINE, Reject, read_source
+from patron.cif.reader import FIELD_DROPPED, FLAGGED, LINE, Reject, read_source
 from patron.cif.store import refresh_statistics
-from patron.cif.validate import raw_expr, validate
+from patron.cif.validate import id_expr, raw_expr, validate
 from patron.cif.writers import (
     LINE_NO,
     ORDER_KEY,
     PAYMENT_SEQUENCE,
+    RETURN,
+    RETURN_SUFFIX,
     UPDATED,
     WRITTEN,
     BatchWriter,
@@ -53,11 +56,17 @@ class ImportResult:
     rejects_path: Path | None
     counts: dict[str, int] = field(default_factory=dict)
     run_id: int | None = None
+    fields_dropped: int = 0  # bad optional values emptied, their rows kept
+    fields_flagged: int = 0  # values kept as given and reported (a country with no ISO code)
+    dry_run: bool = False
 
     def summary_line(self) -> str:
+        verb = "would write" if self.dry_run else "written"
+        flagged = f", {self.fields_flagged:,} values flagged" if self.fields_flagged else ""
         return (
-            f"{self.path.name}: read {self.read:,}, written {self.written:,}, updated {self.updated:,}, "
-            f"unchanged {self.unchanged:,}, rejected {self.rejected:,}"
+            f"{self.path.name}: read {self.read:,}, {verb} {self.written:,}, updated {self.updated:,}, "
+            f"unchanged {self.unchanged:,}, rejected {self.rejected:,} rows, dropped {self.fields_dropped:,} fields"
+            f"{flagged}{' (dry run: nothing was written)' if self.dry_run else ''}"
         )
 
 
@@ -83,26 +92,51 @@ def _raw(spec: FieldSpec | None) -> pl.Expr:
     return raw_expr(spec) if spec is not None else pl.lit(None, dtype=pl.String)
 
 
+def _is_return(orders: OrdersSpec) -> pl.Expr:
+    """Whether each row is a cancellation or return, by the mapping's rules (any of them)."""
+    rules = orders.returns
+    assert rules is not None
+    marks = []
+    if rules.order_id_prefix is not None and orders.order_id is not None:
+        marks.append(_raw(orders.order_id).str.starts_with(rules.order_id_prefix))
+    if rules.negative_quantity:
+        quantities = [line.quantity for line in orders.line_specs() if line.quantity is not None]
+        marks += [_raw(quantity).str.starts_with("-") for quantity in quantities]
+    if rules.column is not None:
+        marks.append(pl.col(rules.column).str.strip_chars().is_in(rules.values))
+    return pl.any_horizontal(marks).fill_null(False)
+
+
 def derive_keys(frame: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, list[Reject]]:
     """Natural keys computed over the whole file, so they do not depend on how it is cut into batches."""
     rejects: list[Reject] = []
     if mapping.customers is not None and mapping.customers_unique():
-        frame = frame.with_columns(_raw(mapping.customers.external_id).alias("__customer_key__"))
+        frame = frame.with_columns(id_expr(mapping.customers.external_id).alias("__customer_key__"))
         frame, found = _duplicates(frame, "__customer_key__", "customer id")
         rejects += found
     if mapping.orders is not None:
         orders = mapping.orders
-        customer, when = _raw(orders.customer), _raw(orders.ordered_at)
+        customer, when = id_expr(orders.customer), _raw(orders.ordered_at)
+        returned = _is_return(orders) if orders.returns is not None else pl.lit(False)
+        frame = frame.with_columns(returned.alias(RETURN))
         if orders.order_id is not None:
-            frame = frame.with_columns(_raw(orders.order_id).alias(ORDER_KEY))
+            key = _raw(orders.order_id)
+            # An order holding purchase and return lines (by quantity or status) becomes two: the order and its return.
+            mixed = pl.col(RETURN).any().over(key) & ~pl.col(RETURN).all().over(key)
+            frame = frame.with_columns(
+                pl.when(mixed & pl.col(RETURN)).then(key + RETURN_SUFFIX).otherwise(key).alias(ORDER_KEY)
+            )
             frame = frame.with_columns(_occurrence(pl.col(ORDER_KEY)).alias(LINE_NO))
         else:
             # No order number in the source: the n-th purchase of a customer at a time is that purchase.
-            frame = frame.with_columns(_occurrence(customer, when).cast(pl.String).alias("__n__"))
+            frame = frame.with_columns(_occurrence(customer, when, pl.col(RETURN)).cast(pl.String).alias("__n__"))
             frame = frame.with_columns(
                 pl.concat_str([customer, when, pl.col("__n__")], separator="|").alias(ORDER_KEY),
                 pl.lit(0).alias(LINE_NO),
             ).drop("__n__")
+            frame = frame.with_columns(
+                pl.when(pl.col(RETURN)).then(pl.col(ORDER_KEY) + RETURN_SUFFIX).otherwise(pl.col(ORDER_KEY))
+            )
     for index, section in enumerate(mapping.interactions):
         name = interaction_key_column(index)
         if section.id is not None:
@@ -159,9 +193,9 @@ def write_rejects(rejects: list[Reject], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["line", "column", "value", "reason", "record"])
+        writer.writerow(["line", "column", "value", "reason", "outcome", "record"])
         for reject in sorted(rejects, key=lambda item: item.line):
-            writer.writerow([reject.line, reject.column, reject.value, reject.reason, reject.record])
+            writer.writerow([reject.line, reject.column, reject.value, reject.reason, reject.outcome, reject.record])
 
 
 def import_file(
@@ -174,8 +208,13 @@ def import_file(
     progress: ProgressCallback | None = None,
     actor: str = "system",
     interface: str = "cli",
+    dry_run: bool = False,
 ) -> ImportResult:
-    """Import one file as ``mapping`` says and return what happened to every row."""
+    """Import one file as ``mapping`` says and return what happened to every row.
+
+    A dry run validates and writes everything inside one transaction that is rolled back: its counts are what the
+    import would write, and the store is left as it was (no import run, no audit event).
+    """
     table = read_source(path, mapping.source)
     missing = sorted(mapping.referenced_columns() - set(table.frame.columns))
     if missing:
@@ -189,33 +228,58 @@ def import_file(
     rejects = list(table.rejects) + key_rejects
     total = table.frame.height + len(table.rejects)
     extra = [name for name in frame.columns if name.startswith("__") and name != LINE]
-    run_id = _start_run(engine, mapping, path)
     writer = BatchWriter(mapping)
     done = len(table.rejects) + len(key_rejects)
     if progress is not None:
         progress(done, total)
-    try:
+
+    def write_batches(begin: Callable[[], AbstractContextManager[Connection]]) -> None:
+        nonlocal done
         for batch in _batches(frame, mapping, batch_rows):
             good, bad = validate(batch, plans, mapping.source, keep=extra)
-            rejects += bad
-            with engine.begin() as conn:
+            rejects.extend(bad)
+            with begin() as conn:
                 writer.write(conn, good)
             done += batch.height
             if progress is not None:
                 progress(done, total)
-    except BaseException:
-        _finish_run(engine, run_id, "failed", writer.counts, None)
-        raise
-    rejects += writer.rejects
-    rejected_lines = {reject.line for reject in rejects}
+
+    run_id = None
+    if dry_run:
+        with engine.connect() as conn, conn.begin() as transaction:
+            write_batches(lambda: nullcontext(conn))
+            transaction.rollback()
+    else:
+        run_id = _start_run(engine, mapping, path)
+        try:
+            write_batches(engine.begin)
+        except BaseException:
+            _finish_run(engine, run_id, "failed", writer.counts, None)
+            raise
+    result = _result(
+        path, mapping, total, rejects=rejects + writer.rejects, writer=writer, rejects_dir=rejects_dir, run_id=run_id
+    )
+    if run_id is not None:
+        _finish_run(engine, run_id, "done", _run_counts(result), result.rejects_path)
+        _audit(engine, actor, interface, run_id, result)
+        refresh_statistics(engine, rows_written=result.written + result.updated)
+    return result
+
+
+def _result(
+    path: Path, mapping: Mapping, total: int, *, rejects: list[Reject], writer: BatchWriter,
+    rejects_dir: Path | None, run_id: int | None,
+) -> ImportResult:  # fmt: skip
+    rejected_lines = {reject.line for reject in rejects if reject.rejects_row}
     written = sum(1 for line, outcome in writer.status.items() if outcome == WRITTEN and line not in rejected_lines)
     updated = sum(1 for line, outcome in writer.status.items() if outcome == UPDATED and line not in rejected_lines)
     rejects_path = None
     if rejects:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-        rejects_path = (rejects_dir or Path(".")) / f"{mapping.source.system}-{path.stem}-{stamp}.rejects.csv"
+        kind = ".dry-run" if run_id is None else ""
+        rejects_path = (rejects_dir or Path(".")) / f"{mapping.source.system}-{path.stem}-{stamp}{kind}.rejects.csv"
         write_rejects(rejects, rejects_path)
-    result = ImportResult(
+    return ImportResult(
         source=mapping.source.system,
         path=path,
         read=total,
@@ -227,17 +291,16 @@ def import_file(
         rejects_path=rejects_path,
         counts=dict(sorted(writer.counts.items())),
         run_id=run_id,
+        fields_dropped=sum(1 for reject in rejects if reject.outcome == FIELD_DROPPED),
+        fields_flagged=sum(1 for reject in rejects if reject.outcome == FLAGGED),
+        dry_run=run_id is None,
     )
-    _finish_run(engine, run_id, "done", _run_counts(result), rejects_path)
-    _audit(engine, actor, interface, run_id, result)
-    refresh_statistics(engine, rows_written=written + updated)
-    return result
 
 
 def _run_counts(result: ImportResult) -> dict[str, int]:
     by_column: dict[str, int] = {}
     for reject in result.rejects:
-        key = f"rejected:{reject.column or '(row)'}"
+        key = f"{'rejected' if reject.rejects_row else 'dropped'}:{reject.column or '(row)'}"
         by_column[key] = by_column.get(key, 0) + 1
     return by_column | {
         "read": result.read,
@@ -245,6 +308,7 @@ def _run_counts(result: ImportResult) -> dict[str, int]:
         "updated": result.updated,
         "unchanged": result.unchanged,
         "rejected": result.rejected,
+        "fields_dropped": result.fields_dropped,
         **result.counts,
     }
 

@@ -117,12 +117,54 @@ class CustomersSpec(_Section):
 
 
 class LineSpec(_Section):
-    revenue: FieldSpec
+    """One order line: its revenue given, or computed as quantity × unit price (see ``docs/IMPORTING.md``)."""
+
+    revenue: Field_ = None
+    unit_price: Field_ = None
     quantity: Field_ = None
+    discount: Field_ = None
+    tax: Field_ = None
     cost: Field_ = None
+    unit_cost: Field_ = None
     product: Field_ = None
     category: Field_ = None
     skip_zero: bool = False
+    tax_included: bool = False  # the price (or revenue) includes the tax: it is taken off the line's revenue
+
+    @model_validator(mode="after")
+    def _amount_given_once(self) -> LineSpec:
+        if (self.revenue is None) == (self.unit_price is None):
+            raise ValueError("a line needs exactly one of 'revenue' or 'unit_price' (revenue = quantity × unit price)")
+        if self.cost is not None and self.unit_cost is not None:
+            raise ValueError("give either 'cost' or 'unit_cost', not both")
+        for name in ("unit_price", "unit_cost"):
+            if getattr(self, name) is not None and self.quantity is None:
+                raise ValueError(f"'{name}' needs 'quantity': the line's amount is quantity × {name.replace('_', ' ')}")
+        if self.tax_included and self.tax is None:
+            raise ValueError("'tax_included = true' needs a 'tax' field to take off")
+        return self
+
+
+class ReturnsSpec(BaseModel):
+    """Which rows are cancellations or returns: recorded as return orders of the customer, never as purchases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id_prefix: str | None = Field(default=None, min_length=1)  # e.g. "C" for "C489449"
+    negative_quantity: bool = False
+    column: str | None = None  # a status column ...
+    values: list[str] = Field(default_factory=list)  # ... and the values in it that mean "returned"
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> ReturnsSpec:
+        if self.order_id_prefix is None and not self.negative_quantity and self.column is None:
+            raise ValueError("say how returns are marked: 'order_id_prefix', 'negative_quantity' or 'column'")
+        if (self.column is None) != (not self.values):
+            raise ValueError("a status 'column' needs the 'values' that mark a return, and 'values' a 'column'")
+        return self
+
+
+_LINE_FIELDS = ("revenue", "unit_price", "quantity", "discount", "tax", "cost", "unit_cost", "product", "category")
 
 
 class OrdersSpec(_Section):
@@ -132,33 +174,40 @@ class OrdersSpec(_Section):
     channel: Field_ = None
     currency: Field_ = None
     revenue: Field_ = None
+    unit_price: Field_ = None
     quantity: Field_ = None
+    discount: Field_ = None
+    tax: Field_ = None
     cost: Field_ = None
+    unit_cost: Field_ = None
     product: Field_ = None
     category: Field_ = None
+    tax_included: bool = False
     lines: list[LineSpec] = Field(default_factory=list)
+    returns: ReturnsSpec | None = None
 
     @model_validator(mode="after")
     def _lines_or_single(self) -> OrdersSpec:
-        if not self.lines and self.revenue is None:
-            raise ValueError("orders need 'revenue' (one line per row) or [[orders.lines]]")
-        if self.lines and self.revenue is not None:
-            raise ValueError("give either 'revenue' or [[orders.lines]], not both")
+        single = self.revenue is not None or self.unit_price is not None
+        if not self.lines and not single:
+            raise ValueError("orders need 'revenue' or 'unit_price' (one line per row) or [[orders.lines]]")
+        if self.lines and single:
+            raise ValueError("give either 'revenue'/'unit_price' or [[orders.lines]], not both")
+        try:
+            lines = self.line_specs()
+        except ValidationError as error:  # the one-line form, checked as a line
+            raise ValueError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        if self.returns is not None:
+            if self.returns.order_id_prefix is not None and self.order_id is None:
+                raise ValueError("returns.order_id_prefix needs 'order_id' to look at")
+            if self.returns.negative_quantity and not any(line.quantity for line in lines):
+                raise ValueError("returns.negative_quantity needs a 'quantity' field")
         return self
 
     def line_specs(self) -> list[LineSpec]:
         if self.lines:
             return self.lines
-        assert self.revenue is not None
-        return [
-            LineSpec(
-                revenue=self.revenue,
-                quantity=self.quantity,
-                cost=self.cost,
-                product=self.product,
-                category=self.category,
-            )
-        ]
+        return [LineSpec(tax_included=self.tax_included, **{name: getattr(self, name) for name in _LINE_FIELDS})]
 
 
 class InteractionsSpec(_Section):
@@ -280,6 +329,8 @@ class Mapping(BaseModel):
         for name, section in self:
             if name not in ("source", "file"):
                 visit(section)
+        if self.orders is not None and self.orders.returns is not None and self.orders.returns.column is not None:
+            columns.add(self.orders.returns.column)
         return columns
 
 

@@ -30,6 +30,8 @@ _ORDER: dict[str, tuple[ValueType, bool, int | None]] = {
 _LINE: dict[str, tuple[ValueType, bool, int | None]] = {
     "revenue": ("money", True, None),
     "quantity": ("number", False, None),
+    "discount": ("money", False, None),
+    "tax": ("money", False, None),
     "cost": ("money", False, None),
     "product": ("text", False, 128),
     "category": ("text", False, 128),
@@ -77,7 +79,9 @@ _PAYMENT: dict[str, tuple[ValueType, bool, int | None]] = {
     "method": ("text", False, 32),
     "installments": ("integer", False, None),
 }
-_PROFILE_LENGTHS = {"country": 2, "postal_code": 20, "gender": 32, "marital_status": 32}
+_PROFILE_LENGTHS = {"country": 64, "postal_code": 20, "gender": 32, "marital_status": 32}
+_PER_UNIT = {"unit_price": "revenue", "unit_cost": "cost"}  # given per unit: the line amount is quantity × it
+_IDENTIFIERS = {"customers.external_id", "customer"}
 
 
 _CHOICES = {
@@ -90,7 +94,13 @@ _CHOICES = {
 def _plan(prefix: str, name: str, spec: FieldSpec, rule: tuple[ValueType, bool, int | None]) -> FieldPlan:
     kind, required, max_length = rule
     choices = _CHOICES.get(f"{prefix}.{name}") or _CHOICES.get(name)
-    return FieldPlan(f"{prefix}.{name}", spec, spec.type or kind, required, max_length, choices=choices)
+    identifier = f"{prefix}.{name}" in _IDENTIFIERS or name in _IDENTIFIERS
+    # A customer's optional C fields (names, contacts, acquisition) drop alone; their row (and its order) is kept.
+    keeps_row = prefix == "customers" and not required
+    return FieldPlan(
+        f"{prefix}.{name}", spec, spec.type or kind, required, max_length, choices=choices, identifier=identifier,
+        keeps_row=keeps_row,
+    )  # fmt: skip
 
 
 def _section(
@@ -125,11 +135,11 @@ def _customer_plans(mapping: Mapping) -> list[FieldPlan]:
         return []
     plans = _section("customers", mapping.customers.fields(), _CUSTOMER)
     for name, spec in mapping.customers.profile.items():
-        kind: ValueType = PROFILE_FIELDS[name]  # type: ignore[assignment]
-        plans.append(FieldPlan(f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200)))
+        kind: ValueType = "country" if name == "country" else PROFILE_FIELDS[name]  # type: ignore[assignment]
+        plans.append(FieldPlan(f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200), keeps_row=True))
     for name, spec in mapping.customers.attributes.items():
         kind = "number" if spec.type in ("integer", "money") else spec.type or "text"
-        plans.append(FieldPlan(f"attributes.{name}", spec, kind, False, 10_000))
+        plans.append(FieldPlan(f"attributes.{name}", spec, kind, False, 10_000, keeps_row=True))
     return plans
 
 
@@ -140,10 +150,16 @@ def _order_plans(mapping: Mapping) -> list[FieldPlan]:
     plans = _section("orders", header_fields, _ORDER)
     currency = "orders.currency" if mapping.orders.currency is not None else None
     for index, line in enumerate(mapping.orders.line_specs()):
-        for line_plan in _section(f"lines.{index}", line.fields(), _LINE):
+        prefix = f"lines.{index}"
+        fields = line.fields()
+        per_unit = {amount for given, amount in _PER_UNIT.items() if given in fields}
+        fields |= {amount: fields.pop(given) for given, amount in _PER_UNIT.items() if given in fields}
+        for name, spec in fields.items():
+            line_plan = _plan(prefix, name, spec, _LINE[name])
             if line_plan.kind == "money":  # a line's money is in the order's currency when it names one
-                line_plan = FieldPlan(  # noqa: PLW2901
-                    line_plan.name, line_plan.spec, line_plan.kind, line_plan.required, None, currency
+                quantity = line.quantity if name in per_unit else None
+                line_plan = FieldPlan(
+                    line_plan.name, spec, line_plan.kind, line_plan.required, None, currency, per_unit=quantity
                 )
             plans.append(line_plan)
     return plans

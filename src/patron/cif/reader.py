@@ -21,13 +21,25 @@ LINE = "__line__"
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
+ROW_REJECTED = "row rejected"
+FIELD_DROPPED = "field dropped"
+FLAGGED = "kept, flagged"
+
+
 @dataclass(frozen=True)
 class Reject:
+    """A problem on one line: the row rejected, or only a field dropped (or flagged) with the row kept."""
+
     line: int
     column: str
     value: str
     reason: str
     record: str = ""
+    outcome: str = ROW_REJECTED
+
+    @property
+    def rejects_row(self) -> bool:
+        return self.outcome == ROW_REJECTED
 
 
 @dataclass
@@ -132,6 +144,12 @@ def _read_parquet(path: Path, spec: SourceSpec) -> RawTable:
         raise SourceFileError(f"source file {path} is not a readable Parquet file: {error}") from error
     if spec.columns:
         frame = frame.rename(dict(zip(frame.columns, spec.columns, strict=False)))
-    frame = frame.select(pl.all().cast(pl.String))
+    # A float column of whole numbers is an id or a count written by a tool that had no integers ("13085.0").
+    whole = [
+        name
+        for name, dtype in frame.schema.items()
+        if dtype.is_float() and frame.select((pl.col(name).drop_nulls() % 1 == 0).all()).item() is not False
+    ]
+    frame = frame.with_columns(pl.col(whole).cast(pl.Int64, strict=False)).select(pl.all().cast(pl.String))
     # Parquet has no lines; the row's position (1-based) stands in for it.
     return RawTable(frame.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64)))

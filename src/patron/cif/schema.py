@@ -115,7 +115,7 @@ class CustomerProfile(Base):
     city: Mapped[str | None] = mapped_column(String(100))
     region: Mapped[str | None] = mapped_column(String(100))
     postal_code: Mapped[str | None] = mapped_column(Blind, info=PII)
-    country: Mapped[str | None] = mapped_column(String(2))
+    country: Mapped[str | None] = mapped_column(String(64))  # ISO 3166 alpha-2, or as given where there is none
     industry: Mapped[str | None] = mapped_column(String(100))
     employees: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
@@ -215,6 +215,9 @@ class Order(Base):
     ordered_at: Mapped[dt.datetime] = mapped_column(DateTime)
     channel: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
+    # "purchase", or "return" (a cancellation or return: its lines carry negative quantity and revenue); summaries
+    # net a return's revenue and never count it as a purchase.
+    kind: Mapped[str] = mapped_column(String(8), default="purchase", server_default="purchase")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     _insert_sentinel: Mapped[int | None] = orm_insert_sentinel()
 
@@ -231,9 +234,11 @@ class OrderLine(Base):
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     quantity: Mapped[Decimal] = mapped_column(Numeric(18, 4))
-    revenue_minor: Mapped[int] = mapped_column(Money)
+    revenue_minor: Mapped[int] = mapped_column(Money)  # net of the line's discount, never including tax
     cost_minor: Mapped[int | None] = mapped_column(Money)
     margin_minor: Mapped[int | None] = mapped_column(Money)
+    discount_minor: Mapped[int | None] = mapped_column(Money)
+    tax_minor: Mapped[int | None] = mapped_column(Money)
 
 
 class Payment(Base):

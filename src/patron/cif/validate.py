@@ -13,9 +13,10 @@ import phonenumbers
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
 
+from patron.cif.countries import normalise_country
 from patron.cif.mapping import FieldSpec, SourceSpec, ValueType
 from patron.cif.money import EXPONENT_EXCEPTIONS, minor_exponent
-from patron.cif.reader import LINE, Reject
+from patron.cif.reader import FIELD_DROPPED, FLAGGED, LINE, Reject
 
 ERROR = "__error__"
 ERROR_COLUMN = "__error_column__"
@@ -25,6 +26,7 @@ _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
 _MONEY = r"^([+-]?)(\d+)(?:\.(\d*))?$"
+_WHOLE_FLOAT = r"^([+-]?\d+)\.0*$"  # "13085.0": an id written by a tool that had only floats
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class FieldPlan:
     max_length: int | None = None
     currency_column: str | None = None  # for money: the parsed column holding each row's currency
     choices: tuple[str, ...] | None = None
+    per_unit: FieldSpec | None = None  # for money given per unit: the quantity it is multiplied by
+    identifier: bool = False  # an id or a reference to one: "13085.0" is "13085"
+    keeps_row: bool = False  # a bad value drops only this field, the row is kept (optional C fields)
 
 
 @lru_cache(maxsize=200_000)
@@ -60,6 +65,12 @@ def normalise_phone(value: str, region: str) -> tuple[str | None, str | None]:
     if not phonenumbers.is_valid_number(number):
         return None, f"not a valid phone number for region {region}"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def id_expr(spec: FieldSpec) -> pl.Expr:
+    """``raw_expr`` of an id: whole numbers written as floats ("13085.0") read as the number ("13085")."""
+    raw = raw_expr(spec)
+    return pl.coalesce(raw.str.extract(_WHOLE_FLOAT, 1), raw)
 
 
 def raw_expr(spec: FieldSpec) -> pl.Expr:
@@ -130,6 +141,46 @@ def _money(raw: pl.Expr, exponent: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return value, reason
 
 
+def _decimal(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """A decimal text as (integer digits, number of decimals, parsed ok): exact, unlike a float."""
+    parts = raw.str.extract_groups(_MONEY)
+    sign = pl.when(parts.struct.field("1") == "-").then(-1).otherwise(1)
+    fraction = parts.struct.field("3").fill_null("").str.strip_chars_end("0")
+    digits = (parts.struct.field("2") + fraction).cast(pl.Int64, strict=False)
+    return sign * digits, fraction.str.len_chars().cast(pl.Int64), parts.struct.field("2").is_not_null()
+
+
+def _round_half_even(numerator: pl.Expr, power: pl.Expr) -> pl.Expr:
+    """numerator / 10^power rounded half to even, in integers (floor division, so negatives round alike)."""
+    divisor = pl.lit(10, dtype=pl.Int64).pow(power)
+    quotient = numerator.floordiv(divisor)
+    twice_rest = 2 * (numerator - quotient * divisor)
+    up = (twice_rest > divisor) | ((twice_rest == divisor) & (quotient % 2 != 0))
+    return quotient + up.cast(pl.Int64)
+
+
+def _per_unit_money(raw: pl.Expr, quantity: pl.Expr, exponent: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """quantity × unit price in minor units, rounded half to even to the currency's minor unit."""
+    price, price_decimals, price_ok = _decimal(raw)
+    count, count_decimals, count_ok = _decimal(quantity)
+    product, decimals = price * count, price_decimals + count_decimals
+    value = (
+        pl.when(decimals <= exponent)
+        .then(product * pl.lit(10, dtype=pl.Int64).pow((exponent - decimals).clip(lower_bound=0)))
+        .otherwise(_round_half_even(product, (decimals - exponent).clip(lower_bound=0)))
+    )
+    reason = (
+        pl.when(raw.is_not_null() & ~price_ok)
+        .then(pl.lit("not an amount (expected digits with an optional '.' and decimals)"))
+        .when(raw.is_not_null() & quantity.is_null())
+        .then(pl.lit("a unit price needs a quantity, and the quantity is empty"))
+        .when(raw.is_not_null() & ~count_ok)
+        .then(pl.lit("the quantity is not a number, so quantity × unit price cannot be computed"))
+        .otherwise(None)
+    )
+    return pl.when(reason.is_null()).then(value).cast(pl.Int64), reason
+
+
 def _typed(plan: FieldPlan, source: SourceSpec, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(parsed value, error reason or null) for one field."""
     fmt = plan.spec.format
@@ -143,6 +194,8 @@ def _typed(plan: FieldPlan, source: SourceSpec, raw: pl.Expr) -> tuple[pl.Expr, 
             )
         else:
             exponent = pl.lit(minor_exponent(source.currency), dtype=pl.Int64)
+        if plan.per_unit is not None:
+            return _per_unit_money(raw, raw_expr(plan.per_unit), exponent)
         return _money(raw, exponent)
     if kind == "text":
         value = raw
@@ -177,36 +230,53 @@ def _typed(plan: FieldPlan, source: SourceSpec, raw: pl.Expr) -> tuple[pl.Expr, 
     return value, reason
 
 
+PYTHON_CHECKED = ("email", "phone", "country")
+
+
 def _python_checked(frame: pl.DataFrame, plan: FieldPlan, source: SourceSpec) -> pl.DataFrame:
-    """E-mail and phone: checked once per distinct value by the libraries made for it."""
+    """E-mail, phone and country: checked once per distinct value by the libraries made for it."""
     raw_name = f"__raw__{plan.name}"
     values = frame.get_column(raw_name).drop_nulls().unique().to_list()
-    results = {}
+    normalised: dict[str, str | None] = {}
+    reasons: dict[str, str | None] = {}
+    flags: dict[str, str | None] = {}
     for value in values:
         if plan.kind == "email":
-            results[value] = normalise_email(value)
+            normalised[value], reasons[value] = normalise_email(value)
+        elif plan.kind == "phone":
+            normalised[value], reasons[value] = normalise_phone(value, source.phone_region)
         else:
-            results[value] = normalise_phone(value, source.phone_region)
-    normalised = {value: result[0] for value, result in results.items()}
-    reasons = {value: result[1] for value, result in results.items()}
-    return frame.with_columns(
+            normalised[value], outcome, reason = normalise_country(value)
+            reasons[value] = reason if outcome == "dropped" else None
+            flags[value] = reason if outcome == "flagged" else None
+    columns = [
         pl.col(raw_name).replace_strict(normalised, default=None, return_dtype=pl.String).alias(plan.name),
         pl.col(raw_name).replace_strict(reasons, default=None, return_dtype=pl.String).alias(f"__err__{plan.name}"),
-    )
+    ]
+    if flags:
+        columns.append(
+            pl.col(raw_name).replace_strict(flags, default=None, return_dtype=pl.String).alias(f"__flag__{plan.name}")
+        )
+    return frame.with_columns(columns)
 
 
 def validate(
     frame: pl.DataFrame, plans: list[FieldPlan], source: SourceSpec, keep: list[str] | None = None
 ) -> tuple[pl.DataFrame, list[Reject]]:
-    """Parse every planned field; return the good rows (parsed columns + line) and one reject per bad row."""
-    raw_columns = [raw_expr(plan.spec).alias(f"__raw__{plan.name}") for plan in plans]
+    """Parse every planned field; return the good rows (parsed columns + line) and the problems found.
+
+    A bad value in a field that keeps its row (``FieldPlan.keeps_row``) is emptied and reported as a dropped field;
+    any other bad value rejects the row (one reject per row, its first problem). Flagged values are kept and
+    reported too.
+    """
+    raw_columns = [(id_expr if plan.identifier else raw_expr)(plan.spec).alias(f"__raw__{plan.name}") for plan in plans]
     work = frame.with_columns(raw_columns)
-    error_names: list[tuple[str, str]] = []  # (error column, field name)
-    simple = [plan for plan in plans if plan.kind not in ("email", "phone")]
-    ordered = sorted(simple, key=lambda plan: plan.kind == "money")  # money may need a parsed currency first
+    errors: list[tuple[str, FieldPlan]] = []  # (error column, its field)
+    ordered = sorted(plans, key=lambda plan: plan.kind == "money")  # money may need a parsed currency first
     for plan in ordered:
-        raw = pl.col(f"__raw__{plan.name}")
-        value, reason = _typed(plan, source, raw)
+        if plan.kind in PYTHON_CHECKED:
+            continue
+        value, reason = _typed(plan, source, pl.col(f"__raw__{plan.name}"))
         unmapped = _unmapped_error(plan.spec)
         if unmapped is not None:
             reason = pl.coalesce(unmapped, reason)
@@ -214,43 +284,67 @@ def validate(
             outside = pl.when(value.is_not_null() & ~value.is_in(list(plan.choices)))
             reason = pl.coalesce(reason, outside.then(pl.lit(f"not one of {list(plan.choices)}")).otherwise(None))
         work = work.with_columns(value.alias(plan.name), reason.alias(f"__err__{plan.name}"))
-        error_names.append((f"__err__{plan.name}", plan.name))
+        errors.append((f"__err__{plan.name}", plan))
     for plan in plans:
-        if plan.kind in ("email", "phone"):
+        if plan.kind in PYTHON_CHECKED:
             work = _python_checked(work, plan, source)
-            error_names.append((f"__err__{plan.name}", plan.name))
-    required = [plan for plan in plans if plan.required]
-    for plan in required:
-        name = f"__req__{plan.name}"
-        work = work.with_columns(
-            pl.when(pl.col(plan.name).is_null() & pl.col(f"__err__{plan.name}").is_null())
-            .then(pl.lit("required value is empty"))
-            .otherwise(None)
-            .alias(name)
-        )
-        error_names.append((name, plan.name))
+            errors.append((f"__err__{plan.name}", plan))
+    for plan in plans:
+        if plan.required:
+            name = f"__req__{plan.name}"
+            empty = pl.col(plan.name).is_null() & pl.col(f"__err__{plan.name}").is_null()
+            work = work.with_columns(pl.when(empty).then(pl.lit("required value is empty")).alias(name))
+            errors.append((name, plan))
     keep = [LINE, *(keep or []), *[plan.name for plan in plans]]
-    if not error_names:
-        return work.select(keep), []
-    by_plan = {plan.name: plan for plan in plans}
-    work = work.with_columns(
-        pl.coalesce([pl.col(error) for error, _ in error_names]).alias(ERROR),
-        pl.coalesce([pl.when(pl.col(error).is_not_null()).then(pl.lit(field)) for error, field in error_names]).alias(
-            ERROR_COLUMN
-        ),
-    )
-    bad = work.filter(pl.col(ERROR).is_not_null())
-    rejects = []
-    for row in bad.iter_rows(named=True):
-        plan = by_plan[row[ERROR_COLUMN]]
-        column = plan.spec.column or plan.name
-        raw_value = row.get(column) if plan.spec.column else row.get(f"__raw__{plan.name}")
-        record = {k: v for k, v in row.items() if k in frame.columns and not k.startswith("__")}
-        rejects.append(
-            Reject(row[LINE], column, "" if raw_value is None else str(raw_value), row[ERROR], _record(record))
+    row_errors = [(error, plan) for error, plan in errors if not plan.keeps_row]
+    if row_errors:
+        work = work.with_columns(
+            pl.coalesce([pl.col(error) for error, _ in row_errors]).alias(ERROR),
+            pl.coalesce([pl.when(pl.col(error).is_not_null()).then(pl.lit(plan.name)) for error, plan in row_errors])
+            .alias(ERROR_COLUMN),
+        )  # fmt: skip
+    else:
+        work = work.with_columns(
+            pl.lit(None, dtype=pl.String).alias(ERROR), pl.lit(None, dtype=pl.String).alias(ERROR_COLUMN)
         )
-    good = work.filter(pl.col(ERROR).is_null()).select(keep)
-    return good, rejects
+    by_plan = {plan.name: plan for plan in plans}
+    rejects = [
+        _reject(row, by_plan[row[ERROR_COLUMN]], row[ERROR], frame.columns)
+        for row in work.filter(pl.col(ERROR).is_not_null()).iter_rows(named=True)
+    ]
+    good = work.filter(pl.col(ERROR).is_null())
+    rejects += _field_problems(good, [plan for _, plan in errors if plan.keeps_row], frame.columns)
+    emptied = [
+        pl.when(pl.col(f"__err__{plan.name}").is_null()).then(pl.col(plan.name)).alias(plan.name)
+        for plan in {plan.name: plan for _, plan in errors if plan.keeps_row}.values()
+    ]
+    return good.with_columns(emptied).select(keep), rejects
+
+
+def _field_problems(good: pl.DataFrame, plans: list[FieldPlan], columns: list[str]) -> list[Reject]:
+    """Dropped and flagged values in the rows that are kept."""
+    found = []
+    for plan in {plan.name: plan for plan in plans}.values():
+        for marker, outcome in ((f"__err__{plan.name}", FIELD_DROPPED), (f"__flag__{plan.name}", FLAGGED)):
+            if marker not in good.columns:
+                continue
+            for row in good.filter(pl.col(marker).is_not_null()).iter_rows(named=True):
+                found.append(_reject(row, plan, row[marker], columns, outcome))
+    return found
+
+
+def _reject(
+    row: dict[str, object], plan: FieldPlan, reason: object, columns: list[str], outcome: str | None = None
+) -> Reject:
+    column = plan.spec.column or plan.name
+    raw_value = row.get(column) if plan.spec.column else row.get(f"__raw__{plan.name}")
+    record = {k: v for k, v in row.items() if k in columns and not k.startswith("__")}
+    value = "" if raw_value is None else str(raw_value)
+    line = row[LINE]
+    assert isinstance(line, int)
+    if outcome is None:
+        return Reject(line, column, value, str(reason), _record(record))
+    return Reject(line, column, value, str(reason), _record(record), outcome)
 
 
 def _record(values: dict[str, object]) -> str:

@@ -14,8 +14,8 @@ import polars as pl
 
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
+from patron.value.fits import SpendModel
 from patron.value.models.base import PurchaseModel
-from patron.value.models.gammagamma import GammaGamma
 from patron.value.summary import PERIOD_DAYS, Summary
 
 MONTHS_PER_YEAR = 12
@@ -39,7 +39,7 @@ class ClvSettings:
 
 
 def customer_lifetime_value(
-    summary: Summary, purchases: PurchaseModel, spend: GammaGamma, settings: ClvSettings | None = None
+    summary: Summary, purchases: PurchaseModel, spend: SpendModel, settings: ClvSettings | None = None
 ) -> pl.DataFrame:
     """Per customer: P(alive), expected purchases, expected value and margin per purchase, CLV, value at risk."""
     settings = settings or ClvSettings()
@@ -71,7 +71,7 @@ def history_forecasts(
 
 
 def value_customers(
-    frame: pl.DataFrame, forecasts: pl.DataFrame, spend: GammaGamma, settings: ClvSettings
+    frame: pl.DataFrame, forecasts: pl.DataFrame, spend: SpendModel, settings: ClvSettings
 ) -> pl.DataFrame:
     """Each customer's CLV from their history's forecast and their expected margin per purchase (row-wise)."""
     has_margin = pl.col("margin").is_not_null() & (pl.col("revenue") > 0)

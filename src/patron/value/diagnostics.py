@@ -9,18 +9,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from patron.errors import InvalidInputError
+from patron.errors import FitError, InvalidInputError
+from patron.value.fits import PURCHASE_MODELS, fit_purchases
 from patron.value.models.base import PurchaseModel
-from patron.value.models.bgnbd import BetaGeometricNBD
-from patron.value.models.paretonbd import ParetoNBD
 from patron.value.summary import Summary, purchase_summary
 
-MODELS: dict[str, type[PurchaseModel]] = {"bgnbd": BetaGeometricNBD, "paretonbd": ParetoNBD}
+MODELS = PURCHASE_MODELS
 
 
 def _require_holdout(summary: Summary) -> None:
@@ -126,16 +125,34 @@ def tracking(model: PurchaseModel, transactions: pl.DataFrame, summary: Summary)
 
 @dataclass(frozen=True)
 class ModelChoice:
+    """The candidates' errors on the held-out part (best first is ``chosen``), and why any was left out."""
+
     chosen: str
     errors: dict[str, HoldoutError]
     validation_end: dt.date
+    skipped: dict[str, str] = field(default_factory=dict)
+    limited: dict[str, str] = field(default_factory=dict)  # candidates that forecast with their limit (the NBD)
+
+    def ranking(self) -> list[str]:
+        return sorted(self.errors, key=lambda name: self.errors[name].root_mean_squared_error)
+
+    def describe(self) -> str:
+        scored = ", ".join(
+            f"{name}{f' (as {self.limited[name]})' if name in self.limited else ''} "
+            f"{self.errors[name].root_mean_squared_error:.4f}"
+            for name in self.ranking()
+        )
+        left = "".join(f"; {name} left out: {reason}" for name, reason in self.skipped.items())
+        return f"chosen by per-customer RMSE on purchases after {self.validation_end}: {scored}{left}"
 
 
 def choose_model(transactions: pl.DataFrame, summary: Summary, *, validation_share: float = 0.25) -> ModelChoice:
     """Pick the model whose forecasts of the last ``validation_share`` of the calibration period err least.
 
-    Each candidate is fitted on the earlier part of the calibration period and judged by its per-customer
-    root-mean-squared error on the held-out part; the data after the calibration end is never looked at.
+    Each candidate (BG/NBD, Pareto/NBD, MBG/NBD, NBD) is fitted on the earlier part of the calibration period, with
+    its nested limit where the data shows no drop-out, and judged by its per-customer root-mean-squared error on
+    the held-out part; the data after the calibration end is never looked at. A candidate that cannot be fitted is
+    left out with its reason; ``FitError`` when none can.
     """
     start = summary.frame["first_purchase"].min()
     if not isinstance(start, dt.date):
@@ -145,6 +162,19 @@ def choose_model(transactions: pl.DataFrame, summary: Summary, *, validation_sha
     inner = purchase_summary(
         transactions, calibration_end=validation_end, observation_end=summary.calibration_end, period=summary.period
     )
-    errors = {name: holdout_error(model().fit_summary(inner), inner) for name, model in MODELS.items()}
+    errors: dict[str, HoldoutError] = {}
+    skipped: dict[str, str] = {}
+    limited: dict[str, str] = {}
+    for name in MODELS:
+        try:
+            fit = fit_purchases(name, inner)
+        except FitError as error:
+            skipped[name] = error.message
+            continue
+        errors[name] = holdout_error(fit.model, inner)
+        if fit.notes:
+            limited[name] = fit.name
+    if not errors:
+        raise FitError(f"no repeat-purchase model can be fitted: {'; '.join(skipped.values())}")
     chosen = min(errors, key=lambda name: errors[name].root_mean_squared_error)
-    return ModelChoice(chosen, errors, validation_end)
+    return ModelChoice(chosen, errors, validation_end, skipped, limited)

@@ -32,6 +32,8 @@ class ScoreRun(Base):
     excluded: Mapped[dict[str, Any]] = mapped_column(JSON)
     tier_cuts: Mapped[list[float]] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(String(200))
+    # How the fit went: the model choice, boundary estimates answered by a nested limit, fallbacks (RFM, spend).
+    fit_notes: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class CustomerScore(Base):
@@ -42,11 +44,11 @@ class CustomerScore(Base):
     frequency: Mapped[int] = mapped_column(Integer)
     recency: Mapped[float] = mapped_column(Float)
     age: Mapped[float] = mapped_column(Float)  # T: periods since the first purchase
-    p_alive: Mapped[float] = mapped_column(Float)
-    expected_purchases: Mapped[float] = mapped_column(Float)
-    expected_margin_per_purchase_minor: Mapped[int] = mapped_column(Money)
+    p_alive: Mapped[float | None] = mapped_column(Float)  # none in an RFM run
+    expected_purchases: Mapped[float | None] = mapped_column(Float)  # none in an RFM run
+    expected_margin_per_purchase_minor: Mapped[int | None] = mapped_column(Money)
     clv_minor: Mapped[int] = mapped_column(Money)
-    value_at_risk_minor: Mapped[int] = mapped_column(Money)
+    value_at_risk_minor: Mapped[int | None] = mapped_column(Money)
     revenue_minor: Mapped[int] = mapped_column(BigInteger)
     tier: Mapped[str] = mapped_column(String(1))
     rank: Mapped[int] = mapped_column(Integer)

@@ -14,17 +14,19 @@ from patron.cif.columns import table_of
 from patron.cif.facts import Scope, resolve_scope
 from patron.cif.money import minor_exponent
 from patron.cif.store import refresh_statistics
-from patron.errors import InvalidInputError, NotFoundError
+from patron.errors import FitError, InvalidInputError, NotFoundError
 from patron.value.clv import ClvSettings, customer_lifetime_value
 from patron.value.diagnostics import MODELS, ModelChoice, choose_model
+from patron.value.fits import PurchaseFit, SpendFit, fit_purchases, fit_spend
 from patron.value.lists import check_tier_cuts, tier_letters
 from patron.value.models.base import PurchaseModel
 from patron.value.models.gammagamma import GammaGamma
+from patron.value.rfm import rfm_order, rfm_scores
 from patron.value.schema import CustomerScore, ScoreRun
-from patron.value.summary import Period, purchase_summary
+from patron.value.summary import Period, Summary, purchase_summary
 from patron.value.transactions import load_transactions
 
-ModelName = Literal["auto", "bgnbd", "paretonbd"]
+ModelName = Literal["auto", "bgnbd", "paretonbd", "mbgnbd", "nbd"]
 DEFAULT_TIER_CUTS = (0.2, 0.5)  # A = top 20 %, B = the next 30 %, C = the rest
 Progress = Callable[[str], None]
 
@@ -41,6 +43,7 @@ class ScoreRunResult:
     excluded: dict[str, int] = field(default_factory=dict)
     choice: ModelChoice | None = None
     scores: pl.DataFrame = field(default_factory=pl.DataFrame)
+    notes: list[str] = field(default_factory=list)
 
 
 def assign_tiers(values: pl.Series, cuts: tuple[float, ...] = DEFAULT_TIER_CUTS) -> tuple[pl.Series, pl.Series]:
@@ -104,32 +107,92 @@ def score_customers(engine: Engine, *, model: ModelName = "auto", **options: Unp
     transactions = load_transactions(engine, scope)
     summary = purchase_summary(transactions, observation_end=as_of, period=period)
 
-    choice = None
-    chosen: str = model
     if model == "auto":
         say("choosing the repeat-purchase model on a held-out part of the history")
-        choice = choose_model(transactions, summary)
-        chosen = choice.chosen
-    say(f"fitting {chosen} on {summary.frame.height:,} customers")
-    purchases = MODELS[chosen]().fit_summary(summary)
-    spend = GammaGamma().fit_summary(summary)
-    say("computing lifetime values")
-    clv = customer_lifetime_value(summary, purchases, spend, settings)
-    rank, tier = assign_tiers(clv["clv"], tier_cuts)
+    fitted = fit_models(transactions, summary, model)
+    if fitted.purchases is None:
+        say("no probability model can be fitted: tiers and lists from RFM scores")
+        clv = rfm_scores(summary, settings.default_margin_rate)
+        rank, tier = assign_tiers(rfm_order(clv), tier_cuts)
+    else:
+        say(f"fitted {fitted.model} on {summary.frame.height:,} customers; computing lifetime values")
+        assert fitted.spend is not None
+        clv = customer_lifetime_value(summary, fitted.purchases.model, fitted.spend.model, settings)
+        rank, tier = assign_tiers(clv["clv"], tier_cuts)
     scores = clv.with_columns(rank, tier)
 
-    excluded, parameters = fit_outcome(chosen, purchases, spend, summary.excluded)
     run = run_record(
-        scope=scope, as_of=summary.observation_end, model=chosen, parameters=parameters,
-        log_likelihood=purchases.log_likelihood, period=period, settings=settings, tier_cuts=tier_cuts,
-        excluded=excluded, note=note, customers=scores.height,
+        scope=scope, as_of=summary.observation_end, model=fitted.label, parameters=fitted.parameters,
+        log_likelihood=fitted.log_likelihood, period=period, settings=settings, tier_cuts=tier_cuts,
+        excluded=fitted.excluded(summary.excluded), note=note, customers=scores.height, fit_notes=fitted.notes,
     )  # fmt: skip
     run_id = _store_run(engine, scores, run)
     say(f"stored score run {run_id}")
     return ScoreRunResult(
-        run_id, scope, chosen, parameters, purchases.log_likelihood, scores.height, summary.observation_end,
-        excluded, choice, scores,
+        run_id, scope, fitted.model, fitted.parameters, fitted.log_likelihood, scores.height, summary.observation_end,
+        run["excluded"], fitted.choice, scores, fitted.notes,
     )  # fmt: skip
+
+
+@dataclass
+class FittedModels:
+    """What a run forecasts with: a purchase and a spend fit, or neither (RFM), and every note on the way."""
+
+    purchases: PurchaseFit | None
+    spend: SpendFit | None
+    choice: ModelChoice | None
+    notes: list[str]
+
+    @property
+    def model(self) -> str:
+        return "rfm" if self.purchases is None else self.purchases.name
+
+    @property
+    def label(self) -> str:
+        """The run's model as stored: purchase model + spend model, or ``rfm``."""
+        return "rfm" if self.purchases is None or self.spend is None else f"{self.purchases.name}+{self.spend.name}"
+
+    @property
+    def parameters(self) -> dict[str, dict[str, float]]:
+        if self.purchases is None or self.spend is None:
+            return {}
+        found = {self.purchases.name: self.purchases.model.params}
+        return found | ({"gammagamma": self.spend.params} if self.spend.params else {})
+
+    @property
+    def log_likelihood(self) -> float:
+        return float("nan") if self.purchases is None else self.purchases.model.log_likelihood
+
+    def excluded(self, summary_excluded: dict[str, int]) -> dict[str, int]:
+        spend = {} if self.spend is None else self.spend.excluded
+        return {**summary_excluded, **{f"spend_model:{k}": v for k, v in spend.items() if v}}
+
+
+def fit_models(transactions: pl.DataFrame, summary: Summary, model: str) -> FittedModels:
+    """The requested model (or the best by holdout), its NBD limit where there is no drop-out, and a spend model;
+    no purchase model at all (an RFM run) when none can be fitted. Never raises ``FitError``."""
+    notes: list[str] = []
+    choice = None
+    order = [model]
+    if model == "auto":
+        try:
+            choice = choose_model(transactions, summary)
+            order = choice.ranking()
+            notes.append(choice.describe())
+        except (FitError, InvalidInputError) as error:  # too short a history to hold a part out
+            notes.append(f"no holdout model choice ({error.message}); tried in the default order")
+            order = list(MODELS)
+    for name in order:
+        try:
+            purchases = fit_purchases(name, summary)
+        except FitError as error:
+            notes.append(error.message)
+            continue
+        notes += purchases.notes
+        spend = fit_spend(summary)
+        return FittedModels(purchases, spend, choice, notes + list(spend.notes))
+    notes.append("no repeat-purchase model can be fitted (too few repeat buyers): tiers from RFM scores")
+    return FittedModels(None, None, choice, notes)
 
 
 def _store_run(engine: Engine, scores: pl.DataFrame, run: dict[str, Any]) -> int:
@@ -157,11 +220,11 @@ def delete_run(engine: Engine, run_id: int) -> None:
 
 
 def fit_outcome(
-    model: str, purchases: PurchaseModel, spend: GammaGamma, summary_excluded: dict[str, int]
+    model: str, purchases: PurchaseModel, spend: GammaGamma | SpendFit, summary_excluded: dict[str, int]
 ) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
     """What a run records of its fits: everything left out (by the summary and the spend model) and the parameters."""
     excluded = {**summary_excluded, **{f"spend_model:{k}": v for k, v in spend.excluded.items() if v}}
-    return excluded, {model: purchases.params, "gammagamma": spend.params}
+    return excluded, {model: purchases.params} | ({spend.name: spend.params} if spend.params else {})
 
 
 def run_record(
@@ -177,11 +240,12 @@ def run_record(
     excluded: dict[str, int],
     note: str | None,
     customers: int,
+    fit_notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The score_runs row describing one run: what was fitted, on what, with which settings."""
     return {
         "as_of": as_of,
-        "model": f"{model}+gammagamma",
+        "model": model if "+" in model or model == "rfm" else f"{model}+gammagamma",
         "period": period,
         "currency": scope.currency,
         "horizon_months": settings.horizon_months,
@@ -194,6 +258,7 @@ def run_record(
         "excluded": excluded,
         "tier_cuts": list(tier_cuts),
         "note": note,
+        "fit_notes": fit_notes or [],
     }
 
 

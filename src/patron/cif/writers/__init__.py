@@ -16,9 +16,28 @@ from sqlalchemy import Connection
 from patron.cif.writers.customers import CustomerWriter
 from patron.cif.writers.purchases import PurchaseWriter
 from patron.cif.writers.relationships import RelationshipWriter
-from patron.cif.writers.state import LINE_NO, ORDER_KEY, PAYMENT_SEQUENCE, UPDATED, WRITTEN, interaction_key_column
+from patron.cif.writers.state import (
+    LINE_NO,
+    ORDER_KEY,
+    PAYMENT_SEQUENCE,
+    RETURN,
+    RETURN_SUFFIX,
+    UPDATED,
+    WRITTEN,
+    interaction_key_column,
+)
 
-__all__ = ["LINE_NO", "ORDER_KEY", "PAYMENT_SEQUENCE", "UPDATED", "WRITTEN", "BatchWriter", "interaction_key_column"]
+__all__ = [
+    "LINE_NO",
+    "ORDER_KEY",
+    "PAYMENT_SEQUENCE",
+    "RETURN",
+    "RETURN_SUFFIX",
+    "UPDATED",
+    "WRITTEN",
+    "BatchWriter",
+    "interaction_key_column",
+]
 
 
 @dataclass

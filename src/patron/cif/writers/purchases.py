@@ -13,7 +13,36 @@ from patron.cif import schema as s
 from patron.cif.columns import utcnow
 from patron.cif.reader import LINE, Reject
 from patron.cif.writers.identities import IdentityWriter
-from patron.cif.writers.state import LINE_NO, ORDER_KEY, PAYMENT_SEQUENCE, UNKNOWN_CUSTOMER, UPDATED, WRITTEN, chunks
+from patron.cif.writers.state import (
+    LINE_NO,
+    ORDER_KEY,
+    PAYMENT_SEQUENCE,
+    RETURN,
+    UNKNOWN_CUSTOMER,
+    UPDATED,
+    WRITTEN,
+    chunks,
+)
+
+
+def line_amounts(row: dict[str, Any], prefix: str, tax_included: bool, is_return: bool) -> dict[str, Any]:
+    """A line's quantity and money (minor units): revenue net of discount and of tax where the price includes it;
+    a return's quantity and amounts negative whatever sign the source gave them."""
+    quantity = row.get(prefix + "quantity")
+    discount, tax, cost = (row.get(prefix + name) for name in ("discount", "tax", "cost"))
+    revenue = row[prefix + "revenue"] - (discount or 0) - (tax or 0 if tax_included else 0)
+    quantity = quantity if quantity is not None else Decimal(1)
+    if is_return:
+        quantity, revenue = -abs(quantity), -abs(revenue)
+        cost = None if cost is None else -abs(cost)
+    return {
+        "quantity": quantity,
+        "revenue_minor": revenue,
+        "cost_minor": cost,
+        "margin_minor": None if cost is None else revenue - cost,
+        "discount_minor": discount,
+        "tax_minor": tax,
+    }
 
 
 class PurchaseWriter(IdentityWriter):
@@ -89,6 +118,7 @@ class PurchaseWriter(IdentityWriter):
                     "ordered_at": head["orders.ordered_at"],
                     "channel": head.get("orders.channel"),
                     "currency": head.get("orders.currency") or self.currency,
+                    "kind": "return" if head.get(RETURN) else "purchase",
                     "created_at": utcnow(),
                 }
             )
@@ -109,22 +139,16 @@ class PurchaseWriter(IdentityWriter):
         )
         for row in all_rows:
             for index, line_spec in enumerate(line_specs):
-                prefix = f"lines.{index}."
-                revenue = row[prefix + "revenue"]
-                quantity = row.get(prefix + "quantity")
-                if line_spec.skip_zero and revenue == 0 and not quantity:
+                amounts = line_amounts(row, f"lines.{index}.", line_spec.tax_included, bool(row.get(RETURN)))
+                if line_spec.skip_zero and amounts["revenue_minor"] == 0 and not amounts["quantity"]:
                     continue
-                cost = row.get(prefix + "cost")
                 lines.append(
                     {
                         "order_id": order_ids[row[ORDER_KEY]],
                         "line_no": row[LINE_NO] * len(line_specs) + index + 1,
-                        "product_id": products.get(row.get(prefix + "product") or ""),
-                        "category_id": categories.get(row.get(prefix + "category") or ""),
-                        "quantity": quantity if quantity is not None else Decimal(1),
-                        "revenue_minor": revenue,
-                        "cost_minor": cost,
-                        "margin_minor": None if cost is None else revenue - cost,
+                        "product_id": products.get(row.get(f"lines.{index}.product") or ""),
+                        "category_id": categories.get(row.get(f"lines.{index}.category") or ""),
+                        **amounts,
                     }
                 )
             self._mark([row[LINE]], WRITTEN)

@@ -34,6 +34,8 @@ IN_CHUNK = 5_000
 ORDER_KEY = "__order_key__"
 LINE_NO = "__line_no__"
 PAYMENT_SEQUENCE = "__payment_sequence__"
+RETURN = "__return__"  # the row is a cancellation or return (the mapping's [orders.returns] rules)
+RETURN_SUFFIX = ":return"  # the key of the return part of an order that holds both
 
 
 def interaction_key_column(index: int) -> str:

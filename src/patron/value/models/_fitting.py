@@ -59,7 +59,7 @@ class MaximumLikelihoodModel:
     @property
     def fitted(self) -> FitResult:
         if self._fit is None:
-            raise FitError(f"{self.name} has not been fitted yet", code="not_fitted")
+            raise FitError(f"{self.name} has not been fitted yet", kind="not_fitted")
         return self._fit
 
     @property
@@ -145,7 +145,10 @@ def maximise(
         stuck = ", ".join(name for name, hit in zip(names, at_bound, strict=True) if hit)
         raise FitError(
             f"{model}: the fit did not converge ({stuck} ran off to the edge of the parameter space); "
-            "the data has too few repeat purchases or too short a history for this model"
+            "the data has too few repeat purchases or too short a history for this model",
+            field=next(name for name, hit in zip(names, at_bound, strict=True) if hit),
+            kind="edge",
+            estimates={name: float(v) for name, v in zip(names, np.exp(result.x), strict=True)},
         )
     if not result.success and np.max(np.abs(_central_gradient(objective, result.x))) > 1e-4:
         raise FitError(f"{model}: the optimiser did not converge ({result.message})")
@@ -174,7 +177,10 @@ def _standard_errors(
         weakest = names[int(np.argmax(np.abs(eigenvectors[:, 0])))]
         raise FitError(
             f"{model}: the data cannot identify the model (the likelihood is flat in {weakest}); "
-            "it needs more customers with repeat purchases or a longer history"
+            "it needs more customers with repeat purchases or a longer history",
+            field=weakest,
+            kind="flat",
+            estimates={name: float(v) for name, v in zip(names, np.exp(z), strict=True)},
         )
     log_errors = np.sqrt(np.diag(np.linalg.inv(information)))
     return {name: float(np.exp(v) * e) for name, v, e in zip(names, z, log_errors, strict=True)}

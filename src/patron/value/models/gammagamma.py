@@ -56,7 +56,15 @@ class GammaGamma(MaximumLikelihoodModel):
             ll, gradient = _log_likelihood_and_gradient(np.exp(z), xs, ms)
             return -float(w @ ll) / total, -(gradient @ w) * np.exp(z) / total
 
-        self._fit = maximise(objective, self.parameter_names, (1.0, 1.0, 1.0), data, model=self.name, gradient=True)
+        fitted = maximise(objective, self.parameter_names, (1.0, 1.0, 1.0), data, model=self.name, gradient=True)
+        if fitted.parameters["q"] <= 1:
+            raise FitError(
+                f"gammagamma: the estimate has q = {fitted.parameters['q']:.3f} ≤ 1, so the expected spend per "
+                "purchase is unbounded (the spend data has too heavy a tail); refusing it",
+                field="q",
+                estimates=fitted.parameters,
+            )
+        self._fit = fitted
         return self
 
     def fit_summary(self, summary: Summary) -> Self:
