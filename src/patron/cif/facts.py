@@ -30,6 +30,12 @@ CAT = s.Category.__table__.c
 INTERACTIONS = s.Interaction.__table__.c
 ORDER_LINES = s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id)
 YEAR = dt.timedelta(days=365)
+PURCHASE = O.kind == "purchase"  # returns net the revenue; they are never counted as orders or purchase days
+
+
+def purchases_only(column: Any) -> Any:
+    """``column`` on purchase rows, null on returns: counted, min'ed and max'ed, returns are left out."""
+    return case((PURCHASE, column))
 
 
 @dataclass(frozen=True)
@@ -138,8 +144,8 @@ def purchase_facts(
 ) -> pl.DataFrame:
     """One row per customer with an order in the scope up to ``as_of``: counts, money (major units), recency.
 
-    ``orders`` counts orders, ``purchase_days`` the distinct days with an order; ``margin`` is null when no line
-    of the customer has a known margin. Last year is the 365 days ending with the as-of day.
+    ``orders`` counts orders, ``purchase_days`` the distinct days with an order (returns count in neither, and
+    their negative revenue nets the money); ``margin`` is null when no line of the customer has a known margin. Last year is the 365 days ending with the as-of day.
     """
     year_ago, two_years_ago = end_of(as_of - YEAR), end_of(as_of - 2 * YEAR)
     last_year = O.ordered_at >= year_ago
@@ -147,14 +153,14 @@ def purchase_facts(
     query = (
         select(
             O.customer_id,
-            func.count(func.distinct(O.id)),
-            func.count(func.distinct(func.date(O.ordered_at))),
+            func.count(func.distinct(purchases_only(O.id))),
+            func.count(func.distinct(purchases_only(func.date(O.ordered_at)))),
             func.sum(L.revenue_minor),
             func.sum(L.margin_minor),
             func.sum(case((last_year, L.revenue_minor), else_=0)),
             func.sum(case((year_before, L.revenue_minor), else_=0)),
-            func.min(O.ordered_at),
-            func.max(O.ordered_at),
+            func.min(purchases_only(O.ordered_at)),
+            func.max(purchases_only(O.ordered_at)),
         )
         .select_from(ORDER_LINES)
         .where(O.ordered_at < end_of(as_of))

@@ -146,7 +146,7 @@ def _customer_plans(mapping: Mapping) -> list[FieldPlan]:
 def _order_plans(mapping: Mapping) -> list[FieldPlan]:
     if mapping.orders is None:
         return []
-    header_fields = {name: spec for name, spec in mapping.orders.fields().items() if name not in _LINE}
+    header_fields = {name: spec for name, spec in mapping.orders.fields().items() if name in _ORDER}
     plans = _section("orders", header_fields, _ORDER)
     currency = "orders.currency" if mapping.orders.currency is not None else None
     for index, line in enumerate(mapping.orders.line_specs()):

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 
 from patron.cif import schema as s
-from patron.cif.facts import facts_of_customer
+from patron.cif.facts import facts_of_customer, purchases_only
 from patron.cif.ledger import no_such_customer
 from patron.cif.money import format_money
 from patron.cif.parts import PartReads
@@ -125,9 +125,9 @@ def list_customers(
     revenue = (
         select(
             O.customer_id,
-            func.count(func.distinct(O.id)).label("orders"),
+            func.count(func.distinct(purchases_only(O.id))).label("orders"),
             func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
-            func.max(O.ordered_at).label("last_order"),
+            func.max(purchases_only(O.ordered_at)).label("last_order"),
             func.min(O.currency).label("currency"),
             func.count(func.distinct(O.currency)).label("currencies"),
         )
@@ -187,11 +187,11 @@ RECORD_READS = {
 ORDER_SUMMARY = (
     select(
         O.currency,
-        func.count(func.distinct(O.id)).label("orders"),
+        func.count(func.distinct(purchases_only(O.id))).label("orders"),
         func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
         func.sum(L.margin_minor).label("margin_minor"),
-        func.min(O.ordered_at).label("first_order"),
-        func.max(O.ordered_at).label("last_order"),
+        func.min(purchases_only(O.ordered_at)).label("first_order"),
+        func.max(purchases_only(O.ordered_at)).label("last_order"),
     )
     .join(s.OrderLine.__table__, L.order_id == O.id)
     .where(O.customer_id == _ONE)

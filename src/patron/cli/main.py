@@ -17,7 +17,7 @@ from patron.cli.service import context as service_context
 from patron.cli.shared import console, open_store, progress_bar, reports_errors
 from patron.cli.strategy import strategy_app
 from patron.cli.value import value_app
-from patron.demo.sets import DEMO_SETS
+from patron.demo.sets import DEMO_SETS, EXAMPLE_SETS
 from patron.errors import PatronError
 
 if TYPE_CHECKING:
@@ -89,7 +89,9 @@ def import_command(
 @reports_errors
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="the shared data folder (default ../shared/data)")] = None,
-    only: Annotated[list[str] | None, typer.Option(help=f"load only these sets: {', '.join(DEMO_SETS)}")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option(help=f"load only these sets: {', '.join(DEMO_SETS + EXAMPLE_SETS)}")
+    ] = None,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when the store has customers")] = False,
 ) -> None:
     """Load the demo data sets (CDNOW, telco churn, Hillstrom, ...) into the store."""

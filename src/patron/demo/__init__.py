@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from patron.demo.sets import DEMO_SETS
+from patron.demo.sets import DEMO_SETS, EXAMPLE_SETS
 from patron.errors import SourceFileError
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ def demo_mapping(name: str) -> Mapping:
     """The packaged mapping of one demo set."""
     from patron.cif.mapping import parse_mapping  # noqa: PLC0415 - naming the sets (the CLI's help) stays light
 
-    if name not in DEMO_SETS:
-        raise SourceFileError(f"unknown demo set {name!r}; choose from {', '.join(DEMO_SETS)}")
+    if name not in DEMO_SETS + EXAMPLE_SETS:
+        raise SourceFileError(f"unknown demo set {name!r}; choose from {', '.join(DEMO_SETS + EXAMPLE_SETS)}")
     text = resources.files("patron.demo").joinpath("mappings", f"{name}.toml").read_text(encoding="utf-8")
     return parse_mapping(tomllib.loads(text), origin=f"demo mapping {name}")
 

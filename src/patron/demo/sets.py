@@ -12,3 +12,6 @@ DEMO_SETS = (
     "olist-payments",
     "olist-leads",
 )
+# Packaged mappings of further real data sets, loaded only when named (`patron demo --only online-retail-ii`): a
+# real shop's invoice lines (quantity × unit price, cancellations, float ids, country names).
+EXAMPLE_SETS = ("online-retail-ii",)

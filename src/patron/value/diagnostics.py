@@ -134,7 +134,11 @@ class ModelChoice:
     limited: dict[str, str] = field(default_factory=dict)  # candidates that forecast with their limit (the NBD)
 
     def ranking(self) -> list[str]:
-        return sorted(self.errors, key=lambda name: self.errors[name].root_mean_squared_error)
+        """Best first; on a tie (to six digits, as when several reduce to the NBD) the simpler model first."""
+        return sorted(
+            self.errors,
+            key=lambda name: (round(self.errors[name].root_mean_squared_error, 6), len(MODELS[name].parameter_names)),
+        )
 
     def describe(self) -> str:
         scored = ", ".join(
@@ -176,5 +180,5 @@ def choose_model(transactions: pl.DataFrame, summary: Summary, *, validation_sha
             limited[name] = fit.name
     if not errors:
         raise FitError(f"no repeat-purchase model can be fitted: {'; '.join(skipped.values())}")
-    chosen = min(errors, key=lambda name: errors[name].root_mean_squared_error)
-    return ModelChoice(chosen, errors, validation_end, skipped, limited)
+    choice = ModelChoice("", errors, validation_end, skipped, limited)
+    return ModelChoice(choice.ranking()[0], errors, validation_end, skipped, limited)

@@ -183,7 +183,10 @@ class PurchaseWriter(IdentityWriter):
     def _write_products(self, conn: Connection, batch: pl.DataFrame) -> None:
         table = s.table_of(s.Product)
         columns = [c for c in batch.columns if c.startswith("products.")]
-        rows = list(batch.select(LINE, *columns).iter_rows(named=True))
+        # A line-item file names each product on many rows: its first row in the batch describes it.
+        rows = list(
+            batch.select(LINE, *columns).unique("products.sku", keep="first", maintain_order=True).iter_rows(named=True)
+        )
         categories = self._ensure_categories(conn, [row.get("products.category") for row in rows])
         existing: dict[str, dict[str, Any]] = {}
         skus = [row["products.sku"] for row in rows]
