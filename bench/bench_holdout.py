@@ -59,11 +59,16 @@ def run(copies: int) -> list[dict[str, object]]:
         transactions = load_transactions(engine, resolve_scope(engine))
         daily = transactions.group_by("customer_id", pl.col("at").dt.date().alias("day")).agg(pl.col("revenue").sum())
         occasions = work / "occasions.parquet"
-        daily.filter(pl.col("revenue") >= 0).select("customer_id", pl.col("day").cast(pl.Datetime).alias("at")).write_parquet(occasions)
+        daily.filter(pl.col("revenue") >= 0).select(
+            "customer_id", pl.col("day").cast(pl.Datetime).alias("at")
+        ).write_parquet(occasions)
         for period in ("W", "D"):
             started = time.perf_counter()
             summary = purchase_summary(
-                transactions, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END, period=period  # type: ignore[arg-type]
+                transactions,
+                calibration_end=CALIBRATION_END,
+                observation_end=OBSERVATION_END,
+                period=period,  # type: ignore[arg-type]
             )
             fitted = fit_models(transactions, summary, "auto")
             assert fitted.purchases is not None
@@ -74,7 +79,9 @@ def run(copies: int) -> list[dict[str, object]]:
             note = [f"actual {actual:,}; Patron {fitted.purchases.name}: {_errors(ours, 'forecast_holdout')}"]
             if theirs is not None:
                 both = ours.join(theirs.rename({"forecast_holdout": "lifetimes"}), on="customer_id", how="inner")
-                note.append(f"lifetimes bgnbd ({parameters}): {_errors(both, 'lifetimes')} on {both.height:,} customers")
+                note.append(
+                    f"lifetimes bgnbd ({parameters}): {_errors(both, 'lifetimes')} on {both.height:,} customers"
+                )
             else:
                 note.append(parameters)
             rows.append(

@@ -103,15 +103,21 @@ def test_each_bad_row_is_reported_with_line_column_and_reason(engine: Engine, wr
     for line, (column, reason) in expected.items():
         assert column is None or found[line].column == column, line
         assert reason in found[line].reason, line
-    assert (result.read, result.written, result.rejected) == (10, 2, 8)
+    # A bad e-mail or phone (optional contact details) drops only that field: the row and its order are kept.
+    assert {line for line, reject in found.items() if not reject.rejects_row} == {3, 7}
+    assert (result.read, result.written, result.rejected, result.fields_dropped) == (10, 4, 6, 2)
     with engine.connect() as conn:
         kept = set(conn.scalars(select(s.Order.order_key)))
-    assert kept == {"o1", "o10"}
+        emails = set(conn.scalars(select(s.Identity.value).where(s.Identity.kind == "email")))
+    assert kept == {"o1", "o2", "o6", "o10"}
+    assert "not-an-email" not in emails and "c6@example.com" in emails
+    assert "rejected 6 rows, dropped 2 fields" in result.summary_line()
     assert result.rejects_path is not None
     with result.rejects_path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["line"]) for row in rows] == [3, 4, 5, 6, 7, 8, 9, 10]
-    assert rows[0]["value"] == "not-an-email"
+    assert (rows[0]["value"], rows[0]["outcome"]) == ("not-an-email", "field dropped")
+    assert rows[1]["outcome"] == "row rejected"
 
 
 def test_missing_mapping_column_fails_before_anything_is_written(engine: Engine, write_file: WriteFile) -> None:
@@ -182,7 +188,9 @@ def test_changed_source_values_update_the_customer(engine: Engine, write_file: W
         write_file("v2.csv", "id,churn,city,score\n1,Yes,Paris,1.5\n2,No,Nice,2\n3,Maybe,Oslo,1\n"),
         mapping,
     )
-    assert (result.written, result.updated, result.unchanged, result.rejected) == (0, 2, 0, 1)
+    # "Maybe" is not a mapped status: customer 3 is created without one (the field dropped and reported).
+    assert (result.written, result.updated, result.unchanged, result.rejected) == (1, 2, 0, 0)
+    assert [(reject.line, reject.outcome) for reject in result.rejects] == [(4, "field dropped")]
     assert "not one of the mapped values" in result.rejects[0].reason
     with engine.connect() as conn:
         statuses = dict(
@@ -191,8 +199,8 @@ def test_changed_source_values_update_the_customer(engine: Engine, write_file: W
             ).all()
         )
         cities = set(conn.scalars(select(s.CustomerProfile.city)))
-    assert statuses == {"1": "churned", "2": "active"}
-    assert cities == {"Paris", "Nice"}
+    assert (statuses["1"], statuses["2"]) == ("churned", "active")
+    assert cities == {"Paris", "Nice", "Oslo"}
 
 
 def test_orders_for_unknown_customers_are_rejected(engine: Engine, write_file: WriteFile) -> None:

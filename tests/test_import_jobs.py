@@ -30,7 +30,8 @@ def test_any_process_reads_a_job_from_the_file_beside_its_upload(sqlite_engine: 
     job = start_import(sqlite_engine, data, "people.csv", MAPPING, upload_dir=uploads, actor="admin")
     state = _finished(job.id, uploads)  # read back from status.json, not from the starting thread's memory
     assert state.status == "done"
-    assert state.summary == "people.csv: read 3, written 2, updated 0, unchanged 0, rejected 1"
+    # A bad e-mail drops only that field: all three people are kept, and the summary counts both.
+    assert state.summary == "people.csv: read 3, written 3, updated 0, unchanged 0, rejected 0 rows, dropped 1 field"
     assert [(r["line"], r["column"]) for r in state.rejects] == [(3, "email")]
     assert (uploads / job.id / "status.json").is_file()
     with sqlite_engine.connect() as conn:

@@ -145,7 +145,8 @@ def purchase_facts(
     """One row per customer with an order in the scope up to ``as_of``: counts, money (major units), recency.
 
     ``orders`` counts orders, ``purchase_days`` the distinct days with an order (returns count in neither, and
-    their negative revenue nets the money); ``margin`` is null when no line of the customer has a known margin. Last year is the 365 days ending with the as-of day.
+    their negative revenue nets the money); ``margin`` is null when no line of the customer has a known margin.
+    Last year is the 365 days ending with the as-of day.
     """
     year_ago, two_years_ago = end_of(as_of - YEAR), end_of(as_of - 2 * YEAR)
     last_year = O.ordered_at >= year_ago

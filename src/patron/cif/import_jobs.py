@@ -99,7 +99,8 @@ def start_import(
             return
         job.summary = result.summary_line()
         job.rejects = [
-            {"line": r.line, "column": r.column, "value": r.value, "reason": r.reason} for r in result.rejects[:20]
+            {"line": r.line, "column": r.column, "value": r.value, "reason": r.reason, "outcome": r.outcome}
+            for r in result.rejects[:20]
         ]
         job.rejects_file = str(result.rejects_path or "")
         job.done = job.total = max(job.total, result.read)

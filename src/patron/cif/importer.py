@@ -65,9 +65,14 @@ class ImportResult:
         flagged = f", {self.fields_flagged:,} values flagged" if self.fields_flagged else ""
         return (
             f"{self.path.name}: read {self.read:,}, {verb} {self.written:,}, updated {self.updated:,}, "
-            f"unchanged {self.unchanged:,}, rejected {self.rejected:,} rows, dropped {self.fields_dropped:,} fields"
+            f"unchanged {self.unchanged:,}, rejected {_count(self.rejected, 'row')}, "
+            f"dropped {_count(self.fields_dropped, 'field')}"
             f"{flagged}{' (dry run: nothing was written)' if self.dry_run else ''}"
         )
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number:,} {thing}{'' if number == 1 else 's'}"
 
 
 def _occurrence(*partition: pl.Expr) -> pl.Expr:

@@ -43,9 +43,10 @@ def print_result(result: ImportResult) -> None:
     for name, count in result.counts.items():
         console.print(f"  {name}: {count:,}")
     if result.rejects_path is not None:
-        console.print(f"  rejected rows with line, column and reason: {result.rejects_path}")
+        console.print(f"  rejected rows and dropped fields with line, column and reason: {result.rejects_path}")
         for reject in result.rejects[:5]:
-            console.print(f"    line {reject.line}: {reject.column or '(row)'} {reject.value!r}: {reject.reason}")
+            where = f"line {reject.line}: {reject.column or '(row)'} {reject.value!r}"
+            console.print(f"    {where}: {reject.reason} ({reject.outcome})", markup=False)
         if len(result.rejects) > 5:
             console.print(f"    ... and {len(result.rejects) - 5:,} more in the rejects file")
 
@@ -60,17 +61,28 @@ def init() -> None:
 
 @app.command("import")
 @reports_errors
-def import_command(
+def import_command(  # noqa: PLR0917  (typer passes every option by position)
     file: Annotated[Path, typer.Argument(help="CSV, whitespace-separated text or Parquet file")],
-    mapping: Annotated[Path, typer.Option("--mapping", "-m", help="TOML mapping file")],
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", "-m", help="TOML mapping file (with --suggest: where to write it)")
+    ] = None,
     batch_rows: Annotated[int, typer.Option(help="rows written per transaction")] = 20_000,
     rejects_dir: Annotated[Path | None, typer.Option(help="where the rejects file goes")] = None,
+    suggest: Annotated[
+        bool, typer.Option("--suggest", help="write a starting mapping from the file's header and sample instead")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and count everything, write nothing")] = False,
 ) -> None:
     """Import one file through a mapping; bad rows are reported with line and reason, the rest kept."""
     from patron.cif.importer import import_file  # noqa: PLC0415
     from patron.cif.mapping import load_mapping  # noqa: PLC0415
     from patron.settings import get_settings  # noqa: PLC0415
 
+    if suggest:
+        write_suggestion(file, mapping)
+        return
+    if mapping is None:
+        raise typer.BadParameter("name the mapping with --mapping (or write a first one with --suggest)")
     spec = load_mapping(mapping)
     engine = open_store()
     with progress_bar() as bar:
@@ -81,8 +93,23 @@ def import_command(
             batch_rows=batch_rows,
             rejects_dir=rejects_dir or get_settings().data_dir / "rejects",
             progress=bar(file.name),
+            dry_run=dry_run,
         )
     print_result(result)
+
+
+def write_suggestion(file: Path, out: Path | None) -> None:
+    """Print a suggested mapping, or write it to ``out`` (never over an existing file)."""
+    from patron.cif.suggest import suggest_mapping  # noqa: PLC0415
+
+    text = suggest_mapping(file)
+    if out is None:
+        console.print(text, markup=False, highlight=False)
+        return
+    if out.exists():
+        raise typer.BadParameter(f"{out} exists; choose another file for the suggested mapping")
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote a suggested mapping to {out}; check it, then: patron import {file} -m {out} --dry-run")
 
 
 @app.command()
