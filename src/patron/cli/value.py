@@ -106,7 +106,11 @@ def score(
     *,
     source: SourceOption = None,
     model: Annotated[
-        str, typer.Option(help="auto (chosen on a held-out part of the history), bgnbd or paretonbd.")
+        str,
+        typer.Option(
+            help="auto (chosen on a held-out part of the history), bgnbd, paretonbd, mbgnbd, nbd, or bgbb "
+            "(discrete time: one opportunity per period, e.g. --period Y for yearly donations)."
+        ),
     ] = "auto",
     period: Annotated[str, typer.Option(help="Time unit: D, W, M or Y.")] = "W",
     horizon_months: Annotated[int, typer.Option(help="CLV horizon in months.")] = 36,
@@ -153,11 +157,14 @@ def score(
                 f"  {name}: RMSE {error.root_mean_squared_error:.4f} on purchases after {result.choice.validation_end}"
                 f" ({error.relative_error:+.1%} in total)"
             )
+    for fit_note in result.notes:
+        console.print(f"  note: {fit_note}", markup=False)
     console.print(
         f"run {result.run_id}: {result.customers:,} customers scored with {result.model} as of {result.as_of}"
     )
     clv = result.scores["clv"].to_numpy()
-    console.print(f"  total CLV {clv.sum():,.2f} {result.scope.currency}; median {float(np.median(clv)):,.2f}")
+    what = "total past margin (an RFM run forecasts nothing)" if result.model == "rfm" else "total CLV"
+    console.print(f"  {what} {clv.sum():,.2f} {result.scope.currency}; median {float(np.median(clv)):,.2f}")
     tiers_count = result.scores.group_by("tier").len().sort("tier")
     console.print("  tiers: " + ", ".join(f"{t} {n:,}" for t, n in tiers_count.iter_rows()))
     console.print(f"  triggers fired: {followed.fired:,}; offers decided again: {followed.offers_decided:,}")
@@ -251,3 +258,41 @@ def _cuts(text: str) -> tuple[float, ...]:
         return tuple(float(part) for part in text.split(","))
     except ValueError as error:
         raise InvalidInputError(f"tier cuts must be numbers like 0.2,0.5, not {text!r}", field="tiers") from error
+
+
+@value_app.command("retention")
+@reports_errors
+def retention(
+    *,
+    tenure: Annotated[str, typer.Option(help="Customer attribute with the tenure in whole periods.")] = "tenure_months",
+    cohort: Annotated[str, typer.Option(help="Customer attribute that splits the cohorts ('' for one).")] = "contract",
+    charge: Annotated[str, typer.Option(help="Customer attribute with the charge per period ('' for none).")] = (
+        "monthly_charges"
+    ),
+    periods_per_year: Annotated[int, typer.Option(help="Periods per year (12 for months).")] = 12,
+    discount_rate: Annotated[float, typer.Option(help="Annual discount rate.")] = 0.10,
+) -> None:
+    """Contract retention (shifted-beta-geometric): retention curve per cohort and residual value per customer."""
+    from patron.value.retention import contract_retention  # noqa: PLC0415
+
+    report = contract_retention(
+        open_store(), tenure=tenure, cohort=cohort or None, charge=charge or None,
+        annual_discount_rate=discount_rate, periods_per_year=periods_per_year,
+    )  # fmt: skip
+    for item in report.cohorts:
+        fit = "geometric limit" if item.note else f"alpha {item.alpha:.3f}, beta {item.beta:.3f}"
+        curve = ", ".join(f"{share:.2%}" for share in item.retention[:6])
+        console.print(
+            f"{item.cohort}: {item.customers:,} customers, {item.churned:,} cancelled; sBG {fit}; retention from "
+            f"period 1: {curve}; survival after {len(item.survival)}: {item.survival[-1]:.1%}; mean residual "
+            f"lifetime {item.mean_residual_lifetime:.1f} payments",
+            markup=False,
+        )
+        if item.note:
+            console.print(f"  {item.note}", markup=False)
+    valued = report.customers.drop_nulls("residual_value")
+    if valued.height:
+        total = valued["residual_value"].sum()
+        console.print(f"residual value of {valued.height:,} active customers: {total:,.2f} (charge × margin × DERL)")
+    for reason, count in report.left_out.items():
+        console.print(f"  left out: {reason}: {count:,}")

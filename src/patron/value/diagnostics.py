@@ -142,7 +142,7 @@ class ModelChoice:
 
     def describe(self) -> str:
         scored = ", ".join(
-            f"{name}{f' (as {self.limited[name]})' if name in self.limited else ''} "
+            f"{name}{f' (as {self.limited[name]}: no detectable drop-out)' if name in self.limited else ''} "
             f"{self.errors[name].root_mean_squared_error:.4f}"
             for name in self.ranking()
         )

@@ -17,16 +17,18 @@ from patron.cif.store import refresh_statistics
 from patron.errors import FitError, InvalidInputError, NotFoundError
 from patron.value.clv import ClvSettings, customer_lifetime_value
 from patron.value.diagnostics import MODELS, ModelChoice, choose_model
+from patron.value.discrete import bgbb_scores
 from patron.value.fits import PurchaseFit, SpendFit, fit_purchases, fit_spend
 from patron.value.lists import check_tier_cuts, tier_letters
 from patron.value.models.base import PurchaseModel
+from patron.value.models.bgbb import BetaGeometricBetaBinomial
 from patron.value.models.gammagamma import GammaGamma
 from patron.value.rfm import rfm_order, rfm_scores
 from patron.value.schema import CustomerScore, ScoreRun
 from patron.value.summary import Period, Summary, purchase_summary
 from patron.value.transactions import load_transactions
 
-ModelName = Literal["auto", "bgnbd", "paretonbd", "mbgnbd", "nbd"]
+ModelName = Literal["auto", "bgnbd", "paretonbd", "mbgnbd", "nbd", "bgbb"]
 DEFAULT_TIER_CUTS = (0.2, 0.5)  # A = top 20 %, B = the next 30 %, C = the rest
 Progress = Callable[[str], None]
 
@@ -100,26 +102,15 @@ def score_customers(engine: Engine, *, model: ModelName = "auto", **options: Unp
     say, settings, period, as_of, tier_cuts, note = (
         given.say, given.settings, given.period, given.as_of, given.tier_cuts, given.note
     )  # fmt: skip
-    if model not in ("auto", *MODELS):
-        raise InvalidInputError(f"unknown model {model!r}; use auto, {', '.join(MODELS)}", field="model")
+    if model not in ("auto", "bgbb", *MODELS):
+        raise InvalidInputError(f"unknown model {model!r}; use auto, {', '.join(MODELS)} or bgbb", field="model")
     scope = resolve_scope(engine, options.get("source"), options.get("currency"))
     say(f"reading orders of {scope.source} in {scope.currency}")
     transactions = load_transactions(engine, scope)
     summary = purchase_summary(transactions, observation_end=as_of, period=period)
 
-    if model == "auto":
-        say("choosing the repeat-purchase model on a held-out part of the history")
-    fitted = fit_models(transactions, summary, model)
-    if fitted.purchases is None:
-        say("no probability model can be fitted: tiers and lists from RFM scores")
-        clv = rfm_scores(summary, settings.default_margin_rate)
-        rank, tier = assign_tiers(rfm_order(clv), tier_cuts)
-    else:
-        say(f"fitted {fitted.model} on {summary.frame.height:,} customers; computing lifetime values")
-        assert fitted.spend is not None
-        clv = customer_lifetime_value(summary, fitted.purchases.model, fitted.spend.model, settings)
-        rank, tier = assign_tiers(clv["clv"], tier_cuts)
-    scores = clv.with_columns(rank, tier)
+    fitted, clv = _fit_and_value(transactions, summary, model, settings, say)
+    scores = clv.with_columns(*assign_tiers(rfm_order(clv) if fitted.model == "rfm" else clv["clv"], tier_cuts))
 
     run = run_record(
         scope=scope, as_of=summary.observation_end, model=fitted.label, parameters=fitted.parameters,
@@ -134,6 +125,25 @@ def score_customers(engine: Engine, *, model: ModelName = "auto", **options: Unp
     )  # fmt: skip
 
 
+def _fit_and_value(
+    transactions: pl.DataFrame, summary: Summary, model: str, settings: ClvSettings, say: Progress
+) -> tuple[FittedModels, pl.DataFrame]:
+    """The fitted models and every customer's values: BG/BB when asked for, else the continuous models, else RFM."""
+    if model == "bgbb":
+        say(f"fitting BG/BB on opportunities of one period ({summary.period}) each")
+        spend = fit_spend(summary)
+        values, bgbb = bgbb_scores(transactions, summary, spend.model, settings)
+        return FittedModels(None, spend, None, list(spend.notes), discrete=bgbb), values
+    if model == "auto":
+        say("choosing the repeat-purchase model on a held-out part of the history")
+    fitted = fit_models(transactions, summary, model)
+    if fitted.purchases is None or fitted.spend is None:
+        say("no probability model can be fitted: tiers and lists from RFM scores")
+        return fitted, rfm_scores(summary, settings.default_margin_rate)
+    say(f"fitted {fitted.model} on {summary.frame.height:,} customers; computing lifetime values")
+    return fitted, customer_lifetime_value(summary, fitted.purchases.model, fitted.spend.model, settings)
+
+
 @dataclass
 class FittedModels:
     """What a run forecasts with: a purchase and a spend fit, or neither (RFM), and every note on the way."""
@@ -142,25 +152,31 @@ class FittedModels:
     spend: SpendFit | None
     choice: ModelChoice | None
     notes: list[str]
+    discrete: BetaGeometricBetaBinomial | None = None  # a discrete-time (BG/BB) run
 
     @property
     def model(self) -> str:
+        if self.discrete is not None:
+            return self.discrete.name
         return "rfm" if self.purchases is None else self.purchases.name
 
     @property
     def label(self) -> str:
         """The run's model as stored: purchase model + spend model, or ``rfm``."""
-        return "rfm" if self.purchases is None or self.spend is None else f"{self.purchases.name}+{self.spend.name}"
+        return "rfm" if self.spend is None else f"{self.model}+{self.spend.name}"
 
     @property
     def parameters(self) -> dict[str, dict[str, float]]:
-        if self.purchases is None or self.spend is None:
+        if self.spend is None:
             return {}
-        found = {self.purchases.name: self.purchases.model.params}
+        purchases = self.discrete if self.discrete is not None else self.purchases.model if self.purchases else None
+        found = {} if purchases is None else {purchases.name: purchases.params}
         return found | ({"gammagamma": self.spend.params} if self.spend.params else {})
 
     @property
     def log_likelihood(self) -> float:
+        if self.discrete is not None:
+            return self.discrete.log_likelihood
         return float("nan") if self.purchases is None else self.purchases.model.log_likelihood
 
     def excluded(self, summary_excluded: dict[str, int]) -> dict[str, int]:
@@ -299,6 +315,16 @@ def list_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
     query = select(table_of(ScoreRun)).order_by(RUNS.id.desc()).limit(limit)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def latest_run(engine: Engine, scope: Scope) -> dict[str, Any] | None:
+    """The newest score run of one scope (its source and currency), or None before the first."""
+    query = select(table_of(ScoreRun)).where(RUNS.currency == scope.currency).order_by(RUNS.id.desc()).limit(1)
+    if scope.source is not None:
+        query = query.where(RUNS.source == scope.source)
+    with engine.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return None if row is None else dict(row)
 
 
 def latest_run_id(engine: Engine, source: str | None = None) -> int:

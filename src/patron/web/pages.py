@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
 from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
+from patron.cif.facts import order_sources
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.cif.view import resolve_customer
@@ -26,6 +27,7 @@ from patron.service.context import conversation_context
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
+from patron.value.scoring import latest_run
 from patron.web.render import TEMPLATES, figure_html, fragment, page
 
 router = APIRouter(include_in_schema=False)
@@ -61,13 +63,18 @@ def logout() -> RedirectResponse:
 
 
 @router.get("/", response_model=None)
-def dashboard(request: Request, principal: Viewer) -> Response:
+def dashboard(
+    request: Request, principal: Viewer, source: Annotated[str | None, Query(max_length=64)] = None
+) -> Response:
     engine = engine_of(request)
     counts = store_counts(engine)
     context: dict[str, Any] = {"counts": counts, "charts": {}, "at_risk": [], "scope": None, "pareto": None}
     if counts["orders"]:
-        frame, scope, as_of = customer_base(engine)
-        context["scope"], context["as_of"] = scope, as_of
+        sources = order_sources(engine)
+        known = {name for name, _currency, _orders in sources}
+        frame, scope, as_of = customer_base(engine, source=source if source in known else None)
+        context["scope"], context["as_of"], context["sources"] = scope, as_of, sources
+        context["buyers"], context["run"] = frame.height, latest_run(engine, scope)
         curve = pareto_curve(frame)
         context["pareto"] = curve.statement(0.2)
         points = curve.points
