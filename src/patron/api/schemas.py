@@ -207,7 +207,7 @@ class ScoreRunOut(BaseModel):
     annual_discount_rate: float
     default_margin_rate: float
     parameters: dict[str, Any]
-    log_likelihood: float
+    log_likelihood: float | None
     customers: int
     excluded: dict[str, Any]
     tier_cuts: list[float]

@@ -59,7 +59,9 @@ def fit(
 ) -> None:
     """Fit BG/NBD, Pareto/NBD and Gamma-Gamma and show parameters, fit and (with a holdout) forecast accuracy."""
     from patron.cif.facts import resolve_scope  # noqa: PLC0415
+    from patron.errors import FitError  # noqa: PLC0415
     from patron.value.diagnostics import MODELS, calibration_vs_holdout, holdout_error  # noqa: PLC0415
+    from patron.value.fits import fit_purchases  # noqa: PLC0415
     from patron.value.models.gammagamma import GammaGamma  # noqa: PLC0415
     from patron.value.summary import purchase_summary  # noqa: PLC0415
     from patron.value.transactions import load_transactions  # noqa: PLC0415
@@ -79,8 +81,15 @@ def fit(
     )
     for note, count in summary.excluded.items():
         console.print(f"  left out: {count:,} {note.replace('_', ' ')}")
-    for name, model_type in MODELS.items():
-        model = model_type().fit_summary(summary)
+    for name in MODELS:
+        try:
+            fit = fit_purchases(name, summary)
+        except FitError as failed:
+            console.print(f"[bold]{name}[/bold]: no fit: {failed.message}")
+            continue
+        model = fit.model
+        for fit_note in fit.notes:
+            console.print(f"  {fit_note}", markup=False)
         params = ", ".join(f"{k}={v:.4g}" for k, v in model.params.items())
         console.print(f"[bold]{name}[/bold]: {params}; log-likelihood {model.log_likelihood:,.1f}")
         if summary.has_holdout:
@@ -181,7 +190,8 @@ def runs(limit: int = 20) -> None:
                                          "note"),
         lambda row: (
             str(row["id"]), f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], str(row["as_of"]), row["model"],
-            f"{row['customers']:,}", f"{row['log_likelihood']:,.1f}", row["note"] or "",
+            f"{row['customers']:,}", "–" if row["log_likelihood"] is None else f"{row['log_likelihood']:,.1f}",
+            row["note"] or "",
         ),
         empty="no score runs yet: run `patron value score`",
     )  # fmt: skip

@@ -64,7 +64,7 @@ class PurchaseFit:
 def fit_purchases(name: str, summary: Summary) -> PurchaseFit:
     """Fit ``name`` on the summary, or its NBD limit where the data shows no drop-out; ``FitError`` otherwise."""
     try:
-        return PurchaseFit(name, PURCHASE_MODELS[name]().fit_summary(summary))
+        return PurchaseFit(name, _forecasting(PURCHASE_MODELS[name]().fit_summary(summary), summary))
     except FitError as error:
         dropout = _dropout(name, error.estimates)
         if error.field not in _DROPOUT_PARAMETERS.get(name, ()) or dropout is None or dropout > NO_DROPOUT:
@@ -75,6 +75,19 @@ def fit_purchases(name: str, summary: Summary) -> PurchaseFit:
             "forecasts with its nested limit, the NBD"
         )
         return PurchaseFit(name, limit, (note,))
+
+
+def _forecasting(model: PurchaseModel, summary: Summary) -> PurchaseModel:
+    """``model``, once it gives every customer of the summary a finite P(alive) and forecast (estimates far out in
+    the parameter space can overflow the special functions: such a fit is no answer)."""
+    frame = summary.frame
+    x, t_x, big_t = (frame[name].to_numpy() for name in ("frequency", "recency", "T"))
+    with np.errstate(all="ignore"):
+        alive = model.probability_alive(x, t_x, big_t)
+        ahead = model.conditional_expected_purchases(1.0, x, t_x, big_t)
+    if not (np.isfinite(alive).all() and np.isfinite(ahead).all()):
+        raise FitError(f"{model.name}: the fitted model gives some customers no finite forecast", kind="failed")
+    return model
 
 
 class SpendModel(Protocol):

@@ -27,7 +27,7 @@ class ScoreRun(Base):
     annual_discount_rate: Mapped[float] = mapped_column(Float)
     default_margin_rate: Mapped[float] = mapped_column(Float)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
-    log_likelihood: Mapped[float] = mapped_column(Float)
+    log_likelihood: Mapped[float | None] = mapped_column(Float)  # none in an RFM run
     customers: Mapped[int] = mapped_column(Integer)
     excluded: Mapped[dict[str, Any]] = mapped_column(JSON)
     tier_cuts: Mapped[list[float]] = mapped_column(JSON)

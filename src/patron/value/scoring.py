@@ -39,7 +39,7 @@ class ScoreRunResult:
     scope: Scope
     model: str
     parameters: dict[str, dict[str, float]]
-    log_likelihood: float
+    log_likelihood: float | None
     customers: int
     as_of: dt.date
     excluded: dict[str, int] = field(default_factory=dict)
@@ -174,10 +174,10 @@ class FittedModels:
         return found | ({"gammagamma": self.spend.params} if self.spend.params else {})
 
     @property
-    def log_likelihood(self) -> float:
+    def log_likelihood(self) -> float | None:
         if self.discrete is not None:
             return self.discrete.log_likelihood
-        return float("nan") if self.purchases is None else self.purchases.model.log_likelihood
+        return None if self.purchases is None else self.purchases.model.log_likelihood
 
     def excluded(self, summary_excluded: dict[str, int]) -> dict[str, int]:
         spend = {} if self.spend is None else self.spend.excluded
@@ -249,7 +249,7 @@ def run_record(
     as_of: dt.date,
     model: str,
     parameters: dict[str, dict[str, float]],
-    log_likelihood: float,
+    log_likelihood: float | None,
     period: str,
     settings: ClvSettings,
     tier_cuts: tuple[float, ...],

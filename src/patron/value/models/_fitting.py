@@ -150,10 +150,11 @@ def maximise(
             kind="edge",
             estimates={name: float(v) for name, v in zip(names, np.exp(result.x), strict=True)},
         )
-    if not result.success and np.max(np.abs(_central_gradient(objective, result.x))) > 1e-4:
-        raise FitError(f"{model}: the optimiser did not converge ({result.message})")
+    with np.errstate(all="ignore"):  # the checks probe around the optimum, where the special functions may overflow
+        if not result.success and not np.max(np.abs(_central_gradient(objective, result.x))) <= 1e-4:
+            raise FitError(f"{model}: the optimiser did not converge ({result.message})")
+        errors = _standard_errors(objective, result.x, names, data.customers, model=model, gradient=gradient)
     parameters = {name: float(v) for name, v in zip(names, np.exp(result.x), strict=True)}
-    errors = _standard_errors(objective, result.x, names, data.customers, model=model, gradient=gradient)
     return FitResult(parameters, -value * data.customers, data.customers, data.unique, int(result.nit), errors)
 
 
@@ -172,6 +173,8 @@ def _standard_errors(
             upper, lower = _central_gradient(objective, z + shift), _central_gradient(objective, z - shift)
         hessian[i] = (upper - lower) / (2 * step)
     information = customers * (hessian + hessian.T) / 2
+    if not np.isfinite(information).all():
+        raise FitError(f"{model}: the likelihood cannot be evaluated around the optimum; the fit is no answer")
     eigenvalues, eigenvectors = np.linalg.eigh(information)
     if eigenvalues[0] <= 1e-6 * max(eigenvalues[-1], 1.0):
         weakest = names[int(np.argmax(np.abs(eigenvectors[:, 0])))]
