@@ -58,8 +58,10 @@ def test_summary_on_an_empty_machine_says_what_to_do() -> None:
 def test_import_reports_counts_and_rejects(tmp_path: Path) -> None:
     result = import_csv(tmp_path, "id,email\n1,a@example.com\n2,broken\n")
     assert result.exit_code == 0, result.output
-    assert "read 2, written 1, updated 0, unchanged 0, rejected 1" in result.output
+    # A bad e-mail drops only that field: both people are kept, and the line is reported.
+    assert "read 2, written 2, updated 0, unchanged 0, rejected 0 rows, dropped 1 field" in result.output
     assert "line 3: email 'broken'" in result.output
+    assert "(field dropped)" in result.output
     shown = runner.invoke(app, ["customers", "show", "crm:1"])
     assert "a@example.com" in shown.output
 

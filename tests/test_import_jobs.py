@@ -35,7 +35,7 @@ def test_any_process_reads_a_job_from_the_file_beside_its_upload(sqlite_engine: 
     assert [(r["line"], r["column"]) for r in state.rejects] == [(3, "email")]
     assert (uploads / job.id / "status.json").is_file()
     with sqlite_engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(s.Customer)) == 2
+        assert conn.scalar(select(func.count()).select_from(s.Customer)) == 3
     assert import_job("000000000000", uploads) is None  # no such job
     assert import_job("../../etc", uploads) is None  # not a job id: never a path outside the uploads
 

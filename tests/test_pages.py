@@ -262,7 +262,8 @@ def test_an_upload_imports_with_progress_and_shows_each_rejected_line(site: str,
 
     people = tmp_path / "people.csv"
     rows = [f"w{n},web{n}@example.com,Web Person {n}" for n in range(1, 41)]
-    rows.insert(7, "w8b,not-an-address,Broken Mail")  # line 9 of the file (after the header)
+    rows.insert(7, "w8b,not-an-address,Broken Mail")  # line 9: the bad e-mail is dropped, the person kept
+    rows.insert(20, ",nobody@example.com,No Id")  # line 22: no id, so the row is rejected
     people.write_text("id,email,name\n" + "\n".join(rows) + "\n")
     mapping = tmp_path / "people.toml"
     mapping.write_text(
@@ -278,10 +279,11 @@ def test_an_upload_imports_with_progress_and_shows_each_rejected_line(site: str,
         page.set_input_files("input[name=mapping]", str(mapping))
         page.click("button:has-text('Import')")
         expect(page.locator("#import-job")).to_have_attribute("data-finished", "done", timeout=30_000)
-        expect(page.locator("#import-summary")).to_contain_text("written 40")
-        expect(page.locator("#import-summary")).to_contain_text("rejected 1")
-        expect(page.locator("#import-rejects")).to_contain_text("9")
+        expect(page.locator("#import-summary")).to_contain_text("written 41")
+        expect(page.locator("#import-summary")).to_contain_text("rejected 1 row, dropped 1 field")
         expect(page.locator("#import-rejects")).to_contain_text("not-an-address")
+        expect(page.locator("#import-rejects tr", has_text="not-an-address")).to_contain_text("field dropped")
+        expect(page.locator("#import-rejects tr", has_text="22")).to_contain_text("row rejected")
         assert page.locator("#import-progress").evaluate("bar => bar.value") == 1
         page.screenshot(path=str(tmp_path / "import.png"), full_page=True)
         page.reload()

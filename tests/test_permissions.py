@@ -87,6 +87,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/strategy/budget"): ANALYSTS_TOO,
     ("GET", "/strategy/portfolio"): ANALYSTS_TOO,
     ("GET", "/strategy/pricing"): ANALYSTS_TOO,
+    ("GET", "/strategy/elasticity"): ANALYSTS_TOO,
+    ("GET", "/strategy/elasticity/panel"): ANALYSTS_TOO,
     ("GET", "/strategy/network"): ANALYSTS_TOO,
     ("GET", "/campaigns"): EVERYONE,
     ("GET", "/campaigns/{key}"): EVERYONE,

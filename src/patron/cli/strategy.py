@@ -129,6 +129,28 @@ def pricing(by: Annotated[str, typer.Option(help="Segment field.")] = "education
         )
 
 
+@strategy_app.command("elasticity")
+@reports_errors
+def elasticity(
+    by: Annotated[str, typer.Option(help="Segments: tier, country or all.")] = "tier",
+    source: Annotated[str | None, typer.Option(help="Order source (default: the largest).")] = None,
+) -> None:
+    """Price elasticity of quantity per segment from order lines (list price over time, product and week effects)."""
+    from patron.strategy.plans import price_elasticity  # noqa: PLC0415
+
+    scope, found, customers = price_elasticity(open_store(), by=by, source=source)
+    table = Table(title=f"Price elasticity of quantity in {scope}, by {by} (95 % interval, clustered by product)")
+    for name in ("segment", "elasticity", "interval", "purchases", "products", "customers"):
+        table.add_column(name, justify="right")
+    for item in sorted(found, key=lambda item: -item.lines):
+        table.add_row(
+            item.segment, f"{item.elasticity:.2f}", f"{item.low:.2f} to {item.high:.2f}", f"{item.lines:,}",
+            f"{item.products:,}", f"{item.customers:,}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{customers.height:,} customers with their own estimate, shrunk towards their segment's")
+
+
 @network_app.callback()
 @reports_errors
 def network(ctx: typer.Context) -> None:

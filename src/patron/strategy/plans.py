@@ -13,10 +13,13 @@ from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.facts import Scope, read_frame, resolve_scope
+from patron.cif.money import to_major
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
 from patron.settings import get_settings
 from patron.strategy.budget import Allocation, EquityInputs, ResponseCurve, best_budget, best_split, what_if
+from patron.strategy.elasticity import SegmentElasticity, purchase_cells, segment_elasticities
 from patron.strategy.network import (
     communities,
     customer_graph,
@@ -144,6 +147,51 @@ def price_sensitivity(engine: Engine, *, by: str = "education") -> tuple[pl.Data
         pl.sum_horizontal(*(pl.col(c).cast(pl.Float64) for c in channels)).alias("purchases"),
     ).filter(pl.col("deals").is_not_null())
     return deal_proneness(frame)
+
+
+ELASTICITY_SEGMENTS = ("tier", "country", "all")
+
+
+def price_elasticity(
+    engine: Engine, *, by: str = "tier", source: str | None = None
+) -> tuple[Scope, list[SegmentElasticity], pl.DataFrame]:
+    """Price elasticity of quantity per segment (value tier, country or all) from one source's order lines."""
+    if by not in ELASTICITY_SEGMENTS:
+        raise InvalidInputError(f"segments by one of {', '.join(ELASTICITY_SEGMENTS)}, not {by!r}", field="by")
+    scope = resolve_scope(engine, source)
+    orders, lines, products = (table_of(model).c for model in (s.Order, s.OrderLine, s.Product))
+    query = scope.orders_in(
+        select(orders.customer_id, orders.ordered_at, products.sku, lines.quantity, lines.revenue_minor)
+        .join_from(table_of(s.OrderLine), table_of(s.Order), lines.order_id == orders.id)
+        .join(table_of(s.Product), products.id == lines.product_id)
+        .where(orders.kind == "purchase", lines.quantity > 0)
+    )
+    schema: dict[str, pl.DataType] = {
+        "customer_id": pl.Int64(), "at": pl.Datetime("us"), "product": pl.String(), "quantity": pl.Float64(),
+        "revenue_minor": pl.Int64(),
+    }  # fmt: skip
+    frame = read_frame(engine, query, schema)
+    if frame.is_empty():
+        raise InvalidInputError(f"{scope} has no order lines with products and quantities to learn prices from")
+    frame = frame.with_columns(
+        (to_major(pl.col("revenue_minor"), scope.currency) / pl.col("quantity")).alias("unit_price")
+    )
+    segments = _elasticity_segments(engine, by, scope)
+    frame = frame.join(segments, on="customer_id", how="left").with_columns(pl.col("segment").fill_null("(none)"))
+    found, customers = segment_elasticities(purchase_cells(frame))
+    return scope, found, customers
+
+
+def _elasticity_segments(engine: Engine, by: str, scope: Scope) -> pl.DataFrame:
+    empty = pl.DataFrame(schema={"customer_id": pl.Int64, "segment": pl.String})
+    if by == "all":
+        return empty
+    if by == "tier":
+        scores = latest_scores(engine, scope=scope)
+        return scores.select("customer_id", pl.col("tier").alias("segment")) if scores.height else empty
+    profile = table_of(s.CustomerProfile).c
+    query = select(profile.customer_id, profile.country)
+    return read_frame(engine, query, {"customer_id": pl.Int64(), "segment": pl.String()})
 
 
 @dataclass

@@ -7,24 +7,27 @@ from typing import Annotated, Any
 
 import numpy as np
 import plotly.graph_objects as go
+import polars as pl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from plotly.subplots import make_subplots
 
 from patron.auth.service import Principal
 from patron.errors import PatronError
-from patron.http.common import Viewer, engine_of
+from patron.http.common import FragmentViewer, Viewer, engine_of
 from patron.strategy.budget import customer_equity
 from patron.strategy.plans import (
+    ELASTICITY_SEGMENTS,
     BudgetPlan,
     NetworkSummary,
     PortfolioPlan,
     budget_plan,
     network_summary,
     portfolio_plan,
+    price_elasticity,
     price_sensitivity,
 )
-from patron.web.render import figure_html, page
+from patron.web.render import figure_html, fragment, page, problem_fragment
 
 router = APIRouter(include_in_schema=False)
 
@@ -131,6 +134,43 @@ def pricing(request: Request, principal: Viewer, by: Annotated[str, Query(max_le
         return {"segments": segments.to_dicts(), "prone": prone, "chart": figure_html(figure)}
 
     return _guarded(request, principal, "strategy_pricing.html", build, by=by)
+
+
+@router.get("/strategy/elasticity", response_model=None)
+def elasticity(request: Request, principal: Viewer, by: Annotated[str, Query(max_length=16)] = "tier") -> Response:
+    """The page at once; the estimate (seconds on a big shop) arrives as a fragment, with a sign that it is coming."""
+    chosen = by if by in ELASTICITY_SEGMENTS else "tier"
+    return _guarded(request, principal, "strategy_elasticity.html", dict, by=chosen, choices=ELASTICITY_SEGMENTS)
+
+
+@router.get("/strategy/elasticity/panel", response_model=None)
+def elasticity_panel(
+    request: Request, principal: FragmentViewer, by: Annotated[str, Query(max_length=16)] = "tier"
+) -> Response:
+    if not principal.can("read_strategy"):
+        return problem_fragment(request, "Your role does not include strategy analytics.", 403)
+    try:
+        scope, found, customers = price_elasticity(engine_of(request), by=by)
+    except PatronError as error:
+        return fragment(request, "_elasticity.html", problem=error.message)
+    found = sorted(found, key=lambda item: -item.lines)
+    figure = go.Figure(
+        go.Bar(
+            x=[item.segment for item in found],
+            y=[item.elasticity for item in found],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [item.high - item.elasticity for item in found],
+                "arrayminus": [item.elasticity - item.low for item in found],
+            },
+        )
+    ).update_layout(title=f"Price elasticity of quantity by {by} (95 % interval)", yaxis_title="elasticity")
+    spread = customers.select(pl.col("shrunk").quantile(0.1).alias("p10"), pl.col("shrunk").quantile(0.9).alias("p90"))
+    return fragment(
+        request, "_elasticity.html", problem=None, scope=scope, segments=found, chart=figure_html(figure),
+        customers=customers.height, spread=spread.row(0, named=True),
+    )  # fmt: skip
 
 
 @router.get("/strategy/network", response_model=None)
