@@ -4,6 +4,7 @@ the segment builder's live count. Screenshots go to the test's folder."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import socket
 import threading
 import time
@@ -294,4 +295,40 @@ def test_an_upload_imports_with_progress_and_shows_each_rejected_line(site: str,
         page.goto(site + "/imports")
         expect(page.locator("main")).to_contain_text("Importing data needs the admin or manager role.")
         expect(page.locator("input[name=data]")).to_have_count(0)
+        browser.close()
+
+
+def test_a_file_without_a_mapping_is_previewed_suggested_dry_run_then_imported(site: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    export = tmp_path / "invoices.csv"
+    export.write_text(
+        "Invoice;Customer ID;InvoiceDate;StockCode;Description;Quantity;Price;Country\n"
+        + "".join(f"{500 + n};{17000 + n % 7}.0;2024-0{1 + n % 9}-1{n % 9} 10:00:00;SKU{n % 5};Item {n % 5};"
+                  f"{1 + n % 4};{1 + n % 3}.25;United Kingdom\n" for n in range(30))
+        + "C900;17001.0;2024-09-20 10:00:00;SKU1;Item 1;-1;2.25;United Kingdom\n"
+    )  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        _sign_in(page, site, "admin", "admin-password")
+        page.goto(site + "/imports")
+        page.set_input_files("input[name=data]", str(export))
+        page.click("#prepare")
+        expect(page.locator("#import-preview")).to_contain_text("SKU0")
+        mapping = page.locator("#mapping-text")
+        expect(mapping).to_have_value(re.compile(r'unit_price = "Price"'))
+        expect(mapping).to_have_value(re.compile(r'order_id_prefix = "C"'))
+        edited = mapping.input_value().replace('format = "csv"', 'format = "csv"\ncurrency = "GBP"')
+        mapping.fill(edited.replace('system = "invoices"', 'system = "giftshop"'))
+        page.click("button[value=dry-run]")
+        expect(page.locator("#import-job")).to_have_attribute("data-finished", "done", timeout=30_000)
+        expect(page.locator("#import-summary")).to_contain_text("would write 31")
+        expect(page.locator("#import-summary")).to_contain_text("nothing was written")
+        page.screenshot(path=str(tmp_path / "dry-run.png"), full_page=True)
+        page.click("button[value=import]")
+        expect(page.locator("#import-job")).to_have_attribute("data-finished", "done", timeout=30_000)
+        expect(page.locator("#import-summary")).to_contain_text("written 31")
+        page.goto(site + "/imports")
+        expect(page.locator("#import-runs")).to_contain_text("giftshop")
         browser.close()

@@ -20,11 +20,13 @@ from patron.app import create_app
 from patron.auth.service import create_user
 from patron.cif import schema as s
 from patron.cif.columns import table_of
+from patron.cif.import_jobs import stage_upload
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.engage.offers import create_offer
 from patron.schema import Base
 from patron.segments.rules import create_segment
+from patron.web.import_pages import uploads_dir
 from tests.conftest import WriteFile
 
 ROLES = ("admin", "manager", "agent", "analyst")
@@ -96,6 +98,9 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/imports"): EVERYONE,
     ("POST", "/imports"): MANAGERS,
     ("GET", "/imports/{job_id}/panel"): EVERYONE,
+    ("POST", "/imports/prepare"): MANAGERS,
+    ("GET", "/imports/staged/{staged_id}"): EVERYONE,
+    ("POST", "/imports/staged/{staged_id}"): MANAGERS,
     ("GET", "/vendor/plotly.min.js"): PUBLIC,
 }
 
@@ -113,6 +118,9 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
 
     walk(app.routes)
     return found
+
+
+PEOPLE_MAPPING = '[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n'
 
 
 def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +145,8 @@ def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[
         ("POST", "/login"): {"data": {"username": "admin", "password": PASSWORD}},
         ("POST", "/segments"): {"data": {"name": unique, "rule": "orders >= 0"}},
         ("POST", "/segments/count"): {"data": {"rule": "orders >= 0"}},
+        ("POST", "/imports/prepare"): {"files": {"data": ("people.csv", b"id,email\n78,x@example.com\n", "text/csv")}},
+        ("POST", "/imports/staged/{staged_id}"): {"data": {"action": "dry-run", "mapping_text": PEOPLE_MAPPING}},
         ("POST", "/imports"): {"files": {
             "data": ("people.csv", b"id,email\n77,new@example.com\n", "text/csv"),
             "mapping": ("m.toml", b'[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n',
@@ -172,8 +182,9 @@ def store(engine: Engine, write_file: WriteFile) -> Iterator[tuple[TestClient, d
         case = client.post("/api/cases", headers={"Authorization": f"Bearer {tokens['admin']}"},
                            json={"customer_id": ann, "subject": "a case to act on"})  # fmt: skip
         assert case.status_code == 201, case.text
+        staged = stage_upload(b"id,email\n79,y@example.com\n", "staged.csv", uploads_dir(), PEOPLE_MAPPING)
         ids = {"customer_id": ann, "case_id": case.json()["id"], "name": "everyone", "run_id": 1, "key": "none",
-               "job_id": "none"}  # fmt: skip
+               "job_id": "none", "staged_id": staged.id}  # fmt: skip
         yield client, tokens, ids
 
 

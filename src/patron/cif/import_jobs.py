@@ -40,6 +40,7 @@ class ImportJob:
     error: str = ""
     rejects: list[dict[str, Any]] = field(default_factory=list)
     rejects_file: str = ""
+    dry_run: bool = False
 
     @property
     def share(self) -> float:
@@ -59,7 +60,14 @@ def _save(job: ImportJob, folder: Path) -> None:
 
 
 def start_import(
-    engine: Engine, data: bytes, file_name: str, mapping_text: str, *, upload_dir: Path, actor: str
+    engine: Engine,
+    data: bytes,
+    file_name: str,
+    mapping_text: str,
+    *,
+    upload_dir: Path,
+    actor: str,
+    dry_run: bool = False,
 ) -> ImportJob:
     """Check the mapping at once (a bad one is refused before anything runs), then import in the background."""
     if len(data) > MAX_UPLOAD_BYTES:
@@ -68,7 +76,7 @@ def start_import(
         mapping = parse_mapping(tomllib.loads(mapping_text), origin="uploaded mapping")
     except tomllib.TOMLDecodeError as error:
         raise MappingError(f"the mapping is not valid TOML: {error}", field="mapping") from error
-    job = ImportJob(uuid.uuid4().hex[:12], Path(file_name).name or "upload.csv")
+    job = ImportJob(uuid.uuid4().hex[:12], Path(file_name).name or "upload.csv", dry_run=dry_run)
     folder = upload_dir / job.id
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / job.file_name
@@ -87,7 +95,14 @@ def start_import(
         _save(job, folder)
         try:
             result = import_file(
-                engine, path, mapping, rejects_dir=folder, progress=progress, actor=actor, interface="web"
+                engine,
+                path,
+                mapping,
+                rejects_dir=folder,
+                progress=progress,
+                actor=actor,
+                interface="web",
+                dry_run=dry_run,
             )
         except PatronError as error:
             job.status, job.error = "failed", error.message
@@ -127,3 +142,43 @@ def recent_imports(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(table_of(s.ImportRun)).order_by(runs.id.desc()).limit(limit)).all()
     return [dict(row._mapping) for row in rows]
+
+
+@dataclass(frozen=True)
+class StagedUpload:
+    """A file uploaded to be looked at before it is imported: a preview, a mapping to edit, dry runs."""
+
+    id: str
+    file_name: str
+    folder: Path
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.file_name
+
+    @property
+    def mapping_path(self) -> Path:
+        return self.folder / "mapping.toml"
+
+
+def stage_upload(data: bytes, file_name: str, upload_dir: Path, mapping_text: str | None = None) -> StagedUpload:
+    """Keep the upload, with the given mapping or a suggested one (``cif/suggest.py``) to start from."""
+    from patron.cif.suggest import suggest_mapping  # noqa: PLC0415
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise MappingError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: import it with `patron import`")
+    staged = StagedUpload(uuid.uuid4().hex[:12], Path(file_name).name or "upload.csv", upload_dir / "staged")
+    staged = StagedUpload(staged.id, staged.file_name, staged.folder / staged.id)
+    staged.folder.mkdir(parents=True, exist_ok=True)
+    staged.path.write_bytes(data)
+    staged.mapping_path.write_text(mapping_text or suggest_mapping(staged.path), encoding="utf-8")
+    return staged
+
+
+def staged_upload(staged_id: str, upload_dir: Path) -> StagedUpload | None:
+    """A staged upload by id, from any server process; ``None`` for an id that names none."""
+    if not JOB_ID.match(staged_id):
+        return None
+    folder = upload_dir / "staged" / staged_id
+    files = [item for item in folder.glob("*") if item.name != "mapping.toml"] if folder.is_dir() else []
+    return StagedUpload(staged_id, files[0].name, folder) if len(files) == 1 else None
