@@ -27,6 +27,7 @@ from patron.value.models.nbd import NegativeBinomial
 from patron.value.models.sbg import ShiftedBetaGeometric
 from patron.value.scoring import score_customers
 from patron.value.summary import purchase_summary
+from tests.conftest import SHARED_DATA, needs
 
 START = dt.date(2023, 1, 1)
 
@@ -186,3 +187,34 @@ def test_bgbb_scores_a_discrete_time_base_from_the_cli(cli_store: Path) -> None:
     run = list_runs(open_store(), 1)[0]
     assert run["model"].startswith("bgbb+")  # spend: Gamma-Gamma, or the observed means where it cannot answer
     assert set(run["parameters"]["bgbb"]) == {"alpha", "beta", "gamma", "delta"}
+
+
+@needs(SHARED_DATA / "telco-churn")
+def test_telco_contract_retention_per_contract_type_from_the_store_and_the_api(sqlite_engine: Engine) -> None:
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    from patron.app import create_app  # noqa: PLC0415
+    from patron.auth.service import create_user  # noqa: PLC0415
+    from patron.demo import load_demo  # noqa: PLC0415
+    from patron.value.retention import contract_retention  # noqa: PLC0415
+
+    load_demo(sqlite_engine, SHARED_DATA, names=("telco-churn",))
+    report = contract_retention(sqlite_engine)
+    cohorts = {item.cohort: item for item in report.cohorts}
+    assert set(cohorts) == {"Month-to-month", "One year", "Two year"}
+    monthly = cohorts["Month-to-month"]
+    assert (monthly.customers, monthly.churned) == (3_875, 1_655)  # 11 customers of tenure 0 are left out
+    assert report.left_out["customers_without_a_whole_period_of_tenure"] == 11
+    assert monthly.note is None
+    assert (np.diff(monthly.retention) > 0).all()  # the sorting effect: those likely to cancel leave first
+    assert cohorts["Two year"].survival[-1] > cohorts["One year"].survival[-1] > monthly.survival[-1]
+    assert report.customers["residual_value"].drop_nulls().min() > 0
+    create_user(sqlite_engine, "analyst", "analyst-password", "analyst")
+    with TestClient(create_app(sqlite_engine)) as client:
+        token = client.post("/api/auth/token", json={"username": "analyst", "password": "analyst-password"})
+        reply = client.get("/api/value/retention", headers={"Authorization": f"Bearer {token.json()['token']}"})
+    assert reply.status_code == 200, reply.text
+    by_name = {item["cohort"]: item for item in reply.json()["cohorts"]}
+    assert by_name["Month-to-month"]["alpha"] == pytest.approx(monthly.alpha)
+    assert by_name["Two year"]["alpha"] is None
+    assert "geometric limit" in by_name["Two year"]["note"]

@@ -212,6 +212,41 @@ class ScoreRunOut(BaseModel):
     excluded: dict[str, Any]
     tier_cuts: list[float]
     note: str | None
+    fit_notes: list[str] | None = None  # the model choice, boundary estimates answered by a limit, fallbacks
+
+
+class CohortRetentionOut(BaseModel):
+    cohort: str
+    customers: int
+    churned: int
+    alpha: float | None  # None in the geometric limit (one cancellation probability for all)
+    beta: float | None
+    retention: list[float]
+    survival: list[float]
+    mean_residual_lifetime: float | None
+    note: str | None
+
+
+class Retention(BaseModel):
+    cohorts: list[CohortRetentionOut]
+    residual_value: float | None  # Σ DERL × charge × margin over the active customers
+    left_out: dict[str, int]
+
+
+class SegmentElasticityOut(BaseModel):
+    segment: str
+    elasticity: float
+    low: float
+    high: float
+    lines: int
+    products: int
+    customers: int
+
+
+class Elasticity(BaseModel):
+    source: str | None
+    currency: str
+    segments: list[SegmentElasticityOut]
 
 
 class QueuedCase(BaseModel):

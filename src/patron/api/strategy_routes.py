@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from patron.api.schemas import BudgetPlan, LinksAdded, Network, PortfolioPlan, Pricing
+from patron.api.schemas import BudgetPlan, Elasticity, LinksAdded, Network, PortfolioPlan, Pricing, SegmentElasticityOut
 from patron.auth.access import masked_names
 from patron.http.common import ManageSegments, ReadStrategy, ShortText, Store
 from patron.strategy.budget import ResponseCurve
 from patron.strategy.network import add_link_records
-from patron.strategy.plans import budget_plan, network_summary, portfolio_plan, price_sensitivity
+from patron.strategy.plans import budget_plan, network_summary, portfolio_plan, price_elasticity, price_sensitivity
 
 router = APIRouter(prefix="/api/strategy", tags=["strategy"])
 FieldName = Annotated[str, Query(min_length=1, max_length=100)]
@@ -84,6 +84,19 @@ def pricing(
         segments=segments.to_dicts(),
         most_deal_prone=customers.sort("shrunk_share", descending=True).head(limit).to_dicts(),
     )
+
+
+@router.get("/elasticity")
+def elasticity(
+    store: Store,
+    principal: ReadStrategy,
+    by: Annotated[Literal["tier", "country", "all"], Query()] = "tier",
+    source: Annotated[str | None, Query(max_length=64)] = None,
+) -> Elasticity:
+    """Price elasticity of quantity per segment from order lines (product list prices over time)."""
+    scope, found, _customers = price_elasticity(store, by=by, source=source)
+    segments = [SegmentElasticityOut(**asdict(item)) for item in sorted(found, key=lambda item: -item.lines)]
+    return Elasticity(source=scope.source, currency=scope.currency, segments=segments)
 
 
 @router.get("/network")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from patron.api.schemas import Page, ScoreRunOut, ValueList
+from patron.api.schemas import CohortRetentionOut, Page, Retention, ScoreRunOut, ValueList
 from patron.auth.access import masked_names, run_scores_page
 from patron.http.common import Caller, Limit, Paged, ReadCustomers, Store
 from patron.value.base import customer_base
@@ -53,3 +53,33 @@ def value_list(
     return ValueList(
         title=result.title, note=result.note, source=scope.source, as_of=as_of, total=result.rows.height, items=rows
     )
+
+
+@router.get("/value/retention", tags=["value"])
+def retention(
+    store: Store,
+    principal: ReadCustomers,
+    tenure: Annotated[str, Query(max_length=64)] = "tenure_months",
+    cohort: Annotated[str, Query(max_length=64)] = "contract",
+    charge: Annotated[str, Query(max_length=64)] = "monthly_charges",
+) -> Retention:
+    """Contract retention (shifted-beta-geometric) per cohort, from customers' tenure, status and charge attributes."""
+    import math  # noqa: PLC0415
+
+    from patron.value.retention import contract_retention  # noqa: PLC0415
+
+    report = contract_retention(store, tenure=tenure, cohort=cohort or None, charge=charge or None)
+    cohorts = []
+    for item in report.cohorts:
+        finite = item.note is None
+        cohorts.append(
+            CohortRetentionOut(
+                cohort=item.cohort, customers=item.customers, churned=item.churned,
+                alpha=item.alpha if finite else None, beta=item.beta if finite else None,
+                retention=item.retention, survival=item.survival, note=item.note,
+                mean_residual_lifetime=None if math.isnan(item.mean_residual_lifetime) else item.mean_residual_lifetime,
+            )
+        )  # fmt: skip
+    valued = report.customers.drop_nulls("residual_value") if "residual_value" in report.customers.columns else None
+    total = float(valued["residual_value"].sum()) if valued is not None and valued.height else None
+    return Retention(cohorts=cohorts, residual_value=total, left_out=report.left_out)
