@@ -208,7 +208,7 @@ def test_telco_contract_retention_per_contract_type_from_the_store_and_the_api(s
     assert monthly.note is None
     assert (np.diff(monthly.retention) > 0).all()  # the sorting effect: those likely to cancel leave first
     assert cohorts["Two year"].survival[-1] > cohorts["One year"].survival[-1] > monthly.survival[-1]
-    assert report.customers["residual_value"].drop_nulls().min() > 0
+    assert report.customers["residual_value"].drop_nulls().to_numpy().min() > 0
     create_user(sqlite_engine, "analyst", "analyst-password", "analyst")
     with TestClient(create_app(sqlite_engine)) as client:
         token = client.post("/api/auth/token", json={"username": "analyst", "password": "analyst-password"})
