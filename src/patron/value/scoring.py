@@ -195,8 +195,8 @@ def fit_models(transactions: pl.DataFrame, summary: Summary, model: str) -> Fitt
             choice = choose_model(transactions, summary)
             order = choice.ranking()
             notes.append(choice.describe())
-        except (FitError, InvalidInputError) as error:  # too short a history to hold a part out
-            notes.append(f"no holdout model choice ({error.message}); tried in the default order")
+        except (FitError, InvalidInputError):  # too short a history, or too few repeat buyers, to hold a part out
+            notes.append("no model could be fitted on the earlier part of the history: the models tried in turn")
             order = list(MODELS)
     for name in order:
         try:
@@ -206,9 +206,9 @@ def fit_models(transactions: pl.DataFrame, summary: Summary, model: str) -> Fitt
             continue
         notes += purchases.notes
         spend = fit_spend(summary)
-        return FittedModels(purchases, spend, choice, notes + list(spend.notes))
+        return FittedModels(purchases, spend, choice, list(dict.fromkeys(notes + list(spend.notes))))
     notes.append("no repeat-purchase model can be fitted (too few repeat buyers): tiers from RFM scores")
-    return FittedModels(None, None, choice, notes)
+    return FittedModels(None, None, choice, list(dict.fromkeys(notes)))
 
 
 def _store_run(engine: Engine, scores: pl.DataFrame, run: dict[str, Any]) -> int:

@@ -88,6 +88,7 @@ def dashboard(
         )
         context["revenue"] = float(frame["revenue"].sum())
         if frame["clv"].null_count() < frame.height:
+            what = "Past margin" if _is_rfm(context["run"]) else "CLV"  # an RFM run's value is no forecast
             tiers = frame.group_by("tier").len().drop_nulls().sort("tier")
             context["charts"]["tiers"] = figure_html(
                 go.Figure(go.Bar(x=tiers["tier"], y=tiers["len"])).update_layout(title="Customers per tier")
@@ -95,11 +96,16 @@ def dashboard(
             context["charts"]["clv"] = figure_html(
                 go.Figure(
                     go.Histogram(x=frame["clv"].drop_nulls().clip(upper_bound=frame["clv"].quantile(0.99)), nbinsx=40)
-                ).update_layout(title="CLV distribution (up to the 99th percentile)")
+                ).update_layout(title=f"{what} distribution (up to the 99th percentile)")
             )
-            at_risk = value_at_risk(frame).rows.head(10).to_dicts()
-            context["at_risk"] = masked_names(principal, at_risk)
+            if frame["value_at_risk"].null_count() < frame.height:  # an RFM run forecasts no value at risk
+                at_risk = value_at_risk(frame).rows.head(10).to_dicts()
+                context["at_risk"] = masked_names(principal, at_risk)
     return page(request, "dashboard.html", principal, **context)
+
+
+def _is_rfm(run: dict[str, Any] | None) -> bool:
+    return run is not None and run["model"] == "rfm"
 
 
 @router.get("/customers", response_model=None)

@@ -11,8 +11,10 @@ import polars as pl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from plotly.subplots import make_subplots
+from sqlalchemy import Engine
 
 from patron.auth.service import Principal
+from patron.cif.facts import Scope, order_sources
 from patron.errors import PatronError
 from patron.http.common import FragmentViewer, Viewer, engine_of
 from patron.strategy.budget import customer_equity
@@ -49,12 +51,27 @@ def budget(
     request: Request,
     principal: Viewer,
     amount: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+    source: SourceQuery = None,
 ) -> Response:
+    engine = engine_of(request)
+    picked = _picked_source(engine, source)
+
     def build() -> dict[str, Any]:
-        plan = budget_plan(engine_of(request), amount)
+        plan = budget_plan(engine, amount, source=picked["scope"].source if picked["scope"] else None)
         return {"plan": plan, "chart": figure_html(_budget_figure(plan))}
 
-    return _guarded(request, principal, "strategy_budget.html", build, amount=amount)
+    return _guarded(request, principal, "strategy_budget.html", build, amount=amount, **picked,
+                    picker_action="/strategy/budget", keep={"amount": amount})  # fmt: skip
+
+
+SourceQuery = Annotated[str | None, Query(max_length=64)]
+
+
+def _picked_source(engine: Engine, source: str | None) -> dict[str, Any]:
+    """The order sources to pick from and the one shown (the asked one if it exists, else the largest)."""
+    sources = order_sources(engine)
+    chosen = next((item for item in sources if item[0] == source), sources[0] if sources else None)
+    return {"sources": sources, "scope": Scope(chosen[0], chosen[1]) if chosen else None}
 
 
 def _budget_figure(plan: BudgetPlan) -> go.Figure:
@@ -91,12 +108,18 @@ def _budget_figure(plan: BudgetPlan) -> go.Figure:
 
 
 @router.get("/strategy/portfolio", response_model=None)
-def portfolio(request: Request, principal: Viewer, by: Annotated[str, Query(max_length=100)] = "tier") -> Response:
+def portfolio(
+    request: Request, principal: Viewer, by: Annotated[str, Query(max_length=100)] = "tier", source: SourceQuery = None
+) -> Response:
+    engine = engine_of(request)
+    picked = _picked_source(engine, source)
+
     def build() -> dict[str, Any]:
-        plan = portfolio_plan(engine_of(request), by=by)
+        plan = portfolio_plan(engine, by=by, source=picked["scope"].source if picked["scope"] else None)
         return {"plan": plan, "chart": figure_html(_frontier_figure(plan))}
 
-    return _guarded(request, principal, "strategy_portfolio.html", build, by=by)
+    return _guarded(request, principal, "strategy_portfolio.html", build, by=by, **picked,
+                    picker_action="/strategy/portfolio", keep={"by": by})  # fmt: skip
 
 
 def _frontier_figure(plan: PortfolioPlan) -> go.Figure:
@@ -137,20 +160,25 @@ def pricing(request: Request, principal: Viewer, by: Annotated[str, Query(max_le
 
 
 @router.get("/strategy/elasticity", response_model=None)
-def elasticity(request: Request, principal: Viewer, by: Annotated[str, Query(max_length=16)] = "tier") -> Response:
+def elasticity(
+    request: Request, principal: Viewer, by: Annotated[str, Query(max_length=16)] = "tier", source: SourceQuery = None
+) -> Response:
     """The page at once; the estimate (seconds on a big shop) arrives as a fragment, with a sign that it is coming."""
     chosen = by if by in ELASTICITY_SEGMENTS else "tier"
-    return _guarded(request, principal, "strategy_elasticity.html", dict, by=chosen, choices=ELASTICITY_SEGMENTS)
+    picked = _picked_source(engine_of(request), source)
+    return _guarded(request, principal, "strategy_elasticity.html", dict, by=chosen, choices=ELASTICITY_SEGMENTS,
+                    **picked, picker_action="/strategy/elasticity", keep={"by": chosen})  # fmt: skip
 
 
 @router.get("/strategy/elasticity/panel", response_model=None)
 def elasticity_panel(
-    request: Request, principal: FragmentViewer, by: Annotated[str, Query(max_length=16)] = "tier"
-) -> Response:
+    request: Request, principal: FragmentViewer, by: Annotated[str, Query(max_length=16)] = "tier",
+    source: SourceQuery = None,
+) -> Response:  # fmt: skip
     if not principal.can("read_strategy"):
         return problem_fragment(request, "Your role does not include strategy analytics.", 403)
     try:
-        scope, found, customers = price_elasticity(engine_of(request), by=by)
+        scope, found, customers = price_elasticity(engine_of(request), by=by, source=source)
     except PatronError as error:
         return fragment(request, "_elasticity.html", problem=error.message)
     found = sorted(found, key=lambda item: -item.lines)
