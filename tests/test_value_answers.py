@@ -148,6 +148,28 @@ def test_a_twenty_customer_shop_gets_rfm_tiers_not_an_error(engine: Engine, tmp_
     assert result.scores["p_alive"].null_count() == 20  # an RFM run forecasts nothing
     top = LISTS["top"](__import__("patron.value.base", fromlist=["customer_base"]).customer_base(engine)[0])
     assert top.rows.height > 0
+    # The dashboard says what an RFM run is, beside a second business it does not mix in.
+    second = tmp_path / "other.csv"
+    second.write_text("c,d,v\n" + "".join(f"o{n},2024-02-0{1 + n % 9},{3 + n}.00\n" for n in range(40)))
+    other = __import__("tomllib").loads(SHOP.replace('"tiny"', '"other"').replace('"EUR"', '"USD"'))
+    import_file(engine, second, parse_mapping(other), rejects_dir=tmp_path)
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    from patron.app import create_app  # noqa: PLC0415
+    from patron.auth.service import create_user  # noqa: PLC0415
+
+    create_user(engine, "boss", "a long password", "admin")
+    with TestClient(create_app(engine)) as client:
+        client.post("/login", data={"username": "boss", "password": "a long password"})
+        tiny = client.get("/", params={"source": "tiny"})
+        other_page = client.get("/", params={"source": "other"})
+    assert tiny.status_code == other_page.status_code == 200
+    assert "RFM tiers" in tiny.text
+    assert "Past margin distribution" in tiny.text
+    assert "customers who bought in tiny" in tiny.text
+    assert 'option value="other"' in tiny.text  # the picker offers the other business
+    assert "customers who bought in other" in other_page.text
+    assert "RFM tiers" not in other_page.text  # no run of its own yet
 
 
 @pytest.fixture
