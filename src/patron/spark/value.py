@@ -20,6 +20,7 @@ from patron.errors import InvalidInputError
 from patron.spark.kernels import from_polars, map_partitions, to_polars
 from patron.value.clv import ClvSettings, history_forecasts, value_customers
 from patron.value.diagnostics import MODELS
+from patron.value.fits import fit_histories
 from patron.value.models.base import PurchaseModel
 from patron.value.models.gammagamma import GammaGamma
 from patron.value.scoring import DEFAULT_TIER_CUTS, tier_of_rank
@@ -126,7 +127,8 @@ def fit_purchase_model(summary: SparkSummary, model: str = "bgnbd") -> PurchaseM
     if model not in MODELS:
         raise InvalidInputError(f"unknown model {model!r} on Spark; use one of {', '.join(MODELS)}", field="model")
     histories = distinct_histories(summary)
-    return MODELS[model]().fit(histories["frequency"], histories["recency"], histories["T"], histories["customers"])
+    columns = (histories[name].to_numpy() for name in ("frequency", "recency", "T", "customers"))
+    return fit_histories(model, *columns).model  # a drop-out at the boundary answers with the NBD, as embedded
 
 
 def fit_spend_model(summary: SparkSummary) -> GammaGamma:

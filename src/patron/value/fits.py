@@ -63,13 +63,23 @@ class PurchaseFit:
 
 def fit_purchases(name: str, summary: Summary) -> PurchaseFit:
     """Fit ``name`` on the summary, or its NBD limit where the data shows no drop-out; ``FitError`` otherwise."""
+    frame = summary.frame
+    return fit_histories(name, *(frame[column].to_numpy() for column in ("frequency", "recency", "T")))
+
+
+def fit_histories(
+    name: str, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+) -> PurchaseFit:
+    """:func:`fit_purchases` on (frequency, recency, T) histories, each standing for ``weights`` customers (the
+    Spark path fits the distinct histories it collected)."""
+    histories = (np.asarray(frequency, np.float64), np.asarray(recency, np.float64), np.asarray(T, np.float64))
     try:
-        return PurchaseFit(name, _forecasting(PURCHASE_MODELS[name]().fit_summary(summary), summary))
+        return PurchaseFit(name, _forecasting(PURCHASE_MODELS[name]().fit(*histories, weights), *histories))
     except FitError as error:
         dropout = _dropout(name, error.estimates)
         if error.field not in _DROPOUT_PARAMETERS.get(name, ()) or dropout is None or dropout > NO_DROPOUT:
             raise
-        limit = NegativeBinomial().fit_summary(summary)
+        limit = NegativeBinomial().fit(*histories, weights)
         note = (
             f"{name}: no detectable drop-out (the estimate ran to the boundary, mean drop-out {dropout:.1e}); "
             "forecasts with its nested limit, the NBD"
@@ -77,11 +87,9 @@ def fit_purchases(name: str, summary: Summary) -> PurchaseFit:
         return PurchaseFit(name, limit, (note,))
 
 
-def _forecasting(model: PurchaseModel, summary: Summary) -> PurchaseModel:
-    """``model``, once it gives every customer of the summary a finite P(alive) and forecast (estimates far out in
-    the parameter space can overflow the special functions: such a fit is no answer)."""
-    frame = summary.frame
-    x, t_x, big_t = (frame[name].to_numpy() for name in ("frequency", "recency", "T"))
+def _forecasting(model: PurchaseModel, x: Array, t_x: Array, big_t: Array) -> PurchaseModel:
+    """``model``, once it gives every history a finite P(alive) and forecast (estimates far out in the parameter
+    space can overflow the special functions: such a fit is no answer)."""
     with np.errstate(all="ignore"):
         alive = model.probability_alive(x, t_x, big_t)
         ahead = model.conditional_expected_purchases(1.0, x, t_x, big_t)
