@@ -112,8 +112,14 @@ def maximise(
     *,
     model: str,
     gradient: bool,
+    edge: Callable[[dict[str, float]], str | None] | None = None,
 ) -> FitResult:
-    """Maximise the likelihood over log-parameters; raise :class:`FitError` rather than return a bad fit."""
+    """Maximise the likelihood over log-parameters; raise :class:`FitError` rather than return a bad fit.
+
+    ``edge`` looks at each accepted iterate and names the parameter heading for a boundary the model has a limit
+    at (Pareto/NBD's s when the drop-out rate is already negligible): the fit stops there with an ``edge`` error
+    instead of walking on into the region where the likelihood is slow to evaluate.
+    """
     if data.customers == 0:
         raise InvalidInputError(f"{model}: there are no customers to fit")
     x0 = np.log(np.asarray(start, dtype=np.float64))
@@ -121,11 +127,23 @@ def maximise(
     # Without an analytic gradient, forward differences steer the optimiser (half the evaluations of central ones,
     # the value at z shared): the convergence check and the standard errors below use central differences.
     steered = objective if gradient else (lambda z: _with_forward_gradient(objective, z))
+
+    def watch(z: Array) -> None:
+        estimates = {name: float(v) for name, v in zip(names, np.exp(z), strict=True)}
+        if edge is not None and (heading := edge(estimates)) is not None:
+            raise _AtEdge(heading, estimates)
+
     with np.errstate(all="ignore"):
-        result = optimize.minimize(
-            steered, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-            options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-15},
-        )  # fmt: skip
+        try:
+            result = optimize.minimize(
+                steered, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=watch,
+                options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-15},
+            )  # fmt: skip
+        except _AtEdge as stopped:
+            raise FitError(
+                f"{model}: {stopped.parameter} is running to the edge of the parameter space", field=stopped.parameter,
+                kind="edge", estimates=stopped.estimates,
+            ) from None  # fmt: skip
     value = float(result.fun)
     if not np.isfinite(value):
         raise FitError(f"{model}: the likelihood is not finite at the optimum; the data cannot identify the model")
@@ -178,6 +196,12 @@ def _standard_errors(
     return {name: float(np.exp(v) * e) for name, v, e in zip(names, z, log_errors, strict=True)}
 
 
+class _AtEdge(Exception):
+    def __init__(self, parameter: str, estimates: dict[str, float]) -> None:
+        super().__init__(parameter)
+        self.parameter, self.estimates = parameter, estimates
+
+
 def _with_forward_gradient(objective: Objective, z: Array, step: float = 1e-7) -> tuple[float, Array]:
     """The objective at z and its forward-difference gradient."""
     base = objective(z)[0]
@@ -200,7 +224,7 @@ def _central_gradient(objective: Objective, z: Array, step: float = 1e-6) -> Arr
 
 def maximise_without_gradient(
     log_likelihood: Callable[..., Array], columns: Sequence[str], names: Sequence[str], start: Sequence[float],
-    data: Compressed, *, model: str,
+    data: Compressed, *, model: str, edge: Callable[[dict[str, float]], str | None] | None = None,
 ) -> FitResult:  # fmt: skip
     """:func:`maximise` for a model whose likelihood has no analytic gradient: ``log_likelihood(params, *columns)``
     per distinct history, weighted by how many customers share it."""
@@ -210,4 +234,4 @@ def maximise_without_gradient(
     def objective(z: Array) -> tuple[float, Array]:
         return -float(weights @ log_likelihood(np.exp(z), *values)) / total, np.zeros_like(z)
 
-    return maximise(objective, names, start, data, model=model, gradient=False)
+    return maximise(objective, names, start, data, model=model, gradient=False, edge=edge)

@@ -23,7 +23,7 @@ class ParetoNBD(PurchaseModel):
         # Start from the BG/NBD-like scale of typical data; the likelihood surface is flat in s and β.
         start = (0.5, 5.0, 0.5, 5.0)
         return maximise_without_gradient(_log_likelihood, ("x", "t_x", "T"), self.parameter_names, start, data,
-                                         model=self.name)  # fmt: skip
+                                         model=self.name, edge=_no_dropout)  # fmt: skip
 
     def _individual_log_likelihood(self, theta: Array, x: Array, t_x: Array, big_t: Array) -> Array:
         return _log_likelihood(theta, x, t_x, big_t)
@@ -48,6 +48,12 @@ class ParetoNBD(PurchaseModel):
         log_alive_term = -(r + x) * np.log(alpha + big_t) - s * np.log(beta + big_t)
         log_total = _log_likelihood(np.array([r, alpha, s, beta]), x, t_x, big_t) - _log_prefix(r, alpha, s, beta, x)
         return np.exp(log_alive_term - log_total)
+
+
+def _no_dropout(estimates: dict[str, float]) -> str | None:
+    """``s`` when an accepted iterate has s < 10⁻³ and a negligible drop-out rate (s/β < 10⁻⁶ per period): further on
+    the likelihood takes hundreds of times longer to evaluate, and the answer there is the NBD (``value/fits.py``)."""
+    return "s" if estimates["s"] < 1e-3 and estimates["s"] / estimates["beta"] < 1e-6 else None
 
 
 def _survival_integral(s: float, scale: float | Array, t: Array) -> Array:
