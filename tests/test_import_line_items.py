@@ -200,3 +200,25 @@ def test_a_suggested_mapping_reads_a_line_item_export(sqlite_engine: Engine, wri
     result = import_file(sqlite_engine, path, parse_mapping(suggested), rejects_dir=path.parent)
     assert (result.written, result.rejected) == (2, 0)
     assert [row[1:4] for row in lines(sqlite_engine)] == [("purchase", 6, 1530), ("return", -1, -255)]
+
+
+def test_parquet_float_ids_read_as_whole_numbers_and_other_floats_as_given(engine: Engine, tmp_path: Path) -> None:
+    import polars as pl  # noqa: PLC0415
+
+    path = tmp_path / "people.parquet"
+    pl.DataFrame({"id": [13085.0, 12346.0], "big": [1e20, 2.0], "score": [1.5, 2.0]}).write_parquet(path)
+    spec = {
+        "source": {"system": "shop", "format": "parquet"},
+        "customers": {
+            "external_id": "id",
+            "attributes": {"big": "big", "score": {"column": "score", "type": "number"}},
+        },
+    }
+    result = import_file(engine, path, parse_mapping(spec), rejects_dir=tmp_path)
+    assert (result.written, result.rejected, result.fields_dropped) == (2, 0, 0)
+    with engine.connect() as conn:
+        ids = set(conn.scalars(select(s.Identity.value)))
+        bigs = set(conn.scalars(select(s.CustomerAttribute.value_text).where(s.CustomerAttribute.key == "big")))
+    assert ids == {"13085", "12346"}
+    assert "2.0" in bigs  # a column with a float too large to be exact is read as given, not cut to an integer
+    assert len(bigs) == 2

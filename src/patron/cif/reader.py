@@ -137,6 +137,22 @@ def read_source(path: Path, spec: SourceSpec) -> RawTable:
     return RawTable(frame, rejects)
 
 
+EXACT_INTEGERS = 2.0**53  # a float holds every whole number up to this exactly
+
+
+def whole_number_floats(frame: pl.DataFrame) -> list[str]:
+    """The float columns holding only whole numbers a float stores exactly: ids or counts written by a tool that had
+    no integers ("13085.0"), read as the numbers they are."""
+    found = []
+    for name, dtype in frame.schema.items():
+        if dtype.is_float():
+            values = pl.col(name).drop_nulls()
+            exact = ((values % 1 == 0) & (values.abs() <= EXACT_INTEGERS)).all()
+            if frame.select(exact).item():
+                found.append(name)
+    return found
+
+
 def _read_parquet(path: Path, spec: SourceSpec) -> RawTable:
     try:
         frame = pl.read_parquet(path)
@@ -145,11 +161,6 @@ def _read_parquet(path: Path, spec: SourceSpec) -> RawTable:
     if spec.columns:
         frame = frame.rename(dict(zip(frame.columns, spec.columns, strict=False)))
     # A float column of whole numbers is an id or a count written by a tool that had no integers ("13085.0").
-    whole = [
-        name
-        for name, dtype in frame.schema.items()
-        if dtype.is_float() and frame.select((pl.col(name).drop_nulls() % 1 == 0).all()).item() is not False
-    ]
-    frame = frame.with_columns(pl.col(whole).cast(pl.Int64, strict=False)).select(pl.all().cast(pl.String))
+    frame = frame.with_columns(pl.col(whole_number_floats(frame)).cast(pl.Int64)).select(pl.all().cast(pl.String))
     # Parquet has no lines; the row's position (1-based) stands in for it.
     return RawTable(frame.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64)))

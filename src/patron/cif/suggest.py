@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from patron.cif.mapping import parse_mapping
+from patron.cif.reader import whole_number_floats
 from patron.errors import SourceFileError
 
 SAMPLE_ROWS = 2_000
@@ -63,12 +64,8 @@ def read_sample(path: Path, rows: int = SAMPLE_ROWS) -> tuple[pl.DataFrame, dict
         raise SourceFileError(f"source file {path} does not exist")
     if path.suffix.lower() == ".parquet":
         frame = pl.read_parquet(path, n_rows=rows)
-        whole = [
-            name
-            for name, dtype in frame.schema.items()
-            if dtype.is_float() and (frame[name].drop_nulls() % 1 == 0).all()
-        ]
-        return frame.with_columns(pl.col(whole).cast(pl.Int64)).select(pl.all().cast(pl.String)), {"format": "parquet"}
+        whole = pl.col(whole_number_floats(frame)).cast(pl.Int64)
+        return frame.with_columns(whole).select(pl.all().cast(pl.String)), {"format": "parquet"}
     head = path.read_bytes()[: 1 << 20].decode("utf-8", errors="replace")
     lines = head.splitlines()[: rows + 1]
     if not lines:
