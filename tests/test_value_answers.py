@@ -163,6 +163,7 @@ def test_a_twenty_customer_shop_gets_rfm_tiers_not_an_error(engine: Engine, tmp_
         client.post("/login", data={"username": "boss", "password": "a long password"})
         tiny = client.get("/", params={"source": "tiny"})
         other_page = client.get("/", params={"source": "other"})
+        builder = client.get("/segments")
     assert tiny.status_code == other_page.status_code == 200
     assert "RFM tiers" in tiny.text
     assert "Past margin distribution" in tiny.text
@@ -170,6 +171,8 @@ def test_a_twenty_customer_shop_gets_rfm_tiers_not_an_error(engine: Engine, tmp_
     assert 'option value="other"' in tiny.text  # the picker offers the other business
     assert "customers who bought in other" in other_page.text
     assert "RFM tiers" not in other_page.text  # no run of its own yet
+    # Segment rules name the currency their money fields are in (the main one: 40 USD orders against 23 EUR).
+    assert "count every source's orders in USD" in builder.text
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
 from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
-from patron.cif.facts import order_sources
+from patron.cif.facts import main_scope, order_sources
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.cif.view import resolve_customer
@@ -143,8 +143,10 @@ def segments(
 
 def _segments_page(request: Request, principal: Principal, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     values = {"notice": None, "problem": None, "rule": "", "name": "", "count": None, "count_problem": None}
-    return page(request, "segments.html", principal, status_code=status_code,
-                segments=list_segments(engine_of(request)), **{**values, **context})  # fmt: skip
+    engine = engine_of(request)
+    scope, as_of = main_scope(engine)  # what a rule's money and recency fields mean: named on the page
+    return page(request, "segments.html", principal, status_code=status_code, segments=list_segments(engine),
+                scope=scope, as_of=as_of, **{**values, **context})  # fmt: skip
 
 
 @router.post("/segments", response_model=None)
