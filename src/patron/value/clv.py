@@ -74,20 +74,27 @@ def value_customers(
     frame: pl.DataFrame, forecasts: pl.DataFrame, spend: SpendModel, settings: ClvSettings
 ) -> pl.DataFrame:
     """Each customer's CLV from their history's forecast and their expected margin per purchase (row-wise)."""
-    has_margin = pl.col("margin").is_not_null() & (pl.col("revenue") > 0)
-    margin_rate = (
-        pl.when(has_margin)
-        .then((pl.col("margin") / pl.col("revenue")).clip(-1.0, 1.0))
-        .otherwise(settings.default_margin_rate)
-    )
     value = spend.conditional_expected_value(frame["frequency"].to_numpy(), frame["monetary_value"].to_numpy())
     return (
         frame.select("customer_id", "frequency", "recency", "T", "monetary_value", "revenue", "margin")
-        .with_columns(pl.Series("expected_value_per_purchase", value), margin_rate.alias("margin_rate"))
+        .with_columns(pl.Series("expected_value_per_purchase", value), margin_rate(settings).alias("margin_rate"))
         .join(forecasts, on=["frequency", "recency", "T"], how="left", maintain_order="left")
         .with_columns(
             (pl.col("expected_value_per_purchase") * pl.col("margin_rate")).alias("expected_margin_per_purchase")
         )
         .with_columns((pl.col("discounted_purchases") * pl.col("expected_margin_per_purchase")).alias("clv"))
-        .with_columns((pl.col("clv").clip(lower_bound=0) * (1 - pl.col("p_alive"))).alias("value_at_risk"))
+        .with_columns(VALUE_AT_RISK)
     )
+
+
+def margin_rate(settings: ClvSettings) -> pl.Expr:
+    """The customer's own margin rate where their order lines carry costs, else the default rate."""
+    has_margin = pl.col("margin").is_not_null() & (pl.col("revenue") > 0)
+    return (
+        pl.when(has_margin)
+        .then((pl.col("margin") / pl.col("revenue")).clip(-1.0, 1.0))
+        .otherwise(settings.default_margin_rate)
+    )
+
+
+VALUE_AT_RISK = (pl.col("clv").clip(lower_bound=0) * (1 - pl.col("p_alive"))).alias("value_at_risk")

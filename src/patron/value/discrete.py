@@ -14,7 +14,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from patron.value.clv import ClvSettings
+from patron.value.clv import VALUE_AT_RISK, ClvSettings, margin_rate
 from patron.value.fits import SpendModel
 from patron.value.models.bgbb import BetaGeometricBetaBinomial
 from patron.value.summary import PERIOD_DAYS, Summary, normalise_transactions
@@ -57,12 +57,6 @@ def bgbb_scores(
     cumulative = np.vstack([np.zeros_like(x)] + [model.conditional_expected_purchases(k, x, t_x, n) for k in steps])
     discount = (1 + settings.annual_discount_rate) ** (-steps / periods_per_year)
     discounted = np.diff(cumulative, axis=0).T @ discount
-    has_margin = pl.col("margin").is_not_null() & (pl.col("revenue") > 0)
-    margin_rate = (
-        pl.when(has_margin)
-        .then((pl.col("margin") / pl.col("revenue")).clip(-1.0, 1.0))
-        .otherwise(settings.default_margin_rate)
-    )
     value = spend.conditional_expected_value(frame["frequency"].to_numpy(), frame["monetary_value"].to_numpy())
     scores = frame.select(
         "customer_id",
@@ -72,8 +66,6 @@ def bgbb_scores(
         "revenue",
         pl.Series("p_alive", model.probability_alive(x, t_x, n)),
         pl.Series("expected_purchases", cumulative[-1]),
-        (pl.Series(value) * margin_rate).alias("expected_margin_per_purchase"),
+        (pl.Series(value) * margin_rate(settings)).alias("expected_margin_per_purchase"),
     ).with_columns((pl.Series(discounted) * pl.col("expected_margin_per_purchase")).alias("clv"))
-    return scores.with_columns(
-        (pl.col("clv").clip(lower_bound=0) * (1 - pl.col("p_alive"))).alias("value_at_risk")
-    ), model
+    return scores.with_columns(VALUE_AT_RISK), model

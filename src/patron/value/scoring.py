@@ -180,8 +180,7 @@ class FittedModels:
         return None if self.purchases is None else self.purchases.model.log_likelihood
 
     def excluded(self, summary_excluded: dict[str, int]) -> dict[str, int]:
-        spend = {} if self.spend is None else self.spend.excluded
-        return {**summary_excluded, **{f"spend_model:{k}": v for k, v in spend.items() if v}}
+        return with_spend_exclusions(summary_excluded, {} if self.spend is None else self.spend.excluded)
 
 
 def fit_models(transactions: pl.DataFrame, summary: Summary, model: str) -> FittedModels:
@@ -235,11 +234,16 @@ def delete_run(engine: Engine, run_id: int) -> None:
         conn.execute(delete(table_of(ScoreRun)).where(table_of(ScoreRun).c.id == run_id))
 
 
+def with_spend_exclusions(summary_excluded: dict[str, int], spend_excluded: dict[str, int]) -> dict[str, int]:
+    """Everything a run left out: the summary's exclusions and the spend model's (prefixed, when any)."""
+    return {**summary_excluded, **{f"spend_model:{k}": v for k, v in spend_excluded.items() if v}}
+
+
 def fit_outcome(
     model: str, purchases: PurchaseModel, spend: GammaGamma | SpendFit, summary_excluded: dict[str, int]
 ) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
     """What a run records of its fits: everything left out (by the summary and the spend model) and the parameters."""
-    excluded = {**summary_excluded, **{f"spend_model:{k}": v for k, v in spend.excluded.items() if v}}
+    excluded = with_spend_exclusions(summary_excluded, spend.excluded)
     return excluded, {model: purchases.params} | ({spend.name: spend.params} if spend.params else {})
 
 
