@@ -81,6 +81,14 @@ def order_sources(engine: Engine) -> list[tuple[str, str, int]]:
         return [(row.source, row.currency, int(row.orders)) for row in conn.execute(query)]
 
 
+def scope_choices(engine: Engine, source: str | None) -> tuple[list[tuple[str, str, int]], Scope | None]:
+    """For a page's source picker: every order source (largest first) and the one to show, the asked one if it
+    exists, else the largest (None in a store without orders)."""
+    sources = order_sources(engine)
+    chosen = next((item for item in sources if item[0] == source), sources[0] if sources else None)
+    return sources, None if chosen is None else Scope(chosen[0], chosen[1])
+
+
 def resolve_scope(engine: Engine, source: str | None = None, currency: str | None = None) -> Scope:
     """The requested source and currency, or the largest order source when none is named."""
     sources = order_sources(engine)

@@ -53,6 +53,11 @@ JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 WRITE_EVERY_SECONDS = 0.5
 
 
+def _check_size(data: bytes) -> None:
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise MappingError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: import it with `patron import`")
+
+
 def _save(job: ImportJob, folder: Path) -> None:
     temporary = folder / f".{STATUS_FILE}.tmp"
     temporary.write_text(json.dumps(asdict(job)))
@@ -70,8 +75,7 @@ def start_import(
     dry_run: bool = False,
 ) -> ImportJob:
     """Check the mapping at once (a bad one is refused before anything runs), then import in the background."""
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise MappingError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: import it with `patron import`")
+    _check_size(data)
     try:
         mapping = parse_mapping(tomllib.loads(mapping_text), origin="uploaded mapping")
     except tomllib.TOMLDecodeError as error:
@@ -165,10 +169,9 @@ def stage_upload(data: bytes, file_name: str, upload_dir: Path, mapping_text: st
     """Keep the upload, with the given mapping or a suggested one (``cif/suggest.py``) to start from."""
     from patron.cif.suggest import suggest_mapping  # noqa: PLC0415
 
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise MappingError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: import it with `patron import`")
-    staged = StagedUpload(uuid.uuid4().hex[:12], Path(file_name).name or "upload.csv", upload_dir / "staged")
-    staged = StagedUpload(staged.id, staged.file_name, staged.folder / staged.id)
+    _check_size(data)
+    staged_id = uuid.uuid4().hex[:12]
+    staged = StagedUpload(staged_id, Path(file_name).name or "upload.csv", upload_dir / "staged" / staged_id)
     staged.folder.mkdir(parents=True, exist_ok=True)
     staged.path.write_bytes(data)
     staged.mapping_path.write_text(mapping_text or suggest_mapping(staged.path), encoding="utf-8")

@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from patron.cif.countries import normalise_country
 from patron.cif.mapping import FieldSpec, SourceSpec, ValueType
 from patron.cif.money import EXPONENT_EXCEPTIONS, minor_exponent
-from patron.cif.reader import FIELD_DROPPED, FLAGGED, LINE, Reject
+from patron.cif.reader import FIELD_DROPPED, FLAGGED, LINE, ROW_REJECTED, Reject
 
 ERROR = "__error__"
 ERROR_COLUMN = "__error_column__"
@@ -334,7 +334,7 @@ def _field_problems(good: pl.DataFrame, plans: list[FieldPlan], columns: list[st
 
 
 def _reject(
-    row: dict[str, object], plan: FieldPlan, reason: object, columns: list[str], outcome: str | None = None
+    row: dict[str, object], plan: FieldPlan, reason: object, columns: list[str], outcome: str = ROW_REJECTED
 ) -> Reject:
     column = plan.spec.column or plan.name
     raw_value = row.get(column) if plan.spec.column else row.get(f"__raw__{plan.name}")
@@ -342,8 +342,6 @@ def _reject(
     value = "" if raw_value is None else str(raw_value)
     line = row[LINE]
     assert isinstance(line, int)
-    if outcome is None:
-        return Reject(line, column, value, str(reason), _record(record))
     return Reject(line, column, value, str(reason), _record(record), outcome)
 
 

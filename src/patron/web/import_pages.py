@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from patron.auth.service import Principal
 from patron.cif.import_jobs import import_job, recent_imports, stage_upload, staged_upload, start_import
 from patron.cif.suggest import read_sample
 from patron.errors import PatronError
@@ -24,6 +25,16 @@ router = APIRouter(include_in_schema=False)
 
 def uploads_dir() -> Path:
     return get_settings().data_dir / "uploads"
+
+
+def refused(request: Request, principal: Principal) -> Response:
+    return page(request, "imports.html", principal, status_code=403, runs=recent_imports(engine_of(request)),
+                job=None, allowed=False, problem="Your role cannot import data.")  # fmt: skip
+
+
+def no_staged_upload(request: Request, principal: Principal, staged_id: str) -> Response:
+    return page(request, "imports.html", principal, status_code=404, runs=[], job=None,
+                allowed=principal.can("import_data"), problem=f"there is no staged upload {staged_id!r}")  # fmt: skip
 
 
 @router.get("/imports", response_model=None)
@@ -42,8 +53,7 @@ async def upload(
 ) -> Response:  # fmt: skip
     engine = engine_of(request)
     if not principal.can("import_data"):
-        return page(request, "imports.html", principal, status_code=403, runs=recent_imports(engine), job=None,
-                    allowed=False, problem="Your role cannot import data.")  # fmt: skip
+        return refused(request, principal)
     if mapping is None or not mapping.filename:
         return page(request, "imports.html", principal, status_code=422, runs=recent_imports(engine), job=None,
                     allowed=True, problem="Choose a mapping file, or use Preview and suggest a mapping.")  # fmt: skip
@@ -80,8 +90,7 @@ async def prepare(
     """Keep the upload and open its preview with a mapping to edit (the uploaded one, or a suggestion)."""
     engine = engine_of(request)
     if not principal.can("import_data"):
-        return page(request, "imports.html", principal, status_code=403, runs=recent_imports(engine), job=None,
-                    allowed=False, problem="Your role cannot import data.")  # fmt: skip
+        return refused(request, principal)
     try:
         given = (await mapping.read()).decode("utf-8") if mapping is not None and mapping.filename else None
         staged = stage_upload(await data.read(), data.filename or "upload.csv", uploads_dir(), given)
@@ -97,9 +106,7 @@ def staged(request: Request, principal: Viewer, staged_id: str, job: str | None 
     """The staged file's first rows, the mapping to edit, and the last dry run or import of it."""
     upload = staged_upload(staged_id, uploads_dir())
     if upload is None:
-        missing = f"there is no staged upload {staged_id!r}"
-        return page(request, "imports.html", principal, status_code=404, runs=[], job=None,
-                    allowed=principal.can("import_data"), problem=missing)  # fmt: skip
+        return no_staged_upload(request, principal, staged_id)
     try:
         sample, _ = read_sample(upload.path, PREVIEW_ROWS)
         preview, problem = sample.head(PREVIEW_ROWS), None
@@ -120,11 +127,9 @@ def run_staged(
     """Save the edited mapping, then dry-run or import the staged file with it."""
     upload = staged_upload(staged_id, uploads_dir())
     if not principal.can("import_data"):
-        return page(request, "imports.html", principal, status_code=403, runs=[], job=None, allowed=False,
-                    problem="Your role cannot import data.")  # fmt: skip
+        return refused(request, principal)
     if upload is None:
-        return page(request, "imports.html", principal, status_code=404, runs=[], job=None, allowed=True,
-                    problem=f"there is no staged upload {staged_id!r}")  # fmt: skip
+        return no_staged_upload(request, principal, staged_id)
     upload.mapping_path.write_text(mapping_text, encoding="utf-8")
     try:
         job = start_import(

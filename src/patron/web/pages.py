@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
 from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
-from patron.cif.facts import main_scope, order_sources
+from patron.cif.facts import main_scope, scope_choices
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.cif.view import resolve_customer
@@ -70,9 +70,9 @@ def dashboard(
     counts = store_counts(engine)
     context: dict[str, Any] = {"counts": counts, "charts": {}, "at_risk": [], "scope": None, "pareto": None}
     if counts["orders"]:
-        sources = order_sources(engine)
-        known = {name for name, _currency, _orders in sources}
-        frame, scope, as_of = customer_base(engine, source=source if source in known else None)
+        sources, picked = scope_choices(engine, source)
+        assert picked is not None  # there are orders
+        frame, scope, as_of = customer_base(engine, source=picked.source, currency=picked.currency)
         context["scope"], context["as_of"], context["sources"] = scope, as_of, sources
         context["buyers"], context["run"] = frame.height, latest_run(engine, scope)
         curve = pareto_curve(frame)

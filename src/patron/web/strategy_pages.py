@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from sqlalchemy import Engine
 
 from patron.auth.service import Principal
-from patron.cif.facts import Scope, order_sources
+from patron.cif.facts import scope_choices
 from patron.errors import PatronError
 from patron.http.common import FragmentViewer, Viewer, engine_of
 from patron.strategy.budget import customer_equity
@@ -68,10 +68,9 @@ SourceQuery = Annotated[str | None, Query(max_length=64)]
 
 
 def _picked_source(engine: Engine, source: str | None) -> dict[str, Any]:
-    """The order sources to pick from and the one shown (the asked one if it exists, else the largest)."""
-    sources = order_sources(engine)
-    chosen = next((item for item in sources if item[0] == source), sources[0] if sources else None)
-    return {"sources": sources, "scope": Scope(chosen[0], chosen[1]) if chosen else None}
+    """The picker's context: the order sources and the one shown."""
+    sources, scope = scope_choices(engine, source)
+    return {"sources": sources, "scope": scope}
 
 
 def _budget_figure(plan: BudgetPlan) -> go.Figure:
