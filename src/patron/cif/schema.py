@@ -105,6 +105,7 @@ class CustomerProfile(Base):
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     birth_year: Mapped[int | None] = mapped_column(Integer, info=PII)
+    birth_date: Mapped[dt.date | None] = mapped_column(Date, info=PII)
     gender: Mapped[str | None] = mapped_column(String(32), info=PII)
     education: Mapped[str | None] = mapped_column(String(64))
     marital_status: Mapped[str | None] = mapped_column(String(32))
@@ -123,6 +124,7 @@ class CustomerProfile(Base):
 
 PROFILE_FIELDS: dict[str, str] = {
     "birth_year": "integer",
+    "birth_date": "date",
     "gender": "text",
     "education": "text",
     "marital_status": "text",
