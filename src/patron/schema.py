@@ -14,4 +14,16 @@ from patron.service import schema as service
 from patron.strategy import schema as strategy
 from patron.value import schema as value
 
-__all__ = ["Base", "auth", "cif", "engage", "identity", "predict", "privacy", "segments", "service", "strategy", "value"]
+__all__ = [
+    "Base",
+    "auth",
+    "cif",
+    "engage",
+    "identity",
+    "predict",
+    "privacy",
+    "segments",
+    "service",
+    "strategy",
+    "value",
+]

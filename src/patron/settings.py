@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     daily_cron: str = "0 6 * * *"
     # Fernet key sealing personal free text at rest (`patron privacy new-key`); empty: stored in clear.
     encryption_key: str = ""
+    # Identity resolution (docs/IDENTITY.md): P(match) at or above which two records are merged as one person,
+    # and from which up to that a pair goes to clerical review; arriving records are matched in real time.
+    match_threshold: float = 0.95
+    review_threshold: float = 0.50
+    realtime_matching: bool = True
     # PostgreSQL connection pool per process (the API runs one pool per worker process).
     pool_size: int = 5
     max_overflow: int = 10  # path to the PostgreSQL JDBC jar; default: Debian's, when installed

@@ -73,6 +73,15 @@ class CustomerView(CustomerRecord):
         return totals
 
 
+def survivor_of(conn: Connection, customer_id: int) -> int:
+    """The record a merged customer now lives in (following merges of merges); the customer itself otherwise."""
+    seen = {customer_id}
+    while (into := conn.scalar(select(C.merged_into_id).where(C.id == customer_id))) is not None and into not in seen:
+        customer_id = int(into)
+        seen.add(customer_id)
+    return customer_id
+
+
 def resolve_customer(engine: Engine, reference: str, *, by_email: bool = True) -> int:
     """A customer id from ``42``, ``system:external-id``, an e-mail address (unless not ``by_email``: a role that
     may not read personal data must not probe for addresses) or a bare id of one source."""
@@ -81,7 +90,7 @@ def resolve_customer(engine: Engine, reference: str, *, by_email: bool = True) -
         # ASCII digits only ("²" is a digit to str.isdigit), and few enough to be a stored id.
         as_id = reference.isascii() and reference.isdigit() and len(reference) <= 18
         if as_id and conn.scalar(select(C.id).where(C.id == int(reference))) is not None:
-            return int(reference)
+            return survivor_of(conn, int(reference))
         found: list[int] = []
         if ":" in reference:  # system:external-id first: a source's ids may contain "@" ("crm:ann@shop")
             system, _, value = reference.partition(":")
@@ -93,8 +102,8 @@ def resolve_customer(engine: Engine, reference: str, *, by_email: bool = True) -
         if not found and ":" not in reference:  # a bare id of one source
             query = select(I.customer_id).where(I.kind == "external", I.value == reference).limit(2)
             found = list(conn.scalars(query))
-    if len(found) == 1:
-        return int(found[0])
+        if len(set(found)) == 1:
+            return survivor_of(conn, int(found[0]))
     if len(found) > 1:
         raise NotFoundError(f"{reference!r} matches customers in several sources; write it as system:id")
     raise NotFoundError(f"no customer matches {reference!r}", field="customer")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from patron.cli.campaigns import campaigns_app
+from patron.cli.identity import identity_app
 from patron.cli.privacy import privacy_app
 from patron.cli.scale import jobs_app, scheduler, spark_app, worker
 from patron.cli.segments import models_app, segments_app
@@ -30,7 +31,7 @@ users_app = typer.Typer(help="Users who sign in to the web app and the API.", no
 for name, group in {
     "customers": customers_app, "retention": retention_app, "value": value_app, "segments": segments_app,
     "models": models_app, "cases": cases_app, "campaigns": campaigns_app, "users": users_app, "kb": kb_app,
-    "strategy": strategy_app, "privacy": privacy_app, "spark": spark_app, "jobs": jobs_app,
+    "strategy": strategy_app, "privacy": privacy_app, "identity": identity_app, "spark": spark_app, "jobs": jobs_app,
 }.items():  # fmt: skip
     app.add_typer(group, name=name)
 app.command("worker")(reports_errors(worker))

@@ -13,5 +13,6 @@ DEMO_SETS = (
     "olist-leads",
 )
 # Packaged mappings of further real data sets, loaded only when named (`patron demo --only online-retail-ii`): a
-# real shop's invoice lines (quantity × unit price, cancellations, float ids, country names).
-EXAMPLE_SETS = ("online-retail-ii",)
+# real shop's invoice lines (quantity × unit price, cancellations, float ids, country names); FEBRL's person records
+# with known duplicates (identity resolution: `patron identity link`).
+EXAMPLE_SETS = ("online-retail-ii", "febrl")

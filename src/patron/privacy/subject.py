@@ -26,6 +26,7 @@ from sqlalchemy import JSON, Column, Engine, Table, insert, select, text, update
 
 from patron.cif.columns import table_of
 from patron.cif.formats import spreadsheet_safe
+from patron.cif.identity.merge import forget_merged_profiles, merged_group
 from patron.cif.ledger import audit, require_customer
 from patron.privacy.schema import Erasure
 from patron.schema import Base
@@ -99,7 +100,28 @@ class ErasureResult:
 def erase_customer(
     engine: Engine, customer_id: int, *, requested_by: str, data_dir: Path | None = None, interface: str = "cli"
 ) -> ErasureResult:
-    """Erase the customer's personal data everywhere Patron keeps it; record that it was done."""
+    """Erase the person everywhere Patron keeps them: the record and every record merged into it (each gets its
+    erasure record); the merge ledger's copies of their profile go too, so no merge of theirs can be split."""
+    with engine.begin() as conn:
+        require_customer(conn, customer_id)
+        group = merged_group(conn, customer_id)
+        forget_merged_profiles(conn, group)
+    results = [
+        _erase_one(engine, member, requested_by=requested_by, data_dir=data_dir, interface=interface)
+        for member in group
+    ]
+    rows: dict[str, int] = {}
+    for result in results:
+        for table, count in result.rows.items():
+            rows[table] = rows.get(table, 0) + count
+    files = sorted({path for result in results for path in result.files})
+    return ErasureResult(results[0].erasure_id, rows, files, sum(r.values_removed for r in results))
+
+
+def _erase_one(
+    engine: Engine, customer_id: int, *, requested_by: str, data_dir: Path | None = None, interface: str = "cli"
+) -> ErasureResult:
+    """Erase one record's personal data everywhere Patron keeps it; record that it was done."""
     held = subject_access(engine, customer_id)  # also: NotFoundError for an unknown customer
     secrets_found = _personal_values(held)
     key = secrets.token_bytes(32)  # used once, never stored: the pseudonyms cannot be reversed

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from patron.cif.identity.comparisons import BLOCKING_KEYS, FIELDS, NULL_LEVEL, levels_of, splink_comparisons
+from patron.cif.identity.comparisons import BLOCKING_KEYS, NULL_LEVEL, levels_of, splink_comparisons
 from patron.errors import InvalidInputError
 
 MIN_RECORDS = 50  # fewer records than this cannot show what a non-match looks like
@@ -43,7 +43,7 @@ def _settings() -> dict[str, Any]:
 def _linker(frame: pl.DataFrame, settings: dict[str, Any]) -> Any:
     from splink import DuckDBAPI, Linker  # noqa: PLC0415 - Splink and DuckDB load only when matching runs
 
-    logging.getLogger("splink").setLevel(logging.WARNING)
+    logging.getLogger("splink").setLevel(logging.ERROR)  # a field never filled in is reported in the model's notes
     api = DuckDBAPI()
     table = api.register(frame.to_arrow())
     return Linker(table, settings, log_level=None)
@@ -147,4 +147,4 @@ def _level_weight(level: Mapping[str, Any]) -> float:
 
 def _probability(weight: float) -> float:
     odds = 2.0 ** max(min(weight, 1000.0), -1000.0)
-    return odds / (1 + odds)
+    return float(odds / (1 + odds))

@@ -6,6 +6,7 @@ decrypted in this process only; the blocking keys are written back as determinis
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -42,7 +43,7 @@ def person(row: dict[str, Any]) -> dict[str, Any]:
     """One record's matched fields, normalised (dates as ISO text, phones as digits)."""
     record = {field: normalised(row.get(field)) for field in MATCHED_FIELDS}
     birth = row.get("birth_date")
-    record["birth_date"] = birth.isoformat() if hasattr(birth, "isoformat") else normalised(birth)
+    record["birth_date"] = birth.isoformat() if isinstance(birth, dt.date) else normalised(birth)
     if record["phone"]:
         record["phone"] = _NOT_DIGITS.sub("", record["phone"]) or None
     return record
@@ -81,7 +82,7 @@ def person_records(conn: Connection, ids: Sequence[int] | None = None) -> list[d
 def record_frame(records: Iterable[dict[str, Any]]) -> pl.DataFrame:
     """Person records as a frame with one column per blocking key (what the batch run blocks on)."""
     frame = pl.DataFrame(list(records), schema={"customer_id": pl.Int64, **dict.fromkeys(MATCHED_FIELDS, pl.Utf8)})
-    keys = {name: pl.Utf8 for name in BLOCKING_KEYS}
+    keys = dict.fromkeys(BLOCKING_KEYS, pl.Utf8)
     columns = []
     for name, parts in BLOCKING_KEYS.items():
         pieces = [pl.col(field).str.slice(0, 1) if initial else pl.col(field) for field, initial in parts]

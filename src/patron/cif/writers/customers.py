@@ -13,6 +13,7 @@ from patron.cif.columns import utcnow
 from patron.cif.reader import LINE
 from patron.cif.writers.identities import IdentityWriter
 from patron.cif.writers.state import CUSTOMER_COLUMNS, CUSTOMER_FIELDS, UPDATED, WRITTEN, attribute_value, chunks
+from patron.settings import get_settings
 
 
 class CustomerWriter(IdentityWriter):
@@ -65,6 +66,8 @@ class CustomerWriter(IdentityWriter):
         for customer_id in changed:
             self._mark(lines_of[by_id[customer_id]][:1], UPDATED)
         self._count("customers updated", len(changed & {self.customer_ids[key] for key in existing}))
+        if to_create and get_settings().realtime_matching:
+            self._match_arrivals(conn, to_create)
 
     def _customer_values(self, row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         values: dict[str, Any] = {}

@@ -1,0 +1,172 @@
+"""The batch run: train (or reuse) the model, score the pairs, merge the clusters, queue the review band."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, Engine, insert, select
+
+from patron.cif import schema as s
+from patron.cif.identity import model as fs
+from patron.cif.identity import records as person
+from patron.cif.identity.comparisons import agreed_fields, level_label
+from patron.cif.identity.merge import Evidence, merge_clusters
+from patron.cif.identity.schema import MatchModel, MatchReview
+from patron.errors import InvalidInputError
+from patron.settings import get_settings
+
+MODELS = s.table_of(MatchModel)
+REVIEWS = s.table_of(MatchReview)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    match: float
+    review: float
+
+    @classmethod
+    def chosen(cls, match: float | None = None, review: float | None = None) -> Thresholds:
+        settings = get_settings()
+        found = cls(settings.match_threshold if match is None else match,
+                    settings.review_threshold if review is None else review)  # fmt: skip
+        if not 0 < found.review <= found.match < 1:
+            raise InvalidInputError(
+                f"thresholds must satisfy 0 < review ({found.review}) <= match ({found.match}) < 1", field="threshold"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    id: int
+    splink: dict[str, Any]
+    thresholds: Thresholds
+
+
+@dataclass
+class LinkResult:
+    records: int
+    pairs: int
+    clusters: int
+    merged: int
+    reviews: int
+    model_id: int
+    thresholds: Thresholds
+    trained: bool
+    merges: list[int] = field(default_factory=list)
+
+
+def latest_model(conn: Connection) -> StoredModel | None:
+    row = conn.execute(select(MODELS).order_by(MODELS.c.id.desc()).limit(1)).mappings().first()
+    if row is None:
+        return None
+    return StoredModel(int(row["id"]), row["splink_model"], Thresholds(row["match_threshold"], row["review_threshold"]))
+
+
+def _labels(conn: Connection) -> pl.DataFrame:
+    decided = conn.execute(
+        select(REVIEWS.c.left_id, REVIEWS.c.right_id, REVIEWS.c.status).where(REVIEWS.c.status != "open")
+    ).all()
+    return pl.DataFrame(
+        {"customer_id_l": [r.left_id for r in decided], "customer_id_r": [r.right_id for r in decided],
+         "clerical_match_score": [1.0 if r.status == "accepted" else 0.0 for r in decided]},
+        schema={"customer_id_l": pl.Int64, "customer_id_r": pl.Int64, "clerical_match_score": pl.Float64},
+    )  # fmt: skip
+
+
+def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED) -> StoredModel:
+    """Train on every open record (and the review decisions taken so far) and store the model."""
+    with engine.connect() as conn:
+        records = person.person_records(conn)
+        labels = _labels(conn)
+    frame = person.record_frame(r for r in records if person.is_matchable(r))
+    splink = fs.train(frame, labels=labels, seed=seed)
+    notes = {"seed": seed, "labelled_pairs": labels.height, "records": frame.height}
+    with engine.begin() as conn:
+        person.refresh_keys(conn, records)
+        model_id = conn.execute(insert(MODELS).values(
+            records=frame.height, match_threshold=thresholds.match, review_threshold=thresholds.review,
+            splink_model=splink, notes=notes,
+        ).returning(MODELS.c.id)).scalar_one()  # fmt: skip
+    return StoredModel(int(model_id), splink, thresholds)
+
+
+def link(
+    engine: Engine, *, thresholds: Thresholds | None = None, retrain: bool = False, actor: str, interface: str = "cli",
+    progress: Progress | None = None,
+) -> LinkResult:  # fmt: skip
+    """De-duplicate the whole file: pairs at or above the match threshold merge, the review band is queued."""
+    say = progress or (lambda _: None)
+    chosen = thresholds or Thresholds.chosen()
+    with engine.connect() as conn:
+        stored = None if retrain else latest_model(conn)
+    trained = stored is None
+    if stored is None:
+        say("training the match model")
+        stored = train_model(engine, chosen)
+    say("reading the records")
+    with engine.connect() as conn:
+        records = [r for r in person.person_records(conn) if person.is_matchable(r)]
+    frame = person.record_frame(records)
+    say(f"scoring the pairs of {frame.height:,} records")
+    pairs = fs.predict(frame, stored.splink, threshold=chosen.review)
+    groups = fs.clusters(pairs, threshold=chosen.match)
+    evidence = _evidence(pairs, groups, {r["customer_id"]: r for r in records}, fs.Scorer(stored.splink))
+    say(f"merging {len(groups):,} clusters")
+    with engine.begin() as conn:
+        merges = merge_clusters(conn, groups, evidence, actor=actor, interface=interface)
+        reviews = queue_reviews(conn, pairs, groups, records, stored=stored, thresholds=chosen)
+        person.refresh_keys(conn, person.person_records(conn))
+    return LinkResult(
+        records=frame.height, pairs=pairs.height, clusters=len(groups), merged=len(merges), reviews=reviews,
+        model_id=stored.id, thresholds=chosen, trained=trained, merges=[m.merge_id for m in merges],
+    )  # fmt: skip
+
+
+def _evidence(
+    pairs: pl.DataFrame, groups: list[list[int]], records: dict[int, dict[str, Any]], scorer: fs.Scorer
+) -> dict[int, Evidence]:
+    """Per merged record, its strongest pair inside its cluster: the match weight and the fields that agreed."""
+    cluster_of = {i: n for n, group in enumerate(groups) for i in group}
+    found: dict[int, Evidence] = {}
+    for row in pairs.sort("match_weight", descending=True).iter_rows(named=True):
+        left, right = row["customer_id_l"], row["customer_id_r"]
+        if left not in cluster_of or cluster_of[left] != cluster_of.get(right):
+            continue
+        for side, other in ((left, right), (right, left)):
+            if side != min(groups[cluster_of[side]]) and side not in found:
+                score = scorer.score(records[side], records[other])
+                found[side] = Evidence(row["match_probability"], row["match_weight"],
+                                       tuple(agreed_fields(score.levels)), "batch")  # fmt: skip
+    return found
+
+
+def queue_reviews(
+    conn: Connection, pairs: pl.DataFrame, groups: list[list[int]], records: list[dict[str, Any]], *,
+    stored: StoredModel, thresholds: Thresholds,
+) -> int:  # fmt: skip
+    """Pairs in the review band whose records did not end up in one cluster, as the records that stay open (a
+    merged record by its survivor), the likeliest pair first; a pair already queued stays as it is."""
+    survivor = {i: min(group) for group in groups for i in group}  # a merged record is reviewed as its survivor
+    band = pairs.filter(pl.col("match_probability") < thresholds.match).sort("match_probability", descending=True)
+    by_id = {r["customer_id"]: r for r in person.person_records(conn, sorted({r["customer_id"] for r in records}))}
+    scorer = fs.Scorer(stored.splink)
+    queued = {(r.left_id, r.right_id) for r in conn.execute(select(REVIEWS.c.left_id, REVIEWS.c.right_id))}
+    rows = []
+    for row in band.iter_rows(named=True):
+        left, right = sorted((survivor.get(row["customer_id_l"], row["customer_id_l"]),
+                              survivor.get(row["customer_id_r"], row["customer_id_r"])))  # fmt: skip
+        if left == right or (left, right) in queued:
+            continue
+        queued.add((left, right))
+        levels = scorer.score(by_id[left], by_id[right]).levels
+        rows.append({"left_id": left, "right_id": right, "match_probability": row["match_probability"],
+                     "match_weight": row["match_weight"], "status": "open",
+                     "levels": {f: level_label(f, i) for f, i in levels.items()}})  # fmt: skip
+    if rows:
+        conn.execute(insert(REVIEWS), rows)
+    return len(rows)

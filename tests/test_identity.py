@@ -1,0 +1,79 @@
+"""Identity resolution on FEBRL's person records with known duplicates (read ../shared/data/febrl/README.md):
+imported through the generic importer and the packaged mapping, de-duplicated by the trained model, the result
+read back from the store and scored against the ids' ground truth; real-time joins on import."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from patron.cif import schema as s
+from patron.cif.identity.evaluate import PairwiseQuality, pairwise_quality
+from patron.cif.identity.resolve import Thresholds, link
+from patron.cif.importer import import_file
+from patron.cif.store import make_engine, migrate
+from patron.cif.view import resolve_customer
+from patron.demo import demo_mapping
+from tests.conftest import SHARED_DATA, needs
+
+FEBRL = SHARED_DATA / "febrl"
+pytestmark = [needs(FEBRL / "dataset3.csv"), pytest.mark.xdist_group("febrl")]
+I = s.table_of(s.Identity)  # noqa: E741
+C = s.table_of(s.Customer)
+
+
+def quality(engine: Engine) -> PairwiseQuality:
+    """Each FEBRL record's customer now (its external id moved with every merge) against its true person."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(I.c.value, I.c.customer_id).where(I.c.kind == "external", I.c.system == "febrl"))
+        found = {row.value: row.customer_id for row in rows}
+    truth = {rec: re.sub(r"^rec-(\d+)-.*$", r"\1", rec) for rec in found}
+    return pairwise_quality(found, truth)
+
+
+def linked_store(folder: Path, name: str) -> Engine:
+    engine = make_engine(f"sqlite:///{folder / 'patron.db'}")
+    migrate(engine)
+    import_file(engine, FEBRL / name, demo_mapping("febrl"), rejects_dir=folder)
+    link(engine, thresholds=Thresholds(0.95, 0.5), actor="test")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def dataset3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    engine = linked_store(tmp_path_factory.mktemp("febrl3"), "dataset3.csv")
+    yield engine
+    engine.dispose()
+
+
+def test_febrl3_pairwise_precision_and_recall_meet_the_bar(dataset3: Engine) -> None:
+    found = quality(dataset3)
+    print(f"dataset3.csv: precision {found.precision:.4f} recall {found.recall:.4f} F1 {found.f1:.4f}")
+    assert found.true_pairs == 6538  # 2,000 people with up to 5 duplicates each (counted from the ids)
+    assert found.precision >= 0.95, found
+    assert found.recall >= 0.90, found
+    with dataset3.connect() as conn:
+        merged = conn.scalar(select(func.count()).where(C.c.status == "merged"))
+    assert merged is not None
+    assert 2_800 <= merged <= 3_000  # 3,000 duplicates, most of them found
+
+
+@pytest.mark.parametrize(("name", "least_f1"), [("dataset1.csv", 0.95), ("dataset2.csv", 0.95)])
+def test_febrl1_and_2_f1(tmp_path: Path, name: str, least_f1: float) -> None:
+    engine = linked_store(tmp_path, name)
+    found = quality(engine)
+    print(f"{name}: precision {found.precision:.4f} recall {found.recall:.4f} F1 {found.f1:.4f}")
+    assert found.f1 >= least_f1, found
+    engine.dispose()
+
+
+def test_a_merged_records_ids_lead_to_the_survivor(dataset3: Engine) -> None:
+    with dataset3.connect() as conn:
+        merged = conn.execute(select(C.c.id, C.c.merged_into_id).where(C.c.status == "merged").limit(1)).one()
+        own = conn.scalar(select(I.c.value).where(I.c.customer_id == merged.merged_into_id, I.c.kind == "external"))
+    assert resolve_customer(dataset3, str(merged.id)) == merged.merged_into_id
+    assert resolve_customer(dataset3, f"febrl:{own}") == merged.merged_into_id
