@@ -73,6 +73,11 @@ def _referring_columns() -> list[tuple[Table, Column[Any]]]:
     return found
 
 
+def _unstamped(table: Table) -> dict[str, Any]:
+    """Columns a change would stamp (``updated_at``) set to themselves: moving a row is not editing it."""
+    return {c.name: c for c in table.columns if c.onupdate is not None}
+
+
 def _key_columns(table: Table, column: Column[Any]) -> list[Column[Any]]:
     return [c for c in table.primary_key.columns if c.name != column.name]
 
@@ -147,10 +152,9 @@ def merge_clusters(
             moved[merged][table.name] = moved[merged].get(table.name, 0) + count
     _fill_profiles(conn, merge_ids, pairs)
     _keep_withdrawals(conn, merge_ids, pairs, newest_before)
-    statuses = _statuses(conn, list(pairs))
+    before = _closing_fields(conn, list(pairs))
     conn.execute(insert(CHANGES), [
-        {"merge_id": merge_ids[m], "table_name": "customers", "row_key": {"id": m},
-         "before": {"status": statuses[m], "merged_into_id": None}} for m in pairs
+        {"merge_id": merge_ids[m], "table_name": "customers", "row_key": {"id": m}, "before": before[m]} for m in pairs
     ])  # fmt: skip
     now = utcnow()
     conn.execute(
@@ -181,10 +185,14 @@ def _merge_rows(conn: Connection, pairs: dict[int, int], evidence: dict[int, Evi
     return {int(row.merged_id): int(row.id) for row in found}
 
 
-def _statuses(conn: Connection, ids: list[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
+def _closing_fields(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What closing a merged record changes on it, as it was (the split puts it back)."""
+    found: dict[int, dict[str, Any]] = {}
     for chunk in chunks(ids):
-        found.update({row.id: row.status for row in conn.execute(select(C.c.id, C.c.status).where(C.c.id.in_(chunk)))})
+        query = select(C.c.id, C.c.status, C.c.merged_into_id, C.c.updated_at).where(C.c.id.in_(chunk))
+        for row in conn.execute(query):
+            found[row.id] = {"status": row.status, "merged_into_id": row.merged_into_id,
+                             "updated_at": _plain(row.updated_at)}  # fmt: skip
     return found
 
 
@@ -219,7 +227,7 @@ def _move_rows(
         return {}
     where = [column == bindparam("_merged"), *[c == bindparam(f"_k_{c.name}") for c in keys]]
     conn.execute(
-        update(table).where(*where).values({column.name: bindparam("_into")}),
+        update(table).where(*where).values({column.name: bindparam("_into"), **_unstamped(table)}),
         [{"_merged": r[column.name], "_into": pairs[r[column.name]], **{f"_k_{c.name}": r[c.name] for c in keys}}
          for r in movable],
     )  # fmt: skip
@@ -248,9 +256,9 @@ def _fill_profiles(conn: Connection, merge_ids: dict[int, int], pairs: dict[int,
         gaps = {name: theirs[name] for name in mine.keys() - {"customer_id", "updated_at"}
                 if mine[name] is None and theirs[name] is not None}  # fmt: skip
         if gaps:
-            before = {name: _plain(mine[name]) for name in gaps}
+            before = {name: _plain(mine[name]) for name in [*gaps, "updated_at"]}
             _record_change(conn, merge_ids[merged], "customer_profiles", {"customer_id": into}, before)
-            conn.execute(update(PROFILES).where(PROFILES.c.customer_id == into).values(gaps))
+            conn.execute(update(PROFILES).where(PROFILES.c.customer_id == into).values({**gaps, "updated_at": utcnow()}))
             mine.update(gaps)
 
 
@@ -325,7 +333,7 @@ def split(conn: Connection, merge_id: int, *, actor: str, interface: str = "cli"
         table = s.Base.metadata.tables[move["table_name"]]
         column = table.c[move["column_name"]]
         where = [column == survivor, *[table.c[k] == _typed(table.c[k], v) for k, v in move["row_key"].items()]]
-        conn.execute(update(table).where(*where).values({column.name: merged}))
+        conn.execute(update(table).where(*where).values({column.name: merged, **_unstamped(table)}))
         moved[table.name] = moved.get(table.name, 0) + 1
     changes = conn.execute(select(CHANGES).where(CHANGES.c.merge_id == merge_id).order_by(CHANGES.c.id.desc()))
     for change in changes.mappings():
