@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -15,6 +16,7 @@ from patron.cif import schema as s
 from patron.cif.identity.evaluate import PairwiseQuality, pairwise_quality
 from patron.cif.identity.resolve import Thresholds, link
 from patron.cif.importer import import_file
+from patron.cif.sealed import new_key
 from patron.cif.store import make_engine, migrate
 from patron.cif.view import resolve_customer
 from patron.demo import demo_mapping
@@ -77,3 +79,48 @@ def test_a_merged_records_ids_lead_to_the_survivor(dataset3: Engine) -> None:
         own = conn.scalar(select(I.c.value).where(I.c.customer_id == merged.merged_into_id, I.c.kind == "external"))
     assert resolve_customer(dataset3, str(merged.id)) == merged.merged_into_id
     assert resolve_customer(dataset3, f"febrl:{own}") == merged.merged_into_id
+
+
+ARRIVALS = (
+    "rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode, state, date_of_birth, "
+    "soc_sec_id\n"
+    "new-1, {first}, {last}x, 1, {street}, , {city}, {postcode}, nsw, {born}, 1\n"  # a typo in the surname
+    "new-2, zebedee, quartermaine, 9, nowhere lane, , atlantis, 9999, vic, 19990101, 2\n"  # nobody like them
+)
+
+
+def _someone(engine: Engine) -> dict[str, Any]:
+    from patron.cif.identity.records import person_records  # noqa: PLC0415
+
+    with engine.connect() as conn:
+        found = next(r for r in person_records(conn) if all(r.get(f) for f in ("street", "city", "birth_date")))
+    return found
+
+
+def test_an_arriving_duplicate_joins_its_person_in_the_same_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from patron.settings import get_settings  # noqa: PLC0415
+
+    monkeypatch.setenv("PATRON_ENCRYPTION_KEY", new_key())
+    get_settings.cache_clear()
+    try:
+        engine = linked_store(tmp_path, "dataset1.csv")
+        someone = _someone(engine)
+        fields = {**someone, "born": someone["birth_date"].replace("-", ""), "postcode": someone["postal_code"]}
+        arrivals = tmp_path / "arrivals.csv"
+        arrivals.write_text(ARRIVALS.format(first=fields["first_name"], last=fields["last_name"], **fields))
+        result = import_file(engine, arrivals, demo_mapping("febrl"))
+        assert result.counts.get("customers joined to a matching record") == 1
+        assert resolve_customer(engine, "febrl:new-1") == someone["customer_id"]
+        assert resolve_customer(engine, "febrl:new-2") != someone["customer_id"]
+        with engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT key FROM match_keys").scalars().all()
+            names = conn.exec_driver_sql("SELECT last_name FROM customers").scalars().all()
+        assert raw
+        assert all(str(value).startswith("det:v1:") for value in [*raw, *names] if value is not None)  # no clear text
+        assert someone["last_name"] not in " ".join(map(str, raw))
+        engine.dispose()
+    finally:
+        monkeypatch.delenv("PATRON_ENCRYPTION_KEY")
+        get_settings.cache_clear()

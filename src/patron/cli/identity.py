@@ -22,12 +22,19 @@ ReviewThreshold = Annotated[
 @reports_errors
 def train(match_threshold: MatchThreshold = None, review_threshold: ReviewThreshold = None) -> None:
     """Train the match model on every open record (and the review decisions so far) and store it."""
+    from patron.cif.identity.model import MIN_LABELLED_MATCHES  # noqa: PLC0415
     from patron.cif.identity.resolve import Thresholds, train_model  # noqa: PLC0415
 
     with console.status("training the match model (Splink, expectation maximisation)"):
         stored = train_model(open_store(), Thresholds.chosen(match_threshold, review_threshold))
     console.print(f"match model {stored.id} trained: merge at P(match) >= {stored.thresholds.match}, "
                   f"review from {stored.thresholds.review}")  # fmt: skip
+    notes = stored.notes
+    labels = "used" if notes["labels_used"] else f"not used (fewer than {MIN_LABELLED_MATCHES} confirmed matches)"
+    console.print(f"{notes['records']:,} records; {notes['labelled_pairs']:,} review decisions, "
+                  f"{notes['confirmed_matches']:,} of them matches: labels {labels}")  # fmt: skip
+    if notes["fields_without_data"]:
+        console.print(f"never filled in, so no evidence either way: {', '.join(notes['fields_without_data'])}")
     _print_weights(stored.splink)
 
 
@@ -40,7 +47,7 @@ def _print_weights(splink: dict[str, Any]) -> None:
             if level.get("is_null_level"):
                 continue
             m, u = level.get("m_probability") or 0.0, level.get("u_probability") or 0.0
-            weight = f"{math.log2(m / u):+.1f}" if m and u else "-"
+            weight = f"{math.log2(m / u):+.1f}" if m > 0 and u > 0 else "-"
             table.add_row(comparison["output_column_name"], level["label_for_charts"], f"{m:.3f}", f"{u:.4f}", weight)
     console.print(table)
 

@@ -258,7 +258,9 @@ def _fill_profiles(conn: Connection, merge_ids: dict[int, int], pairs: dict[int,
         if gaps:
             before = {name: _plain(mine[name]) for name in [*gaps, "updated_at"]}
             _record_change(conn, merge_ids[merged], "customer_profiles", {"customer_id": into}, before)
-            conn.execute(update(PROFILES).where(PROFILES.c.customer_id == into).values({**gaps, "updated_at": utcnow()}))
+            conn.execute(
+                update(PROFILES).where(PROFILES.c.customer_id == into).values({**gaps, "updated_at": utcnow()})
+            )
             mine.update(gaps)
 
 

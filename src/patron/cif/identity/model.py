@@ -26,6 +26,8 @@ from patron.errors import InvalidInputError
 
 MIN_RECORDS = 50  # fewer records than this cannot show what a non-match looks like
 SEED = 42
+# Splink's m from labels replaces the EM estimate: only worth it with enough confirmed matches to see every level.
+MIN_LABELLED_MATCHES = 100
 
 
 def _settings() -> dict[str, Any]:
@@ -56,6 +58,18 @@ def train(frame: pl.DataFrame, *, labels: pl.DataFrame | None = None, seed: int 
         raise InvalidInputError(
             f"{frame.height} records to learn from; the match model needs at least {MIN_RECORDS}", field="records"
         )
+
+    try:
+        return _trained(frame, labels, seed)
+    except (ValueError, ZeroDivisionError) as error:  # EM found no pairs that look alike: prior and m undefined
+        raise InvalidInputError(
+            f"the match model could not be trained on these {frame.height:,} records ({error}): they hold too few "
+            "records of one person for expectation maximisation to tell matches from non-matches",
+            field="records",
+        ) from error
+
+
+def _trained(frame: pl.DataFrame, labels: pl.DataFrame | None, seed: int) -> dict[str, Any]:
     from splink import block_on  # noqa: PLC0415
 
     linker = _linker(frame, _settings())
@@ -66,7 +80,7 @@ def train(frame: pl.DataFrame, *, labels: pl.DataFrame | None = None, seed: int 
     training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
     training.estimate_parameters_using_expectation_maximisation(block_on("name"), fix_u_probabilities=True)
     training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"), fix_u_probabilities=True)
-    if labels is not None and labels.height:
+    if labels is not None and int(labels["clerical_match_score"].sum()) >= MIN_LABELLED_MATCHES:
         table = linker._db_api.register(labels.to_arrow())
         training.estimate_m_from_pairwise_labels(table)
     model: dict[str, Any] = linker.misc.save_model_to_json()

@@ -25,7 +25,8 @@ P = s.table_of(s.CustomerProfile)
 I = s.table_of(s.Identity)  # noqa: E741
 KEYS = s.table_of(MatchKey)
 MATCHED_FIELDS = tuple(FIELDS)
-CLOSED = ("merged", "anonymised")  # records that take no part in matching
+ERASED = "anonymised"
+CLOSED = ("merged", ERASED)  # records that take no part in matching
 _SPACES = re.compile(r"\s+")
 _NOT_DIGITS = re.compile(r"\D")
 
@@ -59,12 +60,16 @@ def _contacts(conn: Connection, ids: Sequence[int] | None) -> dict[int, dict[str
     return found
 
 
-def person_records(conn: Connection, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """Open customers (not merged, not erased) as person records with ``customer_id``; all, or those in ``ids``."""
+def person_records(
+    conn: Connection, ids: Sequence[int] | None = None, *, with_merged: bool = False
+) -> list[dict[str, Any]]:
+    """Open customers (not merged, not erased) as person records with ``customer_id``; all, or those in ``ids``.
+    ``with_merged``: merged records too (training learns what duplicates look like from them)."""
+    closed = (ERASED,) if with_merged else CLOSED
     query = (
         select(C.c.id, C.c.first_name, C.c.last_name, P.c.birth_date, P.c.street, P.c.postal_code, P.c.city)
         .select_from(C.outerjoin(P, P.c.customer_id == C.c.id))
-        .where(C.c.status.not_in(CLOSED))
+        .where(C.c.status.not_in(closed))
         .order_by(C.c.id)
     )
     rows: list[dict[str, Any]] = []

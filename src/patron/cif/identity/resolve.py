@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from patron.cif import schema as s
 from patron.cif.identity import model as fs
 from patron.cif.identity import records as person
-from patron.cif.identity.comparisons import agreed_fields, level_label
+from patron.cif.identity.comparisons import FIELDS, agreed_fields, level_label
 from patron.cif.identity.merge import Evidence, merge_clusters
 from patron.cif.identity.schema import MatchModel, MatchReview
 from patron.errors import InvalidInputError
@@ -45,6 +45,7 @@ class StoredModel:
     id: int
     splink: dict[str, Any]
     thresholds: Thresholds
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,7 +65,8 @@ def latest_model(conn: Connection) -> StoredModel | None:
     row = conn.execute(select(MODELS).order_by(MODELS.c.id.desc()).limit(1)).mappings().first()
     if row is None:
         return None
-    return StoredModel(int(row["id"]), row["splink_model"], Thresholds(row["match_threshold"], row["review_threshold"]))
+    thresholds = Thresholds(row["match_threshold"], row["review_threshold"])
+    return StoredModel(int(row["id"]), row["splink_model"], thresholds, row["notes"])
 
 
 def _labels(conn: Connection) -> pl.DataFrame:
@@ -79,20 +81,26 @@ def _labels(conn: Connection) -> pl.DataFrame:
 
 
 def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED) -> StoredModel:
-    """Train on every open record (and the review decisions taken so far) and store the model."""
+    """Train on every record but the erased (the merged ones show what duplicates look like) and the review
+    decisions taken so far; store the model and every open record's blocking keys."""
     with engine.connect() as conn:
-        records = person.person_records(conn)
         labels = _labels(conn)
-    frame = person.record_frame(r for r in records if person.is_matchable(r))
+        frame = person.record_frame(r for r in person.person_records(conn, with_merged=True) if person.is_matchable(r))
+        records = person.person_records(conn)
     splink = fs.train(frame, labels=labels, seed=seed)
-    notes = {"seed": seed, "labelled_pairs": labels.height, "records": frame.height}
+    confirmed = int(labels["clerical_match_score"].sum())
+    notes = {
+        "seed": seed, "records": frame.height, "labelled_pairs": labels.height, "confirmed_matches": confirmed,
+        "labels_used": confirmed >= fs.MIN_LABELLED_MATCHES,
+        "fields_without_data": [f for f in FIELDS if frame.height and frame[f].null_count() == frame.height],
+    }  # fmt: skip
     with engine.begin() as conn:
         person.refresh_keys(conn, records)
         model_id = conn.execute(insert(MODELS).values(
             records=frame.height, match_threshold=thresholds.match, review_threshold=thresholds.review,
             splink_model=splink, notes=notes,
         ).returning(MODELS.c.id)).scalar_one()  # fmt: skip
-    return StoredModel(int(model_id), splink, thresholds)
+    return StoredModel(int(model_id), splink, thresholds, notes)
 
 
 def link(
