@@ -36,6 +36,7 @@ PASSWORD = "correct horse battery"
 ANALYSTS_TOO = frozenset({"admin", "manager", "analyst"})
 SERVICE = frozenset({"admin", "manager", "agent"})
 MANAGERS = frozenset({"admin", "manager"})
+ADMIN = frozenset({"admin"})
 
 # (method, path) → the roles that may call it.
 ALLOWED: dict[tuple[str, str], frozenset[str]] = {
@@ -74,6 +75,12 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/campaigns/{key}/report"): EVERYONE,
     ("GET", "/api/offers"): EVERYONE,
     ("POST", "/api/offers"): MANAGERS,
+    ("POST", "/api/customers"): MANAGERS,
+    ("POST", "/api/identity/match"): ADMIN,
+    ("GET", "/api/identity/reviews"): ADMIN,
+    ("POST", "/api/identity/reviews/{review_id}"): ADMIN,
+    ("GET", "/api/customers/{customer_id}/merges"): EVERYONE,
+    ("POST", "/api/identity/merges/{merge_id}/split"): ADMIN,
     # Pages: every signed-in role sees the page (its content follows the role); actions are refused by role.
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
@@ -103,6 +110,10 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/imports/prepare"): MANAGERS,
     ("GET", "/imports/staged/{staged_id}"): EVERYONE,
     ("POST", "/imports/staged/{staged_id}"): MANAGERS,
+    ("GET", "/identity"): ADMIN,
+    ("POST", "/identity/link"): ADMIN,
+    ("POST", "/identity/reviews/{review_id}"): ADMIN,
+    ("POST", "/identity/merges/{merge_id}/split"): ADMIN,
     ("GET", "/vendor/plotly.min.js"): PUBLIC,
 }
 
@@ -144,6 +155,10 @@ def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[
             {"from": "crm:1", "to": "crm:2", "kind": "referral"}]}},
         ("POST", "/api/customers/{customer_id}/consents"): {"json": {"channel": "email", "status": "granted"}},
         ("POST", "/api/offers"): {"json": {"name": unique, "margin": 2.5}},
+        ("POST", "/api/customers"): {"json": {"system": "crm", "external_id": unique, "first_name": "Cy"}},
+        ("POST", "/api/identity/match"): {"json": {"first_name": "Ann", "last_name": "Lee"}},
+        ("POST", "/api/identity/reviews/{review_id}"): {"json": {"decision": "reject"}},
+        ("POST", "/identity/reviews/{review_id}"): {"data": {"decision": "reject"}},
         ("POST", "/login"): {"data": {"username": "admin", "password": PASSWORD}},
         ("POST", "/segments"): {"data": {"name": unique, "rule": "orders >= 0"}},
         ("POST", "/segments/count"): {"data": {"rule": "orders >= 0"}},
@@ -186,7 +201,7 @@ def store(engine: Engine, write_file: WriteFile) -> Iterator[tuple[TestClient, d
         assert case.status_code == 201, case.text
         staged = stage_upload(b"id,email\n79,y@example.com\n", "staged.csv", uploads_dir(), PEOPLE_MAPPING)
         ids = {"customer_id": ann, "case_id": case.json()["id"], "name": "everyone", "run_id": 1, "key": "none",
-               "job_id": "none", "staged_id": staged.id}  # fmt: skip
+               "job_id": "none", "staged_id": staged.id, "review_id": 1, "merge_id": 1}  # fmt: skip
         yield client, tokens, ids
 
 

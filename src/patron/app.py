@@ -25,6 +25,7 @@ from patron.api.case_routes import router as case_router
 from patron.api.customer_routes import router as customer_router
 from patron.api.engage_routes import router as engage_router
 from patron.api.event_routes import router as event_router
+from patron.api.identity_routes import router as identity_router
 from patron.api.segment_routes import router as segment_router
 from patron.api.strategy_routes import router as strategy_router
 from patron.api.value_routes import router as value_router
@@ -33,6 +34,7 @@ from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
 from patron.http.common import SignInRequired, patron_error, problem, sign_in_required, storage_error, validation_error
 from patron.web.campaign_pages import router as campaign_pages_router
+from patron.web.identity_pages import router as identity_pages_router
 from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
 from patron.web.render import error_page
@@ -70,8 +72,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     for error in (DataError, IntegrityError, StatementError):
         app.add_exception_handler(error, storage_error)
     api = (auth_router, customer_router, event_router, segment_router, value_router, case_router, strategy_router,
-           campaign_router, engage_router)  # fmt: skip
-    pages = (pages_router, strategy_pages_router, campaign_pages_router, import_pages_router)
+           campaign_router, engage_router, identity_router)  # fmt: skip
+    pages = (pages_router, strategy_pages_router, campaign_pages_router, import_pages_router, identity_pages_router)
     for router in (*api, *pages):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -290,3 +290,47 @@ class OfferOut(BaseModel):
     valid_from: dt.date | None
     valid_to: dt.date | None
     created_at: dt.datetime
+
+
+class MatchOut(BaseModel):
+    """What identity matching decided for a record: ``joined`` an existing customer, ``review``, or ``created``."""
+
+    outcome: str
+    customer_id: int | None
+    probability: float | None
+    weight: float | None
+    agreed: list[str]
+
+
+class ArrivalOut(BaseModel):
+    customer_id: int
+    outcome: str  # created, joined, review, updated, unchanged
+    problems: list[str]
+
+
+class ReviewOut(BaseModel):
+    id: int
+    left_id: int
+    right_id: int
+    probability: float
+    weight: float
+    status: str
+    fields: list[Row]  # field, left, right, comparison
+
+
+class ReviewsOut(BaseModel):
+    open: int
+    items: list[ReviewOut]
+
+
+class MergeOut(BaseModel):
+    id: int
+    survivor_id: int
+    merged_id: int
+    how: str
+    match_probability: float | None
+    match_weight: float | None
+    agreed: list[str]
+    rule: str
+    merged_at: dt.datetime
+    split_at: dt.datetime | None

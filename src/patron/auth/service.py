@@ -43,6 +43,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "import_data": frozenset({"admin", "manager"}),
     "record_consent": frozenset({"admin", "manager", "agent"}),
     "manage_offers": frozenset({"admin", "manager"}),
+    # Merging and splitting records and the review queue show any customer's personal data side by side, across
+    # every manager's portfolio: the data steward's work (docs/IDENTITY.md).
+    "resolve_identities": frozenset({"admin"}),
 }
 
 

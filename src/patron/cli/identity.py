@@ -76,17 +76,16 @@ def link(
 
 @identity_app.command("merge")
 @reports_errors
-def merge(
+def merge_records(
     customers: Annotated[list[str], typer.Argument(help="Two or more customers (id, system:id, e-mail).")],
 ) -> None:
     """Merge records you know are one person into the oldest of them."""
-    from patron.cif.identity.merge import merge_customers  # noqa: PLC0415
+    from patron.cif.identity.actions import merge  # noqa: PLC0415
     from patron.cif.view import resolve_customer  # noqa: PLC0415
 
     engine = open_store()
-    ids = [resolve_customer(engine, reference) for reference in customers]
-    with engine.begin() as conn:
-        merges = merge_customers(conn, ids, actor=ACTOR)
+    merges = merge(engine, [resolve_customer(engine, reference) for reference in customers], actor=ACTOR,
+                   interface="cli")  # fmt: skip
     for m in merges:
         console.print(f"merge {m.merge_id}: customer {m.merged_id} into {m.survivor_id} ({_moved(m.moved)})")
 
@@ -102,15 +101,13 @@ def split(
     merge: Annotated[int | None, typer.Option(help="The merge to undo, by its number.")] = None,
 ) -> None:
     """Undo a merge exactly: the merged record gets back every row it had."""
-    from patron.cif.identity.merge import merge_of, split  # noqa: PLC0415
+    from patron.cif.identity.actions import split_merge  # noqa: PLC0415
     from patron.errors import InvalidInputError  # noqa: PLC0415
 
     if (customer is None) == (merge is None):
         raise InvalidInputError("name either the merged customer or --merge", field="customer")
-    engine = open_store()
-    with engine.begin() as conn:
-        merge_id = merge if merge is not None else merge_of(conn, _customer_id(customer))
-        undone = split(conn, merge_id, actor=ACTOR)
+    merged_id = None if customer is None else _customer_id(customer)
+    undone = split_merge(open_store(), merge_id=merge, merged_id=merged_id, actor=ACTOR, interface="cli")
     console.print(f"merge {undone.merge_id} undone: customer {undone.merged_id} is separate from "
                   f"{undone.survivor_id} again ({_moved(undone.moved)} moved back)")  # fmt: skip
 
@@ -128,12 +125,11 @@ def _customer_id(reference: str | None) -> int:
 @reports_errors
 def history(customer: Annotated[str, typer.Argument(help="Customer id, system:id or e-mail.")]) -> None:
     """The merges a customer took part in: when, why (match weight, agreeing fields) and whether split."""
-    from patron.cif.identity.history import merges_of  # noqa: PLC0415
+    from patron.cif.identity.actions import history as merges_of  # noqa: PLC0415
     from patron.cif.view import resolve_customer  # noqa: PLC0415
 
     engine = open_store()
-    with engine.connect() as conn:
-        rows = merges_of(conn, resolve_customer(engine, customer))
+    rows = merges_of(engine, resolve_customer(engine, customer))
     if not rows:
         console.print("no merges")
         return
@@ -155,13 +151,13 @@ def review(
     limit: Annotated[int, typer.Option(help="Pairs to list.")] = 20,
 ) -> None:
     """List the pairs in the review band side by side, or accept (merge) / reject (keep apart) one."""
-    from patron.cif.identity.review import decide, list_reviews, open_count  # noqa: PLC0415
+    from patron.cif.identity.actions import decide_review, overview  # noqa: PLC0415
     from patron.errors import InvalidInputError  # noqa: PLC0415
 
     engine = open_store()
     if decision is None:
-        with engine.connect() as conn:
-            pairs, total = list_reviews(conn, limit=limit), open_count(conn)
+        found = overview(engine, limit=limit)
+        pairs, total = found.pairs, found.open_reviews
         if not pairs:
             console.print("no pairs to review: run `patron identity link` to find them")
         for pair in pairs:
@@ -174,8 +170,7 @@ def review(
         return
     if review_id is None:
         raise InvalidInputError("name the review: patron identity review accept N", field="review")
-    with engine.begin() as conn:
-        pair = decide(conn, review_id, decision, actor=ACTOR)
+    pair = decide_review(engine, review_id, decision, actor=ACTOR, interface="cli")
     console.print(f"review {pair.id} {pair.status}")
 
 
@@ -183,7 +178,7 @@ def review(
 @reports_errors
 def match(record: Annotated[str, typer.Argument(help='The record as JSON, e.g. {"first_name": "Ann", ...}.')]) -> None:
     """What would happen to a record arriving now: joined to a customer, sent to review, or created (read only)."""
-    from patron.cif.identity.realtime import match_record  # noqa: PLC0415
+    from patron.cif.identity.actions import match as match_record  # noqa: PLC0415
     from patron.errors import InvalidInputError  # noqa: PLC0415
 
     try:
@@ -192,8 +187,7 @@ def match(record: Annotated[str, typer.Argument(help='The record as JSON, e.g. {
         raise InvalidInputError(f"the record is not JSON: {error.msg}", field="record") from error
     if not isinstance(fields, dict):
         raise InvalidInputError("the record is a JSON object of fields", field="record")
-    with open_store().connect() as conn:
-        decision = match_record(conn, fields)
+    decision = match_record(open_store(), fields)
     if decision.outcome == "created":
         console.print("no stored record matches: it would be a new customer")
         return

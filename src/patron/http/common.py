@@ -144,6 +144,7 @@ ReadStrategy = Annotated[Principal, Depends(permission("read_strategy"))]
 ImportData = Annotated[Principal, Depends(permission("import_data"))]
 RecordConsent = Annotated[Principal, Depends(permission("record_consent"))]
 ManageOffers = Annotated[Principal, Depends(permission("manage_offers"))]
+ResolveIdentities = Annotated[Principal, Depends(permission("resolve_identities"))]
 
 
 class SignInRequired(Exception):

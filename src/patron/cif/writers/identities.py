@@ -54,15 +54,16 @@ class IdentityWriter(WriterState):
 
     def _match_arrivals(self, conn: Connection, keys: list[str]) -> None:
         """New customers of the batch against the stored file (``identity.realtime``): joined, reviewed or new."""
-        from patron.cif.identity.realtime import match_arrivals  # noqa: PLC0415 - identity reads through writers.state
+        from patron.cif.identity.arrivals import JOINED, REVIEWED  # noqa: PLC0415 - identity reads writers.state
+        from patron.cif.identity.realtime import match_arrivals  # noqa: PLC0415
 
         ids = {self.customer_ids[key]: key for key in keys}
         decisions = match_arrivals(conn, list(ids), actor="import", interface="import")
         for decision in decisions:
             if decision.outcome == "joined" and decision.other_id is not None:
                 self.customer_ids[ids[decision.customer_id]] = decision.other_id
-        self._count("customers joined to a matching record", sum(d.outcome == "joined" for d in decisions))
-        self._count("possible duplicates sent to review", sum(d.outcome == "review" for d in decisions))
+        self._count(JOINED, sum(d.outcome == "joined" for d in decisions))
+        self._count(REVIEWED, sum(d.outcome == "review" for d in decisions))
 
     def _add_identities(self, conn: Connection, first: dict[str, dict[str, Any]], new_keys: list[str]) -> None:
         identities = s.table_of(s.Identity)
