@@ -17,6 +17,7 @@ without the key (or with another one) comes back as ``[encrypted]`` rather than 
 from __future__ import annotations
 
 import base64
+import hashlib
 from functools import lru_cache
 from typing import Any
 
@@ -52,6 +53,22 @@ def _siv(key: str) -> AESSIV:
     material = base64.urlsafe_b64decode(key.encode())
     derived = HKDF(algorithm=SHA256(), length=64, salt=None, info=b"patron deterministic columns v1").derive(material)
     return AESSIV(derived)
+
+
+@lru_cache(maxsize=4)
+def _digest_secret(key: str) -> bytes:
+    _fernet(key)
+    material = base64.urlsafe_b64decode(key.encode())
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"patron match keys v1").derive(material)
+
+
+def keyed_digest(value: str) -> int:
+    """A 64-bit digest of ``value`` (a signed BIGINT), keyed by ``PATRON_ENCRYPTION_KEY`` when one is set: equal
+    values give equal digests, and without the key nothing can be guessed back from them (blocking keys)."""
+    key = _key()
+    secret = _digest_secret(key) if key else b""
+    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8, key=secret).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _key() -> str | None:

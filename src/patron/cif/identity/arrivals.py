@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
 from patron.cif.mapping import parse_mapping
+from patron.cif.reader import FLAGGED
 from patron.errors import InvalidInputError
 
 CUSTOMER_FIELDS = ("first_name", "last_name", "display_name", "email", "phone")
@@ -53,11 +54,13 @@ def receive_customer(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{system}-api.csv"
         path.write_text(out.getvalue(), encoding="utf-8")
+        # A caller is told about a bad value and nothing is written (a file import would drop the field and go on).
+        trial = import_file(engine, path, mapping, rejects_dir=Path(folder), dry_run=True)
+        refused = [r for r in trial.rejects if r.outcome != FLAGGED]
+        if refused:
+            raise InvalidInputError(f"{refused[0].column}: {refused[0].reason}", field=refused[0].column)
         result = import_file(engine, path, mapping, rejects_dir=Path(folder), actor=actor, interface=interface)
-    if result.rejected:
-        reject = result.rejects[0]
-        raise InvalidInputError(f"{reject.column}: {reject.reason}", field=reject.column)
-    problems = [f"{r.column}: {r.reason}" for r in result.rejects]
+    problems = [f"{r.column}: {r.reason}" for r in result.rejects]  # values kept as given, flagged
     identities = s.table_of(s.Identity)
     with engine.connect() as conn:
         query = select(identities.c.customer_id).where(

@@ -21,6 +21,7 @@ from patron.cif.identity.merge import Evidence, merge_clusters
 from patron.cif.identity.model import Scorer
 from patron.cif.identity.resolve import REVIEWS, StoredModel, latest_model
 from patron.cif.identity.schema import MatchKey
+from patron.cif.sealed import keyed_digest
 from patron.cif.writers.state import chunks
 from patron.errors import InvalidInputError
 
@@ -42,8 +43,8 @@ def best_matches(
     conn: Connection, records: Sequence[dict[str, Any]], stored: StoredModel
 ) -> dict[int, tuple[int, Any] | None]:
     """For each record, its best-scoring stored candidate (other than itself) and the score, or None."""
-    wanted = {r["customer_id"]: blocking_keys(r) for r in records}
-    holders: dict[str, list[int]] = {}
+    wanted = {r["customer_id"]: [keyed_digest(key) for key in blocking_keys(r)] for r in records}
+    holders: dict[int, list[int]] = {}
     every = sorted({key for keys in wanted.values() for key in keys})
     for chunk in chunks(every):
         for row in conn.execute(select(KEYS.c.key, KEYS.c.customer_id).where(KEYS.c.key.in_(chunk))):

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 from patron.cif import schema as s
 from patron.cif.identity.comparisons import BLOCKING_KEYS, FIELDS, blocking_keys
 from patron.cif.identity.schema import MatchKey
+from patron.cif.sealed import keyed_digest
 from patron.cif.writers.state import chunks
 
 C = s.table_of(s.Customer)
@@ -105,10 +106,20 @@ def refresh_keys(conn: Connection, records: Sequence[dict[str, Any]]) -> int:
     ids = [record["customer_id"] for record in records]
     for chunk in chunks(ids):
         conn.execute(delete(KEYS).where(KEYS.c.customer_id.in_(chunk)))
-    rows = [{"customer_id": r["customer_id"], "key": key} for r in records for key in dict.fromkeys(blocking_keys(r))]
+    rows = [
+        {"customer_id": r["customer_id"], "key": key}
+        for r in records
+        for key in dict.fromkeys(keyed_digest(k) for k in blocking_keys(r))
+    ]
     for start in range(0, len(rows), 50_000):
         conn.execute(insert(KEYS), rows[start : start + 50_000])
     return len(rows)
+
+
+def refresh_missing_keys(conn: Connection, records: Sequence[dict[str, Any]]) -> int:
+    """Store the keys of the records that have none yet (imported while no model or real-time matching was on)."""
+    keyed = set(conn.scalars(select(KEYS.c.customer_id).distinct()))
+    return refresh_keys(conn, [r for r in records if r["customer_id"] not in keyed])
 
 
 def drop_keys(conn: Connection, customer_ids: Iterable[int]) -> None:
@@ -118,7 +129,7 @@ def drop_keys(conn: Connection, customer_ids: Iterable[int]) -> None:
 
 def candidates(conn: Connection, record: dict[str, Any], *, limit: int = 200) -> list[int]:
     """Stored customers sharing a blocking key with the record, most shared keys first (at most ``limit``)."""
-    keys = blocking_keys(record)
+    keys = [keyed_digest(key) for key in blocking_keys(record)]
     if not keys:
         return []
     shared = func.count().label("shared")

@@ -128,7 +128,7 @@ def link(
     with engine.begin() as conn:
         merges = merge_clusters(conn, groups, evidence, actor=actor, interface=interface)
         reviews = queue_reviews(conn, pairs, groups, records, stored=stored, thresholds=chosen)
-        person.refresh_keys(conn, person.person_records(conn))
+        person.refresh_missing_keys(conn, person.person_records(conn))
     return LinkResult(
         records=frame.height, pairs=pairs.height, clusters=len(groups), merged=len(merges), reviews=reviews,
         model_id=stored.id, thresholds=chosen, trained=trained, merges=[m.merge_id for m in merges],

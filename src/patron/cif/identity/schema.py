@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.columns import PII, BigId, utcnow
+from patron.cif.columns import BigId, utcnow
 from patron.cif.schema import Base
-from patron.cif.sealed import Blind
 
 
 class MatchModel(Base):
@@ -30,14 +29,15 @@ class MatchModel(Base):
 class MatchKey(Base):
     """A blocking key of a customer (e.g. last name and first initial): how arriving records find candidates.
 
-    Keys are stored as deterministic tokens when encryption is on, so the equality lookup still works.
+    Stored as a 64-bit digest (``sealed.keyed_digest``), keyed by the encryption key when one is set: the lookup is
+    an integer index probe, and the names in a key are never written in clear.
     """
 
     __tablename__ = "match_keys"
     __table_args__ = (Index("ix_match_keys_key", "key"),)
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(Blind, primary_key=True, info=PII)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class IdentityMerge(Base):

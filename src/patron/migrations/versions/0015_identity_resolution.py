@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import patron.cif.sealed
-
 revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
@@ -57,7 +55,7 @@ def upgrade() -> None:
     op.create_table(
         "match_keys",
         sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("key", patron.cif.sealed.Blind(), nullable=False),
+        sa.Column("key", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_match_keys_customer_id_customers"), ondelete="CASCADE"
         ),
