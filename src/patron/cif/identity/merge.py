@@ -163,7 +163,7 @@ def merge_clusters(
         [{"merged": m, "into": into} for m, into in pairs.items()],
     )  # fmt: skip
     person.drop_keys(conn, list(pairs))
-    person.refresh_keys(conn, person.person_records(conn, survivors))
+    person.refresh_keys(conn, person.person_frame(conn, survivors))
     ledger.audited(conn, [ledger.audit_row(
         actor=actor, interface=interface, action="identity.merge", entity="customer", entity_id=merged,
         details={"into": into, "merge": merge_ids[merged], "how": evidence[merged].how,
@@ -248,20 +248,27 @@ def _fill_profiles(conn: Connection, merge_ids: dict[int, int], pairs: dict[int,
     for chunk in chunks(sorted({*pairs, *pairs.values()})):
         query = select(PROFILES).where(PROFILES.c.customer_id.in_(chunk))
         profiles.update({row["customer_id"]: dict(row) for row in conn.execute(query).mappings()})
+    changes: list[dict[str, Any]] = []
+    filled: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # the same columns filled: one executemany
+    now = utcnow()
     for merged in sorted(pairs):
         into = pairs[merged]
         mine, theirs = profiles.get(into), profiles.get(merged)
-        if mine is None or theirs is None or mine is theirs:
+        if mine is None or theirs is None:
             continue  # the profile moved whole, or there is nothing to fill from
         gaps = {name: theirs[name] for name in mine.keys() - {"customer_id", "updated_at"}
                 if mine[name] is None and theirs[name] is not None}  # fmt: skip
         if gaps:
             before = {name: _plain(mine[name]) for name in [*gaps, "updated_at"]}
-            _record_change(conn, merge_ids[merged], "customer_profiles", {"customer_id": into}, before)
-            conn.execute(
-                update(PROFILES).where(PROFILES.c.customer_id == into).values({**gaps, "updated_at": utcnow()})
-            )
-            mine.update(gaps)
+            changes.append({"merge_id": merge_ids[merged], "table_name": "customer_profiles",
+                            "row_key": {"customer_id": into}, "before": before})  # fmt: skip
+            filled.setdefault(tuple(sorted(gaps)), []).append({"_into": into, **gaps})
+            mine.update(gaps, updated_at=now)
+    for names, rows in filled.items():
+        values: dict[str, Any] = {name: bindparam(name) for name in names} | {"updated_at": now}
+        conn.execute(update(PROFILES).where(PROFILES.c.customer_id == bindparam("_into")).values(values), rows)
+    if changes:
+        conn.execute(insert(CHANGES), changes)
 
 
 def _record_change(conn: Connection, merge_id: int, table: str, key: dict[str, Any], before: Any) -> None:
@@ -347,7 +354,7 @@ def split(conn: Connection, merge_id: int, *, actor: str, interface: str = "cli"
             values = {k: _typed(table.c[k], v) for k, v in change["before"].items()}
             conn.execute(update(table).where(matches).values(values))
     conn.execute(update(MERGES).where(MERGES.c.id == merge_id).values(split_at=utcnow()))
-    person.refresh_keys(conn, person.person_records(conn, [survivor, merged]))
+    person.refresh_keys(conn, person.person_frame(conn, [survivor, merged]))
     ledger.audited(conn, [ledger.audit_row(
         actor=actor, interface=interface, action="identity.split", entity="customer", entity_id=survivor,
         details={"merge": merge_id, "restored": merged, "moved_back": moved},

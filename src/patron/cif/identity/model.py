@@ -75,10 +75,12 @@ def _trained(frame: pl.DataFrame, labels: pl.DataFrame | None, seed: int) -> dic
     linker = _linker(frame, _settings())
     training = linker.training
     training.estimate_probability_two_random_records_match(
-        [block_on("first_name", "last_name", "birth_date")], recall=0.7
+        [block_on("first_name", "last_name", "birth_date")], recall=0.5
     )
     training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
-    training.estimate_parameters_using_expectation_maximisation(block_on("name"), fix_u_probabilities=True)
+    training.estimate_parameters_using_expectation_maximisation(
+        block_on("first_name", "last_name"), fix_u_probabilities=True
+    )
     training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"), fix_u_probabilities=True)
     if labels is not None and int(labels["clerical_match_score"].sum()) >= MIN_LABELLED_MATCHES:
         table = linker._db_api.register(labels.to_arrow())

@@ -75,10 +75,12 @@ def match_arrivals(
 ) -> list[Decision]:
     """Join, send to review or keep each arriving customer, in the caller's transaction. Without a trained model
     (``patron identity train``) nothing is matched (training stores every record's keys)."""
-    records = [r for r in person.person_records(conn, customer_ids) if person.is_matchable(r)]
     stored = stored or latest_model(conn)
-    if stored is None or not records:
-        return [Decision(r["customer_id"], "created") for r in records]  # keys are stored when a model is trained
+    if stored is None:
+        return [Decision(i, "created") for i in customer_ids]  # keys are stored when a model is trained
+    records = [r for r in person.person_records(conn, customer_ids) if person.is_matchable(r)]
+    if not records:
+        return []
     best = best_matches(conn, records, stored)
     decisions = []
     for record in records:

@@ -1,7 +1,8 @@
 """Customers as person records (names, birth date, contacts, address), normalised for matching, and their keys.
 
 Records are read through SQLAlchemy, so names and identities stored as tokens (``PATRON_ENCRYPTION_KEY``) arrive
-decrypted in this process only; the blocking keys are written back as deterministic tokens (``MatchKey.key``).
+decrypted in this process only, and normalised column-wise with Polars (the batch path reads the whole file). The
+blocking keys are stored as keyed 64-bit digests (``sealed.keyed_digest``), never as the names they are made of.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, select
 
 from patron.cif import schema as s
-from patron.cif.identity.comparisons import BLOCKING_KEYS, FIELDS, blocking_keys
+from patron.cif.identity.comparisons import BLOCKING_KEYS, FIELDS
 from patron.cif.identity.schema import MatchKey
 from patron.cif.sealed import keyed_digest
 from patron.cif.writers.state import chunks
@@ -30,19 +31,21 @@ ERASED = "anonymised"
 CLOSED = ("merged", ERASED)  # records that take no part in matching
 _SPACES = re.compile(r"\s+")
 _NOT_DIGITS = re.compile(r"\D")
+SCHEMA = {"customer_id": pl.Int64, **dict.fromkeys(MATCHED_FIELDS, pl.Utf8)}
+KEY_ROWS = 50_000
 
 
 def normalised(value: Any) -> str | None:
     """Unicode-normalised (NFKC), lower case, one space between words; an empty value is missing."""
     if value is None:
         return None
-    text = unicodedata.normalize("NFKC", str(value)).strip().lower()
-    text = _SPACES.sub(" ", text)
+    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value)).strip().lower())
     return text or None
 
 
 def person(row: dict[str, Any]) -> dict[str, Any]:
-    """One record's matched fields, normalised (dates as ISO text, phones as digits)."""
+    """One record's matched fields, normalised (dates as ISO text, phones as digits): the real-time path; the
+    batch path does the same column-wise (``_normalised_columns``)."""
     record = {field: normalised(row.get(field)) for field in MATCHED_FIELDS}
     birth = row.get("birth_date")
     record["birth_date"] = birth.isoformat() if isinstance(birth, dt.date) else normalised(birth)
@@ -51,20 +54,39 @@ def person(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _contacts(conn: Connection, ids: Sequence[int] | None) -> dict[int, dict[str, str]]:
+def _normalised_columns() -> list[pl.Expr]:
+    def text(name: str) -> pl.Expr:
+        cleaned = pl.col(name).str.normalize("NFKC").str.strip_chars().str.to_lowercase()
+        return cleaned.str.replace_all(r"\s+", " ")
+
+    def present(expr: pl.Expr) -> pl.Expr:
+        return pl.when(expr == "").then(None).otherwise(expr)
+
+    columns = [present(text(f)).alias(f) for f in MATCHED_FIELDS if f not in ("phone", "birth_date")]
+    columns.append(present(text("phone").str.replace_all(r"\D", "")).alias("phone"))
+    columns.append(pl.col("birth_date").cast(pl.Utf8))
+    return columns
+
+
+def _contacts(conn: Connection, ids: Sequence[int] | None) -> pl.DataFrame:
+    """Each customer's first e-mail and phone (identities), as columns."""
     query = select(I.c.customer_id, I.c.kind, I.c.value).where(I.c.kind.in_(("email", "phone"))).order_by(I.c.id)
-    found: dict[int, dict[str, str]] = {}
+    rows: list[Any] = []
     for chunk in [None] if ids is None else list(chunks(list(ids))):
-        scoped = query if chunk is None else query.where(I.c.customer_id.in_(chunk))
-        for row in conn.execute(scoped):
-            found.setdefault(row.customer_id, {}).setdefault(row.kind, row.value)
-    return found
+        rows += conn.execute(query if chunk is None else query.where(I.c.customer_id.in_(chunk))).all()
+    found = pl.DataFrame(rows, schema={"customer_id": pl.Int64, "kind": pl.Utf8, "value": pl.Utf8}, orient="row")
+    first = found.group_by("customer_id", "kind", maintain_order=True).first()
+    wide = {"customer_id": pl.Int64, "email": pl.Utf8, "phone": pl.Utf8}
+    if first.is_empty():
+        return pl.DataFrame(schema=wide)
+    pivoted = first.pivot(on="kind", index="customer_id", values="value")
+    return pivoted.with_columns(
+        [pl.lit(None, pl.Utf8).alias(k) for k in ("email", "phone") if k not in pivoted.columns]
+    )
 
 
-def person_records(
-    conn: Connection, ids: Sequence[int] | None = None, *, with_merged: bool = False
-) -> list[dict[str, Any]]:
-    """Open customers (not merged, not erased) as person records with ``customer_id``; all, or those in ``ids``.
+def person_frame(conn: Connection, ids: Sequence[int] | None = None, *, with_merged: bool = False) -> pl.DataFrame:
+    """Open customers (not merged, not erased) as normalised person records; all, or those in ``ids``.
     ``with_merged``: merged records too (training learns what duplicates look like from them)."""
     closed = (ERASED,) if with_merged else CLOSED
     query = (
@@ -73,71 +95,92 @@ def person_records(
         .where(C.c.status.not_in(closed))
         .order_by(C.c.id)
     )
-    rows: list[dict[str, Any]] = []
+    rows: list[Any] = []
     for chunk in [None] if ids is None else list(chunks(list(ids))):
-        scoped = query if chunk is None else query.where(C.c.id.in_(chunk))
-        rows += [dict(row) for row in conn.execute(scoped).mappings()]
-    contacts = _contacts(conn, ids)
-    records = []
-    for row in rows:
-        row.update(contacts.get(row["id"], {}))
-        records.append({"customer_id": row["id"], **person(row)})
-    return records
+        rows += conn.execute(query if chunk is None else query.where(C.c.id.in_(chunk))).all()
+    schema = {"customer_id": pl.Int64, "first_name": pl.Utf8, "last_name": pl.Utf8, "birth_date": pl.Date,
+              "street": pl.Utf8, "postal_code": pl.Utf8, "city": pl.Utf8}  # fmt: skip
+    people = pl.DataFrame(rows, schema=schema, orient="row")
+    joined = people.join(_contacts(conn, ids), on="customer_id", how="left")
+    return joined.with_columns(_normalised_columns()).select(list(SCHEMA))
 
 
-def record_frame(records: Iterable[dict[str, Any]]) -> pl.DataFrame:
-    """Person records as a frame with one column per blocking key (what the batch run blocks on)."""
-    frame = pl.DataFrame(list(records), schema={"customer_id": pl.Int64, **dict.fromkeys(MATCHED_FIELDS, pl.Utf8)})
-    keys = dict.fromkeys(BLOCKING_KEYS, pl.Utf8)
+def person_records(
+    conn: Connection, ids: Sequence[int] | None = None, *, with_merged: bool = False
+) -> list[dict[str, Any]]:
+    """``person_frame`` as one dict per record (the real-time path and the review queue)."""
+    return person_frame(conn, ids, with_merged=with_merged).to_dicts()
+
+
+def matchable(frame: pl.DataFrame) -> pl.DataFrame:
+    """The records with at least one matched field: one with all of them empty cannot be compared with anyone."""
+    return frame.filter(pl.any_horizontal(pl.col(f).is_not_null() for f in MATCHED_FIELDS))
+
+
+def is_matchable(record: dict[str, Any]) -> bool:
+    return any(record.get(field) for field in MATCHED_FIELDS)
+
+
+def record_frame(records: pl.DataFrame | Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Person records with one column per blocking key (what the batch run blocks on)."""
+    frame = records if isinstance(records, pl.DataFrame) else pl.DataFrame(list(records), schema=SCHEMA)
     columns = []
     for name, parts in BLOCKING_KEYS.items():
         pieces = [pl.col(field).str.slice(0, 1) if initial else pl.col(field) for field, initial in parts]
         columns.append(pl.concat_str([pl.lit(f"{name}:"), pl.concat_str(pieces, separator="|")]).alias(name))
-    return frame.with_columns(columns).cast(keys)  # type: ignore[arg-type]
+    return frame.select(list(SCHEMA)).with_columns(columns)
 
 
-def is_matchable(record: dict[str, Any]) -> bool:
-    """A record with every matched field empty cannot be compared with anyone."""
-    return any(record.get(field) for field in MATCHED_FIELDS)
-
-
-def refresh_keys(conn: Connection, records: Sequence[dict[str, Any]]) -> int:
+def refresh_keys(conn: Connection, records: pl.DataFrame | Sequence[dict[str, Any]], *, replace: bool = True) -> int:
     """Store the blocking keys of these records (replacing what they had): how arriving records find them."""
-    ids = [record["customer_id"] for record in records]
-    for chunk in chunks(ids):
+    frame = record_frame(records)
+    for chunk in chunks(frame["customer_id"].to_list()) if replace else []:
         conn.execute(delete(KEYS).where(KEYS.c.customer_id.in_(chunk)))
-    rows = [
-        {"customer_id": r["customer_id"], "key": key}
-        for r in records
-        for key in dict.fromkeys(keyed_digest(k) for k in blocking_keys(r))
-    ]
-    for start in range(0, len(rows), 50_000):
-        conn.execute(insert(KEYS), rows[start : start + 50_000])
-    return len(rows)
+    pairs = (
+        frame.unpivot(index="customer_id", on=list(BLOCKING_KEYS), value_name="key")
+        .drop_nulls("key")
+        .select("customer_id", "key")
+    )
+    digests = [keyed_digest(key) for key in pairs["key"].to_list()]
+    rows = pl.DataFrame({"customer_id": pairs["customer_id"], "key": pl.Series(digests, dtype=pl.Int64)}).unique()
+    _insert_keys(conn, rows)
+    return rows.height
 
 
-def refresh_missing_keys(conn: Connection, records: Sequence[dict[str, Any]]) -> int:
+def rebuild_keys(conn: Connection, records: pl.DataFrame) -> int:
+    """Replace every stored key (a training run): append them all, then build the two indexes once, which is
+    many times faster than keeping them current through millions of inserts."""
+    conn.execute(delete(KEYS))
+    indexes = sorted(KEYS.indexes, key=lambda index: str(index.name))
+    for index in indexes:
+        index.drop(conn)
+    written = refresh_keys(conn, records, replace=False)
+    for index in indexes:
+        index.create(conn)
+    return written
+
+
+def _insert_keys(conn: Connection, rows: pl.DataFrame) -> None:
+    """Millions of rows on a first training: the driver's bulk path (COPY on PostgreSQL), not one INSERT each."""
+    if rows.is_empty():
+        return
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy("COPY match_keys (customer_id, key) FROM STDIN") as copy:
+            for row in rows.iter_rows():
+                copy.write_row(row)
+        return
+    for start in range(0, rows.height, KEY_ROWS):
+        part = rows.slice(start, KEY_ROWS)
+        conn.exec_driver_sql("INSERT INTO match_keys (customer_id, key) VALUES (?, ?)", list(part.iter_rows()))
+
+
+def refresh_missing_keys(conn: Connection, records: pl.DataFrame) -> int:
     """Store the keys of the records that have none yet (imported while no model or real-time matching was on)."""
-    keyed = set(conn.scalars(select(KEYS.c.customer_id).distinct()))
-    return refresh_keys(conn, [r for r in records if r["customer_id"] not in keyed])
+    keyed = pl.Series(list(conn.scalars(select(KEYS.c.customer_id).distinct())), dtype=pl.Int64)
+    return refresh_keys(conn, records.filter(~pl.col("customer_id").is_in(keyed)))
 
 
-def drop_keys(conn: Connection, customer_ids: Iterable[int]) -> None:
+def drop_keys(conn: Connection, customer_ids: Sequence[int]) -> None:
     for chunk in chunks(list(customer_ids)):
         conn.execute(delete(KEYS).where(KEYS.c.customer_id.in_(chunk)))
-
-
-def candidates(conn: Connection, record: dict[str, Any], *, limit: int = 200) -> list[int]:
-    """Stored customers sharing a blocking key with the record, most shared keys first (at most ``limit``)."""
-    keys = [keyed_digest(key) for key in blocking_keys(record)]
-    if not keys:
-        return []
-    shared = func.count().label("shared")
-    query = (
-        select(KEYS.c.customer_id, shared)
-        .where(KEYS.c.key.in_(keys))
-        .group_by(KEYS.c.customer_id)
-        .order_by(shared.desc(), KEYS.c.customer_id)
-        .limit(limit)
-    )
-    return [row.customer_id for row in conn.execute(query)]

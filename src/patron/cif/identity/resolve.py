@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from patron.cif import schema as s
 from patron.cif.identity import model as fs
@@ -19,6 +19,7 @@ from patron.errors import InvalidInputError
 from patron.settings import get_settings
 
 MODELS = s.table_of(MatchModel)
+C = s.table_of(s.Customer)
 REVIEWS = s.table_of(MatchReview)
 Progress = Callable[[str], None]
 
@@ -85,8 +86,10 @@ def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED) 
     decisions taken so far; store the model and every open record's blocking keys."""
     with engine.connect() as conn:
         labels = _labels(conn)
-        frame = person.record_frame(r for r in person.person_records(conn, with_merged=True) if person.is_matchable(r))
-        records = person.person_records(conn)
+        everyone = person.matchable(person.person_frame(conn, with_merged=True))
+        merged = conn.scalar(select(func.count()).select_from(C).where(C.c.status == "merged"))
+        records = person.matchable(person.person_frame(conn)) if merged else everyone
+    frame = person.record_frame(everyone)
     splink = fs.train(frame, labels=labels, seed=seed)
     confirmed = int(labels["clerical_match_score"].sum())
     notes = {
@@ -95,7 +98,7 @@ def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED) 
         "fields_without_data": [f for f in FIELDS if frame.height and frame[f].null_count() == frame.height],
     }  # fmt: skip
     with engine.begin() as conn:
-        person.refresh_keys(conn, records)
+        person.rebuild_keys(conn, records)
         model_id = conn.execute(insert(MODELS).values(
             records=frame.height, match_threshold=thresholds.match, review_threshold=thresholds.review,
             splink_model=splink, notes=notes,
@@ -118,17 +121,17 @@ def link(
         stored = train_model(engine, chosen)
     say("reading the records")
     with engine.connect() as conn:
-        records = [r for r in person.person_records(conn) if person.is_matchable(r)]
+        records = person.matchable(person.person_frame(conn))
     frame = person.record_frame(records)
     say(f"scoring the pairs of {frame.height:,} records")
     pairs = fs.predict(frame, stored.splink, threshold=chosen.review)
     groups = fs.clusters(pairs, threshold=chosen.match)
-    evidence = _evidence(pairs, groups, {r["customer_id"]: r for r in records}, fs.Scorer(stored.splink))
+    evidence = _evidence(pairs, groups, records, fs.Scorer(stored.splink))
     say(f"merging {len(groups):,} clusters")
     with engine.begin() as conn:
         merges = merge_clusters(conn, groups, evidence, actor=actor, interface=interface)
-        reviews = queue_reviews(conn, pairs, groups, records, stored=stored, thresholds=chosen)
-        person.refresh_missing_keys(conn, person.person_records(conn))
+        reviews = queue_reviews(conn, pairs, groups, stored=stored, thresholds=chosen)
+        person.refresh_missing_keys(conn, person.person_frame(conn))
     return LinkResult(
         records=frame.height, pairs=pairs.height, clusters=len(groups), merged=len(merges), reviews=reviews,
         model_id=stored.id, thresholds=chosen, trained=trained, merges=[m.merge_id for m in merges],
@@ -136,10 +139,12 @@ def link(
 
 
 def _evidence(
-    pairs: pl.DataFrame, groups: list[list[int]], records: dict[int, dict[str, Any]], scorer: fs.Scorer
+    pairs: pl.DataFrame, groups: list[list[int]], frame: pl.DataFrame, scorer: fs.Scorer
 ) -> dict[int, Evidence]:
     """Per merged record, its strongest pair inside its cluster: the match weight and the fields that agreed."""
     cluster_of = {i: n for n, group in enumerate(groups) for i in group}
+    wanted = pl.Series(list(cluster_of), dtype=pl.Int64)
+    records = {r["customer_id"]: r for r in frame.filter(pl.col("customer_id").is_in(wanted)).to_dicts()}
     found: dict[int, Evidence] = {}
     for row in pairs.sort("match_weight", descending=True).iter_rows(named=True):
         left, right = row["customer_id_l"], row["customer_id_r"]
@@ -154,14 +159,14 @@ def _evidence(
 
 
 def queue_reviews(
-    conn: Connection, pairs: pl.DataFrame, groups: list[list[int]], records: list[dict[str, Any]], *,
-    stored: StoredModel, thresholds: Thresholds,
+    conn: Connection, pairs: pl.DataFrame, groups: list[list[int]], *, stored: StoredModel, thresholds: Thresholds,
 ) -> int:  # fmt: skip
     """Pairs in the review band whose records did not end up in one cluster, as the records that stay open (a
     merged record by its survivor), the likeliest pair first; a pair already queued stays as it is."""
     survivor = {i: min(group) for group in groups for i in group}  # a merged record is reviewed as its survivor
     band = pairs.filter(pl.col("match_probability") < thresholds.match).sort("match_probability", descending=True)
-    by_id = {r["customer_id"]: r for r in person.person_records(conn, sorted({r["customer_id"] for r in records}))}
+    in_band = {survivor.get(i, i) for i in band["customer_id_l"].to_list() + band["customer_id_r"].to_list()}
+    by_id = {r["customer_id"]: r for r in person.person_records(conn, sorted(in_band))}
     scorer = fs.Scorer(stored.splink)
     queued = {(r.left_id, r.right_id) for r in conn.execute(select(REVIEWS.c.left_id, REVIEWS.c.right_id))}
     rows = []

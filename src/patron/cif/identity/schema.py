@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patron.cif.columns import BigId, utcnow
@@ -30,14 +30,15 @@ class MatchKey(Base):
     """A blocking key of a customer (e.g. last name and first initial): how arriving records find candidates.
 
     Stored as a 64-bit digest (``sealed.keyed_digest``), keyed by the encryption key when one is set: the lookup is
-    an integer index probe, and the names in a key are never written in clear.
+    an integer index probe, and the names in a key are never written in clear. A row id of its own, so a training
+    run can append millions of keys and build both indexes once (``records.rebuild_keys``).
     """
 
     __tablename__ = "match_keys"
-    __table_args__ = (Index("ix_match_keys_key", "key"),)
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    key: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class IdentityMerge(Base):
