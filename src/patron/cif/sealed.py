@@ -62,13 +62,17 @@ def _digest_secret(key: str) -> bytes:
     return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"patron match keys v1").derive(material)
 
 
+@lru_cache(maxsize=4)
+def _keyed_blake2b(key: str) -> Any:
+    return hashlib.blake2b(digest_size=8, key=_digest_secret(key) if key else b"")
+
+
 def keyed_digest(value: str) -> int:
     """A 64-bit digest of ``value`` (a signed BIGINT), keyed by ``PATRON_ENCRYPTION_KEY`` when one is set: equal
     values give equal digests, and without the key nothing can be guessed back from them (blocking keys)."""
-    key = _key()
-    secret = _digest_secret(key) if key else b""
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8, key=secret).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    digest = _keyed_blake2b(_key() or "").copy()  # the keyed state is set up once, copied per value
+    digest.update(value.encode("utf-8"))
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def _key() -> str | None:

@@ -133,12 +133,13 @@ def merge_customers(
 
 def merge_clusters(
     conn: Connection, clusters: Sequence[Sequence[int]], evidence: dict[int, Evidence], *, actor: str,
-    interface: str = "cli",
+    interface: str = "cli", keys: bool = True,
 ) -> list[Merge]:  # fmt: skip
     """Merge each cluster into its oldest record, table by table for all clusters at once (the batch path).
 
     ``evidence`` holds, per merged record, the match that put it in its cluster. The ids must be mergeable
-    (``check_mergeable``): the batch run only clusters open records.
+    (``check_mergeable``): the batch run only clusters open records. ``keys``: refresh the survivors' blocking keys
+    and drop the merged ones' (a caller that rebuilds every key afterwards says False).
     """
     pairs = {other: min(cluster) for cluster in clusters for other in cluster if other != min(cluster)}
     if not pairs:
@@ -162,8 +163,9 @@ def merge_clusters(
                                                              updated_at=now),
         [{"merged": m, "into": into} for m, into in pairs.items()],
     )  # fmt: skip
-    person.drop_keys(conn, list(pairs))
-    person.refresh_keys(conn, person.person_frame(conn, survivors))
+    if keys:
+        person.drop_keys(conn, list(pairs))
+        person.refresh_keys(conn, person.person_frame(conn, survivors))
     ledger.audited(conn, [ledger.audit_row(
         actor=actor, interface=interface, action="identity.merge", entity="customer", entity_id=merged,
         details={"into": into, "merge": merge_ids[merged], "how": evidence[merged].how,

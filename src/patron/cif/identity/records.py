@@ -32,7 +32,6 @@ CLOSED = ("merged", ERASED)  # records that take no part in matching
 _SPACES = re.compile(r"\s+")
 _NOT_DIGITS = re.compile(r"\D")
 SCHEMA = {"customer_id": pl.Int64, **dict.fromkeys(MATCHED_FIELDS, pl.Utf8)}
-KEY_ROWS = 50_000
 
 
 def normalised(value: Any) -> str | None:
@@ -167,12 +166,13 @@ def _insert_keys(conn: Connection, rows: pl.DataFrame) -> None:
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor.copy("COPY match_keys (customer_id, key) FROM STDIN") as copy:
-            for row in rows.iter_rows():
+            for row in zip(rows["customer_id"].to_list(), rows["key"].to_list(), strict=True):
                 copy.write_row(row)
         return
-    for start in range(0, rows.height, KEY_ROWS):
-        part = rows.slice(start, KEY_ROWS)
-        conn.exec_driver_sql("INSERT INTO match_keys (customer_id, key) VALUES (?, ?)", list(part.iter_rows()))
+    raw = conn.connection.driver_connection  # the same transaction, without a Python object per row in between
+    assert raw is not None
+    raw.executemany("INSERT INTO match_keys (customer_id, key) VALUES (?, ?)",
+                    zip(rows["customer_id"].to_list(), rows["key"].to_list(), strict=True))  # fmt: skip
 
 
 def refresh_missing_keys(conn: Connection, records: pl.DataFrame) -> int:

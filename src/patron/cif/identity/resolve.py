@@ -81,9 +81,9 @@ def _labels(conn: Connection) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED) -> StoredModel:
+def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED, keys: bool = True) -> StoredModel:
     """Train on every record but the erased (the merged ones show what duplicates look like) and the review
-    decisions taken so far; store the model and every open record's blocking keys."""
+    decisions taken so far; store the model and (unless ``keys`` is False) every open record's blocking keys."""
     with engine.connect() as conn:
         labels = _labels(conn)
         everyone = person.matchable(person.person_frame(conn, with_merged=True))
@@ -98,7 +98,8 @@ def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED) 
         "fields_without_data": [f for f in FIELDS if frame.height and frame[f].null_count() == frame.height],
     }  # fmt: skip
     with engine.begin() as conn:
-        person.rebuild_keys(conn, records)
+        if keys:
+            person.rebuild_keys(conn, records)
         model_id = conn.execute(insert(MODELS).values(
             records=frame.height, match_threshold=thresholds.match, review_threshold=thresholds.review,
             splink_model=splink, notes=notes,
@@ -118,7 +119,7 @@ def link(
     trained = stored is None
     if stored is None:
         say("training the match model")
-        stored = train_model(engine, chosen)
+        stored = train_model(engine, chosen, keys=False)  # every key is written once, after the merges
     say("reading the records")
     with engine.connect() as conn:
         records = person.matchable(person.person_frame(conn))
@@ -129,9 +130,13 @@ def link(
     evidence = _evidence(pairs, groups, records, fs.Scorer(stored.splink))
     say(f"merging {len(groups):,} clusters")
     with engine.begin() as conn:
-        merges = merge_clusters(conn, groups, evidence, actor=actor, interface=interface)
+        merges = merge_clusters(conn, groups, evidence, actor=actor, interface=interface, keys=not trained)
         reviews = queue_reviews(conn, pairs, groups, stored=stored, thresholds=chosen)
-        person.refresh_missing_keys(conn, person.person_frame(conn))
+        say("storing the blocking keys")
+        if trained:
+            person.rebuild_keys(conn, person.person_frame(conn))
+        else:
+            person.refresh_missing_keys(conn, person.person_frame(conn))
     return LinkResult(
         records=frame.height, pairs=pairs.height, clusters=len(groups), merged=len(merges), reviews=reviews,
         model_id=stored.id, thresholds=chosen, trained=trained, merges=[m.merge_id for m in merges],
