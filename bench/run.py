@@ -84,7 +84,8 @@ def _run_one(name: str, copies: int, out: Path) -> None:
 
 
 def _line(row: dict[str, object]) -> str:
-    patron, anchor = float(row["patron_s"]), float(row["anchor_s"])  # type: ignore[arg-type]
+    patron = float(row["patron_s"])  # type: ignore[arg-type]
+    anchor = math.nan if row["anchor_s"] is None else float(row["anchor_s"])  # type: ignore[arg-type]
     if math.isnan(anchor):  # the anchor did not finish
         return f"| {row['workload']} | {row['size']} | {patron:.3f} | {row['anchor']} | – | – | {row['note']} |"
     return (
