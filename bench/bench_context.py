@@ -8,16 +8,15 @@ is only ``conversation_context``.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
+from bench.postgres import scratch_database
 from patron.cif.store import make_engine, migrate
 from patron.service.cases import open_case
 from patron.service.context import conversation_context
@@ -26,7 +25,6 @@ CUSTOMERS = 10_000
 INTERACTIONS = 1_000_000
 HEAVY = 1  # the customer with 1,000 interactions
 CALLS = 300
-POSTGRES_ADMIN_URL = os.environ.get("PATRON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 COLUMNS = ("source", "idempotency_key", "customer_id", "occurred_at", "channel", "direction", "type", "created_at")
 
 
@@ -124,17 +122,7 @@ def run(copies: int) -> list[dict[str, object]]:
         _load(engine)
         rows.append(_row("SQLite", _time_context(engine), _time_naive(engine)))
         engine.dispose()
-    name = f"patron_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = make_engine(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    with scratch_database() as engine:
         _load(engine)
         rows.append(_row("PostgreSQL", _time_context(engine), _time_naive(engine)))
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     return rows

@@ -15,14 +15,14 @@ import csv
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from bench.identity_data import write_people
+from bench.postgres import scratch_database
 from patron.cif import schema as s
 from patron.cif.identity import model as fs
 from patron.cif.identity.evaluate import pairwise_quality
@@ -34,7 +34,6 @@ from patron.cif.store import make_engine, migrate
 from patron.demo import demo_mapping
 
 FEBRL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "febrl"
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PROBES = 200
 THRESHOLDS = Thresholds(0.95, 0.5)
 
@@ -137,21 +136,11 @@ def run(copies: int) -> list[dict[str, object]]:
 
 
 def _postgres(source: Path, probes: list[dict[str, Any]], size: int) -> dict[str, object]:
-    name = f"patron_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = make_engine(POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}")
+    with scratch_database() as engine:
         migrate(engine)
         import_file(engine, source, demo_mapping("febrl"))
         train_model(engine, THRESHOLDS)
         p50, p99 = _match_times(engine, probes)
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     return {"workload": "identity: match one arriving record (PostgreSQL)", "size": f"{size:,} stored",
             "patron_s": p99 / 1000, "anchor": "", "anchor_s": None,
             "note": f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(probes)} probes"}  # fmt: skip

@@ -4,16 +4,12 @@ checked in the store. Screenshots go to the test's folder."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine, select
 
-from patron.app import create_app
 from patron.auth.service import create_user
 from patron.cif.identity.resolve import Thresholds, link
 from patron.cif.identity.schema import IdentityMerge, MatchReview
@@ -21,7 +17,7 @@ from patron.cif.importer import import_file
 from patron.cif.store import make_engine, migrate
 from patron.demo import demo_mapping
 from tests.conftest import SHARED_DATA, needs
-from tests.test_pages import CHROMIUM, free_port
+from tests.test_pages import CHROMIUM, serving
 
 FEBRL1 = SHARED_DATA / "febrl" / "dataset1.csv"
 pytestmark = [
@@ -41,16 +37,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine
     link(engine, thresholds=Thresholds(0.95, 0.2), actor="setup")
     create_user(engine, "admin", "admin-password", "admin")
     create_user(engine, "ana", "ana-password", "agent")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", engine
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(engine) as url:
+        yield url, engine
     engine.dispose()
 
 
@@ -84,6 +72,11 @@ def test_the_admin_merges_a_reviewed_pair_and_undoes_a_merge(site: tuple[str, En
             merged = IdentityMerge.merged_id == max(first.left_id, first.right_id)
             merge = conn.execute(select(IdentityMerge.id, IdentityMerge.how).where(merged)).one()
         assert merge.how == "review"
+        merged_id = max(first.left_id, first.right_id)
+        page.goto(f"{url}/customers/{merged_id}")  # the merged record's id leads to the survivor's page
+        expect(page.locator("#merges")).to_contain_text(f"customer {merged_id} merged in")
+        page.screenshot(path=str(tmp_path / "survivor.png"), full_page=True)
+        page.goto(f"{url}/identity")
         page.locator(f"form[action='/identity/merges/{merge.id}/split'] button").click()
         expect(page.get_by_role("status")).to_contain_text(f"Merge {merge.id} undone")
         with engine.connect() as conn:

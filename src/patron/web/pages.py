@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
 from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.facts import main_scope, scope_choices
+from patron.cif.identity.actions import history as merge_history
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.cif.view import resolve_customer
@@ -131,7 +132,8 @@ def customer(request: Request, principal: Viewer, customer_id: Annotated[str, Pa
                     message=error.message)  # fmt: skip
     context = conversation_context(engine_of(request), found) if principal.can("manage_cases") else None
     timeline = list(reversed(view.timeline[-200:]))
-    return page(request, "customer.html", principal, view=view, timeline=timeline, context=context)
+    merges = [m for m in merge_history(engine_of(request), found) if m["survivor_id"] == found]
+    return page(request, "customer.html", principal, view=view, timeline=timeline, context=context, merges=merges)
 
 
 @router.get("/segments", response_model=None)
