@@ -121,7 +121,7 @@ def test_an_arriving_duplicate_joins_its_person_in_the_same_import(
             names = conn.exec_driver_sql("SELECT last_name FROM customers").scalars().all()
         assert raw
         assert all(str(value).startswith("det:v1:") for value in names if value is not None)  # no clear text
-        name_key = f"name:{someone['last_name']}|{someone['first_name'][0]}"
+        name_key = f"full_name:{someone['first_name']}|{someone['last_name']}"
         unkeyed = int.from_bytes(hashlib.blake2b(name_key.encode(), digest_size=8).digest(), "big", signed=True)
         assert keyed_digest(name_key) in raw  # the key is found by its keyed digest ...
         assert unkeyed not in raw  # ... and cannot be guessed from the name without the encryption key

@@ -58,29 +58,31 @@ FIELDS: dict[str, tuple[Level, ...]] = {
 }
 NULL_LEVEL = -1  # the level index of a pair where either side is missing
 
-# A blocking key: its name and the fields whose values, all present, make it (the first letter where marked).
-BLOCKING_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "name": (("last_name", False), ("first_name", True)),
-    "first_name_initial": (("first_name", False), ("last_name", True)),
-    "last_name_birth": (("last_name", False), ("birth_date", False)),
-    "first_name_postcode": (("first_name", False), ("postal_code", False)),
-    "first_name_birth": (("first_name", False), ("birth_date", False)),
-    "birth_postcode": (("birth_date", False), ("postal_code", False)),
-    "last_name_postcode": (("last_name", False), ("postal_code", False)),
-    "street_postcode": (("street", False), ("postal_code", False)),
-    "email": (("email", False),),
-    "phone": (("phone", False),),
+# A blocking key: its name and the fields whose values, all present, make it (a field's first n characters where
+# n is given: an initial, a birth year). Narrow enough that a common name does not pair thousands of records.
+BLOCKING_KEYS: dict[str, tuple[tuple[str, int | None], ...]] = {
+    "full_name": (("first_name", None), ("last_name", None)),
+    "last_name_initial_year": (("last_name", None), ("first_name", 1), ("birth_date", 4)),
+    "first_name_initial_year": (("first_name", None), ("last_name", 1), ("birth_date", 4)),
+    "first_name_birth": (("first_name", None), ("birth_date", None)),
+    "last_name_birth": (("last_name", None), ("birth_date", None)),
+    "birth_postcode": (("birth_date", None), ("postal_code", None)),
+    "last_name_postcode": (("last_name", None), ("postal_code", None)),
+    "first_name_postcode": (("first_name", None), ("postal_code", None)),
+    "street_postcode": (("street", None), ("postal_code", None)),
+    "email": (("email", None),),
+    "phone": (("phone", None),),
 }
 
 
 def key_value(name: str, record: Mapping[str, Any]) -> str | None:
     """The record's value of one blocking key, or None where a field it needs is missing."""
     parts = []
-    for field, initial in BLOCKING_KEYS[name]:
+    for field, length in BLOCKING_KEYS[name]:
         value = record.get(field)
         if not value:
             return None
-        parts.append(str(value)[0] if initial else str(value))
+        parts.append(str(value)[:length] if length else str(value))
     return f"{name}:" + "|".join(parts)
 
 

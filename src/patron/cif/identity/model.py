@@ -81,7 +81,9 @@ def _trained(frame: pl.DataFrame, labels: pl.DataFrame | None, seed: int) -> dic
     training.estimate_parameters_using_expectation_maximisation(
         block_on("first_name", "last_name"), fix_u_probabilities=True
     )
-    training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"), fix_u_probabilities=True)
+    training.estimate_parameters_using_expectation_maximisation(
+        block_on("birth_date", "postal_code"), fix_u_probabilities=True
+    )
     if labels is not None and int(labels["clerical_match_score"].sum()) >= MIN_LABELLED_MATCHES:
         table = linker._db_api.register(labels.to_arrow())
         training.estimate_m_from_pairwise_labels(table)

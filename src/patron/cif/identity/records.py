@@ -125,7 +125,7 @@ def record_frame(records: pl.DataFrame | Sequence[dict[str, Any]]) -> pl.DataFra
     frame = records if isinstance(records, pl.DataFrame) else pl.DataFrame(list(records), schema=SCHEMA)
     columns = []
     for name, parts in BLOCKING_KEYS.items():
-        pieces = [pl.col(field).str.slice(0, 1) if initial else pl.col(field) for field, initial in parts]
+        pieces = [pl.col(field).str.slice(0, length) if length else pl.col(field) for field, length in parts]
         columns.append(pl.concat_str([pl.lit(f"{name}:"), pl.concat_str(pieces, separator="|")]).alias(name))
     return frame.select(list(SCHEMA)).with_columns(columns)
 
