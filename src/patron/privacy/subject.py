@@ -27,6 +27,7 @@ from sqlalchemy import JSON, Column, Engine, Table, insert, select, text, update
 from patron.cif.columns import table_of
 from patron.cif.formats import spreadsheet_safe
 from patron.cif.identity.merge import forget_merged_profiles, merged_group
+from patron.cif.identity.records import drop_keys
 from patron.cif.ledger import audit, require_customer
 from patron.privacy.schema import Erasure
 from patron.schema import Base
@@ -106,6 +107,7 @@ def erase_customer(
         require_customer(conn, customer_id)
         group = merged_group(conn, customer_id)
         forget_merged_profiles(conn, group)
+        drop_keys(conn, group)
     results = [
         _erase_one(engine, member, requested_by=requested_by, data_dir=data_dir, interface=interface)
         for member in group

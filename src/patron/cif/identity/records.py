@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, String, cast, delete, select
 
 from patron.cif import schema as s
 from patron.cif.identity.comparisons import BLOCKING_KEYS, FIELDS
@@ -26,6 +26,7 @@ C = s.table_of(s.Customer)
 P = s.table_of(s.CustomerProfile)
 I = s.table_of(s.Identity)  # noqa: E741
 KEYS = s.table_of(MatchKey)
+BIRTH_TEXT = cast(P.c.birth_date, String)  # ISO text on both stores: no date object made per row only to print it
 MATCHED_FIELDS = tuple(FIELDS)
 ERASED = "anonymised"
 CLOSED = ("merged", ERASED)  # records that take no part in matching
@@ -89,7 +90,9 @@ def person_frame(conn: Connection, ids: Sequence[int] | None = None, *, with_mer
     ``with_merged``: merged records too (training learns what duplicates look like from them)."""
     closed = (ERASED,) if with_merged else CLOSED
     query = (
-        select(C.c.id, C.c.first_name, C.c.last_name, P.c.birth_date, P.c.street, P.c.postal_code, P.c.city)
+        select(
+            C.c.id, C.c.first_name, C.c.last_name, cast(P.c.birth_date, String), P.c.street, P.c.postal_code, P.c.city
+        )  # fmt: skip
         .select_from(C.outerjoin(P, P.c.customer_id == C.c.id))
         .where(C.c.status.not_in(closed))
         .order_by(C.c.id)
@@ -97,7 +100,7 @@ def person_frame(conn: Connection, ids: Sequence[int] | None = None, *, with_mer
     rows: list[Any] = []
     for chunk in [None] if ids is None else list(chunks(list(ids))):
         rows += conn.execute(query if chunk is None else query.where(C.c.id.in_(chunk))).all()
-    schema = {"customer_id": pl.Int64, "first_name": pl.Utf8, "last_name": pl.Utf8, "birth_date": pl.Date,
+    schema = {"customer_id": pl.Int64, "first_name": pl.Utf8, "last_name": pl.Utf8, "birth_date": pl.Utf8,
               "street": pl.Utf8, "postal_code": pl.Utf8, "city": pl.Utf8}  # fmt: skip
     people = pl.DataFrame(rows, schema=schema, orient="row")
     joined = people.join(_contacts(conn, ids), on="customer_id", how="left")
@@ -141,14 +144,15 @@ def refresh_keys(conn: Connection, records: pl.DataFrame | Sequence[dict[str, An
         .select("customer_id", "key")
     )
     digests = [keyed_digest(key) for key in pairs["key"].to_list()]
-    rows = pl.DataFrame({"customer_id": pairs["customer_id"], "key": pl.Series(digests, dtype=pl.Int64)}).unique()
+    rows = pl.DataFrame({"customer_id": pairs["customer_id"], "key": pl.Series(digests, dtype=pl.Int64)})
+    rows = rows.unique().sort("customer_id", "key")  # in the table's own order: appended, not scattered
     _insert_keys(conn, rows)
     return rows.height
 
 
 def rebuild_keys(conn: Connection, records: pl.DataFrame) -> int:
-    """Replace every stored key (a training run): append them all, then build the two indexes once, which is
-    many times faster than keeping them current through millions of inserts."""
+    """Replace every stored key (a training run): append them all in the table's order, then build the index on the
+    key once, which is many times faster than keeping it current through millions of inserts."""
     conn.execute(delete(KEYS))
     indexes = sorted(KEYS.indexes, key=lambda index: str(index.name))
     for index in indexes:

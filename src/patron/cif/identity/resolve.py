@@ -13,7 +13,7 @@ from patron.cif import schema as s
 from patron.cif.identity import model as fs
 from patron.cif.identity import records as person
 from patron.cif.identity.comparisons import FIELDS, agreed_fields, level_label
-from patron.cif.identity.merge import Evidence, merge_clusters
+from patron.cif.identity.merge import Evidence, Merge, merge_clusters
 from patron.cif.identity.schema import MatchModel, MatchReview
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
@@ -81,14 +81,18 @@ def _labels(conn: Connection) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def train_model(engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED, keys: bool = True) -> StoredModel:
+def train_model(
+    engine: Engine, thresholds: Thresholds, *, seed: int = fs.SEED, keys: bool = True,
+    open_records: pl.DataFrame | None = None,
+) -> StoredModel:  # fmt: skip
     """Train on every record but the erased (the merged ones show what duplicates look like) and the review
-    decisions taken so far; store the model and (unless ``keys`` is False) every open record's blocking keys."""
+    decisions taken so far; store the model and (unless ``keys`` is False) every open record's blocking keys.
+    ``open_records``: the open records, where the caller has read them already."""
     with engine.connect() as conn:
         labels = _labels(conn)
-        everyone = person.matchable(person.person_frame(conn, with_merged=True))
         merged = conn.scalar(select(func.count()).select_from(C).where(C.c.status == "merged"))
-        records = person.matchable(person.person_frame(conn)) if merged else everyone
+        records = person.matchable(person.person_frame(conn)) if open_records is None else open_records
+        everyone = person.matchable(person.person_frame(conn, with_merged=True)) if merged else records
     frame = person.record_frame(everyone)
     splink = fs.train(frame, labels=labels, seed=seed)
     confirmed = int(labels["clerical_match_score"].sum())
@@ -114,15 +118,14 @@ def link(
     """De-duplicate the whole file: pairs at or above the match threshold merge, the review band is queued."""
     say = progress or (lambda _: None)
     chosen = thresholds or Thresholds.chosen()
+    say("reading the records")
     with engine.connect() as conn:
         stored = None if retrain else latest_model(conn)
+        records = person.matchable(person.person_frame(conn))
     trained = stored is None
     if stored is None:
         say("training the match model")
-        stored = train_model(engine, chosen, keys=False)  # every key is written once, after the merges
-    say("reading the records")
-    with engine.connect() as conn:
-        records = person.matchable(person.person_frame(conn))
+        stored = train_model(engine, chosen, keys=False, open_records=records)  # keys: once, after the merges
     frame = person.record_frame(records)
     say(f"scoring the pairs of {frame.height:,} records")
     pairs = fs.predict(frame, stored.splink, threshold=chosen.review)
@@ -134,13 +137,21 @@ def link(
         reviews = queue_reviews(conn, pairs, groups, stored=stored, thresholds=chosen)
         say("storing the blocking keys")
         if trained:
-            person.rebuild_keys(conn, person.person_frame(conn))
+            person.rebuild_keys(conn, _after_merges(conn, records, merges))
         else:
             person.refresh_missing_keys(conn, person.person_frame(conn))
     return LinkResult(
         records=frame.height, pairs=pairs.height, clusters=len(groups), merged=len(merges), reviews=reviews,
         model_id=stored.id, thresholds=chosen, trained=trained, merges=[m.merge_id for m in merges],
     )  # fmt: skip
+
+
+def _after_merges(conn: Connection, records: pl.DataFrame, merges: list[Merge]) -> pl.DataFrame:
+    """The open records once merged: the merged ones gone, the survivors read again (their profile may be filled)."""
+    survivors = sorted({m.survivor_id for m in merges})
+    gone = pl.Series([*survivors, *(m.merged_id for m in merges)], dtype=pl.Int64)
+    kept = records.filter(~pl.col("customer_id").is_in(gone))
+    return pl.concat([kept, person.person_frame(conn, survivors)]).sort("customer_id")
 
 
 def _evidence(

@@ -27,18 +27,20 @@ class MatchModel(Base):
 
 
 class MatchKey(Base):
-    """A blocking key of a customer (e.g. last name and first initial): how arriving records find candidates.
+    """A blocking key of a customer (e.g. full name): how arriving records find their candidates.
 
     Stored as a 64-bit digest (``sealed.keyed_digest``), keyed by the encryption key when one is set: the lookup is
-    an integer index probe, and the names in a key are never written in clear. A row id of its own, so a training
-    run can append millions of keys and build both indexes once (``records.rebuild_keys``).
+    an integer index probe, and the names in a key are never written in clear. Derived data, rebuilt by training:
+    on SQLite the rows are clustered by customer (WITHOUT ROWID) and there is no foreign key to check per row, so
+    a training run appends millions of keys and builds the one index on the key once (``records.rebuild_keys``);
+    the customer's keys are dropped where the customer is merged or erased.
     """
 
     __tablename__ = "match_keys"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's table options
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    key: Mapped[int] = mapped_column(BigInteger, index=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
 
 
 class IdentityMerge(Base):

@@ -54,16 +54,12 @@ def upgrade() -> None:
 
     op.create_table(
         "match_keys",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger(), nullable=False),
         sa.Column("key", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_match_keys_customer_id_customers"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_match_keys")),
+        sa.PrimaryKeyConstraint("customer_id", "key", name=op.f("pk_match_keys")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("match_keys", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_match_keys_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_match_keys_key"), ["key"], unique=False)
 
     op.create_table(
@@ -149,7 +145,6 @@ def downgrade() -> None:
     op.drop_table("match_reviews")
     with op.batch_alter_table("match_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_match_keys_key"))
-        batch_op.drop_index(batch_op.f("ix_match_keys_customer_id"))
 
     op.drop_table("match_keys")
     with op.batch_alter_table("identity_merges", schema=None) as batch_op:
