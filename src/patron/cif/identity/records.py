@@ -90,9 +90,7 @@ def person_frame(conn: Connection, ids: Sequence[int] | None = None, *, with_mer
     ``with_merged``: merged records too (training learns what duplicates look like from them)."""
     closed = (ERASED,) if with_merged else CLOSED
     query = (
-        select(
-            C.c.id, C.c.first_name, C.c.last_name, cast(P.c.birth_date, String), P.c.street, P.c.postal_code, P.c.city
-        )  # fmt: skip
+        select(C.c.id, C.c.first_name, C.c.last_name, BIRTH_TEXT, P.c.street, P.c.postal_code, P.c.city)
         .select_from(C.outerjoin(P, P.c.customer_id == C.c.id))
         .where(C.c.status.not_in(closed))
         .order_by(C.c.id)
