@@ -18,7 +18,6 @@ from patron.cif import schema as s
 from patron.cif.identity import records as person
 from patron.cif.identity.comparisons import agreed_fields, blocking_keys, level_label
 from patron.cif.identity.merge import Evidence, merge_clusters
-from patron.cif.identity.model import Scorer
 from patron.cif.identity.resolve import REVIEWS, StoredModel, latest_model
 from patron.cif.identity.schema import MatchKey
 from patron.cif.sealed import keyed_digest
@@ -61,7 +60,7 @@ def best_matches(
     others = {
         r["customer_id"]: r for r in person.person_records(conn, sorted({i for c in candidates.values() for i in c}))
     }
-    scorer = Scorer(stored.splink)
+    scorer = stored.scorer
     found: dict[int, tuple[int, Any] | None] = {}
     for record in records:
         scored = [(other, scorer.score(record, others[other])) for other in candidates[record["customer_id"]]
@@ -116,7 +115,7 @@ def _apply(
     merges = merge_clusters(conn, clusters, evidence, actor=actor, interface=interface)
     reviews = [d for d in decisions if d.outcome == "review"]
     if reviews:
-        scorer = Scorer(stored.splink)
+        scorer = stored.scorer
         others = {r["customer_id"]: r for r in person.person_records(conn, [d.other_id for d in reviews if d.other_id])}
         rows = []
         for d in reviews:

@@ -143,7 +143,7 @@ def refresh_keys(conn: Connection, records: pl.DataFrame | Sequence[dict[str, An
     )
     digests = [keyed_digest(key) for key in pairs["key"].to_list()]
     rows = pl.DataFrame({"customer_id": pairs["customer_id"], "key": pl.Series(digests, dtype=pl.Int64)})
-    rows = rows.unique().sort("customer_id", "key")  # in the table's own order: appended, not scattered
+    rows = rows.sort("customer_id", "key")  # in the table's own order: appended, not scattered
     _insert_keys(conn, rows)
     return rows.height
 
@@ -168,12 +168,13 @@ def _insert_keys(conn: Connection, rows: pl.DataFrame) -> None:
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor.copy("COPY match_keys (customer_id, key) FROM STDIN") as copy:
-            for row in zip(rows["customer_id"].to_list(), rows["key"].to_list(), strict=True):
+            for row in rows.unique(maintain_order=True).iter_rows():  # COPY has no OR IGNORE
                 copy.write_row(row)
         return
     raw = conn.connection.driver_connection  # the same transaction, without a Python object per row in between
     assert raw is not None
-    raw.executemany("INSERT INTO match_keys (customer_id, key) VALUES (?, ?)",
+    # OR IGNORE: two keys of one customer with one 64-bit digest (odds about 2^-64) are one row, not an error.
+    raw.executemany("INSERT OR IGNORE INTO match_keys (customer_id, key) VALUES (?, ?)",
                     zip(rows["customer_id"].to_list(), rows["key"].to_list(), strict=True))  # fmt: skip
 
 

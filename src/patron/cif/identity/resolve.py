@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -48,6 +49,10 @@ class StoredModel:
     thresholds: Thresholds
     notes: dict[str, Any] = field(default_factory=dict)
 
+    @cached_property
+    def scorer(self) -> fs.Scorer:
+        return fs.Scorer(self.splink)
+
 
 @dataclass
 class LinkResult:
@@ -62,12 +67,22 @@ class LinkResult:
     merges: list[int] = field(default_factory=list)
 
 
+_MODELS_READ: dict[tuple[str, int, Any], StoredModel] = {}
+
+
 def latest_model(conn: Connection) -> StoredModel | None:
-    row = conn.execute(select(MODELS).order_by(MODELS.c.id.desc()).limit(1)).mappings().first()
-    if row is None:
+    """The newest model; its weights are read once per store and model (every arriving record asks for them)."""
+    newest = conn.execute(select(MODELS.c.id, MODELS.c.trained_at).order_by(MODELS.c.id.desc()).limit(1)).first()
+    if newest is None:
         return None
-    thresholds = Thresholds(row["match_threshold"], row["review_threshold"])
-    return StoredModel(int(row["id"]), row["splink_model"], thresholds, row["notes"])
+    key = (conn.engine.url.render_as_string(), int(newest.id), newest.trained_at)  # a process may open several stores
+    if key not in _MODELS_READ:
+        row = conn.execute(select(MODELS).where(MODELS.c.id == newest.id)).mappings().one()
+        thresholds = Thresholds(row["match_threshold"], row["review_threshold"])
+        if len(_MODELS_READ) >= 8:
+            _MODELS_READ.clear()
+        _MODELS_READ[key] = StoredModel(int(row["id"]), row["splink_model"], thresholds, row["notes"])
+    return _MODELS_READ[key]
 
 
 def _labels(conn: Connection) -> pl.DataFrame:
@@ -130,7 +145,7 @@ def link(
     say(f"scoring the pairs of {frame.height:,} records")
     pairs = fs.predict(frame, stored.splink, threshold=chosen.review)
     groups = fs.clusters(pairs, threshold=chosen.match)
-    evidence = _evidence(pairs, groups, records, fs.Scorer(stored.splink))
+    evidence = _evidence(pairs, groups, records, stored.scorer)
     say(f"merging {len(groups):,} clusters")
     with engine.begin() as conn:
         merges = merge_clusters(conn, groups, evidence, actor=actor, interface=interface, keys=not trained)
@@ -183,7 +198,7 @@ def queue_reviews(
     band = pairs.filter(pl.col("match_probability") < thresholds.match).sort("match_probability", descending=True)
     in_band = {survivor.get(i, i) for i in band["customer_id_l"].to_list() + band["customer_id_r"].to_list()}
     by_id = {r["customer_id"]: r for r in person.person_records(conn, sorted(in_band))}
-    scorer = fs.Scorer(stored.splink)
+    scorer = stored.scorer
     queued = {(r.left_id, r.right_id) for r in conn.execute(select(REVIEWS.c.left_id, REVIEWS.c.right_id))}
     rows = []
     for row in band.iter_rows(named=True):
