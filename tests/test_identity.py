@@ -129,3 +129,28 @@ def test_an_arriving_duplicate_joins_its_person_in_the_same_import(
     finally:
         monkeypatch.delenv("PATRON_ENCRYPTION_KEY")
         get_settings.cache_clear()
+
+
+def test_the_real_time_scorer_gives_splinks_own_weights(tmp_path: Path) -> None:
+    """Every pair Splink scores on FEBRL dataset 1 gets the same match weight from the Python scorer that matches an
+    arriving record (same levels, same m and u), so a record matched in real time is judged as the batch would."""
+    from patron.cif.identity import model as fs  # noqa: PLC0415
+    from patron.cif.identity.records import person_frame, record_frame  # noqa: PLC0415
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'patron.db'}")
+    migrate(engine)
+    import_file(engine, FEBRL / "dataset1.csv", demo_mapping("febrl"), rejects_dir=tmp_path)
+    with engine.connect() as conn:
+        people = person_frame(conn)
+    model = fs.train(record_frame(people))
+    pairs = fs.predict(record_frame(people), model, threshold=0.0)  # every blocked pair, matches or not
+    records = {r["customer_id"]: r for r in people.to_dicts()}
+    scorer = fs.Scorer(model)
+    differing = [
+        row for row in pairs.iter_rows(named=True)
+        if abs(scorer.score(records[row["customer_id_l"]], records[row["customer_id_r"]]).weight - row["match_weight"])
+        > 1e-6
+    ]  # fmt: skip
+    assert pairs.height > 400
+    assert differing == []
+    engine.dispose()
