@@ -39,16 +39,17 @@ def train(match_threshold: MatchThreshold = None, review_threshold: ReviewThresh
 
 
 def _print_weights(splink: dict[str, Any]) -> None:
-    import math  # noqa: PLC0415
+    from patron.cif.identity.model import Scorer  # noqa: PLC0415
 
+    weights = Scorer(splink).weights
     table = Table("field", "level", "m", "u", "weight (bits)")
     for comparison in splink["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            if level.get("is_null_level"):
-                continue
-            m, u = level.get("m_probability") or 0.0, level.get("u_probability") or 0.0
-            weight = f"{math.log2(m / u):+.1f}" if m > 0 and u > 0 else "-"
-            table.add_row(comparison["output_column_name"], level["label_for_charts"], f"{m:.3f}", f"{u:.4f}", weight)
+        field = comparison["output_column_name"]
+        levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+        for level, weight in zip(levels, weights[field], strict=True):
+            m, u = level.get("m_probability"), level.get("u_probability")
+            table.add_row(field, level["label_for_charts"], "default" if m is None else f"{m:.3f}",
+                          "default" if u is None else f"{u:.4f}", f"{weight:+.1f}")  # fmt: skip
     console.print(table)
 
 

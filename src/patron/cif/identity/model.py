@@ -138,16 +138,23 @@ class Score:
 
 
 class Scorer:
-    """A stored model's weights, applied to one pair in Python (the real-time path)."""
+    """A stored model's weights, applied to one pair in Python (the real-time path).
+
+    The m and u of each level are read through Splink's own settings object, so a level the training never saw
+    gets the default Splink predicts with (the JSON leaves it out) and the weights are Splink's to the last bit.
+    """
 
     def __init__(self, model: Mapping[str, Any]) -> None:
-        prior = float(model["probability_two_random_records_match"])
+        from splink.internals.settings_creator import SettingsCreator  # noqa: PLC0415 - loaded once per model
+
+        settings = SettingsCreator.from_path_or_dict(dict(model)).get_settings("duckdb")
+        prior = float(settings._probability_two_random_records_match)
         self.prior_weight = math.log2(prior / (1 - prior))
         self.weights: dict[str, list[float]] = {}
-        for comparison in model["comparisons"]:
-            field = comparison["output_column_name"]
-            levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
-            self.weights[field] = [_level_weight(level) for level in levels]
+        for comparison in settings.comparisons:
+            levels = [level for level in comparison.comparison_levels if not level.is_null_level]
+            self.weights[comparison.output_column_name] = [_bits(level.m_probability, level.u_probability)
+                                                           for level in levels]  # fmt: skip
 
     def score(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> Score:
         levels = levels_of(left, right)
@@ -157,10 +164,10 @@ class Scorer:
         return Score(probability=_probability(weight), weight=weight, levels=levels)
 
 
-def _level_weight(level: Mapping[str, Any]) -> float:
-    m = level.get("m_probability") or 1e-9
-    u = level.get("u_probability") or 1e-9
-    return math.log2(float(m) / float(u))
+def _bits(m: float | None, u: float | None) -> float:
+    assert m is not None, "Splink gives every level of a comparison a default m"
+    assert u is not None, "Splink gives every level of a comparison a default u"
+    return math.log2(m / u)
 
 
 def _probability(weight: float) -> float:
