@@ -11,7 +11,6 @@ Size: PATRON_BENCH_COPIES_IDENTITY (default 10) × 100,000 records.
 
 from __future__ import annotations
 
-import csv
 import sqlite3
 import statistics
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 from sqlalchemy import select
 
 from bench.identity_data import write_people
@@ -28,7 +28,7 @@ from patron.cif import schema as s
 from patron.cif.identity import model as fs
 from patron.cif.identity.evaluate import pairwise_quality
 from patron.cif.identity.realtime import match_record
-from patron.cif.identity.records import person, record_frame
+from patron.cif.identity.records import normalised, record_frame
 from patron.cif.identity.resolve import Thresholds, link, train_model
 from patron.cif.importer import import_file
 from patron.cif.store import make_engine, migrate
@@ -47,17 +47,19 @@ def _stored_quality(engine: Any, truth: dict[str, str]) -> Any:
     return pairwise_quality(found, truth)
 
 
-def _file_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    records, ids = [], []
-    with path.open() as handle:
-        for n, row in enumerate(csv.DictReader(handle)):
-            born = row["date_of_birth"]
-            birth = f"{born[:4]}-{born[4:6]}-{born[6:]}" if born else None
-            records.append({"customer_id": n, **person({
-                "first_name": row["given_name"], "last_name": row["surname"], "street": row["address_1"],
-                "postal_code": row["postcode"], "city": row["suburb"], "birth_date": birth})})  # fmt: skip
-            ids.append(row["rec_id"])
-    return records, ids
+def _file_records(path: Path) -> tuple[pl.DataFrame, list[str]]:
+    """The generated file as person records (normalised as the store's), and each record's id."""
+    raw = pl.read_csv(path, infer_schema=False)
+    born = pl.col("date_of_birth")
+    frame = raw.select(
+        pl.int_range(raw.height, dtype=pl.Int64).alias("customer_id"), pl.col("given_name").alias("first_name"),
+        pl.col("surname").alias("last_name"),
+        pl.concat_str([born.str.slice(0, 4), born.str.slice(4, 2), born.str.slice(6, 2)], separator="-")
+        .alias("birth_date"),
+        pl.lit(None, pl.Utf8).alias("email"), pl.lit(None, pl.Utf8).alias("phone"),
+        pl.col("address_1").alias("street"), pl.col("postcode").alias("postal_code"), pl.col("suburb").alias("city"),
+    )  # fmt: skip
+    return normalised(frame), raw["rec_id"].to_list()
 
 
 def _splink_directly(path: Path, truth: dict[str, str]) -> tuple[float, Any]:
@@ -80,8 +82,8 @@ def _probes(path: Path) -> list[dict[str, Any]]:
     records, _ = _file_records(path)
     rng = np.random.default_rng(11)
     probes = []
-    for n in rng.integers(0, len(records), size=PROBES // 2):
-        twin = dict(records[int(n)])
+    for n in rng.integers(0, records.height, size=PROBES // 2):
+        twin = records.row(int(n), named=True)
         if twin.get("last_name"):
             twin["last_name"] = twin["last_name"][:-1]
         probes.append(twin)

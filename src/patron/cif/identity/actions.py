@@ -7,8 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from patron.cif.identity.history import merges_of
-from patron.cif.identity.merge import MERGES, Merge, merge_customers, merge_of, split
+from patron.cif.identity.merge import MERGES, Merge, merge_customers, merge_of, merges_of, split
 from patron.cif.identity.realtime import Decision, match_record
 from patron.cif.identity.resolve import StoredModel, latest_model
 from patron.cif.identity.review import ReviewPair, decide, list_reviews, open_count

@@ -20,7 +20,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, UniqueConstraint, and_, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Table,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from patron.cif import ledger
 from patron.cif import schema as s
@@ -399,3 +411,9 @@ def forget_merged_profiles(conn: Connection, group: Sequence[int]) -> None:
     for chunk in chunks(merges):
         ours = (CHANGES.c.merge_id.in_(chunk), CHANGES.c.table_name == "customer_profiles")
         conn.execute(update(CHANGES).where(*ours).values(before={"erased": True}))
+
+
+def merges_of(conn: Connection, customer_id: int) -> list[dict[str, Any]]:
+    """The merges a customer took part in, as survivor or as the merged record, oldest first."""
+    query = select(MERGES).where(or_(MERGES.c.survivor_id == customer_id, MERGES.c.merged_id == customer_id))
+    return [dict(row) for row in conn.execute(query.order_by(MERGES.c.id)).mappings()]

@@ -8,8 +8,6 @@ blocking keys are stored as keyed 64-bit digests (``sealed.keyed_digest``), neve
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,42 +28,30 @@ BIRTH_TEXT = cast(P.c.birth_date, String)  # ISO text on both stores: no date ob
 MATCHED_FIELDS = tuple(FIELDS)
 ERASED = "anonymised"
 CLOSED = ("merged", ERASED)  # records that take no part in matching
-_SPACES = re.compile(r"\s+")
-_NOT_DIGITS = re.compile(r"\D")
 SCHEMA = {"customer_id": pl.Int64, **dict.fromkeys(MATCHED_FIELDS, pl.Utf8)}
 
 
-def normalised(value: Any) -> str | None:
-    """Unicode-normalised (NFKC), lower case, one space between words; an empty value is missing."""
-    if value is None:
-        return None
-    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value)).strip().lower())
-    return text or None
+def normalised(frame: pl.DataFrame) -> pl.DataFrame:
+    """Person records with their matched fields normalised: Unicode NFKC, lower case, one space between words,
+    phones as digits, an empty value missing. The one definition, for the stored records and an arriving one."""
 
-
-def person(row: dict[str, Any]) -> dict[str, Any]:
-    """One record's matched fields, normalised (dates as ISO text, phones as digits): the real-time path; the
-    batch path does the same column-wise (``_normalised_columns``)."""
-    record = {field: normalised(row.get(field)) for field in MATCHED_FIELDS}
-    birth = row.get("birth_date")
-    record["birth_date"] = birth.isoformat() if isinstance(birth, dt.date) else normalised(birth)
-    if record["phone"]:
-        record["phone"] = _NOT_DIGITS.sub("", record["phone"]) or None
-    return record
-
-
-def _normalised_columns() -> list[pl.Expr]:
     def text(name: str) -> pl.Expr:
-        cleaned = pl.col(name).str.normalize("NFKC").str.strip_chars().str.to_lowercase()
+        cleaned = pl.col(name).cast(pl.Utf8).str.normalize("NFKC").str.strip_chars().str.to_lowercase()
         return cleaned.str.replace_all(r"\s+", " ")
 
     def present(expr: pl.Expr) -> pl.Expr:
         return pl.when(expr == "").then(None).otherwise(expr)
 
-    columns = [present(text(f)).alias(f) for f in MATCHED_FIELDS if f not in ("phone", "birth_date")]
+    columns = [present(text(f)).alias(f) for f in MATCHED_FIELDS if f != "phone"]
     columns.append(present(text("phone").str.replace_all(r"\D", "")).alias("phone"))
-    columns.append(pl.col("birth_date").cast(pl.Utf8))
-    return columns
+    return frame.with_columns(columns)
+
+
+def person(row: dict[str, Any]) -> dict[str, Any]:
+    """One arriving record's matched fields, normalised exactly as the stored ones (dates as ISO text)."""
+    raw = {f: row.get(f) for f in MATCHED_FIELDS}
+    raw = {f: v.isoformat() if isinstance(v, dt.date) else None if v is None else str(v) for f, v in raw.items()}
+    return normalised(pl.DataFrame([raw], schema=dict.fromkeys(MATCHED_FIELDS, pl.Utf8))).row(0, named=True)
 
 
 def _contacts(conn: Connection, ids: Sequence[int] | None) -> pl.DataFrame:
@@ -102,7 +88,7 @@ def person_frame(conn: Connection, ids: Sequence[int] | None = None, *, with_mer
               "street": pl.Utf8, "postal_code": pl.Utf8, "city": pl.Utf8}  # fmt: skip
     people = pl.DataFrame(rows, schema=schema, orient="row")
     joined = people.join(_contacts(conn, ids), on="customer_id", how="left")
-    return joined.with_columns(_normalised_columns()).select(list(SCHEMA))
+    return normalised(joined).select(list(SCHEMA))
 
 
 def person_records(
