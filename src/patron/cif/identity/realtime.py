@@ -16,9 +16,10 @@ from sqlalchemy import Connection, insert, select
 
 from patron.cif import schema as s
 from patron.cif.identity import records as person
-from patron.cif.identity.comparisons import agreed_fields, blocking_keys, level_label
+from patron.cif.identity.comparisons import agreed_fields, blocking_keys
 from patron.cif.identity.merge import Evidence, merge_clusters
-from patron.cif.identity.resolve import REVIEWS, StoredModel, latest_model
+from patron.cif.identity.model import Score
+from patron.cif.identity.resolve import REVIEWS, StoredModel, Thresholds, latest_model, review_row
 from patron.cif.identity.schema import MatchKey
 from patron.cif.sealed import keyed_digest
 from patron.cif.writers.state import chunks
@@ -33,14 +34,32 @@ class Decision:
     customer_id: int
     outcome: str  # joined, review, created
     other_id: int | None = None  # the customer joined, or the pair's other side in review
-    probability: float | None = None
-    weight: float | None = None
-    agreed: tuple[str, ...] = ()
+    score: Score | None = None  # of the pair with ``other_id``
+
+    @property
+    def probability(self) -> float | None:
+        return None if self.score is None else self.score.probability
+
+    @property
+    def weight(self) -> float | None:
+        return None if self.score is None else self.score.weight
+
+    @property
+    def agreed(self) -> tuple[str, ...]:
+        return () if self.score is None else tuple(agreed_fields(self.score.levels))
+
+
+def decided(customer_id: int, match: tuple[int, Score] | None, thresholds: Thresholds) -> Decision:
+    """Joined at or above the match threshold, review from the review threshold, else a new customer."""
+    if match is None or match[1].probability < thresholds.review:
+        return Decision(customer_id, "created")
+    other, score = match
+    return Decision(customer_id, "joined" if score.probability >= thresholds.match else "review", other, score)
 
 
 def best_matches(
     conn: Connection, records: Sequence[dict[str, Any]], stored: StoredModel
-) -> dict[int, tuple[int, Any] | None]:
+) -> dict[int, tuple[int, Score] | None]:
     """For each record, its best-scoring stored candidate (other than itself) and the score, or None."""
     wanted = {r["customer_id"]: [keyed_digest(key) for key in blocking_keys(r)] for r in records}
     holders: dict[int, list[int]] = {}
@@ -61,7 +80,7 @@ def best_matches(
         r["customer_id"]: r for r in person.person_records(conn, sorted({i for c in candidates.values() for i in c}))
     }
     scorer = stored.scorer
-    found: dict[int, tuple[int, Any] | None] = {}
+    found: dict[int, tuple[int, Score] | None] = {}
     for record in records:
         scored = [(other, scorer.score(record, others[other])) for other in candidates[record["customer_id"]]
                   if other in others]  # fmt: skip
@@ -81,53 +100,33 @@ def match_arrivals(
     if not records:
         return []
     best = best_matches(conn, records, stored)
-    decisions = []
-    for record in records:
-        customer_id, match = record["customer_id"], best[record["customer_id"]]
-        if match is None or match[1].probability < stored.thresholds.review:
-            decisions.append(Decision(customer_id, "created"))
-            continue
-        other, score = match
-        outcome = "joined" if score.probability >= stored.thresholds.match else "review"
-        decisions.append(Decision(customer_id, outcome, other, score.probability, score.weight,
-                                  tuple(agreed_fields(score.levels))))  # fmt: skip
+    decisions = [decided(r["customer_id"], best[r["customer_id"]], stored.thresholds) for r in records]
     person.refresh_keys(conn, [r for r, d in zip(records, decisions, strict=True) if d.outcome != "joined"])
-    merged = _apply(conn, decisions, {r["customer_id"]: r for r in records}, stored, actor=actor, interface=interface)
+    merged = _apply(conn, decisions, actor=actor, interface=interface)
     return [d if d.outcome != "joined" or d.customer_id in merged else Decision(d.customer_id, "created")
             for d in decisions]  # fmt: skip
 
 
-def _apply(
-    conn: Connection, decisions: list[Decision], records: dict[int, dict[str, Any]], stored: StoredModel, *,
-    actor: str, interface: str,
-) -> set[int]:  # fmt: skip
+def _apply(conn: Connection, decisions: list[Decision], *, actor: str, interface: str) -> set[int]:
     """Merge the joined (each arrival into its match) and queue the reviews; the arrivals actually merged."""
-    joined = [d for d in decisions if d.outcome == "joined"]
     taken: set[int] = set()
     clusters, evidence = [], {}
-    for d in joined:
-        assert d.other_id is not None
+    for d in decisions:
+        if d.outcome != "joined" or d.other_id is None:
+            continue
         if d.other_id in taken or d.customer_id in taken:
             continue  # two arrivals matching each other's partner: the batch run settles what is left
         taken |= {d.customer_id, d.other_id}
         clusters.append([d.customer_id, d.other_id])
         evidence[max(d.customer_id, d.other_id)] = Evidence(d.probability, d.weight, d.agreed, "realtime")
     merges = merge_clusters(conn, clusters, evidence, actor=actor, interface=interface)
-    reviews = [d for d in decisions if d.outcome == "review"]
+    reviews = [
+        review_row(d.customer_id, d.other_id, d.score.probability, d.score.weight, d.score.levels)
+        for d in decisions
+        if d.outcome == "review" and d.other_id is not None and d.score is not None
+    ]
     if reviews:
-        scorer = stored.scorer
-        others = {r["customer_id"]: r for r in person.person_records(conn, [d.other_id for d in reviews if d.other_id])}
-        rows = []
-        for d in reviews:
-            assert d.other_id is not None
-            assert d.probability is not None
-            assert d.weight is not None
-            left, right = sorted((d.customer_id, d.other_id))
-            levels = scorer.score(records[d.customer_id], others[d.other_id]).levels
-            rows.append({"left_id": left, "right_id": right, "match_probability": d.probability,
-                         "match_weight": d.weight, "status": "open",
-                         "levels": {f: level_label(f, i) for f, i in levels.items()}})  # fmt: skip
-        conn.execute(insert(REVIEWS), rows)
+        conn.execute(insert(REVIEWS), reviews)
     return {m.merged_id for m in merges} | {m.survivor_id for m in merges}
 
 
@@ -141,9 +140,4 @@ def match_record(conn: Connection, record: dict[str, Any]) -> Decision:
     stored = latest_model(conn)
     if stored is None:
         raise InvalidInputError("no match model yet: run `patron identity train` first", field="model")
-    match = best_matches(conn, [normalised], stored)[-1]
-    if match is None or match[1].probability < stored.thresholds.review:
-        return Decision(-1, "created")
-    other, score = match
-    outcome = "joined" if score.probability >= stored.thresholds.match else "review"
-    return Decision(-1, outcome, other, score.probability, score.weight, tuple(agreed_fields(score.levels)))
+    return decided(-1, best_matches(conn, [normalised], stored)[-1], stored.thresholds)

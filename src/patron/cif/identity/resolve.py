@@ -189,6 +189,13 @@ def _evidence(
     return found
 
 
+def review_row(first: int, second: int, probability: float, weight: float, levels: dict[str, int]) -> dict[str, Any]:
+    """An open review of a pair (the lower id on the left), with each field's comparison level by name."""
+    left, right = sorted((first, second))
+    return {"left_id": left, "right_id": right, "match_probability": probability, "match_weight": weight,
+            "status": "open", "levels": {f: level_label(f, i) for f, i in levels.items()}}  # fmt: skip
+
+
 def queue_reviews(
     conn: Connection, pairs: pl.DataFrame, groups: list[list[int]], *, stored: StoredModel, thresholds: Thresholds,
 ) -> int:  # fmt: skip
@@ -208,9 +215,7 @@ def queue_reviews(
             continue
         queued.add((left, right))
         levels = scorer.score(by_id[left], by_id[right]).levels
-        rows.append({"left_id": left, "right_id": right, "match_probability": row["match_probability"],
-                     "match_weight": row["match_weight"], "status": "open",
-                     "levels": {f: level_label(f, i) for f, i in levels.items()}})  # fmt: skip
+        rows.append(review_row(left, right, row["match_probability"], row["match_weight"], levels))
     if rows:
         conn.execute(insert(REVIEWS), rows)
     return len(rows)
