@@ -48,6 +48,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/customers/{customer_id}/profile"): EVERYONE,
     ("GET", "/api/customers/{customer_id}/context"): SERVICE,
     ("GET", "/api/customers/{customer_id}/next-best-offer"): EVERYONE,
+    ("GET", "/api/customers/{customer_id}/recommendations"): EVERYONE,
     ("GET", "/api/customers/{customer_id}/consents"): EVERYONE,
     ("POST", "/api/customers/{customer_id}/consents"): SERVICE,
     ("POST", "/api/events"): SERVICE,

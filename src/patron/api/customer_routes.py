@@ -1,5 +1,5 @@
 """Customers as the caller may see them: the list, the export, the 360° view, the real-time profile, the
-conversation context for a live call and the next-best offer."""
+conversation context for a live call, the next-best offer and the recommended products."""
 
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from patron.api.schemas import BestOffer, ConversationContext, Customer360, Page, Profile, TimelineItem
+from patron.api.schemas import (
+    BestOffer,
+    ConversationContext,
+    Customer360,
+    Page,
+    Profile,
+    Recommendations,
+    RecommendedProduct,
+    TimelineItem,
+)
 from patron.auth.access import check_visible, customer_360, customer_profile, customers_page, export_customers
 from patron.engage.offers import OfferChoice, next_best_offer
+from patron.engage.recommendations import recommendations_for
 from patron.http.common import Caller, CustomerId, ManageCases, Paged, Store, on_store
 from patron.service.context import conversation_context
 
@@ -79,3 +89,24 @@ async def best_offer(
     return BestOffer(
         customer_id=customer_id, offer=choice.offer, expected_value=choice.expected_value, reason=choice.reason
     )
+
+
+@router.get("/customers/{customer_id}/recommendations", tags=["offers"])
+def recommendations(
+    customer_id: CustomerId, store: Store, principal: Caller, k: Annotated[int, Query(ge=1, le=50)] = 10
+) -> Recommendations:
+    """The products the latest recommender chose for this customer (not yet bought), or the popular ones for a
+    customer with no history, with the basis said."""
+    check_visible(store, principal, customer_id)  # the same visibility rules as the 360° view
+    found = recommendations_for(store, customer_id, k=k)
+    return Recommendations(
+        customer_id=customer_id, basis=found.basis, explanation=found.explanation, model=found.model,
+        run_id=found.run_id,
+        items=[
+            RecommendedProduct(
+                product_id=item.product_id, sku=item.sku, name=item.name, price=item.price,
+                unit_price_minor=item.unit_price_minor, currency=item.currency, score=item.score,
+            )
+            for item in found.items
+        ],
+    )  # fmt: skip

@@ -86,6 +86,25 @@ class BestOffer(BaseModel):
     reason: str
 
 
+class RecommendedProduct(BaseModel):
+    product_id: int
+    sku: str
+    name: str
+    price: str  # formatted in its currency
+    unit_price_minor: int
+    currency: str
+    score: float
+
+
+class Recommendations(BaseModel):
+    customer_id: int
+    basis: str  # personal | popular (no history: cold start) | none (no recommender trained yet)
+    explanation: str
+    model: str | None
+    run_id: int | None
+    items: list[RecommendedProduct]
+
+
 class Ingested(BaseModel):
     created: int
     duplicates: int

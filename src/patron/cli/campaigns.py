@@ -29,15 +29,22 @@ def create(
     control_share: float = 0.1,
     arms: Annotated[str, typer.Option(help="Comma-separated arm names for an A/B/n test.")] = "A",
     suppress_tiers: Annotated[str, typer.Option(help="Comma-separated tiers not to contact, e.g. C.")] = "",
-    offer: str | None = None,
+    offer: Annotated[str | None, typer.Option(help="One offer for everyone.")] = None,
+    best_offer: Annotated[bool, typer.Option(help="Each customer's own next-best offer, chosen at prepare.")] = False,
+    uplift_model: Annotated[
+        str | None, typer.Option(help="Contact only those whose uplift × offer margin exceeds the contact cost.")
+    ] = None,
+    contact_cost: Annotated[float | None, typer.Option(help="Cost of one contact (uplift targeting).")] = None,
 ) -> None:
-    """Plan a campaign (checked now: rule, templates, offer)."""
+    """Plan a campaign (checked now: rule, templates, offer). Templates also see ``recommendations`` (the customer's
+    top three products: name, price, sku)."""
     from patron.engage.campaigns import create_campaign  # noqa: PLC0415
 
     create_campaign(
         open_store(), key, name, rule=rule, subject=subject, body=body, control_share=control_share,
         arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
         suppress_tiers=tuple(t.strip() for t in suppress_tiers.split(",") if t.strip()), offer=offer,
+        best_offer=best_offer, uplift_model=uplift_model, contact_cost=contact_cost,
     )  # fmt: skip
     console.print(f"campaign {key!r} planned; next: patron campaigns prepare {key}")
 
@@ -86,6 +93,26 @@ def prepare(key: str) -> None:
     console.print(f"{result.members:,} members: {result.control:,} in the control group, {result.pending:,} to contact")
     for reason, count in sorted(result.blocked.items(), key=lambda item: -item[1]):
         console.print(f"  not contacted: {count:,} — {reason}")
+    if result.expected_incremental is not None and result.everyone_incremental is not None:
+        console.print(
+            f"  expected incremental margin of these contacts: {result.expected_incremental:,.2f} "
+            f"(contacting the whole segment: {result.everyone_incremental:,.2f}; {result.left_out:,} left out "
+            "whose uplift does not pay for the contact)"
+        )
+    console.print(f"next: patron campaigns preview {key}, then patron campaigns send {key}")
+
+
+@campaigns_app.command("preview")
+@reports_errors
+def preview(key: str, sample: int = 3) -> None:
+    """The messages of a prepared campaign as its first customers would get them (nothing is sent)."""
+    from patron.engage.sending import preview_messages  # noqa: PLC0415
+
+    for message in preview_messages(open_store(), key, sample=sample):
+        offer = f"offer {message.offer} ({message.offer_reason})" if message.offer else "no offer"
+        console.print(f"[bold]customer {message.customer_id}[/bold] — {offer}")
+        console.print(f"  subject: {message.subject}")
+        console.print("  " + message.body.replace("\n", "\n  "))
 
 
 @campaigns_app.command("send")
@@ -204,7 +231,7 @@ def call_list_command(
 @reports_errors
 def report(key: str, kind: str, contact_cost: float = 0.0, margin_rate: float = 0.3) -> None:
     """Response rate per arm, uplift against the control with a 95 % interval, p-value, value per member, ROI."""
-    from patron.engage.report import campaign_report  # noqa: PLC0415
+    from patron.engage.report import campaign_report, offer_results  # noqa: PLC0415
 
     result = campaign_report(open_store(), key, kind, contact_cost=contact_cost, margin_rate=margin_rate)
     console.print(f"{result.campaign}: {result.kind}")
@@ -217,41 +244,81 @@ def report(key: str, kind: str, contact_cost: float = 0.0, margin_rate: float = 
         if arm.roi is not None:
             line += f"; ROI {arm.roi:.2f}"
         console.print(line)
+    by_offer = offer_results(open_store(), key, kind)
+    if any(row.offer not in ("control", "no offer") for row in by_offer):
+        console.print("per offer (chosen per customer, so compare each with the control, not with each other):")
+        for row in by_offer:
+            console.print(f"  {row.offer}: {row.responders:,} of {row.contacted:,} = {row.rate:.4f}")
+
+
+@campaigns_app.command("replay")
+@reports_errors
+def replay(key: str, kind: str, seed: int = 0) -> None:
+    """Judge a Thompson-sampling bandit offline on a randomised campaign's log (Li et al. 2011 replay)."""
+    from patron.engage.campaigns import replay_campaign  # noqa: PLC0415
+
+    result = replay_campaign(open_store(), key, kind, seed=seed)
+    console.print(
+        f"Thompson sampling, replayed on {result.events:,} logged contacts ({result.accepted:,.0f} usable per replay): "
+        f"{kind} rate {result.reward_rate:.4f} (95 % {result.ci_low:.4f} … {result.ci_high:.4f}); "
+        f"random arms {result.uniform_rate:.4f}"
+    )
+    for arm, rate in result.arm_rates.items():
+        console.print(f"  always {arm}: {rate:.4f}; the bandit's last wave gave it {result.final_share[arm]:.0%}")
 
 
 @campaigns_app.command("recommend")
 @reports_errors
-def recommend(
-    customer: str,
-    k: Annotated[int, typer.Option(help="How many items.")] = 10,
-    item: Annotated[str, typer.Option(help="product or category")] = "product",
-) -> None:
-    """Items this customer is likely to buy next (item-to-item collaborative filtering on all purchases)."""
+def recommend(customer: str, k: Annotated[int, typer.Option(help="How many products.")] = 10) -> None:
+    """The products recommended to this customer by the latest trained recommender (and why)."""
     from patron.cif.view import resolve_customer  # noqa: PLC0415
-    from patron.engage.recommend import ItemItemRecommender, purchases  # noqa: PLC0415
+    from patron.engage.recommendations import recommendations_for  # noqa: PLC0415
 
     engine = open_store()
-    bought = purchases(engine, item="category" if item == "category" else "product")
-    if bought.is_empty():
-        console.print(f"no purchases with a {item} yet: map a product (sku) or category column in the orders")
-        return
-    model = ItemItemRecommender().fit(bought)
-    for rank, name in enumerate(model.recommend(resolve_customer(engine, customer), k), start=1):
-        console.print(f"  {rank}. {name}")
+    found = recommendations_for(engine, resolve_customer(engine, customer), k=k)
+    console.print(found.explanation)
+    for rank, item in enumerate(found.items, start=1):
+        console.print(f"  {rank}. {item.name} ({item.sku}), {item.price}")
+
+
+@campaigns_app.command("train-recommender")
+@reports_errors
+def train_recommender(
+    source: Annotated[str | None, typer.Option(help="Only this source's purchases.")] = None,
+    split: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Train up to this day, test after (default: ¾ through)."),
+    ] = None,
+    k: Annotated[int, typer.Option(help="Judge (and store) the top k.")] = 10,
+) -> None:
+    """Choose a recommender (popularity, item-to-item, ALS, BPR) by hit-rate@k and NDCG@k on a time split, refit it
+    on every purchase and store each customer's top k."""
+    from patron.engage.recommendations import train_recommendations  # noqa: PLC0415
+
+    result = train_recommendations(open_store(), source=source, split=split.date() if split else None, k=k)
+    _print_evaluation(result.tested, result.split, k, result.hit_rate, result.ndcg)
+    console.print(
+        f"run {result.run_id}: {result.model} chosen; top {k} stored for {result.customers:,} customers "
+        f"in {result.seconds:.1f} s"
+    )
 
 
 @campaigns_app.command("evaluate-recommender")
 @reports_errors
 def evaluate_recommender(
     split: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Train up to this day, test after.")],
-    k: Annotated[int, typer.Option(help="Hit-rate@k.")] = 10,
+    k: Annotated[int, typer.Option(help="Hit-rate@k and NDCG@k.")] = 10,
     item: Annotated[str, typer.Option(help="product or category")] = "product",
 ) -> None:
-    """Hit-rate@k of item-to-item recommendations against the popularity baseline on a time split."""
-    from patron.engage.recommend import hit_rate_at_k, purchases  # noqa: PLC0415
+    """Hit-rate@k and NDCG@k of every recommender on a time split (nothing stored)."""
+    from patron.engage.recommend import evaluate, purchases  # noqa: PLC0415
 
     bought = purchases(open_store(), item="category" if item == "category" else "product")
-    result = hit_rate_at_k(bought, split.date(), k=k)
-    console.print(f"{result.customers:,} customers bought something new after {result.split}:")
-    for name, rate in result.hit_rate.items():
-        console.print(f"  {name}: hit-rate@{k} {rate:.1%}")
+    result = evaluate(bought, split.date(), k=k)
+    _print_evaluation(result.customers, result.split, k, result.hit_rate, result.ndcg)
+
+
+def _print_evaluation(tested: int, split: dt.date, k: int, hit_rate: dict[str, float], ndcg: dict[str, float]) -> None:
+    console.print(f"{tested:,} customers bought something new after {split}:")
+    for name, rate in hit_rate.items():
+        console.print(f"  {name}: hit-rate@{k} {rate:.1%}, NDCG@{k} {ndcg[name]:.3f}")

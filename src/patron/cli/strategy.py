@@ -23,6 +23,35 @@ def _money(value: float, currency: str) -> str:
     return format_money(round(value * 10 ** minor_exponent(currency)), currency)
 
 
+@strategy_app.command("contacts")
+@reports_errors
+def contacts(
+    uplift_model: Annotated[str, typer.Option(help="An uplift model (patron models uplift).")],
+    cost: Annotated[float, typer.Option(help="What one contact costs.")],
+    budget: Annotated[float | None, typer.Option(help="The most to spend (default: every contact that pays).")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only this segment (the rule language).")] = None,
+    value_per_response: Annotated[
+        float | None, typer.Option(help="What a response is worth (default: each customer's CLV).")
+    ] = None,
+) -> None:
+    """Whom to contact under a budget: uplift × value − cost per customer, best first, against contacting everyone."""
+    from patron.strategy.contacts import contact_plan  # noqa: PLC0415
+
+    plan = contact_plan(
+        open_store(), uplift_model=uplift_model, cost=cost, budget=budget, rule=rule,
+        value_per_response=value_per_response,
+    )  # fmt: skip
+    console.print(f"value of a response: {plan.value_basis}; one contact costs {cost:g}")
+    console.print(
+        f"contact {plan.contacted:,} customers for {plan.spend:,.2f}: expected incremental margin "
+        f"{plan.expected_incremental:,.2f}"
+    )
+    console.print(
+        f"contact everyone ({plan.everyone:,}) for {plan.everyone_spend:,.2f}: expected incremental margin "
+        f"{plan.everyone_incremental:,.2f}"
+    )
+
+
 @strategy_app.command("budget")
 @reports_errors
 def budget(

@@ -177,6 +177,7 @@ def score(
     tiers_count = result.scores.group_by("tier").len().sort("tier")
     console.print("  tiers: " + ", ".join(f"{t} {n:,}" for t, n in tiers_count.iter_rows()))
     console.print(f"  triggers fired: {followed.fired:,}; offers decided again: {followed.offers_decided:,}")
+    console.print(f"  recommender: {followed.recommender}")
 
 
 @value_app.command("runs")

@@ -19,12 +19,16 @@ from sqlalchemy import Engine, insert, select, update
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
-from patron.engage.bandit import thompson_allocation
+from patron.cif.facts import main_scope
+from patron.cif.money import major_to_minor, minor_to_major
+from patron.engage.bandit import Replay, replay_thompson, thompson_allocation
 from patron.engage.letters import postal_addresses
+from patron.engage.offers import next_best_offers
 from patron.engage.policy import check_contacts
-from patron.engage.report import campaign_report
+from patron.engage.report import campaign_id_of, campaign_report
 from patron.engage.schema import CampaignContact, CampaignPlan, Offer
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
+from patron.predict.campaign_uplift import uplift_scores
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
 
@@ -47,6 +51,10 @@ class Prepared:
     control: int
     pending: int
     blocked: dict[str, int]
+    # uplift targeting: the expected incremental margin of the contacts made, and of contacting the whole segment
+    expected_incremental: float | None = None
+    everyone_incremental: float | None = None
+    left_out: int = 0  # segment members not targeted: their expected incremental margin is not positive
 
 
 def check_template(text: str, field: str) -> None:
@@ -78,14 +86,32 @@ def create_campaign(
     arms: Sequence[str] = ("A",),
     suppress_tiers: Sequence[str] = (),
     offer: str | None = None,
+    best_offer: bool = False,
+    uplift_model: str | None = None,
+    contact_cost: float | None = None,
 ) -> int:
+    """Plan a campaign: ``offer`` makes one offer to everyone, ``best_offer`` each customer's own next-best offer
+    (chosen when the campaign is prepared); ``uplift_model`` targets only the customers whose expected incremental
+    margin (uplift × margin − ``contact_cost``) is positive."""
     if not 0 <= control_share < 1:
         raise InvalidInputError("the control share must be at least 0 and below 1", field="control_share")
     if not arms or len(set(arms)) != len(arms):
         raise InvalidInputError("give one or more distinct arm names", field="arms")
+    if offer is not None and best_offer:
+        raise InvalidInputError("choose one offer for everyone or each customer's best offer, not both", field="offer")
+    if contact_cost is not None and contact_cost < 0:
+        raise InvalidInputError("the contact cost cannot be negative", field="contact_cost")
     check_template(subject, "subject")
     check_template(body, "body")
     compile_rule(rule, feature_schema(engine))
+    if uplift_model is not None and offer is None and not best_offer:
+        raise InvalidInputError(
+            "targeting by uplift needs an offer (or each customer's best offer): its margin is what a response is "
+            "worth", field="uplift_model",
+        )  # fmt: skip
+    if uplift_model is not None:
+        uplift_scores(engine, uplift_model)  # refuses a model that is not an uplift model before anything is written
+    cost_minor = None if contact_cost is None else major_to_minor(contact_cost, _cost_currency(engine, offer))
     with engine.begin() as conn:
         if conn.scalar(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.campaign_key == key)) is not None:
             raise ConflictError(f"there is already a campaign {key!r}", field="key")
@@ -105,10 +131,21 @@ def create_campaign(
             insert(PLANS).values(
                 campaign_id=campaign_id, rule=rule, subject_template=subject, body_template=body,
                 control_share=control_share, arms=list(arms), suppress_tiers=list(suppress_tiers), offer_id=offer_id,
-                settings={},
+                best_offer=best_offer, uplift_model=uplift_model, settings={},
+                contact_cost_minor=cost_minor,
             )
         )  # fmt: skip
     return campaign_id
+
+
+def _cost_currency(engine: Engine, offer: str | None) -> str:
+    """A contact cost is in the campaign offer's currency, or the store's main one."""
+    if offer is not None:
+        with engine.connect() as conn:
+            currency = conn.scalar(select(OFFERS.c.currency).where(OFFERS.c.name == offer))
+        if currency:
+            return str(currency)
+    return main_scope(engine)[0].currency
 
 
 def plan_of(engine: Engine, key: str) -> Any:
@@ -155,6 +192,21 @@ def arm_results(engine: Engine, key: str, kind: str) -> dict[str, tuple[int, int
     return {arm.arm: (arm.members, arm.responders) for arm in report.arms if not arm.is_control}
 
 
+def replay_campaign(engine: Engine, key: str, kind: str, *, seed: int = 0) -> Replay:
+    """Judge a Thompson-sampling bandit offline on a randomised campaign's log: every arm, the control included."""
+    campaign_id = campaign_id_of(engine, key)
+    responded = select(RESPONSES.c.customer_id).where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(MEMBERS.c.arm, MEMBERS.c.customer_id.in_(responded))
+            .where(MEMBERS.c.campaign_id == campaign_id)
+            .order_by(MEMBERS.c.customer_id)
+        ).all()
+    if not rows:
+        raise InvalidInputError(f"campaign {key!r} has no members to replay", field="campaign")
+    return replay_thompson([arm for arm, _ in rows], [int(bool(hit)) for _, hit in rows], seed=seed)
+
+
 def prepare_campaign(
     engine: Engine,
     key: str,
@@ -176,18 +228,22 @@ def prepare_campaign(
     target = features.customers.filter(rule.expression(Context(features.categories, features.as_of)))[
         "customer_id"
     ].to_list()
+    channel = plan.channel or "email"
+    offers = _offers_for(engine, plan, target, channel, as_of)
+    targeting = _incremental_margins(engine, plan, offers) if plan.uplift_model else None
+    if targeting is not None:
+        target = [customer for customer in target if targeting.get(customer, 0.0) > 0]
     learned = arm_results(engine, *learn_from) if learn_from else None
     split = _split(key, target, plan.control_share, plan.arms, learned)
     treated = [customer for customer, arm in split.items() if arm is not None]
     decisions = check_contacts(
         engine,
         treated,
-        channel=plan.channel or "email",
+        channel=channel,
         purpose=plan.purpose,
         suppress_tiers=plan.suppress_tiers,
         now=now,
     )
-    channel = plan.channel or "email"
     if channel == "mail":
         addresses = postal_addresses(engine, treated)
     else:
@@ -208,19 +264,25 @@ def prepare_campaign(
                     "status": "control",
                     "reason": "control group",
                     "address": None,
+                    "offer_id": None,
+                    "offer_reason": None,
                 }
             )
             continue
         decision = decisions[customer]
         address = addresses.get(customer)
+        offer_id, offer_reason = offers.get(customer, (None, "eligible for no offer"))
         if decision.allowed and not address:
             decision = type(decision)(False, MISSING_ADDRESS.get(channel, "no e-mail address"))
+        if decision.allowed and plan.best_offer and offer_id is None:
+            decision = type(decision)(False, offer_reason)
         status = "pending" if decision.allowed else "blocked"
         if not decision.allowed:
             blocked[decision.reason] = blocked.get(decision.reason, 0) + 1
         contacts.append(
             {"campaign_id": plan.id, "customer_id": customer, "arm": arm, "status": status,
-             "reason": None if decision.allowed else decision.reason, "address": address}
+             "reason": None if decision.allowed else decision.reason, "address": address, "offer_id": offer_id,
+             "offer_reason": offer_reason if offer_id is not None else None}
         )  # fmt: skip
     with engine.begin() as conn:
         for start in range(0, len(members), 5000):
@@ -229,7 +291,49 @@ def prepare_campaign(
         conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="prepared"))
         conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == plan.id).values(started_on=(now or utcnow()).date()))
     pending = sum(1 for c in contacts if c["status"] == "pending")
-    return Prepared(len(members), len(members) - len(treated), pending, blocked)
+    if targeting is None:
+        return Prepared(len(members), len(members) - len(treated), pending, blocked)
+    made = sum(targeting[c["customer_id"]] for c in contacts if c["status"] == "pending")
+    return Prepared(
+        len(members), len(members) - len(treated), pending, blocked, expected_incremental=made,
+        everyone_incremental=sum(targeting.values()), left_out=len(targeting) - len(target),
+    )  # fmt: skip
+
+
+def _offers_for(
+    engine: Engine, plan: Any, target: list[int], channel: str, as_of: dt.date | None
+) -> dict[int, tuple[int | None, str]]:
+    """Each targeted customer's offer and why: the campaign's one offer, or their own next-best offer."""
+    if plan.best_offer:
+        ids = {name: id_ for id_, name in _offer_names(engine).items()}
+        choices = next_best_offers(engine, customer_ids=target, channel=channel, as_of=as_of)
+        return {c.customer_id: (ids.get(c.offer) if c.offer else None, c.reason) for c in choices}
+    if plan.offer_id is not None:
+        return dict.fromkeys(target, (plan.offer_id, "the campaign's offer"))
+    return {}
+
+
+def _offer_names(engine: Engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        return {int(id_): str(name) for id_, name in conn.execute(select(OFFERS.c.id, OFFERS.c.name))}
+
+
+def _incremental_margins(engine: Engine, plan: Any, offers: dict[int, tuple[int | None, str]]) -> dict[int, float]:
+    """uplift × the offer's margin − the contact cost, for every customer with an offer and an uplift score."""
+    uplift = uplift_scores(engine, plan.uplift_model)
+    with engine.connect() as conn:
+        margins = {
+            int(id_): (minor_to_major(margin, currency), currency)
+            for id_, margin, currency in conn.execute(select(OFFERS.c.id, OFFERS.c.margin_minor, OFFERS.c.currency))
+        }
+    result = {}
+    for customer, (offer_id, _) in offers.items():
+        if offer_id is None or customer not in uplift:
+            continue
+        margin, currency = margins[offer_id]
+        cost = minor_to_major(plan.contact_cost_minor or 0, currency)
+        result[customer] = uplift[customer] * margin - cost
+    return result
 
 
 MISSING_ADDRESS = {"sms": "no phone number", "mail": "no postal address", "email": "no e-mail address"}

@@ -73,7 +73,7 @@ def _model_scores(engine: Engine, model: str) -> dict[int, float]:
         }
 
 
-def _offered(offer: Any, today: dt.date, channel: str | None) -> bool:
+def offer_valid(offer: Any, today: dt.date, channel: str | None) -> bool:
     """An offer row (or a stored candidate joined to its offer) valid today and made on this channel: an offer
     without a channel is made on any, and ``channel=None`` asks for all."""
     valid = (offer.valid_from is None or offer.valid_from <= today) and (
@@ -84,7 +84,7 @@ def _offered(offer: Any, today: dt.date, channel: str | None) -> bool:
 
 def _valid_offers(engine: Engine, today: dt.date, channel: str | None) -> list[Row[Any]]:
     with engine.connect() as conn:
-        return [row for row in conn.execute(select(OFFERS)) if _offered(row, today, channel)]
+        return [row for row in conn.execute(select(OFFERS)) if offer_valid(row, today, channel)]
 
 
 _NO_CANDIDATES = pl.DataFrame(
@@ -231,7 +231,7 @@ def next_best_offer(engine: Engine, customer_id: int, *, channel: str = "email")
         if not choices:
             raise no_such_customer(customer_id)
         return choices[0]
-    usable = [row for row in stored if row.offer_id is not None and _offered(row, today, channel)]
+    usable = [row for row in stored if row.offer_id is not None and offer_valid(row, today, channel)]
     decided = f"decided {stored[0].decided_at:%Y-%m-%d %H:%M}"
     if not usable:
         return OfferChoice(customer_id, None, 0.0, f"eligible for no offer on {channel} ({decided})")

@@ -123,3 +123,58 @@ def campaign_report(
             )
         )  # fmt: skip
     return CampaignReport(campaign, kind, arms)
+
+
+@dataclass(frozen=True)
+class OfferResult:
+    offer: str  # "control" for the control group, "no offer" for contacts made without one
+    contacted: int
+    responders: int
+    rate: float
+    value_per_contact: float  # response value, major units
+
+
+def offer_results(engine: Engine, campaign: str, kind: str) -> list[OfferResult]:
+    """The results per offer made (contacts sent), beside the control group.
+
+    Offers chosen per customer are not randomised between customers: a difference between two offers mixes the
+    offer's effect with who was chosen for it; only each offer's group against the control is a fair comparison
+    when the control was drawn from the same customers.
+    """
+    from patron.engage.schema import CampaignContact, Offer  # noqa: PLC0415 - the report reads them only here
+
+    contacts, offers = table_of(CampaignContact), table_of(Offer)
+    campaign_id = campaign_id_of(engine, campaign)
+    responded = (
+        select(RESPONSES.c.customer_id, func.sum(func.coalesce(RESPONSES.c.value_minor, 0)).label("value_minor"))
+        .where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
+        .group_by(RESPONSES.c.customer_id)
+        .subquery()
+    )
+    query = (
+        select(
+            offers.c.name, contacts.c.status, func.count(), func.count(responded.c.customer_id),
+            func.coalesce(func.sum(responded.c.value_minor), 0),
+        )
+        .select_from(
+            contacts.outerjoin(offers, offers.c.id == contacts.c.offer_id)
+            .outerjoin(responded, responded.c.customer_id == contacts.c.customer_id)
+        )
+        .where(contacts.c.campaign_id == campaign_id, contacts.c.status.in_(("sent", "control")))
+        .group_by(offers.c.name, contacts.c.status)
+    )  # fmt: skip
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+        currency = conn.scalar(
+            select(func.max(RESPONSES.c.currency)).where(
+                RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind
+            )
+        )
+    unit = minor_unit(currency or get_settings().default_currency)
+    results = []
+    for name, status, contacted, responders, value_minor in rows:
+        label = "control" if status == "control" else (name or "no offer")
+        results.append(
+            OfferResult(label, contacted, responders, responders / contacted, value_minor / unit / contacted)
+        )
+    return sorted(results, key=lambda result: (result.offer != "control", -result.rate, result.offer))

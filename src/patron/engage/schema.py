@@ -5,10 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patron.cif.columns import PII, BigId, utcnow
+from patron.cif.columns import PII, BigId, run_key, snapshot_customer_key, utcnow
 from patron.cif.schema import Base
 from patron.cif.sealed import Sealed
 
@@ -40,6 +53,11 @@ class CampaignPlan(Base):
     arms: Mapped[list[str]] = mapped_column(JSON)
     suppress_tiers: Mapped[list[str]] = mapped_column(JSON)
     offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id"))
+    # each customer's own next-best offer instead of one offer for all (the choice and why stored per contact)
+    best_offer: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # target only customers whose expected incremental margin (uplift × margin − contact cost) is positive
+    uplift_model: Mapped[str | None] = mapped_column(String(100))
+    contact_cost_minor: Mapped[int | None] = mapped_column(BigInteger)
     purpose: Mapped[str] = mapped_column(String(64), default="marketing")
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | prepared | sending | sent
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -58,6 +76,8 @@ class CampaignContact(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(Sealed, info=PII)
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id", ondelete="SET NULL"))
+    offer_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -104,3 +124,43 @@ class OfferCandidate(Base):
     expected_value: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class RecommenderRun(Base):
+    """A recommender trained on the purchases: the candidates' hit-rate@k and NDCG@k on a time split, the one
+    chosen, and (in ``recommendations``) its top items for every customer with a history."""
+
+    __tablename__ = "recommender_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    source: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(32))
+    split: Mapped[dt.date] = mapped_column(Date)
+    k: Mapped[int] = mapped_column(Integer)
+    tested: Mapped[int] = mapped_column(Integer)  # customers who bought something new after the split
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)  # {candidate: {"hit_rate": …, "ndcg": …}}
+    customers: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class Recommendation(Base):
+    __tablename__ = "recommendations"
+
+    run_id: Mapped[int] = run_key("recommender_runs")
+    customer_id: Mapped[int] = snapshot_customer_key()
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    score: Mapped[float] = mapped_column(Float)
+
+
+class RecommendedProduct(Base):
+    """A product a run recommends, with its latest unit price; ``popular_rank`` orders the cold-start list."""
+
+    __tablename__ = "recommended_products"
+
+    run_id: Mapped[int] = run_key("recommender_runs")
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    popular_rank: Mapped[int | None] = mapped_column(Integer)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Protocol
 
+import jinja2
 from sqlalchemy import Engine, func, insert, select, update
 
 from patron.cif import schema as s
@@ -20,6 +22,8 @@ from patron.cif.ledger import contact_sent
 from patron.cif.money import major_to_minor
 from patron.engage.campaigns import CONTACTS, MEMBERS, OFFERS, PLANS, RESPONSES, TEMPLATES, plan_of
 from patron.engage.consent import consent_in_force
+from patron.engage.offers import offer_valid
+from patron.engage.recommendations import recommendations_for
 from patron.engage.report import campaign_id_of
 from patron.errors import ConflictError, NotFoundError
 from patron.settings import get_settings
@@ -39,7 +43,8 @@ class SendResult:
     error: str | None
 
 
-def _context(engine: Engine, customer_id: int, arm: str, offer: Any) -> dict[str, Any]:
+def message_context(engine: Engine, customer_id: int, arm: str, offer: Any) -> dict[str, Any]:
+    """What every channel's template sees for one customer: the same for e-mail, SMS, letters and previews."""
     orders = table_of(s.Order)
     with engine.connect() as conn:
         customer = conn.execute(
@@ -55,7 +60,8 @@ def _context(engine: Engine, customer_id: int, arm: str, offer: Any) -> dict[str
     name = (customer.display_name if customer else None) or "customer"
     return {
         "name": name, "first_name": (customer.first_name if customer else None) or name.split(" ")[0],
-        "last_purchase": last.date() if last else None, "recommendations": [], "arm": arm,
+        "last_purchase": last.date() if last else None, "arm": arm,
+        "recommendations": [item.as_context() for item in recommendations_for(engine, customer_id, k=3).items],
         "manager_signature": manager or "Your customer team", "offer": offer,
     }  # fmt: skip
 
@@ -65,31 +71,37 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
     plan = plan_of(engine, key)
     if plan.status not in ("prepared", "sending"):
         raise ConflictError(f"campaign {key!r} is {plan.status}: prepare it first", field="campaign")
-    offer = None
-    if plan.offer_id is not None:
-        with engine.connect() as conn:
-            offer = dict(conn.execute(select(OFFERS).where(OFFERS.c.id == plan.offer_id)).one()._mapping)
+    offers = _offers(engine)
     with engine.begin() as conn:
         conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="sending"))
         pending = conn.execute(
-            select(CONTACTS.c.customer_id, CONTACTS.c.arm, CONTACTS.c.address)
+            select(CONTACTS.c.customer_id, CONTACTS.c.arm, CONTACTS.c.address, CONTACTS.c.offer_id)
             .where(CONTACTS.c.campaign_id == plan.id, CONTACTS.c.status == "pending")
             .order_by(CONTACTS.c.customer_id)
             .limit(limit)
         ).all()
     subject_template = TEMPLATES.from_string(plan.subject_template)
     body_template = TEMPLATES.from_string(plan.body_template)
-    sent = 0
+    sent = failed = 0
     kind = plan.channel or "email"
-    for customer_id, arm, address in pending:
+    today = dt.date.today()
+    for customer_id, arm, address, offer_id in pending:
         where = (CONTACTS.c.campaign_id == plan.id) & (CONTACTS.c.customer_id == customer_id)
-        if not consent_in_force(engine, customer_id, channel=kind):
+        offer = offers.get(offer_id if offer_id is not None else plan.offer_id)
+        refusal = _refusal(engine, customer_id, kind, offer, today)
+        if refusal:
             with engine.begin() as conn:
-                reason = "consent withdrawn after the campaign was prepared"
-                conn.execute(update(CONTACTS).where(where).values(status="blocked", reason=reason))
+                conn.execute(update(CONTACTS).where(where).values(status="blocked", reason=refusal[:200]))
             continue
-        context = _context(engine, customer_id, arm, offer)
-        subject, body = subject_template.render(context), body_template.render(context)
+        try:
+            context = message_context(engine, customer_id, arm, offer)
+            subject, body = subject_template.render(context), body_template.render(context)
+        except jinja2.TemplateError as error:  # an attribute the offer lacks, a call the sandbox refuses …
+            with engine.begin() as conn:
+                reason = f"the message could not be written: {error}"[:200]
+                conn.execute(update(CONTACTS).where(where).values(status="failed", reason=reason))
+            failed += 1
+            continue
         with engine.begin() as conn:
             conn.execute(update(CONTACTS).where(where).values(status="sending"))
         try:
@@ -100,7 +112,7 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
                     update(CONTACTS).where(where).values(status="pending", reason=f"channel failed: {error}"[:200])
                 )
             remaining = len(pending) - sent
-            return SendResult(sent, 1, remaining, str(error))
+            return SendResult(sent, failed + 1, remaining, str(error))
         at = utcnow()
         with engine.begin() as conn:
             conn.execute(update(CONTACTS).where(where).values(status="sent", reason=None))
@@ -115,7 +127,24 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
         )
         if not left:
             conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="sent"))
-    return SendResult(sent, 0, int(left or 0), None)
+    return SendResult(sent, failed, int(left or 0), None)
+
+
+def _refusal(
+    engine: Engine, customer_id: int, channel: str, offer: dict[str, Any] | None, today: dt.date
+) -> str | None:
+    """Why a prepared contact must not go now, or None: consent withdrawn since, or its offer no longer valid."""
+    if not consent_in_force(engine, customer_id, channel=channel):
+        return "consent withdrawn after the campaign was prepared"
+    if offer is not None and not offer_valid(SimpleNamespace(**offer), today, None):
+        valid = f"{offer['valid_from'] or '…'} to {offer['valid_to'] or '…'}"
+        return f"offer {offer['name']!r} is no longer valid (valid {valid})"
+    return None
+
+
+def _offers(engine: Engine) -> dict[int, dict[str, Any]]:
+    with engine.connect() as conn:
+        return {int(row["id"]): dict(row) for row in conn.execute(select(OFFERS)).mappings()}
 
 
 def record_response(
@@ -161,3 +190,38 @@ def contact_statuses(engine: Engine, key: str) -> dict[str, int]:
             select(CONTACTS.c.status, func.count()).where(CONTACTS.c.campaign_id == plan.id).group_by(CONTACTS.c.status)
         ).all()
     return {str(status): int(count) for status, count in rows}
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    customer_id: int
+    offer: str | None
+    offer_reason: str | None
+    subject: str
+    body: str
+
+
+def preview_messages(engine: Engine, key: str, *, sample: int = 3) -> list[MessagePreview]:
+    """The messages of a prepared campaign as its first ``sample`` pending customers would get them (nothing sent)."""
+    plan = plan_of(engine, key)
+    if plan.status == "draft":
+        raise ConflictError(f"campaign {key!r} is a draft: prepare it to see each customer's message", field="campaign")
+    offers = _offers(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(CONTACTS.c.customer_id, CONTACTS.c.arm, CONTACTS.c.offer_id, CONTACTS.c.offer_reason)
+            .where(CONTACTS.c.campaign_id == plan.id, CONTACTS.c.status.in_(("pending", "sent")))
+            .order_by(CONTACTS.c.customer_id)
+            .limit(sample)
+        ).all()
+    previews = []
+    for customer_id, arm, offer_id, reason in rows:
+        offer = offers.get(offer_id if offer_id is not None else plan.offer_id)
+        context = message_context(engine, customer_id, arm, offer)
+        try:
+            subject = TEMPLATES.from_string(plan.subject_template).render(context)
+            body = TEMPLATES.from_string(plan.body_template).render(context)
+        except jinja2.TemplateError as error:
+            subject, body = "(cannot be written)", f"the message could not be written: {error}"
+        previews.append(MessagePreview(customer_id, offer["name"] if offer else None, reason, subject, body))
+    return previews

@@ -16,7 +16,9 @@ from sqlalchemy import Engine
 
 from patron.cif.events import EventIn, IngestResult, ingest_events
 from patron.engage.offers import decide_offers
+from patron.engage.recommendations import train_recommendations
 from patron.engage.triggers import fire_for_base, fire_triggers, listened_events
+from patron.errors import InvalidInputError
 from patron.segments.rules import affected_by, apply_event
 from patron.value.scoring import ModelName, RunOptions, ScoreRunResult, score_customers
 
@@ -26,13 +28,20 @@ class ScoreFollowUp:
     run_id: int
     fired: int
     offers_decided: int
+    recommender: str  # the model chosen and stored, or why none was trained
 
 
 def follow_up_score_run(engine: Engine, run_id: int) -> ScoreFollowUp:
-    """What a new score run sets off: the ``scored`` triggers, then the offers decided again."""
+    """What a new score run sets off: the ``scored`` triggers, the offers decided again, and the recommender
+    retrained on the purchases (when there are products to recommend)."""
     fired = fire_for_base(engine, "scored", f"run-{run_id}")
     decided = decide_offers(engine)
-    return ScoreFollowUp(run_id, len(fired), decided)
+    try:
+        trained = train_recommendations(engine)
+        recommender = f"{trained.model} (run {trained.run_id})"
+    except InvalidInputError as error:  # no product-level purchases, or too short a history to judge one
+        recommender = f"none: {error}"
+    return ScoreFollowUp(run_id, len(fired), decided, recommender)
 
 
 def score_and_follow_up(

@@ -27,7 +27,7 @@ def score(source: str | None = None, model: str = "auto", spark_master: str | No
             result, followed = score_and_follow_up(engine, source=source, model=model)  # type: ignore[arg-type]
         return {
             "run_id": result.run_id, "customers": result.customers, "model": result.model, "fired": followed.fired,
-            "offers_decided": followed.offers_decided,
+            "offers_decided": followed.offers_decided, "recommender": followed.recommender,
         }  # fmt: skip
     finally:
         engine.dispose()

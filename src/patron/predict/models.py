@@ -151,7 +151,7 @@ def train_model(
     scores = scored.select("customer_id").with_columns(
         pl.Series("score", model.predict_proba(matrix(design, scored))[:, 1])
     )
-    run_id = _store(engine, card, design, model, scores)
+    run_id = store_model_run(engine, asdict(card), design, model, scores)
     return TrainedModel(run_id, card, scores)
 
 
@@ -198,7 +198,8 @@ def _drivers(
     return [{"feature": name, "auc_drop": round(drop, 4)} for name, drop in drops[:10]]
 
 
-def _store(engine: Engine, card: ModelCard, design: Design, model: Any, scores: pl.DataFrame) -> int:
+def store_model_run(engine: Engine, card: dict[str, Any], design: Design, model: Any, scores: pl.DataFrame) -> int:
+    """A model run (its card, the pickled design and learner) and its per-customer scores with their deciles."""
     buffer = io.BytesIO()
     joblib.dump({"design": design, "model": model}, buffer)
     rank = scores["score"].rank(method="ordinal", descending=True).cast(pl.Int64)
@@ -206,7 +207,7 @@ def _store(engine: Engine, card: ModelCard, design: Design, model: Any, scores: 
     with engine.begin() as conn:
         run_id = int(
             conn.execute(
-                insert(RUNS).values(name=card.name, card=asdict(card), artifact=buffer.getvalue()).returning(RUNS.c.id)
+                insert(RUNS).values(name=card["name"], card=card, artifact=buffer.getvalue()).returning(RUNS.c.id)
             ).scalar_one()
         )
         rows = scores.with_columns(pl.lit(run_id).alias("run_id"), deciles.alias("decile")).to_dicts()
@@ -228,7 +229,8 @@ def list_models(engine: Engine) -> list[dict[str, Any]]:
         rows = conn.execute(select(RUNS.c.id, RUNS.c.name, RUNS.c.created_at, RUNS.c.card).order_by(RUNS.c.id.desc()))
         return [
             {"id": r.id, "name": r.name, "created_at": r.created_at, "chosen": r.card["chosen"],
-             "auc": r.card["metrics"][r.card["chosen"]]["auc"], "target": r.card["target"]}
+             "kind": r.card.get("kind", "propensity"), "auc": r.card["metrics"][r.card["chosen"]].get("auc"),
+             "qini": r.card["metrics"][r.card["chosen"]].get("qini"), "target": r.card["target"]}
             for r in rows
         ]  # fmt: skip
 
