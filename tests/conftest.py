@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, text
 
 from patron.cif.store import make_engine, migrate
@@ -97,3 +101,29 @@ def needs(path: Path) -> pytest.MarkDecorator:
 
 
 NEEDS_SHARED_DATA = needs(SHARED_DATA)
+
+
+class Inbox:
+    """An SMTP server's handler: keeps each message; can be told to refuse from the n-th one on."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.refuse_after: int | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_after is not None and len(self.messages) >= self.refuse_after:
+            return "451 4.3.0 try again later"
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

@@ -6,15 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
-import socket
-from collections.abc import Iterable, Iterator
-from email import message_from_bytes
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, func, select
 
 from patron.cif import schema as s
@@ -31,7 +28,7 @@ from patron.engage.report import campaign_report
 from patron.engage.schema import OfferCandidate
 from patron.engage.sending import contact_statuses, record_response, send_campaign
 from patron.errors import InvalidInputError, NotFoundError
-from tests.conftest import WriteFile
+from tests.conftest import Inbox, WriteFile
 
 SHOP: dict[str, Any] = {
     "source": {"system": "shop", "format": "csv", "currency": "USD", "date_format": "%Y-%m-%d"},
@@ -39,32 +36,6 @@ SHOP: dict[str, Any] = {
     "orders": {"customer": "id", "order_id": "order", "ordered_at": "date", "revenue": "amount"},
 }
 BODY = "Dear {{ first_name }},\nthanks for your order of {{ last_purchase }}.\n{{ manager_signature }}"
-
-
-class Inbox:
-    """An SMTP server's handler: keeps each message; can be told to refuse from the n-th one on."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.refuse_after: int | None = None
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse_after is not None and len(self.messages) >= self.refuse_after:
-            return "451 4.3.0 try again later"
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def customers(engine: Engine, write_file: WriteFile, *, consenting: Iterable[int] = ()) -> dict[str, int]:

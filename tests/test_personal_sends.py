@@ -30,8 +30,7 @@ from patron.engage.schema import CampaignContact, Offer
 from patron.engage.sending import preview_messages, record_response, send_campaign
 from patron.errors import InvalidInputError
 from patron.predict.campaign_uplift import train_uplift
-from tests.conftest import WriteFile
-from tests.test_campaigns import Inbox, smtp  # noqa: F401 - the local SMTP server fixture
+from tests.conftest import Inbox, WriteFile
 
 CATALOGUE = {"tent": "Dome tent", "stove": "Camping stove", "bag": "Sleeping bag", "lamp": "Head lamp",
              "novel": "Crime novel", "reading-lamp": "Reading lamp", "bookmark": "Leather bookmark",
@@ -96,19 +95,23 @@ def test_each_customer_gets_their_own_offer_and_products_over_smtp(
     inbox, port = smtp
     ids = shop(engine, write_file)
     trained = train_recommendations(engine, k=10)
-    assert trained.customers == 60 and set(trained.hit_rate) == {"popularity", "item-item", "als", "bpr"}
+    assert trained.customers == 60
+    assert set(trained.hit_rate) == {"popularity", "item-item", "als", "bpr"}
     create_offer(engine, "camping weekend", margin=30, eligibility="revenue > 40")
     create_offer(engine, "welcome voucher", margin=5)
 
     create_campaign(
-        engine, "autumn", "Autumn, for each their own", rule="orders >= 0", subject="For you, {{ first_name }}", body=BODY,
+        engine, "autumn", "Autumn, for each their own", rule="orders >= 0", subject="For you, {{ first_name }}",
+        body=BODY,
         control_share=0.1, best_offer=True,
     )  # fmt: skip
     prepared = prepare_campaign(engine, "autumn")
-    assert prepared.members == 62 and prepared.control == 6
+    assert prepared.members == 62
+    assert prepared.control == 6
     assert prepared.blocked == ({"email consent for marketing not given": 1} if prepared.pending == 55 else {})
     previews = preview_messages(engine, "autumn", sample=2)
-    assert len(previews) == 2 and all(p.offer and p.offer in p.body for p in previews)
+    assert len(previews) == 2
+    assert all(p.offer and p.offer in p.body for p in previews)
 
     result = send_campaign(engine, "autumn", SmtpChannel("127.0.0.1", port, "news@patron.test"))
     assert (result.sent, result.failed, result.remaining) == (prepared.pending, 0, 0)
@@ -133,13 +136,16 @@ def test_each_customer_gets_their_own_offer_and_products_over_smtp(
         assert f"Your offer: {contact.offer_name}." in body
         assert contact.offer_reason.startswith(f"{contact.offer_name}: P(accept)")
         products = [line[2:].split(" at ")[0] for line in body.splitlines() if line.startswith("- ")]
-        assert len(products) == 3 and not set(products) & owned(engine, contact.customer_id)
+        assert len(products) == 3
+        assert not set(products) & owned(engine, contact.customer_id)
         assert all(line.endswith(" GBP") for line in body.splitlines() if line.startswith("- "))
     assert {row.offer_name for row in sent.values()} == {"camping weekend", "welcome voucher"}
 
     # Cold start: a customer with no history gets the popular products, and says so.
     newcomer = recommendations_for(engine, ids["c61"], k=3)
-    assert newcomer.basis == "popular" and "cold start" in newcomer.explanation and len(newcomer.items) == 3
+    assert newcomer.basis == "popular"
+    assert "cold start" in newcomer.explanation
+    assert len(newcomer.items) == 3
     assert newcomer.items[0].name == "Batteries"  # everyone buys them
 
     # Responses recorded; the report splits the results per offer, beside the control group.
@@ -148,7 +154,8 @@ def test_each_customer_gets_their_own_offer_and_products_over_smtp(
         record_response(engine, "autumn", customer, "bought", value=40.0, currency="GBP")
     by_offer = {row.offer: row for row in offer_results(engine, "autumn", "bought")}
     assert set(by_offer) == {"control", "camping weekend", "welcome voucher"}
-    assert by_offer["camping weekend"].responders == 3 and by_offer["welcome voucher"].responders == 0
+    assert by_offer["camping weekend"].responders == 3
+    assert by_offer["welcome voucher"].responders == 0
     assert by_offer["control"].contacted == 6
     assert sum(row.contacted for name, row in by_offer.items() if name != "control") == prepared.pending
 
@@ -176,7 +183,8 @@ def test_an_offer_that_expires_before_sending_is_not_sent(
             .join(table_of(Offer), table_of(Offer).c.id == table_of(CampaignContact).c.offer_id)
         ).all()  # fmt: skip
     expired = [row for row in rows if row.name == "camping weekend"]
-    assert expired and all(row.status == "blocked" and "no longer valid" in row.reason for row in expired)
+    assert expired
+    assert all(row.status == "blocked" and "no longer valid" in row.reason for row in expired)
     assert result.sent == len(inbox.messages) == sum(1 for row in rows if row.name == "welcome voucher")
     assert prepared.pending == result.sent + len(expired)
     assert all("camping weekend" not in message.get_payload(decode=True).decode() for message in inbox.messages)
@@ -185,7 +193,7 @@ def test_an_offer_that_expires_before_sending_is_not_sent(
 def test_a_message_that_cannot_be_written_fails_that_contact_and_the_rest_go(
     engine: Engine, write_file: WriteFile, smtp: tuple[Inbox, int]
 ) -> None:
-    inbox, port = smtp
+    _inbox, port = smtp
     shop(engine, write_file)
     create_offer(engine, "welcome voucher", margin=5)
     with pytest.raises(InvalidInputError, match="unknown variable"):
@@ -204,7 +212,8 @@ def test_a_message_that_cannot_be_written_fails_that_contact_and_the_rest_go(
         failed = conn.execute(
             select(table_of(CampaignContact).c.reason).where(table_of(CampaignContact).c.status == "failed")
         ).scalar_one()
-    assert "could not be written" in failed and "no_such" in failed
+    assert "could not be written" in failed
+    assert "no_such" in failed
 
 
 def test_uplift_needs_a_randomised_control_group(engine: Engine, write_file: WriteFile) -> None:
@@ -245,10 +254,12 @@ def test_the_api_serves_a_customers_recommendations(engine: Engine, write_file: 
     token = issue_token(engine, authenticate(engine, "agent", "a-long-password-1"))
     headers = {"Authorization": f"Bearer {token}"}
     before: dict[str, Any] = client.get(f"/api/customers/{ids['c1']}/recommendations", headers=headers).json()
-    assert before["basis"] == "none" and before["items"] == []
+    assert before["basis"] == "none"
+    assert before["items"] == []
     train_recommendations(engine)
     answer = client.get(f"/api/customers/{ids['c1']}/recommendations?k=2", headers=headers).json()
-    assert answer["basis"] == "personal" and len(answer["items"]) == 2
+    assert answer["basis"] == "personal"
+    assert len(answer["items"]) == 2
     assert not {item["name"] for item in answer["items"]} & owned(engine, ids["c1"])
     assert answer["items"][0]["price"].endswith(" GBP")
     assert client.get(f"/api/customers/{ids['c1']}/recommendations?k=0", headers=headers).status_code == 422

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import polars as pl
 import pytest
@@ -140,7 +140,8 @@ def test_the_recommender_beats_popularity_and_item_to_item_on_a_time_split(shop:
 def test_each_customer_gets_ten_products_they_have_not_bought(shop: tuple[Engine, ImportResult]) -> None:
     engine, _ = shop
     trained = train_recommendations(engine, split=dt.date(2010, 9, 30))
-    assert trained.model == "als" and trained.customers > 4000
+    assert trained.model == "als"
+    assert trained.customers > 4000
     for external in SAMPLE[:3]:
         with engine.connect() as conn:
             customer = conn.scalar(select(s.Identity.customer_id).where(s.Identity.value == str(external)))
@@ -151,6 +152,7 @@ def test_each_customer_gets_ten_products_they_have_not_bought(shop: tuple[Engine
                 )
             )  # fmt: skip
         found = recommendations_for(engine, int(customer or 0), k=10)
-        assert found.basis == "personal" and len(found.items) == 10
+        assert found.basis == "personal"
+        assert len(found.items) == 10
         assert not {item.product_id for item in found.items} & owned
         assert all(item.currency == "GBP" and item.unit_price_minor > 0 for item in found.items)

@@ -31,7 +31,8 @@ def model(store: Engine) -> TrainedUplift:
 
 
 def test_the_uplift_model_beats_random_targeting_on_held_out_customers(model: TrainedUplift) -> None:
-    assert model.holdout_rows == 19_200 and model.train_rows == 44_800
+    assert model.holdout_rows == 19_200
+    assert model.train_rows == 44_800
     judged = model.evaluations[model.chosen]
     assert judged.qini_low > 0  # the 95 % bootstrap interval of the Qini coefficient excludes random targeting
     # E-mailing the top 30 % by predicted uplift brings more extra visits per e-mail than e-mailing everyone.
@@ -52,7 +53,8 @@ def test_a_campaign_targeted_by_uplift_contacts_only_those_worth_the_cost(store:
     prepared = prepare_campaign(store, "uplift-targeted")
     worth_it = sum(1 for uplift in uplift_scores(store, "email-visit").values() if uplift * 10.0 - 0.5 > 0)
     assert 0 < worth_it < 64_000
-    assert prepared.members == worth_it and prepared.left_out == 64_000 - worth_it
+    assert prepared.members == worth_it
+    assert prepared.left_out == 64_000 - worth_it
     assert prepared.everyone_incremental is not None
     # The file has no e-mail addresses or consents: nobody is actually contacted, but the target is chosen.
     assert prepared.blocked == {"email consent for marketing not given": prepared.members - prepared.control}
@@ -62,11 +64,14 @@ def test_a_budget_goes_to_the_customers_with_the_most_incremental_value(store: E
     """A visit is worth 10 and an e-mail costs 0.8: e-mailing everyone loses money (the average uplift, about 6
     points, brings 0.61 per e-mail); the budget goes to the customers whose own uplift pays for the e-mail."""
     plan = contact_plan(store, uplift_model="email-visit", cost=0.8, value_per_response=10.0, budget=2000.0)
-    assert plan.contacted == 2500 and plan.spend == pytest.approx(2000.0)
-    assert plan.everyone == 64_000 and plan.everyone_spend == pytest.approx(51_200.0)
+    assert plan.contacted == 2500
+    assert plan.spend == pytest.approx(2000.0)
+    assert plan.everyone == 64_000
+    assert plan.everyone_spend == pytest.approx(51_200.0)
     assert plan.expected_incremental > 0 > plan.everyone_incremental
     chosen = plan.customers.filter("contact")
-    assert chosen["uplift"].min() >= plan.customers.filter(~plan.customers["contact"])["uplift"].max()
+    rest = plan.customers.filter(~plan.customers["contact"])
+    assert chosen["uplift"].to_numpy().min() >= rest["uplift"].to_numpy().max()
     unlimited = contact_plan(store, uplift_model="email-visit", cost=0.8, value_per_response=10.0)
     assert unlimited.contacted == sum(1 for u in uplift_scores(store, "email-visit").values() if u * 10 > 0.8)
     assert unlimited.expected_incremental >= plan.expected_incremental
