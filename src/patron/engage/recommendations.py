@@ -26,6 +26,7 @@ from patron.errors import InvalidInputError
 RUNS, RECOMMENDATIONS, PRODUCTS = table_of(RecommenderRun), table_of(Recommendation), table_of(RecommendedProduct)
 CATALOGUE = table_of(s.Product)
 KEPT_RUNS = 2
+LABELS = {"als": "ALS matrix-factorisation", "bpr": "BPR matrix-factorisation", "item-item": "item-to-item"}
 POPULAR = 50
 
 
@@ -129,7 +130,8 @@ class CustomerRecommendations:
     @property
     def explanation(self) -> str:
         if self.basis == "personal":
-            return f"chosen for this customer by the {self.model} recommender (run {self.run_id})"
+            label = LABELS.get(self.model or "", self.model)
+            return f"chosen for this customer by the {label} recommender (run {self.run_id})"
         if self.basis == "popular":
             return "no purchase history yet: the products most customers buy (cold start)"
         return "no recommender has been trained: run `patron campaigns train-recommender` or a score run"

@@ -19,6 +19,7 @@ from patron.cif.identity.actions import history as merge_history
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.cif.view import resolve_customer
+from patron.engage.recommendations import recommendations_for
 from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
 from patron.segments.evolution import migration, sankey, value_share_over_time
@@ -133,7 +134,9 @@ def customer(request: Request, principal: Viewer, customer_id: Annotated[str, Pa
     context = conversation_context(engine_of(request), found) if principal.can("manage_cases") else None
     timeline = list(reversed(view.timeline[-200:]))
     merges = [m for m in merge_history(engine_of(request), found) if m["survivor_id"] == found]
-    return page(request, "customer.html", principal, view=view, timeline=timeline, context=context, merges=merges)
+    recommended = recommendations_for(engine_of(request), found, k=5)
+    return page(request, "customer.html", principal, view=view, timeline=timeline, context=context, merges=merges,
+                recommended=recommended)  # fmt: skip
 
 
 @router.get("/segments", response_model=None)
