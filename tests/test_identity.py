@@ -112,7 +112,7 @@ def test_an_arriving_duplicate_joins_its_person_in_the_same_import(
         fields = {**someone, "born": someone["birth_date"].replace("-", ""), "postcode": someone["postal_code"]}
         arrivals = tmp_path / "arrivals.csv"
         arrivals.write_text(ARRIVALS.format(first=fields["first_name"], last=fields["last_name"], **fields))
-        result = import_file(engine, arrivals, demo_mapping("febrl"))
+        result = import_file(engine, arrivals, demo_mapping("febrl"), rejects_dir=tmp_path)
         assert result.counts.get("customers joined to a matching record") == 1
         assert resolve_customer(engine, "febrl:new-1") == someone["customer_id"]
         assert resolve_customer(engine, "febrl:new-2") != someone["customer_id"]

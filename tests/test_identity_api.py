@@ -5,6 +5,7 @@ one; bad input answers 4xx with a reason."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +27,8 @@ pytestmark = [needs(FEBRL1)]
 
 
 @pytest.fixture
-def api(engine: Engine) -> Iterator[tuple[TestClient, dict[str, str], Engine]]:
-    import_file(engine, FEBRL1, demo_mapping("febrl"))
+def api(engine: Engine, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Engine]]:
+    import_file(engine, FEBRL1, demo_mapping("febrl"), rejects_dir=tmp_path)
     link(engine, thresholds=Thresholds(0.95, 0.2), actor="setup")
     create_user(engine, "admin", "admin-password", "admin")
     with TestClient(create_app(engine), raise_server_exceptions=False) as client:
