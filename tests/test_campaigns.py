@@ -312,7 +312,10 @@ def test_call_list_briefs_each_customer_on_one_page(engine: Engine, write_file: 
     html = briefings_html(briefings, "Call list")
     assert html.count("<section>") == 7
     assert "Nomail Tomer" in html
-    assert briefings_csv(briefings).splitlines()[0] == "customer_id,name,tier,clv,revenue,open_cases,first_question"
+    assert (
+        briefings_csv(briefings).splitlines()[0]
+        == "customer_id,name,tier,clv,revenue,open_cases,first_question,offer,recommended"
+    )
 
 
 def test_sms_through_a_webhook_resumes_after_the_gateway_fails(engine: Engine, write_file: WriteFile) -> None:

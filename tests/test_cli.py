@@ -175,6 +175,25 @@ def test_campaign_report_command_on_hillstrom() -> None:
     assert "Mens E-Mail" in report.output
     assert "+0.0766" in report.output  # men's e-mail visit uplift: 18.28 % − 10.62 %
 
+    replay = runner.invoke(app, ["campaigns", "replay", "hillstrom-2008", "visit"])
+    assert replay.exit_code == 0, replay.output
+    assert "random arms 0.1468" in replay.output
+    assert "always Mens E-Mail: 0.1828" in replay.output
+    uplift = runner.invoke(app, ["models", "uplift", "email-visit", "--campaign", "hillstrom-2008", "--kind", "visit"])
+    assert uplift.exit_code == 0, uplift.output
+    assert "x-learner chosen" in uplift.output
+    assert "64,000 customers scored" in uplift.output
+    listed = runner.invoke(app, ["models", "list"])
+    assert "Qini 0.003" in listed.output
+    plan = runner.invoke(app, ["strategy", "contacts", "--uplift-model", "email-visit", "--cost", "0.8",
+                               "--value-per-response", "10", "--budget", "2000"])  # fmt: skip
+    assert plan.exit_code == 0, plan.output
+    assert "contact 2,500 customers for 2,000.00" in plan.output
+    assert "no randomised control group" not in plan.output
+    assert "there is no model called 'nope'" in refused(
+        ["strategy", "contacts", "--uplift-model", "nope", "--cost", "1"]
+    )
+
 
 @pytest.mark.slow
 @NEEDS_SHARED_DATA

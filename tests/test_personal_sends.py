@@ -20,6 +20,7 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
+from patron.engage.call_list import call_list
 from patron.engage.campaigns import create_campaign, prepare_campaign
 from patron.engage.channels import SmtpChannel
 from patron.engage.consent import record_consent
@@ -140,6 +141,13 @@ def test_each_customer_gets_their_own_offer_and_products_over_smtp(
         assert not set(products) & owned(engine, contact.customer_id)
         assert all(line.endswith(" GBP") for line in body.splitlines() if line.startswith("- "))
     assert {row.offer_name for row in sent.values()} == {"camping weekend", "welcome voucher"}
+
+    # A call list's briefings carry the same: the offer to make on the phone and the same three products.
+    for briefing in call_list(engine, "orders > 0", limit=3):
+        assert briefing.offer == next_best_offer(engine, briefing.customer_id, channel="phone").offer
+        expected = [item.as_context() for item in recommendations_for(engine, briefing.customer_id, k=3).items]
+        assert briefing.recommendations == expected
+        assert len(expected) == 3
 
     # Cold start: a customer with no history gets the popular products, and says so.
     newcomer = recommendations_for(engine, ids["c61"], k=3)

@@ -1,5 +1,6 @@
 """Call lists for account managers: who to call, and a one-page briefing each — value, history, open cases,
-recent contacts and the questions to ask next (seed 003: "give them lists of questions based on the history")."""
+recent contacts, the questions to ask next (seed 003: "give them lists of questions based on the history"), and the
+same offer and recommended products an e-mail to them would carry."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from sqlalchemy import Engine
 
 from patron.cif.formats import safe_row
 from patron.cif.money import format_money
+from patron.engage.offers import next_best_offer
+from patron.engage.recommendations import recommendations_for
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
 from patron.service.context import conversation_context
@@ -31,6 +34,10 @@ class Briefing:
     open_cases: list[dict[str, Any]]
     interactions: list[dict[str, Any]]
     questions: list[str] = field(default_factory=list)
+    # what an e-mail to them would carry too: their next-best offer on the phone, and their recommended products
+    offer: str | None = None
+    offer_reason: str = ""
+    recommendations: list[dict[str, object]] = field(default_factory=list)
 
 
 def call_list(engine: Engine, rule: str, *, limit: int = 50, as_of: dt.date | None = None) -> list[Briefing]:
@@ -56,13 +63,16 @@ def call_list(engine: Engine, rule: str, *, limit: int = 50, as_of: dt.date | No
             )
         if not context.consents:
             questions.append("How, and how often, would they like to hear from us?")
+        offer = next_best_offer(engine, row["customer_id"], channel="phone")
+        recommended = [item.as_context() for item in recommendations_for(engine, row["customer_id"], k=3).items]
         briefings.append(
             Briefing(
                 customer_id=row["customer_id"],
                 name=context.customer.get("display_name") or f"customer {row['customer_id']}",
                 value={k: row.get(k) for k in ("tier", "clv", "p_alive", "revenue", "orders", "last_order")},
                 orders=context.orders, open_cases=context.open_cases, interactions=context.interactions,
-                questions=list(dict.fromkeys(questions)),
+                questions=list(dict.fromkeys(questions)), offer=offer.offer, offer_reason=offer.reason,
+                recommendations=recommended,
             )
         )  # fmt: skip
     return briefings
@@ -77,7 +87,9 @@ def briefings_html(briefings: list[Briefing], title: str) -> str:
 def briefings_csv(briefings: list[Briefing]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["customer_id", "name", "tier", "clv", "revenue", "open_cases", "first_question"])
+    writer.writerow(
+        ["customer_id", "name", "tier", "clv", "revenue", "open_cases", "first_question", "offer", "recommended"]
+    )
     for b in briefings:
         writer.writerow(
             safe_row(
@@ -89,6 +101,8 @@ def briefings_csv(briefings: list[Briefing]) -> str:
                     b.value["revenue"],
                     len(b.open_cases),
                     b.questions[0],
+                    b.offer or "",
+                    "; ".join(f"{item['name']} ({item['price']})" for item in b.recommendations),
                 ]
             )
         )
