@@ -74,6 +74,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/campaigns"): EVERYONE,
     ("GET", "/api/campaigns/{key}/live"): EVERYONE,
     ("GET", "/api/campaigns/{key}/report"): EVERYONE,
+    ("GET", "/api/campaigns/{key}/preview"): MANAGERS,
     ("GET", "/api/offers"): EVERYONE,
     ("POST", "/api/offers"): MANAGERS,
     ("POST", "/api/customers"): MANAGERS,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from patron.engage.sending import preview_messages, record_response, send_campai
 from patron.errors import InvalidInputError
 from patron.predict.campaign_uplift import train_uplift
 from tests.conftest import Inbox, WriteFile
+from tests.test_pages import CHROMIUM, serving
 
 CATALOGUE = {"tent": "Dome tent", "stove": "Camping stove", "bag": "Sleeping bag", "lamp": "Head lamp",
              "novel": "Crime novel", "reading-lamp": "Reading lamp", "bookmark": "Leather bookmark",
@@ -271,3 +273,54 @@ def test_the_api_serves_a_customers_recommendations(engine: Engine, write_file: 
     assert not {item["name"] for item in answer["items"]} & owned(engine, ids["c1"])
     assert answer["items"][0]["price"].endswith(" GBP")
     assert client.get(f"/api/customers/{ids['c1']}/recommendations?k=0", headers=headers).status_code == 422
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+def test_the_pages_show_a_customers_products_and_a_campaigns_messages(
+    engine: Engine, write_file: WriteFile, smtp: tuple[Inbox, int], tmp_path: Path
+) -> None:
+    """In Chromium: a manager sees a customer's recommended products and what the first customers of a campaign get
+    (their own offer and products); an analyst sees the results per offer but no one's message."""
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    _, port = smtp
+    ids = shop(engine, write_file)
+    train_recommendations(engine)
+    create_offer(engine, "camping weekend", margin=30, eligibility="revenue > 40")
+    create_campaign(engine, "web", "Web", rule="orders > 0", subject="Hi {{ first_name }}", body=BODY, best_offer=True)
+    prepare_campaign(engine, "web")
+    send_campaign(engine, "web", SmtpChannel("127.0.0.1", port, "news@patron.test"))
+    with engine.connect() as conn:
+        sent = conn.scalars(
+            select(table_of(CampaignContact).c.customer_id).where(table_of(CampaignContact).c.status == "sent")
+        ).all()
+    record_response(engine, "web", sent[0], "bought", value=30.0, currency="GBP")
+    create_user(engine, "admin", "admin-password", "admin")
+    create_user(engine, "ana", "ana-password", "analyst")
+    products = [item.name for item in recommendations_for(engine, ids["c1"], k=5).items]
+    with serving(engine) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url + "/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", "admin-password")
+        page.click("button[type=submit]")
+        page.goto(f"{url}/customers/{ids['c1']}")
+        expect(page.locator("#recommended li")).to_have_count(5)
+        expect(page.locator("#recommended")).to_contain_text(products[0])
+        page.goto(f"{url}/campaigns/web")
+        expect(page.locator("#previews article")).to_have_count(3)
+        expect(page.locator("#previews")).to_contain_text("offer camping weekend")
+        expect(page.locator("#offers")).to_contain_text("camping weekend")
+        page.screenshot(path=str(tmp_path / "campaign-admin.png"), full_page=True)
+        page.click("text=sign out")
+        page.goto(url + "/login")
+        page.fill("input[name=username]", "ana")
+        page.fill("input[name=password]", "ana-password")
+        page.click("button[type=submit]")
+        page.goto(f"{url}/campaigns/web")
+        expect(page.locator("#offers")).to_contain_text("camping weekend")
+        expect(page.locator("#previews")).to_have_count(0)
+        assert "Dear Cus" not in page.content()  # nobody's message
+        page.screenshot(path=str(tmp_path / "campaign-analyst.png"), full_page=True)
+        browser.close()

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from patron.api.schemas import CampaignLive, CampaignOut, CampaignReport
+from patron.api.schemas import CampaignLive, CampaignOut, CampaignReport, MessagePreviewOut
+from patron.auth.access import campaign_previews
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import campaign_report
-from patron.http.common import ReadCustomers, Store
+from patron.http.common import ManageOffers, ReadCustomers, Store
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 Key = Annotated[str, Path(min_length=1, max_length=128)]
@@ -38,3 +39,11 @@ def report(
 ) -> CampaignReport:
     """Per arm: members, responders, rate, uplift against the control with its 95 % interval, p-value, ROI."""
     return CampaignReport(**asdict(campaign_report(store, key, kind, contact_cost=contact_cost)))
+
+
+@router.get("/{key}/preview")
+def preview(
+    key: Key, store: Store, principal: ManageOffers, sample: Annotated[int, Query(ge=1, le=20)] = 3
+) -> list[MessagePreviewOut]:
+    """A prepared campaign's messages as its first customers would get them: their own offer and products."""
+    return [MessagePreviewOut(**asdict(found)) for found in campaign_previews(store, principal, key, sample=sample)]

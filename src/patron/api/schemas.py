@@ -105,6 +105,14 @@ class Recommendations(BaseModel):
     items: list[RecommendedProduct]
 
 
+class MessagePreviewOut(BaseModel):
+    customer_id: int
+    offer: str | None
+    offer_reason: str | None
+    subject: str
+    body: str
+
+
 class Ingested(BaseModel):
     created: int
     duplicates: int

@@ -29,6 +29,7 @@ from patron.cif.view import (
     list_customers,
     record_from,
 )
+from patron.engage.sending import MessagePreview, preview_messages
 from patron.errors import NotFoundError
 from patron.value.latest import LATEST_SCORE
 from patron.value.scoring import scores_page
@@ -178,3 +179,19 @@ def export_customers(engine: Engine, principal: Principal, *, interface: str = "
     writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
     _record(engine, principal, "export", None, interface)
     return buffer.getvalue()
+
+
+def campaign_previews(engine: Engine, principal: Principal, key: str, *, sample: int = 3) -> list[MessagePreview]:
+    """The messages a prepared campaign would send, for those who run campaigns (``manage_offers``); they hold names
+    and offers, so a manager sees only the customers of their portfolio."""
+    authorize(principal, "manage_offers")
+    visible = []
+    for preview in preview_messages(engine, key, sample=sample * 10):
+        try:
+            check_visible(engine, principal, preview.customer_id)
+        except NotFoundError:
+            continue
+        visible.append(preview)
+        if len(visible) == sample:
+            break
+    return visible

@@ -7,9 +7,13 @@ from typing import Annotated
 import plotly.graph_objects as go
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Engine
 
+from patron.auth.access import campaign_previews
+from patron.auth.service import Principal
 from patron.engage.overview import list_campaigns, live_counts
-from patron.engage.report import CampaignReport, campaign_report
+from patron.engage.report import CampaignReport, OfferResult, campaign_report, offer_results
+from patron.engage.sending import MessagePreview
 from patron.errors import PatronError
 from patron.http.common import FragmentViewer, Viewer, engine_of
 from patron.web.render import figure_html, fragment, page, problem_fragment
@@ -34,13 +38,23 @@ def campaign(
     kinds = sorted(live["responses"])
     chosen = kind if kind in kinds else (kinds[0] if kinds else None)
     report = chart = None
+    by_offer: list[OfferResult] = []
     if chosen:
         report = campaign_report(engine, key, chosen)
         chart = figure_html(_uplift_figure(report))
+        by_offer = [row for row in offer_results(engine, key, chosen) if row.offer not in ("control", "no offer")]
+    previews = _previews(engine, principal, key) if principal.can("manage_offers") else []
     return page(
         request, "campaign.html", principal, key=key, problem=None, live=live, kinds=kinds, kind=chosen,
-        report=report, chart=chart,
+        report=report, chart=chart, by_offer=by_offer, previews=previews,
     )  # fmt: skip
+
+
+def _previews(engine: Engine, principal: Principal, key: str) -> list[MessagePreview]:
+    try:
+        return campaign_previews(engine, principal, key, sample=3)
+    except PatronError:  # a draft (nothing decided yet), or a campaign planned outside Patron
+        return []
 
 
 @router.get("/campaigns/{key}/live", response_model=None)
