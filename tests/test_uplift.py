@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from patron.engage.campaigns import create_campaign, prepare_campaign, replay_campaign
+from patron.engage.campaigns import create_campaign, prepare_campaign, replay_campaign, targeting_of
 from patron.engage.offers import create_offer
 from patron.predict.campaign_uplift import TrainedUplift, train_uplift, uplift_scores
 from patron.strategy.contacts import contact_plan
@@ -56,6 +56,10 @@ def test_a_campaign_targeted_by_uplift_contacts_only_those_worth_the_cost(store:
     assert prepared.members == worth_it
     assert prepared.left_out == 64_000 - worth_it
     assert prepared.everyone_incremental is not None
+    stored = targeting_of(store, "uplift-targeted")  # what the campaign page shows
+    assert stored is not None
+    assert stored["left_out"] == prepared.left_out
+    assert stored["everyone_incremental"] == pytest.approx(prepared.everyone_incremental)
     # The file has no e-mail addresses or consents: nobody is actually contacted, but the target is chosen.
     assert prepared.blocked == {"email consent for marketing not given": prepared.members - prepared.control}
 

@@ -288,16 +288,33 @@ def prepare_campaign(
         for start in range(0, len(members), 5000):
             conn.execute(insert(MEMBERS), members[start : start + 5000])
             conn.execute(insert(CONTACTS), contacts[start : start + 5000])
-        conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="prepared"))
+        targeted = None
+        if targeting is not None:
+            made = sum(targeting[c["customer_id"]] for c in contacts if c["status"] == "pending")
+            targeted = {"uplift_model": plan.uplift_model, "expected_incremental": made,
+                        "everyone_incremental": sum(targeting.values()), "left_out": len(targeting) - len(target),
+                        "contacts": sum(1 for c in contacts if c["status"] == "pending")}  # fmt: skip
+        settings = {**(plan.settings or {}), **({"targeting": targeted} if targeted else {})}
+        conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="prepared", settings=settings))
         conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == plan.id).values(started_on=(now or utcnow()).date()))
     pending = sum(1 for c in contacts if c["status"] == "pending")
-    if targeting is None:
+    if targeted is None:
         return Prepared(len(members), len(members) - len(treated), pending, blocked)
-    made = sum(targeting[c["customer_id"]] for c in contacts if c["status"] == "pending")
     return Prepared(
-        len(members), len(members) - len(treated), pending, blocked, expected_incremental=made,
-        everyone_incremental=sum(targeting.values()), left_out=len(targeting) - len(target),
+        len(members), len(members) - len(treated), pending, blocked,
+        expected_incremental=targeted["expected_incremental"], everyone_incremental=targeted["everyone_incremental"],
+        left_out=targeted["left_out"],
     )  # fmt: skip
+
+
+def targeting_of(engine: Engine, key: str) -> dict[str, Any] | None:
+    """What uplift targeting expected when the campaign was prepared (None: not targeted by uplift)."""
+    try:
+        plan = plan_of(engine, key)
+    except NotFoundError:
+        return None
+    found = (plan.settings or {}).get("targeting")
+    return dict(found) if found else None
 
 
 def _offers_for(

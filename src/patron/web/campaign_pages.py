@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from patron.auth.access import campaign_previews
 from patron.auth.service import Principal
+from patron.engage.campaigns import targeting_of
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import CampaignReport, OfferResult, campaign_report, offer_results
 from patron.engage.sending import MessagePreview
@@ -46,7 +47,7 @@ def campaign(
     previews = _previews(engine, principal, key) if principal.can("manage_offers") else []
     return page(
         request, "campaign.html", principal, key=key, problem=None, live=live, kinds=kinds, kind=chosen,
-        report=report, chart=chart, by_offer=by_offer, previews=previews,
+        report=report, chart=chart, by_offer=by_offer, previews=previews, targeting=targeting_of(engine, key),
     )  # fmt: skip
 
 
