@@ -103,6 +103,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/strategy/elasticity"): ANALYSTS_TOO,
     ("GET", "/strategy/elasticity/panel"): ANALYSTS_TOO,
     ("GET", "/strategy/network"): ANALYSTS_TOO,
+    ("GET", "/strategy/contacts"): ANALYSTS_TOO,
     ("GET", "/campaigns"): EVERYONE,
     ("GET", "/campaigns/{key}"): EVERYONE,
     ("GET", "/campaigns/{key}/live"): EVERYONE,

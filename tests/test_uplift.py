@@ -6,15 +6,18 @@ judged by offline replay. Seeds are fixed; the figures are the ones docs/ENGAGE.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from patron.auth.service import create_user
 from patron.engage.campaigns import create_campaign, prepare_campaign, replay_campaign, targeting_of
 from patron.engage.offers import create_offer
 from patron.predict.campaign_uplift import TrainedUplift, train_uplift, uplift_scores
 from patron.strategy.contacts import contact_plan
 from tests.conftest import SHARED_DATA, demo_store, needs
+from tests.test_pages import CHROMIUM, serving
 
 HILLSTROM = SHARED_DATA / "hillstrom-email" / "hillstrom.csv"
 pytestmark = [pytest.mark.slow, needs(HILLSTROM), pytest.mark.xdist_group("hillstrom-uplift")]
@@ -88,3 +91,27 @@ def test_thompson_sampling_replayed_offline_beats_random_arms(store: Engine) -> 
     best = max(replay.arm_rates.values())
     assert replay.ci_low <= best <= replay.ci_high + 0.005  # it approaches always sending the best arm
     assert max(replay.final_share, key=replay.final_share.__getitem__) == "Mens E-Mail"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+def test_the_contacts_page_plans_a_budget_in_the_browser(store: Engine, model: TrainedUplift, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    create_user(store, "mia", "mia-password-1", "manager")
+    with serving(store) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(url + "/login")
+        page.fill("input[name=username]", "mia")
+        page.fill("input[name=password]", "mia-password-1")
+        page.click("button[type=submit]")
+        page.goto(url + "/strategy/contacts")
+        page.fill("input[name=cost]", "0.8")
+        page.fill("input[name=budget]", "2000")
+        page.fill("input[name=value]", "10")
+        page.click("#contacts-form button")
+        expect(page.locator("#contact-plan")).to_contain_text("Contact 2,500 customers for 2,000.00")
+        expect(page.locator("#contact-plan")).to_contain_text("Contacting everyone (64,000) would cost 51,200.00")
+        expect(page.locator("#chart-contacts .plotly")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "contacts.png"), full_page=True)
+        browser.close()

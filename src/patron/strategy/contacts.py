@@ -76,7 +76,7 @@ def contact_plan(
         members = features.customers.filter(compiled.expression(Context(features.categories, features.as_of)))
         frame = frame.join(members.select("customer_id"), on="customer_id")
     if value_per_response is not None:
-        basis = f"{value_per_response:g} per response"
+        basis = f"{value_per_response:g}"
         frame = frame.with_columns(pl.lit(value_per_response).alias("value"))
     else:
         values = latest_scores(engine, customer_ids=frame["customer_id"].to_list())

@@ -17,7 +17,9 @@ from patron.auth.service import Principal
 from patron.cif.facts import scope_choices
 from patron.errors import PatronError
 from patron.http.common import FragmentViewer, Viewer, engine_of
+from patron.predict.models import list_models
 from patron.strategy.budget import customer_equity
+from patron.strategy.contacts import ContactPlan, contact_plan
 from patron.strategy.plans import (
     ELASTICITY_SEGMENTS,
     BudgetPlan,
@@ -198,6 +200,52 @@ def elasticity_panel(
         request, "_elasticity.html", problem=None, scope=scope, segments=found, chart=figure_html(figure),
         customers=customers.height, spread=spread.row(0, named=True),
     )  # fmt: skip
+
+
+@router.get("/strategy/contacts", response_model=None)
+def contacts(
+    request: Request,
+    principal: Viewer,
+    *,
+    model: Annotated[str | None, Query(max_length=100)] = None,
+    cost: Annotated[float, Query(ge=0, le=1e6)] = 0.5,
+    budget: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+    value: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+) -> Response:
+    """Whom to contact under a budget: uplift × value − cost per customer, against contacting everyone."""
+    engine = engine_of(request)
+    allowed = principal.can("read_strategy")
+    models = [row["name"] for row in list_models(engine) if row["kind"] == "uplift"] if allowed else []
+    chosen = model if model in models else (models[0] if models else None)
+
+    def build() -> dict[str, Any]:
+        if chosen is None:
+            return {"plan": None, "chart": None}
+        plan = contact_plan(engine, uplift_model=chosen, cost=cost, budget=budget, value_per_response=value)
+        return {"plan": plan, "chart": figure_html(_contacts_figure(plan))}
+
+    return _guarded(request, principal, "strategy_contacts.html", build, models=list(dict.fromkeys(models)),
+                    model=chosen, cost=cost, budget=budget, value=value)  # fmt: skip
+
+
+def _contacts_figure(plan: ContactPlan) -> go.Figure:
+    """The expected incremental margin as more customers are contacted, best first: it rises while uplift pays for
+    the contact and falls after; the budget's point and contacting everyone are marked."""
+    ranked = plan.customers.sort("incremental", descending=True)
+    gained = ranked["incremental"].cum_sum().to_numpy()
+    step = max(1, len(gained) // 2000)  # a curve of at most ~2,000 points is enough for the eye
+    contacted = np.arange(1, len(gained) + 1)[::step]
+    figure = go.Figure()
+    figure.add_scatter(x=contacted, y=gained[::step], mode="lines", name="best first")
+    figure.add_scatter(x=[plan.contacted], y=[plan.expected_incremental], mode="markers", name="the plan",
+                       marker={"size": 12, "color": "#2b6cb0"})  # fmt: skip
+    figure.add_scatter(x=[plan.everyone], y=[plan.everyone_incremental], mode="markers", name="everyone",
+                       marker={"size": 12, "color": "#c53030"})  # fmt: skip
+    return figure.update_layout(
+        title="Expected incremental margin by customers contacted",
+        xaxis_title="customers contacted, best first",
+        yaxis_title="expected incremental margin",
+    )
 
 
 @router.get("/strategy/network", response_model=None)
