@@ -11,12 +11,13 @@ import math
 from dataclasses import dataclass
 
 from scipy.stats import norm
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, Subquery, func, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.money import minor_unit
 from patron.cif.store import id_by_key
+from patron.engage.schema import CampaignContact, Offer
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
 
@@ -52,17 +53,36 @@ def campaign_id_of(engine: Engine, key: str) -> int:
     return id_by_key(engine, CAMPAIGNS.c.campaign_key, key, what="campaign", field="campaign")
 
 
-def campaign_report(
-    engine: Engine, campaign: str, kind: str, *, contact_cost: float = 0.0, margin_rate: float | None = None
-) -> CampaignReport:
-    """Results of ``campaign`` for one response ``kind`` (e.g. visit, conversion, opened, clicked, bought)."""
-    campaign_id = campaign_id_of(engine, campaign)
-    responded = (
+def _responded(campaign_id: int, kind: str) -> Subquery:
+    """customer_id, value_minor: who gave a response of ``kind`` to the campaign, with its value."""
+    return (
         select(RESPONSES.c.customer_id, func.sum(func.coalesce(RESPONSES.c.value_minor, 0)).label("value_minor"))
         .where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
         .group_by(RESPONSES.c.customer_id)
         .subquery()
     )
+
+
+def _value_unit(conn: Connection, campaign: str, campaign_id: int, kind: str) -> int:
+    """Minor units per major unit of the responses' currency; values in two currencies are never added."""
+    currencies = conn.scalars(
+        select(RESPONSES.c.currency).where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
+        .where(RESPONSES.c.currency.is_not(None)).distinct()
+    ).all()  # fmt: skip
+    if len(currencies) > 1:
+        raise InvalidInputError(
+            f"the {kind!r} responses of {campaign!r} are valued in {', '.join(sorted(currencies))}; "
+            "amounts in different currencies are never added", field="kind",
+        )  # fmt: skip
+    return minor_unit(currencies[0] if currencies else get_settings().default_currency)
+
+
+def campaign_report(
+    engine: Engine, campaign: str, kind: str, *, contact_cost: float = 0.0, margin_rate: float | None = None
+) -> CampaignReport:
+    """Results of ``campaign`` for one response ``kind`` (e.g. visit, conversion, opened, clicked, bought)."""
+    campaign_id = campaign_id_of(engine, campaign)
+    responded = _responded(campaign_id, kind)
     query = (
         select(
             MEMBERS.c.arm,
@@ -78,16 +98,7 @@ def campaign_report(
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-        currencies = conn.scalars(
-            select(RESPONSES.c.currency).where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
-            .where(RESPONSES.c.currency.is_not(None)).distinct()
-        ).all()  # fmt: skip
-    if len(currencies) > 1:
-        raise InvalidInputError(
-            f"the {kind!r} responses of {campaign!r} are valued in {', '.join(sorted(currencies))}; "
-            "amounts in different currencies are never added", field="kind",
-        )  # fmt: skip
-    unit = minor_unit(currencies[0] if currencies else get_settings().default_currency)
+        unit = _value_unit(conn, campaign, campaign_id, kind)
     margin_rate = get_settings().default_margin_rate if margin_rate is None else margin_rate
     controls = [row for row in rows if row.is_control]
     if len(controls) > 1:
@@ -141,16 +152,9 @@ def offer_results(engine: Engine, campaign: str, kind: str) -> list[OfferResult]
     offer's effect with who was chosen for it; only each offer's group against the control is a fair comparison
     when the control was drawn from the same customers.
     """
-    from patron.engage.schema import CampaignContact, Offer  # noqa: PLC0415 - the report reads them only here
-
     contacts, offers = table_of(CampaignContact), table_of(Offer)
     campaign_id = campaign_id_of(engine, campaign)
-    responded = (
-        select(RESPONSES.c.customer_id, func.sum(func.coalesce(RESPONSES.c.value_minor, 0)).label("value_minor"))
-        .where(RESPONSES.c.campaign_id == campaign_id, RESPONSES.c.kind == kind)
-        .group_by(RESPONSES.c.customer_id)
-        .subquery()
-    )
+    responded = _responded(campaign_id, kind)
     query = (
         select(
             offers.c.name, contacts.c.status, func.count(), func.count(responded.c.customer_id),
