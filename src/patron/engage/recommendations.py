@@ -74,14 +74,13 @@ def train_recommendations(
                 ).returning(RUNS.c.id)
             ).scalar_one()
         )  # fmt: skip
-        conn.execute(
-            insert(PRODUCTS),
-            [
-                {"run_id": run_id, "product_id": int(item), "unit_price_minor": price, "currency": currency,
-                 "popular_rank": popular_rank.get(item)}
-                for item, price, currency in prices.filter(pl.col("item").is_in(list(wanted))).iter_rows()
-            ],
-        )  # fmt: skip
+        products = [
+            {"run_id": run_id, "product_id": int(item), "unit_price_minor": price, "currency": currency,
+             "popular_rank": popular_rank.get(item)}
+            for item, price, currency in prices.filter(pl.col("item").is_in(list(wanted))).iter_rows()
+        ]  # fmt: skip
+        if products:  # none when nothing is still sold
+            conn.execute(insert(PRODUCTS), products)
         rows = [
             {"run_id": run_id, "customer_id": customer, "rank": rank, "product_id": int(item), "score": score}
             for customer, items in chosen.items()
