@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     match_threshold: float = 0.95
     review_threshold: float = 0.50
     realtime_matching: bool = True
+    # Sessions and tokens (docs/SECURITY.md): a browser session ends after this long idle or this long in all; an
+    # API token after this many days; the session cookie is marked Secure (sent over HTTPS only) when set.
+    session_idle_minutes: int = 60
+    session_hours: int = 12
+    token_days: int = 90
+    secure_cookies: bool = False
+    # Sign-in throttling: after this many failures a user waits 2, 4, 8 … seconds between tries; at the lockout
+    # count the account is locked until an admin lifts it (`patron users unlock`).
+    sign_in_free_failures: int = 3
+    sign_in_lockout: int = 10
     # PostgreSQL connection pool per process (the API runs one pool per worker process).
     pool_size: int = 5
     max_overflow: int = 10  # path to the PostgreSQL JDBC jar; default: Debian's, when installed

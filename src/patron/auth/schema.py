@@ -1,4 +1,5 @@
-"""Users (hashed passwords, a role) and their API and session tokens (stored as hashes only)."""
+"""Users (hashed passwords, a role, sign-in failures) and their API and session tokens (stored as hashes only, each
+with an expiry, its last use and its revocation)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))  # argon2id
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Sign-in throttling: failures since the last success, when the last one was, and a lockout an admin lifts.
+    failed_sign_ins: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    locked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ApiToken(Base):
@@ -34,3 +39,16 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the secret
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # logout, password change, disable, revoke
+
+
+class SignInAddress(Base):
+    """Failed sign-ins from one client address since its last success: guessing many users from one place waits
+    too (kept in the store, so every server process counts the same)."""
+
+    __tablename__ = "sign_in_addresses"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -14,20 +14,23 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, bindparam, insert, select
+from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
-from patron.auth.schema import ApiToken, User
+from patron.auth.schema import ApiToken, SignInAddress, User
 from patron.cif.columns import table_of, utcnow
+from patron.cif.ledger import audit_row, audited
 from patron.cif.store import read_once_more
 from patron.errors import ConflictError, InvalidInputError, PatronError
+from patron.settings import get_settings
 
 USERS = table_of(User)
 TOKENS = table_of(ApiToken)
 ROLES = ("admin", "manager", "agent", "analyst")
-SESSION_HOURS = 12
 _hasher = PasswordHasher()
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -102,16 +105,92 @@ def create_user(engine: Engine, username: str, password: str, role: str, display
         return int(conn.execute(insert(USERS).values(row).returning(USERS.c.id)).scalar_one())
 
 
-def authenticate(engine: Engine, username: str, password: str) -> Principal:
+class ThrottledError(PatronError):
+    code = "throttled"
+
+
+# Verified when the user is unknown, disabled or locked, so every refusal costs one argon2 verification: how long
+# the answer takes tells nothing about whether the username exists.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+ADDRESSES = table_of(SignInAddress)
+ADDRESS_FREE_FACTOR = 3  # an address may fail three times as often as one user before it waits (shared offices)
+
+
+def _wait_after(failures: int, free: int | None = None) -> float:
+    """Seconds to wait after ``failures`` failed sign-ins: none for the first few, then 2, 4, 8 … up to 5 minutes."""
+    free = get_settings().sign_in_free_failures if free is None else free
+    return 0.0 if failures < free else float(min(2 ** (failures - free + 1), 300))
+
+
+def _address_wait(engine: Engine, address: str | None, now: dt.datetime) -> float:
+    if not address:
+        return 0.0
     with engine.connect() as conn:
-        row = conn.execute(select(USERS).where(USERS.c.username == username, USERS.c.active)).first()
+        row = conn.execute(select(ADDRESSES).where(ADDRESSES.c.address == address[:64])).first()
+    if row is None:
+        return 0.0
+    free = get_settings().sign_in_free_failures * ADDRESS_FREE_FACTOR
+    return float(_wait_after(row.failures, free) - (now - row.last_failed_at).total_seconds())
+
+
+def authenticate(engine: Engine, username: str, password: str, *, address: str | None = None) -> Principal:
+    """The user for a username and password, throttled per user and per client address (growing waits, then a
+    lockout an admin lifts); every failure is audited."""
+    settings = get_settings()
+    now = utcnow()
+    if (wait := _address_wait(engine, address, now)) > 0:
+        raise ThrottledError(f"too many failed sign-ins from this address: try again in {wait:.0f} s")
+    with engine.connect() as conn:
+        row = conn.execute(select(USERS).where(USERS.c.username == username)).first()
+    if row is not None and row.last_failed_at is not None:
+        wait = _wait_after(row.failed_sign_ins) - (now - row.last_failed_at).total_seconds()
+        if row.locked_at is None and wait > 0:
+            raise ThrottledError(f"too many failed sign-ins for this user: try again in {wait:.0f} s")
+    usable = row is not None and row.active and row.locked_at is None
     try:
-        if row is None:
-            raise VerificationError("unknown user")
-        _hasher.verify(row.password_hash, password)
+        _hasher.verify(row.password_hash if usable and row is not None else _DUMMY_HASH, password)
+        if not usable:
+            raise VerificationError("unknown, disabled or locked user")
     except (VerificationError, InvalidHashError) as error:
+        _failed(engine, row, username, address, now, lockout=settings.sign_in_lockout)
+        if row is not None and row.locked_at is not None:
+            raise UnauthorizedError(
+                "this account is locked after too many failed sign-ins: an admin can lift it (patron users unlock)"
+            ) from error
         raise UnauthorizedError("wrong username or password") from error
+    assert row is not None  # usable
+    with engine.begin() as conn:
+        if row.failed_sign_ins:
+            conn.execute(USERS.update().where(USERS.c.id == row.id).values(failed_sign_ins=0, last_failed_at=None))
+        if address:
+            conn.execute(ADDRESSES.delete().where(ADDRESSES.c.address == address[:64]))
     return Principal(row.username, row.role, row.id)
+
+
+def _failed(engine: Engine, row: Any, username: str, address: str | None, now: dt.datetime, *, lockout: int) -> None:
+    details: dict[str, Any] = {"username": username[:64], "address": address}
+    with engine.begin() as conn:
+        if address:
+            counted = conn.execute(
+                ADDRESSES.update().where(ADDRESSES.c.address == address[:64])
+                .values(failures=ADDRESSES.c.failures + 1, last_failed_at=now)
+            ).rowcount  # fmt: skip
+            if not counted:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(ADDRESSES).values(address=address[:64], failures=1, last_failed_at=now))
+                except IntegrityError:  # a simultaneous failure from the same address counted it first
+                    pass
+        if row is not None:
+            failures = row.failed_sign_ins + 1
+            locked = row.locked_at or (now if failures >= lockout else None)
+            conn.execute(
+                USERS.update().where(USERS.c.id == row.id)
+                .values(failed_sign_ins=failures, last_failed_at=now, locked_at=locked)
+            )  # fmt: skip
+            details |= {"failures": failures, "locked": locked is not None}
+        audited(conn, [audit_row(actor=username[:64], interface="sign-in", action="sign-in failed", entity="user",
+                                 entity_id=None if row is None else row.id, details=details)])  # fmt: skip
 
 
 FIRST_ADMIN_PASSWORD = "patron-demo"
@@ -126,7 +205,11 @@ def ensure_first_admin(engine: Engine) -> bool:
     return True
 
 
-def _digest(secret: str) -> str:
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
@@ -135,26 +218,39 @@ def issue_token(engine: Engine, principal: Principal, *, name: str = "api", kind
     if principal.user_id is None:
         raise InvalidInputError("only a stored user can hold a token")
     secret = secrets.token_urlsafe(32)
-    expires = utcnow() + dt.timedelta(hours=SESSION_HOURS) if kind == "session" else None
+    settings = get_settings()
+    lifetime = (
+        dt.timedelta(hours=settings.session_hours) if kind == "session" else dt.timedelta(days=settings.token_days)
+    )
+    expires = utcnow() + lifetime
     with engine.begin() as conn:
         conn.execute(
             insert(TOKENS).values(
-                user_id=principal.user_id, name=name, kind=kind, token_hash=_digest(secret), expires_at=expires
+                user_id=principal.user_id, name=name, kind=kind, token_hash=token_digest(secret), expires_at=expires
             )
         )
     return secret
 
 
 _TOKEN_OWNER = (
-    select(USERS.c.id, USERS.c.username, USERS.c.role, TOKENS.c.expires_at)
+    select(
+        USERS.c.id,
+        USERS.c.username,
+        USERS.c.role,
+        TOKENS.c.id.label("token_id"),
+        TOKENS.c.kind,
+        TOKENS.c.expires_at,
+        func.coalesce(TOKENS.c.last_used_at, TOKENS.c.created_at).label("last_used_at"),
+    )
     .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
-    .where(TOKENS.c.token_hash == bindparam("digest"), USERS.c.active)
-)  # built once: every API request runs it
+    .where(TOKENS.c.token_hash == bindparam("digest"), USERS.c.active, TOKENS.c.revoked_at.is_(None))
+)  # fmt: skip  (built once: every API request runs it)
+LAST_USE_PRECISION = dt.timedelta(minutes=1)  # a token's last use is written at most once a minute
 
 
 # Who holds a token, remembered per process for a few seconds: on PostgreSQL the check was a connection
-# checkout and two round trips on every request. The price: disabling a user reaches every server process
-# within this many seconds, not at once (docs/WEB.md).
+# checkout and two round trips on every request. Revoking in this process forgets every token at once; another
+# server process stops accepting a revoked token within this many seconds (docs/SECURITY.md).
 TOKEN_MEMORY_SECONDS = 5.0
 _KNOWN_TOKENS: dict[tuple[int, str], tuple[float, Principal, dt.datetime | None]] = {}
 _KNOWN_LOCK = threading.Lock()
@@ -169,26 +265,39 @@ def _remembered(key: tuple[int, str]) -> tuple[float, Principal, dt.datetime | N
 def _unexpired(known: tuple[float, Principal, dt.datetime | None]) -> Principal:
     _, principal, expires_at = known
     if expires_at is not None and expires_at < utcnow():
-        raise UnauthorizedError("the token is unknown or has expired: sign in again")
+        raise UnauthorizedError("the token is unknown, expired or revoked: sign in again")
     return principal
 
 
 def remembered_principal(engine: Engine, secret: str) -> Principal | None:
     """The token's holder if this process checked it in the last few seconds (no store access), else ``None``."""
-    known = _remembered((id(engine), _digest(secret)))
+    known = _remembered((id(engine), token_digest(secret)))
     return _unexpired(known) if known is not None else None
 
 
 def principal_for_token(engine: Engine, secret: str) -> Principal:
-    key = (id(engine), _digest(secret))
+    key = (id(engine), token_digest(secret))
     known = _remembered(key)
     if known is None:
         row = read_once_more(engine, lambda conn: conn.execute(_TOKEN_OWNER, {"digest": key[1]}).first())
         if row is None:
-            raise UnauthorizedError("the token is unknown or has expired: sign in again")
+            raise UnauthorizedError("the token is unknown, expired or revoked: sign in again")
+        now = utcnow()
+        idle = dt.timedelta(minutes=get_settings().session_idle_minutes)
+        if row.kind == "session" and now - row.last_used_at > idle:
+            raise UnauthorizedError("the session ended after a while without use: sign in again")
+        if now - row.last_used_at > LAST_USE_PRECISION:
+            with engine.begin() as conn:
+                conn.execute(TOKENS.update().where(TOKENS.c.id == row.token_id).values(last_used_at=now))
         known = (time.monotonic(), Principal(row.username, row.role, row.id), row.expires_at)
         with _KNOWN_LOCK:
             if len(_KNOWN_TOKENS) > 10_000:
                 _KNOWN_TOKENS.clear()
             _KNOWN_TOKENS[key] = known
     return _unexpired(known)
+
+
+def forget_tokens() -> None:
+    """Drop this process's memory of checked tokens (after a revocation, so it takes effect here at once)."""
+    with _KNOWN_LOCK:
+        _KNOWN_TOKENS.clear()

@@ -15,7 +15,7 @@ from patron.cli.scale import jobs_app, scheduler, spark_app, worker
 from patron.cli.segments import models_app, segments_app
 from patron.cli.service import cases_app, kb_app
 from patron.cli.service import context as service_context
-from patron.cli.shared import console, open_store, progress_bar, reports_errors
+from patron.cli.shared import console, open_store, print_rows, progress_bar, reports_errors
 from patron.cli.strategy import strategy_app
 from patron.cli.value import value_app
 from patron.demo.sets import DEMO_SETS, EXAMPLE_SETS
@@ -368,6 +368,78 @@ def users_add(username: str, role: str, password: Annotated[str, typer.Option(pr
 
     create_user(open_store(), username, password, role)
     console.print(f"user {username} ({role}) added")
+
+
+@users_app.command("disable")
+@reports_errors
+def users_disable(username: str) -> None:
+    """The user can no longer sign in; every session and token they hold ends now."""
+    from patron.auth.accounts import disable_user  # noqa: PLC0415
+
+    revoked = disable_user(open_store(), username)
+    console.print(f"user {username} disabled; {revoked} session(s) and token(s) ended")
+
+
+@users_app.command("enable")
+@reports_errors
+def users_enable(username: str) -> None:
+    """Let a disabled user sign in again (their old tokens stay ended)."""
+    from patron.auth.accounts import enable_user  # noqa: PLC0415
+
+    enable_user(open_store(), username)
+    console.print(f"user {username} enabled")
+
+
+@users_app.command("unlock")
+@reports_errors
+def users_unlock(username: str) -> None:
+    """Lift the lockout after too many failed sign-ins."""
+    from patron.auth.accounts import unlock_user  # noqa: PLC0415
+
+    unlock_user(open_store(), username)
+    console.print(f"user {username} may sign in again")
+
+
+@users_app.command("password")
+@reports_errors
+def users_password(
+    username: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)]
+) -> None:
+    """Set a new password; every session and token of the user ends."""
+    from patron.auth.accounts import change_password  # noqa: PLC0415
+
+    revoked = change_password(open_store(), username, password)
+    console.print(f"password of {username} changed; {revoked} session(s) and token(s) ended")
+
+
+@users_app.command("tokens")
+@reports_errors
+def users_tokens(username: str) -> None:
+    """The user's sessions and API tokens: when made, when they expire, last used, revoked."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from patron.auth.accounts import list_tokens  # noqa: PLC0415
+
+    def when(moment: object) -> str:
+        return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else "–"
+
+    print_rows(
+        [asdict(token) for token in list_tokens(open_store(), username)],
+        ("id", "name", "kind", "made", "expires", "last used", "revoked"),
+        lambda t: (str(t["id"]), t["name"], t["kind"], when(t["created_at"]), when(t["expires_at"]),
+                   when(t["last_used_at"]), when(t["revoked_at"])),
+        empty=f"{username} holds no tokens.",
+    )  # fmt: skip
+
+
+@users_app.command("revoke")
+@reports_errors
+def users_revoke(token: int) -> None:
+    """End one session or API token (by the id `patron users tokens` shows)."""
+    from patron.auth.accounts import revoke_token  # noqa: PLC0415
+
+    revoke_token(open_store(), token)
+    console.print(f"token {token} revoked")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -30,7 +30,7 @@ from patron.settings import get_settings
 SESSION_COOKIE = "patron_session"
 T = TypeVar("T")
 STATUS = {
-    "not_found": 404, "conflict": 409, "unauthorized": 401, "forbidden": 403, "fit_failed": 422,
+    "not_found": 404, "conflict": 409, "unauthorized": 401, "forbidden": 403, "throttled": 429, "fit_failed": 422,
     "invalid_input": 422, "invalid_segment_rule": 422, "invalid_mapping": 422, "invalid_source": 422,
 }  # fmt: skip
 
@@ -67,14 +67,15 @@ def engine_of(request: Request) -> Engine:
     return engine
 
 
-def _secret(request: Request) -> str:
+def bearer_or_cookie(request: Request) -> str:
+    """The secret a request is signed in with: its bearer token, or else its session cookie."""
     header = request.headers.get("authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
 
 
 def caller(request: Request) -> Principal:
     """The signed-in user: a bearer token (API clients) or the session cookie (pages)."""
-    secret = _secret(request)
+    secret = bearer_or_cookie(request)
     if not secret:
         raise UnauthorizedError("sign in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)")
     return principal_for_token(engine_of(request), secret)
@@ -109,7 +110,7 @@ async def _store(request: Request) -> Engine:
 
 
 async def _caller(request: Request) -> Principal:
-    secret = _secret(request)
+    secret = bearer_or_cookie(request)
     remembered = remembered_principal(engine_of(request), secret) if secret else None
     if remembered is not None:
         return remembered  # checked by this process a moment ago: no store access, no thread

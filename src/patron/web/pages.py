@@ -13,7 +13,8 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
-from patron.auth.service import Principal, UnauthorizedError, authenticate, authorize, issue_token
+from patron.auth.accounts import end_session
+from patron.auth.service import Principal, ThrottledError, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.facts import main_scope, scope_choices
 from patron.cif.identity.actions import history as merge_history
 from patron.cif.quality import quality_report
@@ -27,6 +28,7 @@ from patron.segments.rules import create_segment, evaluate_segments, list_segmen
 from patron.service.cases import work_queue
 from patron.service.context import conversation_context
 from patron.service.metrics import daily_service_metrics, service_figure
+from patron.settings import get_settings
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
 from patron.value.scoring import latest_run
@@ -45,20 +47,30 @@ def login(
     request: Request, username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=200)]
 ) -> Response:
     engine = engine_of(request)
+    address = request.client.host if request.client else None
     try:
-        principal = authenticate(engine, username, password)
-    except UnauthorizedError as error:
+        principal = authenticate(engine, username, password, address=address)
+    except (UnauthorizedError, ThrottledError) as error:
+        status = 429 if isinstance(error, ThrottledError) else 401
         return TEMPLATES.TemplateResponse(
-            request, "login.html", {"error": error.message, "user": None}, status_code=401
+            request, "login.html", {"error": error.message, "user": None}, status_code=status
         )
     response = RedirectResponse("/", status_code=303)
     token = issue_token(engine, principal, name="browser session", kind="session")
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=12 * 3600)
+    settings = get_settings()
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=settings.session_hours * 3600,
+        secure=settings.secure_cookies or request.url.scheme == "https",
+    )  # fmt: skip
     return response
 
 
 @router.get("/logout")
-def logout() -> RedirectResponse:
+def logout(request: Request) -> RedirectResponse:
+    """Sign out: the session ends on the server too, so a copied cookie no longer works."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        end_session(engine_of(request), secret)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

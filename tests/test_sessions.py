@@ -1,0 +1,160 @@
+"""Sessions and tokens that end, on both stores: signing out, disabling a user, changing a password and revoking a
+token end them at once (as a cookie and as a bearer token); API tokens and sessions expire; sign-in failures are
+throttled with growing waits, then lock the account until an admin lifts it, and each failure is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, update
+
+from patron.app import create_app
+from patron.auth.accounts import change_password, disable_user, enable_user, list_tokens, revoke_token, unlock_user
+from patron.auth.schema import ApiToken, SignInAddress, User
+from patron.cif import schema as s
+from patron.cif.columns import table_of, utcnow
+from patron.settings import get_settings
+
+PASSWORD = "a-long-password-1"
+
+
+@pytest.fixture
+def client(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("PATRON_SIGN_IN_LOCKOUT", "6")
+    get_settings.cache_clear()
+    from patron.auth.service import create_user  # noqa: PLC0415
+
+    create_user(engine, "mia", PASSWORD, "manager")
+    create_user(engine, "ana", PASSWORD, "analyst")
+    with TestClient(create_app(engine), follow_redirects=False) as test_client:
+        yield test_client
+    get_settings.cache_clear()
+
+
+def token_for(client: TestClient, username: str = "mia", password: str = PASSWORD) -> str:
+    reply = client.post("/api/auth/token", json={"username": username, "password": password})
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["token"])
+
+
+def works(client: TestClient, secret: str) -> bool:
+    """Whether ``secret`` still signs a request in, asked once as a bearer token and once as the session cookie."""
+    client.cookies.clear()
+    as_bearer = client.get("/api/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    client.cookies.set("patron_session", secret)
+    as_cookie = client.get("/customers").status_code == 200
+    client.cookies.clear()
+    assert as_bearer == as_cookie
+    return bool(as_bearer)
+
+
+def test_signing_out_ends_the_session_on_the_server(client: TestClient) -> None:
+    signed_in = client.post("/login", data={"username": "mia", "password": PASSWORD})
+    assert signed_in.status_code == 303
+    session = signed_in.cookies["patron_session"]
+    assert works(client, session)
+    client.cookies.set("patron_session", session)
+    assert client.get("/logout").status_code == 303
+    assert not works(client, session)  # a copied cookie is worth nothing after sign-out
+    token = token_for(client)
+    assert client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"}).json()["ended"]
+    assert not works(client, token)
+
+
+def test_disabling_a_user_or_changing_their_password_ends_every_session_and_token(
+    client: TestClient, engine: Engine
+) -> None:
+    first, second = token_for(client), token_for(client)
+    assert works(client, first)
+    assert works(client, second)
+    assert disable_user(engine, "mia") == 2
+    assert not works(client, first)
+    assert not works(client, second)
+    assert client.post("/api/auth/token", json={"username": "mia", "password": PASSWORD}).status_code == 401
+    enable_user(engine, "mia")
+    assert not works(client, first)  # enabling again does not bring old tokens back
+    third = token_for(client)
+    assert change_password(engine, "mia", "another-long-password") == 1
+    assert not works(client, third)
+    assert client.post("/api/auth/token", json={"username": "mia", "password": PASSWORD}).status_code == 401
+    assert works(client, token_for(client, password="another-long-password"))
+    with engine.connect() as conn:
+        actions = set(conn.scalars(select(s.AuditEvent.action).where(s.AuditEvent.interface == "accounts")))
+    assert actions == {"user disabled", "user enabled", "password changed"}
+
+
+def test_one_token_is_revoked_and_the_others_keep_working(client: TestClient, engine: Engine) -> None:
+    kept, ended = token_for(client), token_for(client)
+    tokens = list_tokens(engine, "mia")
+    assert [t.kind for t in tokens] == ["api", "api"]
+    assert all(t.expires_at is not None and t.expires_at > utcnow() + dt.timedelta(days=89) for t in tokens)
+    revoke_token(engine, tokens[0].id)  # the newest: ``ended``
+    assert not works(client, ended)
+    assert works(client, kept)
+    assert list_tokens(engine, "mia")[0].revoked_at is not None
+
+
+def test_tokens_expire_and_idle_sessions_end(client: TestClient, engine: Engine) -> None:
+    token = token_for(client)
+    session = client.post("/login", data={"username": "mia", "password": PASSWORD}).cookies["patron_session"]
+    assert works(client, token)
+    assert works(client, session)
+    tokens = table_of(ApiToken)
+    past = utcnow() - dt.timedelta(minutes=1)
+    with engine.begin() as conn:
+        conn.execute(update(tokens).where(tokens.c.kind == "api").values(expires_at=past))
+        conn.execute(
+            update(tokens).where(tokens.c.kind == "session").values(last_used_at=utcnow() - dt.timedelta(hours=2))
+        )
+    from patron.auth.service import forget_tokens  # noqa: PLC0415
+
+    forget_tokens()  # as another process would: it has not seen these tokens lately
+    assert not works(client, token)
+    client.cookies.set("patron_session", session)
+    reply = client.get("/api/me")
+    assert reply.status_code == 401
+    assert "without use" in reply.json()["detail"]
+
+
+def test_failed_sign_ins_are_throttled_then_lock_the_account(client: TestClient, engine: Engine) -> None:
+    users = table_of(User)
+
+    def attempt(password: str, username: str = "mia") -> int:
+        reply = client.post("/api/auth/token", json={"username": username, "password": password})
+        return int(reply.status_code)
+
+    def wait_over() -> None:  # as if the wait had passed, without sleeping in a test
+        an_hour_ago = utcnow() - dt.timedelta(hours=1)
+        with engine.begin() as conn:
+            conn.execute(update(users).values(last_failed_at=an_hour_ago))
+            conn.execute(update(table_of(SignInAddress)).values(last_failed_at=an_hour_ago))
+
+    assert [attempt("wrong") for _ in range(3)] == [401, 401, 401]  # three tries are free
+    assert attempt(PASSWORD) == 429  # then a wait: even the right password is not tried yet
+    wait_over()
+    assert attempt(PASSWORD) == 200  # a success clears the count
+    for _ in range(6):
+        wait_over()
+        assert attempt("wrong") == 401
+    wait_over()
+    locked = client.post("/api/auth/token", json={"username": "mia", "password": PASSWORD})
+    assert locked.status_code == 401
+    assert "locked" in locked.json()["detail"]
+    unlock_user(engine, "mia")
+    assert attempt(PASSWORD) == 200
+    with engine.connect() as conn:
+        failures = conn.scalar(select(func.count()).where(s.AuditEvent.action == "sign-in failed"))
+    assert failures == 3 + 6 + 1  # every failure, the refused attempt on the locked account included
+
+
+def test_one_address_guessing_many_users_is_throttled(client: TestClient) -> None:
+    replies = [
+        client.post("/api/auth/token", json={"username": f"guess{n}", "password": "x"}).status_code for n in range(10)
+    ]
+    assert replies == [401] * 9 + [429]  # an address may fail three times as often as one user, then waits
+    page = client.post("/login", data={"username": "ana", "password": PASSWORD})
+    assert page.status_code == 429
+    assert "try again in" in page.text
