@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# HTMX comes from the npm registry (no Python package ships it) and is served from the package's static folder.
+# HTMX and Swagger UI come from the npm registry and are served from the package's static folder (nothing from a CDN).
 HTMX_JS := src/patron/web/static/vendor/htmx.min.js
 $(HTMX_JS): package-lock.json
 	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm)
 	npm ci --no-audit --no-fund --ignore-scripts --silent
 	mkdir -p $(dir $@)
+	mkdir -p $(dir $@)swagger
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(dir $@)swagger/
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
 install: $(STAMP) $(HTMX_JS) ## Create .venv and install Patron with its development tools and the pages' HTMX

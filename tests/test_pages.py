@@ -202,8 +202,12 @@ def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: st
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        refused: list[str] = []  # the Content-Security-Policy must not have to refuse anything the pages do
+        page.on("console", lambda message: refused.append(message.text)
+                if "Content Security Policy" in message.text else None)  # fmt: skip
         _sign_in(page, site, "admin", "admin-password")
         expect(page.locator("h1")).to_have_text("Dashboard")
+        expect(page.locator(".plotly-figure .main-svg").first).to_be_visible()  # charts drawn without inline script
 
         page.click("text=Strategy")
         expect(page.locator("h1")).to_have_text("Budget: acquisition against retention")
@@ -234,6 +238,7 @@ def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: st
         expect(page.locator("main")).to_contain_text("Your role does not include strategy analytics.")
         expect(page.locator("#chart-budget")).to_have_count(0)
         browser.close()
+    assert refused == []
     assert all(
         (tmp_path / f"{name}.png").stat().st_size > 10_000 for name in ("budget", "portfolio", "pricing", "network")
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import plotly
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
@@ -32,7 +32,9 @@ from patron.api.value_routes import router as value_router
 from patron.auth.trail import flush_reads
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
+from patron.http.browser import SecurityHeaders
 from patron.http.common import SignInRequired, patron_error, problem, sign_in_required, storage_error, validation_error
+from patron.settings import get_settings
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.identity_pages import router as identity_pages_router
 from patron.web.import_pages import router as import_pages_router
@@ -43,6 +45,12 @@ from patron.web.strategy_pages import router as strategy_pages_router
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATIC = Path(__file__).resolve().parent / "web" / "static"
 HTMX_JS = STATIC / "vendor" / "htmx.min.js"  # from the npm registry, put there by `make install`
+API_DOCS = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Patron API</title>
+<link rel="stylesheet" href="/static/vendor/swagger/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/static/vendor/swagger/swagger-ui-bundle.js"></script><script src="/static/api-docs.js"></script>
+</body></html>"""
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -58,13 +66,15 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served below from the package's own Swagger UI: no CDN, no inline script
+        redoc_url=None,
         title="Patron",
         version="0.1.0",
         description="One-to-one customer relationship management: the customer information file, value, segments, "
         "service. Sign in with POST /api/auth/token and send the token as a bearer token.",
     )
     app.state.engine = engine
-    app.add_exception_handler(PatronError, patron_error)
+    app.add_exception_handler(PatronError, _patron_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -78,11 +88,24 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(API_DOCS)
+
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
+    app.add_middleware(SecurityHeaders, https=get_settings().secure_cookies)
     return app
+
+
+async def _patron_error(request: Request, error: Exception) -> Response:
+    """A refusal: a JSON problem for the API; for a person, the app's page when the whole request was refused."""
+    assert isinstance(error, PatronError)
+    if not _is_api(request) and error.code == "forbidden":
+        return error_page(request, 403, error.message)
+    return await patron_error(request, error)
 
 
 def _is_api(request: Request) -> bool:

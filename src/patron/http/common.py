@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from patron.auth.service import Principal, UnauthorizedError, authorize, principal_for_token, remembered_principal
 from patron.errors import PatronError
+from patron.http.browser import check_csrf
 from patron.settings import get_settings
 
 SESSION_COOKIE = "patron_session"
@@ -111,6 +112,8 @@ async def _store(request: Request) -> Engine:
 
 async def _caller(request: Request) -> Principal:
     secret = bearer_or_cookie(request)
+    if secret and not request.headers.get("authorization"):  # signed in by the cookie: a browser, maybe led astray
+        await check_csrf(request, secret)
     remembered = remembered_principal(engine_of(request), secret) if secret else None
     if remembered is not None:
         return remembered  # checked by this process a moment ago: no store access, no thread

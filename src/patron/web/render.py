@@ -9,9 +9,12 @@ import plotly.graph_objects as go
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import escape
 
 from patron.auth.service import Principal
 from patron.cif.money import format_amount, format_money
+from patron.http.browser import csrf_token
+from patron.http.common import SESSION_COOKIE
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 TEMPLATES.env.filters["money"] = format_money
@@ -19,27 +22,29 @@ TEMPLATES.env.filters["amount"] = format_amount
 
 
 def figure_html(figure: go.Figure) -> str:
-    """A figure that fills its grid cell (Plotly's own fixed 700 px would overflow it)."""
+    """A figure that fills its grid cell: its JSON in a data attribute, drawn by /static/patron.js (no inline script,
+    so the Content-Security-Policy can forbid them all)."""
     figure.update_layout(margin={"l": 40, "r": 20, "t": 40, "b": 40}, autosize=True)
-    html = figure.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        default_width="100%",
-        default_height="320px",
-        config={"responsive": True},
-    )
-    return str(html)
+    return f'<div class="plotly-figure" style="width:100%;height:320px" data-figure="{escape(figure.to_json())}"></div>'
+
+
+def csrf_for(request: Request) -> str:
+    """The CSRF token of the request's session (empty when signed out): forms and HTMX send it back."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    return csrf_token(secret) if secret else ""
 
 
 def page(
     request: Request, template: str, principal: Principal | None, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, template, {"user": principal, **context}, status_code=status_code)
+    values = {"user": principal, "csrf_token": csrf_for(request), **context}
+    return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
 
 
 def fragment(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A piece of a page that HTMX swaps in (a partial template rendered alone)."""
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+    return TEMPLATES.TemplateResponse(request, template, {"csrf_token": csrf_for(request), **context},
+                                      status_code=status_code)  # fmt: skip
 
 
 def problem_fragment(request: Request, message: str, status_code: int) -> HTMLResponse:
@@ -47,7 +52,7 @@ def problem_fragment(request: Request, message: str, status_code: int) -> HTMLRe
     return fragment(request, "_problem.html", status_code=status_code, message=message)
 
 
-ERROR_TITLES = {404: "Page not found", 405: "Not allowed here", 500: "Something went wrong"}
+ERROR_TITLES = {403: "Not allowed", 404: "Page not found", 405: "Not allowed here", 500: "Something went wrong"}
 
 
 def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
