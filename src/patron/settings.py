@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # count the account is locked until an admin lifts it (`patron users unlock`).
     sign_in_free_failures: int = 3
     sign_in_lockout: int = 10
+    # Dated backups in the data folder (`patron backup` without a file) are deleted after this many days.
+    backup_retention_days: int = 35
     # PostgreSQL connection pool per process (the API runs one pool per worker process).
     pool_size: int = 5
     max_overflow: int = 10  # path to the PostgreSQL JDBC jar; default: Debian's, when installed

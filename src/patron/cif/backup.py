@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -32,6 +33,16 @@ def backup_store(engine: Engine, target: Path) -> Path:
     os.replace(partial, target)  # a reader never sees half a backup
     _check(target)
     return target
+
+
+def prune_backups(folder: Path, *, keep_days: int) -> list[Path]:
+    """Delete Patron's dated backups (``patron-*.bak``) in ``folder`` older than ``keep_days``; the newest stays."""
+    backups = sorted(folder.glob("patron-*.bak"), key=lambda path: path.stat().st_mtime)
+    cutoff = time.time() - keep_days * 86_400
+    old = [path for path in backups[:-1] if path.stat().st_mtime < cutoff]
+    for path in old:
+        path.unlink()
+    return old
 
 
 def restore_store(engine: Engine, backup: Path) -> Path:

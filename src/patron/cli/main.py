@@ -153,12 +153,27 @@ def demo(
 
 @app.command()
 @reports_errors
-def backup(to: Annotated[Path, typer.Argument(help="The backup file to write.")]) -> None:
-    """Back the embedded store up while it keeps running (SQLite's online backup)."""
-    from patron.cif.backup import backup_store  # noqa: PLC0415
+def backup(
+    to: Annotated[
+        Path | None, typer.Argument(help="The backup file (default: a dated one in the data folder's backups/).")
+    ] = None,
+) -> None:
+    """Back the embedded store up while it keeps running (SQLite's online backup). Dated backups in the data
+    folder are kept for PATRON_BACKUP_RETENTION_DAYS, then deleted."""
+    import datetime as dt  # noqa: PLC0415
 
-    path = backup_store(open_store(), to)
+    from patron.cif.backup import backup_store, prune_backups  # noqa: PLC0415
+    from patron.settings import get_settings  # noqa: PLC0415
+
+    settings = get_settings()
+    folder = settings.data_dir / "backups"
+    target = to or folder / f"patron-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.bak"
+    path = backup_store(open_store(), target)
     console.print(f"backed up to {path} ({path.stat().st_size:,} bytes, integrity checked)")
+    if to is None:
+        pruned = prune_backups(folder, keep_days=settings.backup_retention_days)
+        if pruned:
+            console.print(f"deleted {len(pruned)} backup(s) older than {settings.backup_retention_days} days")
 
 
 @app.command()
@@ -167,15 +182,18 @@ def restore(
     file: Annotated[Path, typer.Argument(help="A backup written by `patron backup`.")],
     yes: Annotated[bool, typer.Option("--yes", help="Really replace the store (stop `patron serve` first).")] = False,
 ) -> None:
-    """Replace the embedded store with a backup, after checking it."""
-    from patron.cif.backup import restore_store  # noqa: PLC0415
+    """Replace the embedded store with a backup, after checking it; everyone erased since is erased again."""
     from patron.cif.store import make_engine  # noqa: PLC0415
+    from patron.privacy.restore import restore as restore_backup  # noqa: PLC0415
+    from patron.settings import get_settings  # noqa: PLC0415
 
     if not yes:
         console.print("this replaces the whole store; stop the server, then run again with --yes")
         raise typer.Exit(1)
-    path = restore_store(make_engine(), file)
-    console.print(f"restored {file} into {path}")
+    restored = restore_backup(make_engine(), file, data_dir=get_settings().data_dir)
+    console.print(f"restored {file} into {restored.path}")
+    if restored.re_erased:
+        console.print(f"{len(restored.re_erased)} person(s) erased since this backup was taken were erased again")
     summary()
 
 

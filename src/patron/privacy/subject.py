@@ -24,11 +24,12 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Table, insert, select, text, update
 
-from patron.cif.columns import table_of
+from patron.cif.columns import table_of, utcnow
 from patron.cif.formats import spreadsheet_safe
 from patron.cif.identity.merge import forget_merged_profiles, merged_group
 from patron.cif.identity.records import drop_keys
 from patron.cif.ledger import audit, require_customer
+from patron.privacy.ledger_file import append_to_ledger_file
 from patron.privacy.schema import Erasure
 from patron.schema import Base
 
@@ -168,6 +169,8 @@ def _erase_one(
         engine, actor=requested_by, interface=interface, action="erase", entity="customer", entity_id=customer_id,
         details={"erasure": int(erasure_id)},
     )  # fmt: skip
+    if data_dir is not None:  # kept outside the store too: a restore of an older backup erases them again
+        append_to_ledger_file(data_dir, customer_id, utcnow().isoformat(timespec="seconds"), requested_by)
     return ErasureResult(int(erasure_id), changed, [str(f) for f in files], len(secrets_found))
 
 
