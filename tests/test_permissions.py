@@ -86,6 +86,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/identity/merges/{merge_id}/split"): ADMIN,
     # Pages: every signed-in role sees the page (its content follows the role); actions are refused by role.
     ("GET", "/login"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,  # the API's documentation page; /openapi.json itself is FastAPI's, outside this table
     ("POST", "/login"): PUBLIC,
     ("GET", "/logout"): PUBLIC,
     ("GET", "/"): EVERYONE,
