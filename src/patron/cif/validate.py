@@ -22,6 +22,9 @@ ERROR = "__error__"
 ERROR_COLUMN = "__error_column__"
 ERROR_VALUE = "__error_value__"
 
+NUL = "\x00"
+CONTROL = r"[\x00-\x1f\x7f]"
+ONE_LINE_LENGTH = 300  # text fields this short (names, cities, codes) are one line; longer ones are free text
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
@@ -198,15 +201,24 @@ def _typed(plan: FieldPlan, source: SourceSpec, raw: pl.Expr) -> tuple[pl.Expr, 
             return _per_unit_money(raw, raw_expr(plan.per_unit), exponent)
         return _money(raw, exponent)
     if kind == "text":
-        value = raw
-        reason = pl.lit(None, dtype=pl.String)
+        # PostgreSQL cannot hold a NUL; a line break or control character in a one-line field (a name, a city)
+        # breaks every place that shows or sends it (a message header, a CSV line): refused, never cleaned silently.
+        control = CONTROL if plan.max_length is not None and plan.max_length <= ONE_LINE_LENGTH else NUL
+        reason = (
+            pl.when(raw.str.contains(control))
+            .then(
+                pl.lit("contains a NUL character" if control == NUL else "contains a line break or control character")
+            )
+            .otherwise(None)
+        )
         if plan.max_length is not None:
-            reason = (
+            reason = pl.coalesce(
+                reason,
                 pl.when(raw.str.len_chars() > plan.max_length)
                 .then(pl.lit(f"longer than {plan.max_length} characters"))
-                .otherwise(None)
+                .otherwise(None),
             )
-        return value, reason
+        return raw, reason
     if kind == "integer":
         value = raw.cast(pl.Int64, strict=False)
         message = "not a whole number"

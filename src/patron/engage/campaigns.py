@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import Engine, insert, select, update
 
@@ -43,6 +44,11 @@ TEMPLATE_VARIABLES = frozenset(
     {"name", "first_name", "last_purchase", "recommendations", "manager_signature", "offer", "arm"}
 )
 TEMPLATES = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "name": "Sample Customer", "first_name": "Sample", "last_purchase": dt.date(2026, 1, 1), "arm": "A",
+    "manager_signature": "Your customer team", "offer": {"name": "sample offer", "description": None},
+    "recommendations": [{"name": "Sample product", "sku": "S1", "price": "1.00 USD", "product_id": 1}],
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,14 @@ def check_template(text: str, field: str) -> None:
         raise InvalidInputError(
             f"the {field} template uses unknown variable(s) {', '.join(unknown)}; known: {known}", field=field
         )
+    try:  # a trial run on a sample customer: what the sandbox refuses is refused now, not at the first send
+        TEMPLATES.from_string(text).render(SAMPLE_CONTEXT)
+    except SecurityError as error:
+        raise InvalidInputError(
+            f"the {field} template does something templates may not: {error}", field=field
+        ) from error
+    except jinja2.TemplateError:
+        pass  # e.g. an attribute the sample offer lacks: a real customer's context decides, at send
 
 
 def create_campaign(

@@ -11,6 +11,11 @@ import httpx
 from patron.errors import InvalidInputError
 
 
+class ContactFailed(Exception):
+    """This one message cannot be delivered (a refused address, a subject that cannot be a header line); the
+    channel itself works, so the send goes on with the others. Any other exception is the channel's failure."""
+
+
 class SmtpChannel:
     name = "email"
 
@@ -21,14 +26,24 @@ class SmtpChannel:
 
     def send(self, address: str, subject: str, body: str) -> None:
         if not address or "@" not in address:
-            raise InvalidInputError(f"{address!r} is not an e-mail address", field="address")
+            raise ContactFailed(f"{address!r} is not an e-mail address")
         message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = address
-        message["Subject"] = subject
-        message.set_content(body)
+        try:
+            message["From"] = self.sender
+            message["To"] = address
+            message["Subject"] = subject
+            message.set_content(body)
+        except ValueError as error:  # a line break in a header: this message, not the channel
+            raise ContactFailed(f"the message cannot be written as e-mail: {error}") from error
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as connection:
-            connection.send_message(message)
+            try:
+                connection.send_message(message)
+            except smtplib.SMTPRecipientsRefused as error:
+                raise ContactFailed(f"the mail server refused the address: {error.recipients}") from error
+            except smtplib.SMTPResponseException as error:
+                if error.smtp_code >= 500:  # permanent, and about this message (4xx: try again later)
+                    raise ContactFailed(f"the mail server refused the message: {error.smtp_code}") from error
+                raise
 
 
 class WebhookSmsChannel:
@@ -45,7 +60,7 @@ class WebhookSmsChannel:
 
     def send(self, address: str, subject: str, body: str) -> None:
         if not address:
-            raise InvalidInputError("no phone number to text", field="address")
+            raise ContactFailed("no phone number to text")
         text = f"{subject}: {body}" if subject else body
         reply = httpx.post(
             self.url, json={"to": address, "text": text[:1600]}, headers=self.headers, timeout=self.timeout

@@ -4,6 +4,8 @@ the moment of sending, the contact recorded in the ledger; responses and contact
 Sending is resumable and never contacts anyone twice: each contact is marked *sending* (committed) before the
 channel is called and *sent* after; a channel failure puts it back to *pending* and stops the batch, so a re-run
 carries on where it stopped. A contact left *sending* by a crash is not retried automatically (it may have gone).
+A message that cannot go to this one customer (its address refused, a message that cannot be written or is over
+the size limit) marks that contact *failed* with the reason, and the others still go.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from patron.cif.columns import table_of, utcnow
 from patron.cif.ledger import contact_sent
 from patron.cif.money import major_to_minor
 from patron.engage.campaigns import CONTACTS, MEMBERS, OFFERS, PLANS, RESPONSES, TEMPLATES, plan_of
+from patron.engage.channels import ContactFailed
 from patron.engage.consent import consent_in_force
 from patron.engage.offers import offer_valid
 from patron.engage.recommendations import recommendations_for
@@ -93,25 +96,27 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
             with engine.begin() as conn:
                 conn.execute(update(CONTACTS).where(where).values(status="blocked", reason=refusal[:200]))
             continue
-        try:
-            context = message_context(engine, customer_id, arm, offer)
-            subject, body = subject_template.render(context), body_template.render(context)
-        except jinja2.TemplateError as error:  # an attribute the offer lacks, a call the sandbox refuses …
-            with engine.begin() as conn:
-                reason = f"the message could not be written: {error}"[:200]
-                conn.execute(update(CONTACTS).where(where).values(status="failed", reason=reason))
+        message = _written(
+            engine, where, (subject_template, body_template), message_context(engine, customer_id, arm, offer)
+        )
+        if message is None:
             failed += 1
             continue
+        subject, body = message
         with engine.begin() as conn:
             conn.execute(update(CONTACTS).where(where).values(status="sending"))
         try:
             channel.send(address, subject, body)
+        except ContactFailed as error:  # this contact only: marked failed with why, the others still go
+            _fail(engine, where, str(error))
+            failed += 1
+            continue
         except Exception as error:
             with engine.begin() as conn:
                 conn.execute(
                     update(CONTACTS).where(where).values(status="pending", reason=f"channel failed: {error}"[:200])
                 )
-            remaining = len(pending) - sent
+            remaining = len(pending) - sent - failed  # this contact is pending again, and so are those after it
             return SendResult(sent, failed + 1, remaining, str(error))
         at = utcnow()
         with engine.begin() as conn:
@@ -128,6 +133,29 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
         if not left:
             conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="sent"))
     return SendResult(sent, failed, int(left or 0), None)
+
+
+MAX_MESSAGE_BYTES = 100 * 1024  # a rendered body larger than this is not sent (a runaway template, a pasted file)
+
+
+def _written(
+    engine: Engine, where: Any, templates: tuple[jinja2.Template, jinja2.Template], context: dict[str, Any]
+) -> tuple[str, str] | None:
+    """The subject and body for one contact, or None with the contact marked failed (and why)."""
+    try:
+        subject, body = (template.render(context) for template in templates)
+    except jinja2.TemplateError as error:  # an attribute the offer lacks, a call the sandbox refuses …
+        _fail(engine, where, f"the message could not be written: {error}")
+        return None
+    if (size := len(body.encode())) > MAX_MESSAGE_BYTES:
+        _fail(engine, where, f"the message is {size // 1024:,} KB, over the {MAX_MESSAGE_BYTES // 1024} KB limit")
+        return None
+    return subject, body
+
+
+def _fail(engine: Engine, where: Any, reason: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(CONTACTS).where(where).values(status="failed", reason=reason[:200]))
 
 
 def _refusal(

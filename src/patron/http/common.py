@@ -35,9 +35,10 @@ STATUS = {
     "invalid_input": 422, "invalid_segment_rule": 422, "invalid_mapping": 422, "invalid_source": 422,
 }  # fmt: skip
 
-# Text that the stores can hold: no NUL characters (PostgreSQL refuses them), bounded length.
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=r"^[^\x00]*$")]
+# Text that the stores can hold and the pages and messages can show: bounded; a one-line value (a name, a subject)
+# has no line break or control character, free text no NUL (PostgreSQL refuses it) nor other control characters.
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 Identifier = Annotated[int, "an id"]
 CustomerId = Annotated[int, Path(ge=1, le=2**53)]
 Limit = Annotated[int, Query(ge=1, le=500)]

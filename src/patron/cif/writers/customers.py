@@ -35,8 +35,9 @@ class CustomerWriter(IdentityWriter):
         known = self.resolve_customers(conn, first)
         new_keys = [key for key in first if key not in known]
         matched = self._match_by_contact(conn, [first[key] for key in new_keys])
+        joins = self._shared_in_file([first[key] for key in new_keys if key not in matched])
         customers = s.table_of(s.Customer)
-        to_create = [key for key in new_keys if key not in matched]
+        to_create = [key for key in new_keys if key not in matched and key not in joins]
         if to_create:
             now = utcnow()
             blank = dict.fromkeys(CUSTOMER_COLUMNS) | {"kind": "customer", "status": "active"}
@@ -55,6 +56,10 @@ class CustomerWriter(IdentityWriter):
         for key, customer_id in matched.items():
             self.customer_ids[key] = customer_id
             self._count("customers matched by e-mail/phone")
+            self._mark(lines_of[key][:1], UPDATED)
+        for key, earlier in joins.items():
+            self.customer_ids[key] = self.customer_ids[earlier]
+            self._count("customers matched by e-mail/phone within the file")
             self._mark(lines_of[key][:1], UPDATED)
         self._add_identities(conn, first, new_keys)
         fresh = set(new_keys)

@@ -52,6 +52,29 @@ class IdentityWriter(WriterState):
                     matched.setdefault(row["customers.external_id"], owner)
         return matched
 
+    @staticmethod
+    def _shared_in_file(rows: list[dict[str, Any]]) -> dict[str, str]:
+        """New records of one file sharing an e-mail or phone: each later one joins the first (as a later file's
+        record with a known e-mail joins its customer), instead of taking the e-mail from it."""
+        owner: dict[tuple[str, str], str] = {}
+        joins: dict[str, str] = {}
+        for row in rows:
+            key = row["customers.external_id"]
+            for kind in ("email", "phone"):
+                value = row.get(f"customers.{kind}")
+                if not value:
+                    continue
+                first = owner.setdefault((kind, value), key)
+                if first != key and key not in joins:
+                    joins[key] = first
+        resolved = {}
+        for key, earlier in joins.items():  # a chain (c joins b, b joins a) ends at its first record
+            root = earlier
+            while root in joins:
+                root = joins[root]
+            resolved[key] = root
+        return resolved
+
     def _match_arrivals(self, conn: Connection, keys: list[str]) -> None:
         """New customers of the batch against the stored file (``identity.realtime``): joined, reviewed or new."""
         from patron.cif.identity.arrivals import JOINED, REVIEWED  # noqa: PLC0415 - identity reads writers.state
