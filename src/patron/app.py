@@ -29,11 +29,14 @@ from patron.api.identity_routes import router as identity_router
 from patron.api.segment_routes import router as segment_router
 from patron.api.strategy_routes import router as strategy_router
 from patron.api.value_routes import router as value_router
+from patron.auth.service import principal_for_token
 from patron.auth.trail import flush_reads
+from patron.cif.import_jobs import max_upload_bytes
 from patron.cif.store import make_engine, migrate
 from patron.errors import PatronError
 from patron.http.browser import SecurityHeaders
 from patron.http.common import SignInRequired, patron_error, problem, sign_in_required, storage_error, validation_error
+from patron.http.uploads import UploadGuard
 from patron.settings import get_settings
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.identity_pages import router as identity_pages_router
@@ -96,6 +99,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
+    app.add_middleware(UploadGuard, max_bytes=max_upload_bytes(), who=lambda secret: principal_for_token(store, secret))
     app.add_middleware(SecurityHeaders, https=get_settings().secure_cookies)
     return app
 

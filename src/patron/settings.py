@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # count the account is locked until an admin lifts it (`patron users unlock`).
     sign_in_free_failures: int = 3
     sign_in_lockout: int = 10
+    # Uploaded files: an imported one is deleted when its import ends; a staged one (previewed, never imported)
+    # after this many hours untouched.
+    upload_retention_hours: int = 24
+    max_upload_mb: int = 200  # larger files: `patron import` from the command line
     # Dated backups in the data folder (`patron backup` without a file) are deleted after this many days.
     backup_retention_days: int = 35
     # PostgreSQL connection pool per process (the API runs one pool per worker process).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import tomllib
@@ -25,8 +26,11 @@ from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.errors import MappingError, PatronError
+from patron.settings import get_settings
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+def max_upload_bytes() -> int:
+    return get_settings().max_upload_mb * 2**20
 
 
 @dataclass
@@ -54,8 +58,8 @@ WRITE_EVERY_SECONDS = 0.5
 
 
 def _check_size(data: bytes) -> None:
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise MappingError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: import it with `patron import`")
+    if len(data) > max_upload_bytes():
+        raise MappingError(f"the file is larger than {max_upload_bytes() // 2**20} MB: import it with `patron import`")
 
 
 def _save(job: ImportJob, folder: Path) -> None:
@@ -95,6 +99,12 @@ def start_import(
             _save(job, folder)
 
     def run() -> None:
+        try:
+            imported()
+        finally:  # the uploaded file goes once it is imported (the rejects file keeps what was refused)
+            path.unlink(missing_ok=True)
+
+    def imported() -> None:
         job.status = "running"
         _save(job, folder)
         try:
@@ -170,12 +180,24 @@ def stage_upload(data: bytes, file_name: str, upload_dir: Path, mapping_text: st
     from patron.cif.suggest import suggest_mapping  # noqa: PLC0415
 
     _check_size(data)
+    prune_staged(upload_dir, hours=get_settings().upload_retention_hours)
     staged_id = uuid.uuid4().hex[:12]
     staged = StagedUpload(staged_id, Path(file_name).name or "upload.csv", upload_dir / "staged" / staged_id)
     staged.folder.mkdir(parents=True, exist_ok=True)
     staged.path.write_bytes(data)
     staged.mapping_path.write_text(mapping_text or suggest_mapping(staged.path), encoding="utf-8")
     return staged
+
+
+def prune_staged(upload_dir: Path, *, hours: int) -> list[str]:
+    """Delete staged uploads nobody touched for ``hours`` (previewed, maybe dry-run, never imported)."""
+    cutoff = time.time() - hours * 3600
+    gone = []
+    for folder in (upload_dir / "staged").glob("*") if (upload_dir / "staged").is_dir() else []:
+        if folder.is_dir() and max((f.stat().st_mtime for f in folder.iterdir()), default=0) < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder.name)
+    return gone
 
 
 def staged_upload(staged_id: str, upload_dir: Path) -> StagedUpload | None:
