@@ -117,13 +117,17 @@ class Inbox:
         return "250 OK"
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
+def smtp_server(inbox: Inbox) -> Iterator[tuple[Inbox, int]]:
+    """A local SMTP server (aiosmtpd) on a free port handing every message to ``inbox``, for a fixture to yield."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
     controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    yield from smtp_server(Inbox())

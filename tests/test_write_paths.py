@@ -6,12 +6,10 @@ refused when the campaign is created."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
@@ -24,7 +22,7 @@ from patron.engage.consent import record_consent
 from patron.engage.schema import CampaignContact
 from patron.engage.sending import send_campaign
 from patron.errors import InvalidInputError
-from tests.conftest import Inbox, WriteFile
+from tests.conftest import Inbox, WriteFile, smtp_server
 
 PEOPLE = {
     "source": {"system": "crm", "format": "csv"},
@@ -82,14 +80,7 @@ def picky_smtp() -> Iterator[tuple[Inbox, int]]:
             envelope.rcpt_tos.append(address)
             return "250 OK"
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    inbox = Picky()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    yield from smtp_server(Picky())
 
 
 def test_a_contact_that_cannot_be_sent_fails_alone_and_the_send_goes_on(

@@ -122,13 +122,14 @@ def _wait_after(failures: int, free: int | None = None) -> float:
     return 0.0 if failures < free else float(min(2 ** (failures - free + 1), 300))
 
 
-def _address_wait(engine: Engine, address: str | None, now: dt.datetime) -> float:
+def _address_wait(engine: Engine, address: str | None, now: dt.datetime) -> float | None:
+    """Seconds this address must still wait (0 or less: none); None when it has no failures counted."""
     if not address:
-        return 0.0
+        return None
     with engine.connect() as conn:
         row = conn.execute(select(ADDRESSES).where(ADDRESSES.c.address == address[:64])).first()
     if row is None:
-        return 0.0
+        return None
     free = get_settings().sign_in_free_failures * ADDRESS_FREE_FACTOR
     return float(_wait_after(row.failures, free) - (now - row.last_failed_at).total_seconds())
 
@@ -138,8 +139,9 @@ def authenticate(engine: Engine, username: str, password: str, *, address: str |
     lockout an admin lifts); every failure is audited."""
     settings = get_settings()
     now = utcnow()
-    if (wait := _address_wait(engine, address, now)) > 0:
-        raise ThrottledError(f"too many failed sign-ins from this address: try again in {wait:.0f} s")
+    address_wait = _address_wait(engine, address, now)
+    if address_wait is not None and address_wait > 0:
+        raise ThrottledError(f"too many failed sign-ins from this address: try again in {address_wait:.0f} s")
     with engine.connect() as conn:
         row = conn.execute(select(USERS).where(USERS.c.username == username)).first()
     if row is not None and row.last_failed_at is not None:
@@ -159,11 +161,11 @@ def authenticate(engine: Engine, username: str, password: str, *, address: str |
             ) from error
         raise UnauthorizedError("wrong username or password") from error
     assert row is not None  # usable
-    with engine.begin() as conn:
-        if row.failed_sign_ins:
+    if row.failed_sign_ins or address_wait is not None:  # a success clears the counts (most sign-ins write nothing)
+        with engine.begin() as conn:
             conn.execute(USERS.update().where(USERS.c.id == row.id).values(failed_sign_ins=0, last_failed_at=None))
-        if address:
-            conn.execute(ADDRESSES.delete().where(ADDRESSES.c.address == address[:64]))
+            if address:
+                conn.execute(ADDRESSES.delete().where(ADDRESSES.c.address == address[:64]))
     return Principal(row.username, row.role, row.id)
 
 
