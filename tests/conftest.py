@@ -14,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, text
 
+from patron.auth.trail import close_reads
 from patron.cif.store import make_engine, migrate
 from patron.schema import Base
 
@@ -55,6 +56,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         store = make_engine(request.getfixturevalue("postgres_url"))
         _truncate_all(store)
     yield store
+    close_reads(store)  # the read trail's thread must not open a connection after the dispose
     store.dispose()
 
 

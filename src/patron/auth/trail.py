@@ -33,11 +33,13 @@ class ReadTrail:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closing = False
 
     def record(self, actor: str, interface: str, customer_id: int | None, action: str = "read_pii") -> None:
         event = audit_row(actor=actor, interface=interface, action=action, entity="customer", entity_id=customer_id)
         with self._lock:
             self._pending.append(event)
+            self._closing = False
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="patron-read-trail", daemon=True)
                 self._thread.start()
@@ -47,6 +49,15 @@ class ReadTrail:
         batch = self._take()
         self._write(batch)
         return len(batch)
+
+    def close(self) -> None:
+        """Write what is pending and stop the thread, so nothing reaches for the store after it is disposed."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self.flush()
+        if thread is not None:
+            thread.join(timeout=5)
 
     def _take(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -62,6 +73,8 @@ class ReadTrail:
         idle = 0
         while idle < IDLE_ROUNDS:
             time.sleep(FLUSH_SECONDS)
+            if self._closing:
+                return
             batch = self._take()
             try:
                 self._write(batch)
@@ -81,6 +94,11 @@ def trail_for(engine: Engine) -> ReadTrail:
         if trail is None:
             trail = _TRAILS[engine] = ReadTrail(engine)
         return trail
+
+
+def close_reads(engine: Engine) -> None:
+    """Before a store is disposed (a test's, a job's): its pending reads written, its trail's thread stopped."""
+    trail_for(engine).close()
 
 
 def flush_reads(engine: Engine | None = None) -> int:
