@@ -86,7 +86,10 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/identity/merges/{merge_id}/split"): ADMIN,
     # Pages: every signed-in role sees the page (its content follows the role); actions are refused by role.
     ("GET", "/login"): PUBLIC,
-    ("GET", "/docs"): PUBLIC,  # the API's documentation page; /openapi.json itself is FastAPI's, outside this table
+    ("GET", "/docs"): PUBLIC,  # the API's documentation page; /openapi.json itself is FastAPI's
+    ("GET", "/users"): ADMIN,  # other roles get the page saying it is the admin's work (403)
+    ("POST", "/users/{username}"): ADMIN,
+    ("POST", "/users/tokens/{token_id}/revoke"): ADMIN,
     ("POST", "/login"): PUBLIC,
     ("GET", "/logout"): PUBLIC,
     ("GET", "/"): EVERYONE,
@@ -169,6 +172,8 @@ def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[
         ("POST", "/segments/count"): {"data": {"rule": "orders >= 0"}},
         ("POST", "/imports/prepare"): {"files": {"data": ("people.csv", b"id,email\n78,x@example.com\n", "text/csv")}},
         ("POST", "/imports/staged/{staged_id}"): {"data": {"action": "dry-run", "mapping_text": PEOPLE_MAPPING}},
+        ("POST", "/users/{username}"): {"data": {"action": "unlock"}},
+        ("POST", "/users/tokens/{token_id}/revoke"): {"data": {"username": "nobody"}},
         ("POST", "/imports"): {"files": {
             "data": ("people.csv", b"id,email\n77,new@example.com\n", "text/csv"),
             "mapping": ("m.toml", b'[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n',
@@ -206,7 +211,8 @@ def store(engine: Engine, write_file: WriteFile) -> Iterator[tuple[TestClient, d
         assert case.status_code == 201, case.text
         staged = stage_upload(b"id,email\n79,y@example.com\n", "staged.csv", uploads_dir(), PEOPLE_MAPPING)
         ids = {"customer_id": ann, "case_id": case.json()["id"], "name": "everyone", "run_id": 1, "key": "none",
-               "job_id": "none", "staged_id": staged.id, "review_id": 1, "merge_id": 1}  # fmt: skip
+               "job_id": "none", "staged_id": staged.id, "review_id": 1, "merge_id": 1, "username": "analyst",
+               "token_id": 10**9}  # fmt: skip
         yield client, tokens, ids
 
 

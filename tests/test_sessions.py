@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +18,7 @@ from patron.auth.schema import ApiToken, SignInAddress, User
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
 from patron.settings import get_settings
+from tests.test_pages import CHROMIUM, serving
 
 PASSWORD = "a-long-password-1"
 
@@ -158,3 +160,33 @@ def test_one_address_guessing_many_users_is_throttled(client: TestClient) -> Non
     page = client.post("/login", data={"username": "ana", "password": PASSWORD})
     assert page.status_code == 429
     assert "try again in" in page.text
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+def test_an_admin_manages_users_on_the_page(client: TestClient, engine: Engine, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    from patron.auth.service import create_user  # noqa: PLC0415
+
+    create_user(engine, "root", PASSWORD, "admin")
+    kept, ended = token_for(client), token_for(client)
+    with serving(engine) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url + "/login")
+        page.fill("input[name=username]", "root")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.click("text=Users")
+        expect(page.locator("#users tr[data-user=mia]")).to_contain_text("2")  # two live tokens
+        page.click("#users tr[data-user=mia] a")
+        newest = list_tokens(engine, "mia")[0].id
+        page.locator(f'#tokens tr[data-token="{newest}"] button').click()
+        expect(page.locator("#notice")).to_contain_text(f"token {newest} ended")
+        assert not works(client, ended)
+        assert works(client, kept)
+        page.locator("#users tr[data-user=ana] button", has_text="Disable").click()
+        expect(page.locator("#users tr[data-user=ana]")).to_contain_text("disabled")
+        page.screenshot(path=str(tmp_path / "users.png"), full_page=True)
+        browser.close()
+    assert client.post("/api/auth/token", json={"username": "ana", "password": PASSWORD}).status_code == 401

@@ -44,6 +44,7 @@ from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
 from patron.web.render import error_page
 from patron.web.strategy_pages import router as strategy_pages_router
+from patron.web.users_pages import router as users_pages_router
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATIC = Path(__file__).resolve().parent / "web" / "static"
@@ -86,7 +87,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.add_exception_handler(error, storage_error)
     api = (auth_router, customer_router, event_router, segment_router, value_router, case_router, strategy_router,
            campaign_router, engage_router, identity_router)  # fmt: skip
-    pages = (pages_router, strategy_pages_router, campaign_pages_router, import_pages_router, identity_pages_router)
+    pages = (pages_router, strategy_pages_router, campaign_pages_router, import_pages_router, identity_pages_router,
+             users_pages_router)  # fmt: skip
     for router in (*api, *pages):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -7,12 +7,38 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from patron.auth.service import TOKENS, USERS, forget_tokens, hash_password, token_digest
 from patron.cif.columns import utcnow
 from patron.cif.ledger import audit_row, audited
 from patron.errors import InvalidInputError, NotFoundError
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    locked: bool
+    failed_sign_ins: int
+    live_tokens: int  # sessions and API tokens neither revoked nor expired
+
+
+def list_users(engine: Engine) -> list[UserInfo]:
+    now = utcnow()
+    live = (
+        select(func.count()).where(TOKENS.c.user_id == USERS.c.id, TOKENS.c.revoked_at.is_(None),
+                                   (TOKENS.c.expires_at.is_(None)) | (TOKENS.c.expires_at > now))
+        .scalar_subquery()
+    )  # fmt: skip
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(USERS.c.username, USERS.c.display_name, USERS.c.role, USERS.c.active,
+                   USERS.c.locked_at.is_not(None), USERS.c.failed_sign_ins, live).order_by(USERS.c.username)
+        ).all()  # fmt: skip
+    return [UserInfo(str(u), str(d), str(r), bool(a), bool(lk), int(f), int(t)) for u, d, r, a, lk, f, t in rows]
 
 
 @dataclass(frozen=True)
