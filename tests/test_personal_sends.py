@@ -28,7 +28,7 @@ from patron.engage.consent import record_consent
 from patron.engage.offers import create_offer, next_best_offer
 from patron.engage.recommendations import recommendations_for, train_recommendations
 from patron.engage.report import offer_results
-from patron.engage.schema import CampaignContact, Offer
+from patron.engage.schema import CampaignContact, Offer, Recommendation, RecommendedProduct, RecommenderRun
 from patron.engage.sending import preview_messages, record_response, send_campaign
 from patron.errors import InvalidInputError
 from patron.predict.campaign_uplift import train_uplift
@@ -273,6 +273,14 @@ def test_the_api_serves_a_customers_recommendations(engine: Engine, write_file: 
     assert not {item["name"] for item in answer["items"]} & owned(engine, ids["c1"])
     assert answer["items"][0]["price"].endswith(" GBP")
     assert client.get(f"/api/customers/{ids['c1']}/recommendations?k=0", headers=headers).status_code == 422
+    for _ in range(2):  # the last two runs are kept; an older one goes with its rows
+        train_recommendations(engine)
+    with engine.connect() as conn:
+        runs = conn.scalars(select(table_of(RecommenderRun).c.id)).all()
+        kept = set(conn.scalars(select(table_of(Recommendation).c.run_id).distinct()))
+        priced = set(conn.scalars(select(table_of(RecommendedProduct).c.run_id).distinct()))
+    assert len(runs) == 2
+    assert kept == priced == set(runs)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")

@@ -298,27 +298,23 @@ def prepare_campaign(
              "reason": None if decision.allowed else decision.reason, "address": address, "offer_id": offer_id,
              "offer_reason": offer_reason if offer_id is not None else None}
         )  # fmt: skip
+    pending = [c["customer_id"] for c in contacts if c["status"] == "pending"]
+    targeted = None
+    if targeting is not None:
+        targeted = {"uplift_model": plan.uplift_model, "expected_incremental": sum(targeting[c] for c in pending),
+                    "everyone_incremental": sum(targeting.values()), "left_out": len(targeting) - len(target),
+                    "contacts": len(pending)}  # fmt: skip
     with engine.begin() as conn:
         for start in range(0, len(members), 5000):
             conn.execute(insert(MEMBERS), members[start : start + 5000])
             conn.execute(insert(CONTACTS), contacts[start : start + 5000])
-        targeted = None
-        if targeting is not None:
-            made = sum(targeting[c["customer_id"]] for c in contacts if c["status"] == "pending")
-            targeted = {"uplift_model": plan.uplift_model, "expected_incremental": made,
-                        "everyone_incremental": sum(targeting.values()), "left_out": len(targeting) - len(target),
-                        "contacts": sum(1 for c in contacts if c["status"] == "pending")}  # fmt: skip
         settings = {**(plan.settings or {}), **({"targeting": targeted} if targeted else {})}
         conn.execute(update(PLANS).where(PLANS.c.campaign_id == plan.id).values(status="prepared", settings=settings))
         conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == plan.id).values(started_on=(now or utcnow()).date()))
-    pending = sum(1 for c in contacts if c["status"] == "pending")
-    if targeted is None:
-        return Prepared(len(members), len(members) - len(treated), pending, blocked)
-    return Prepared(
-        len(members), len(members) - len(treated), pending, blocked,
-        expected_incremental=targeted["expected_incremental"], everyone_incremental=targeted["everyone_incremental"],
-        left_out=targeted["left_out"],
-    )  # fmt: skip
+    expected = {} if targeted is None else {
+        key: targeted[key] for key in ("expected_incremental", "everyone_incremental", "left_out")
+    }  # fmt: skip
+    return Prepared(len(members), len(members) - len(treated), len(pending), blocked, **expected)
 
 
 def targeting_of(engine: Engine, key: str) -> dict[str, Any] | None:
@@ -336,17 +332,13 @@ def _offers_for(
 ) -> dict[int, tuple[int | None, str]]:
     """Each targeted customer's offer and why: the campaign's one offer, or their own next-best offer."""
     if plan.best_offer:
-        ids = {name: id_ for id_, name in _offer_names(engine).items()}
+        with engine.connect() as conn:
+            ids = {str(name): int(id_) for id_, name in conn.execute(select(OFFERS.c.id, OFFERS.c.name))}
         choices = next_best_offers(engine, customer_ids=target, channel=channel, as_of=as_of)
         return {c.customer_id: (ids.get(c.offer) if c.offer else None, c.reason) for c in choices}
     if plan.offer_id is not None:
         return dict.fromkeys(target, (plan.offer_id, "the campaign's offer"))
     return {}
-
-
-def _offer_names(engine: Engine) -> dict[int, str]:
-    with engine.connect() as conn:
-        return {int(id_): str(name) for id_, name in conn.execute(select(OFFERS.c.id, OFFERS.c.name))}
 
 
 def _incremental_margins(engine: Engine, plan: Any, offers: dict[int, tuple[int | None, str]]) -> dict[int, float]:

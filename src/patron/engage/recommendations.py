@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
@@ -92,9 +92,8 @@ def train_recommendations(
         conn.execute(RUNS.update().where(RUNS.c.id == run_id).values(seconds=seconds))
         older = select(RUNS.c.id).where(RUNS.c.id < run_id).order_by(RUNS.c.id.desc()).offset(KEPT_RUNS - 1)
         stale = [row for (row,) in conn.execute(older)]
-        if stale:
-            for table in (RECOMMENDATIONS, PRODUCTS, RUNS):
-                conn.execute(delete(table).where((table.c.run_id if table is not RUNS else table.c.id).in_(stale)))
+        if stale:  # their recommendations and products go with them (ON DELETE CASCADE)
+            conn.execute(delete(RUNS).where(RUNS.c.id.in_(stale)))
     return TrainedRecommender(
         run_id, evaluation.chosen, split, k, evaluation.customers, evaluation.hit_rate, evaluation.ndcg,
         len(customers), seconds,
@@ -136,23 +135,17 @@ class CustomerRecommendations:
         return "no recommender has been trained: run `patron campaigns train-recommender` or a score run"
 
 
-def latest_recommender(engine: Engine) -> int | None:
-    with engine.connect() as conn:
-        run_id = conn.scalar(select(func.max(RUNS.c.id)))
-    return None if run_id is None else int(run_id)
-
-
 def recommendations_for(engine: Engine, customer_id: int, *, k: int = 3) -> CustomerRecommendations:
     """The customer's top ``k`` of the latest run, without what they bought since; the popular list for a
     customer the run had no history for."""
-    run_id = latest_recommender(engine)
-    if run_id is None:
-        return CustomerRecommendations("none", None, None, [])
     item_columns = (
         PRODUCTS.c.product_id, CATALOGUE.c.sku, CATALOGUE.c.name, PRODUCTS.c.unit_price_minor, PRODUCTS.c.currency,
     )  # fmt: skip
     with engine.connect() as conn:
-        model = conn.scalar(select(RUNS.c.model).where(RUNS.c.id == run_id))
+        latest = conn.execute(select(RUNS.c.id, RUNS.c.model).order_by(RUNS.c.id.desc()).limit(1)).first()
+        if latest is None:
+            return CustomerRecommendations("none", None, None, [])
+        run_id, model = int(latest.id), str(latest.model)
         personal = conn.execute(
             select(*item_columns, RECOMMENDATIONS.c.score)
             .join(PRODUCTS, (PRODUCTS.c.run_id == RECOMMENDATIONS.c.run_id)

@@ -138,14 +138,24 @@ def send_campaign(engine: Engine, key: str, channel: Channel, *, limit: int | No
 MAX_MESSAGE_BYTES = 100 * 1024  # a rendered body larger than this is not sent (a runaway template, a pasted file)
 
 
-def _written(
-    engine: Engine, where: Any, templates: tuple[jinja2.Template, jinja2.Template], context: dict[str, Any]
-) -> tuple[str, str] | None:
-    """The subject and body for one contact, or None with the contact marked failed (and why)."""
+Templates = tuple[jinja2.Template, jinja2.Template]  # subject, body
+
+
+def rendered(templates: Templates, context: dict[str, Any]) -> tuple[str, str]:
+    """Subject and body for one customer's context; ContactFailed when the message cannot be written."""
     try:
         subject, body = (template.render(context) for template in templates)
     except jinja2.TemplateError as error:  # an attribute the offer lacks, a call the sandbox refuses …
-        _fail(engine, where, f"the message could not be written: {error}")
+        raise ContactFailed(f"the message could not be written: {error}") from error
+    return subject, body
+
+
+def _written(engine: Engine, where: Any, templates: Templates, context: dict[str, Any]) -> tuple[str, str] | None:
+    """The subject and body for one contact, or None with the contact marked failed (and why)."""
+    try:
+        subject, body = rendered(templates, context)
+    except ContactFailed as error:
+        _fail(engine, where, str(error))
         return None
     if (size := len(body.encode())) > MAX_MESSAGE_BYTES:
         _fail(engine, where, f"the message is {size // 1024:,} KB, over the {MAX_MESSAGE_BYTES // 1024} KB limit")
@@ -242,14 +252,13 @@ def preview_messages(engine: Engine, key: str, *, sample: int = 3) -> list[Messa
             .order_by(CONTACTS.c.customer_id)
             .limit(sample)
         ).all()
+    templates = (TEMPLATES.from_string(plan.subject_template), TEMPLATES.from_string(plan.body_template))
     previews = []
     for customer_id, arm, offer_id, reason in rows:
         offer = offers.get(offer_id if offer_id is not None else plan.offer_id)
-        context = message_context(engine, customer_id, arm, offer)
         try:
-            subject = TEMPLATES.from_string(plan.subject_template).render(context)
-            body = TEMPLATES.from_string(plan.body_template).render(context)
-        except jinja2.TemplateError as error:
-            subject, body = "(cannot be written)", f"the message could not be written: {error}"
+            subject, body = rendered(templates, message_context(engine, customer_id, arm, offer))
+        except ContactFailed as error:
+            subject, body = "(cannot be written)", str(error)
         previews.append(MessagePreview(customer_id, offer["name"] if offer else None, reason, subject, body))
     return previews
