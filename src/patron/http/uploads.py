@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron.auth.service import Principal
 from patron.errors import PatronError
-from patron.http.common import SESSION_COOKIE
+from patron.http.common import bearer_or_cookie
 
 UPLOAD_PATHS = ("/imports", "/imports/prepare")
 
@@ -35,8 +35,7 @@ class UploadGuard:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in UPLOAD_PATHS:
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        refusal = await self._refusal(headers)
+        refusal = await self._refusal(Request(scope))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -53,11 +52,11 @@ class UploadGuard:
 
         await self.app(scope, counted, send)
 
-    async def _refusal(self, headers: Headers) -> Response | None:
-        declared = headers.get("content-length")
+    async def _refusal(self, request: Request) -> Response | None:
+        declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return self._too_large()
-        secret = _secret(headers)
+        secret = bearer_or_cookie(request)
         if not secret:
             return RedirectResponse("/login", status_code=303)
         try:
@@ -70,15 +69,3 @@ class UploadGuard:
 
     def _too_large(self) -> Response:
         return PlainTextResponse(UploadTooLarge(self.max_bytes).detail, 413)
-
-
-def _secret(headers: Headers) -> str:
-    authorization = headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    cookies = headers.get("cookie", "")
-    for part in cookies.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == SESSION_COOKIE:
-            return value
-    return ""
