@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -68,14 +69,14 @@ def purchases(engine: Engine, *, item: Item = "product", source: str | None = No
     )  # fmt: skip
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Matrix:
     customers: dict[int, int]
     items: list[str]
     counts: sparse.csr_matrix  # customers × items: how many lines of the item the customer bought
     still_sold: np.ndarray  # items bought by anyone in the last STILL_SOLD_DAYS of the history
 
-    @property
+    @cached_property
     def bought(self) -> sparse.csr_matrix:
         return (self.counts > 0).astype(np.float32).tocsr()
 
