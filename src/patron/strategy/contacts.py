@@ -18,8 +18,9 @@ from sqlalchemy import Engine
 
 from patron.errors import InvalidInputError
 from patron.predict.campaign_uplift import uplift_scores
-from patron.segments.expression import Context, compile_rule
+from patron.segments.expression import compile_rule
 from patron.segments.features import build_features, feature_schema
+from patron.segments.rules import members_of
 from patron.value.latest import latest_scores
 
 
@@ -36,7 +37,7 @@ class ContactPlan:
     everyone_incremental: float
 
 
-def allocate_contacts(candidates: pl.DataFrame, budget: float | None = None) -> ContactPlan:
+def allocate_contacts(candidates: pl.DataFrame, budget: float | None = None, *, value_basis: str = "") -> ContactPlan:
     """``candidates``: customer_id, uplift, value, cost. Contact the positive incremental values, best value per
     unit of cost first, until ``budget`` (None: no limit) is spent."""
     if candidates.filter(pl.col("cost") < 0).height:
@@ -52,7 +53,7 @@ def allocate_contacts(candidates: pl.DataFrame, budget: float | None = None) -> 
     ranked = ranked.with_columns((worth_it & within).alias("contact"))
     chosen = ranked.filter("contact")
     return ContactPlan(
-        ranked, budget, "", chosen.height, float(chosen["cost"].sum()), float(chosen["incremental"].sum()),
+        ranked, budget, value_basis, chosen.height, float(chosen["cost"].sum()), float(chosen["incremental"].sum()),
         ranked.height, float(ranked["cost"].sum()), float(ranked["incremental"].sum()),
     )  # fmt: skip
 
@@ -63,18 +64,15 @@ def contact_plan(
 ) -> ContactPlan:  # fmt: skip
     """Whom to contact in the segment ``rule`` (default: everyone scored): uplift × (CLV, or ``value_per_response``)
     − ``cost``, best first, within ``budget``."""
-    if cost < 0:
-        raise InvalidInputError("a contact cannot cost less than nothing", field="cost")
     uplift = uplift_scores(engine, uplift_model)
     frame = pl.DataFrame(
         {"customer_id": list(uplift), "uplift": list(uplift.values())},
         schema={"customer_id": pl.Int64, "uplift": pl.Float64},
     )
     if rule:
-        features = build_features(engine)
-        compiled = compile_rule(rule, feature_schema(engine))
-        members = features.customers.filter(compiled.expression(Context(features.categories, features.as_of)))
-        frame = frame.join(members.select("customer_id"), on="customer_id")
+        schema = feature_schema(engine)
+        members = members_of(build_features(engine), compile_rule(rule, schema), schema)
+        frame = frame.filter(pl.col("customer_id").is_in(members.implode()))
     if value_per_response is not None:
         basis = f"{value_per_response:g}"
         frame = frame.with_columns(pl.lit(value_per_response).alias("value"))
@@ -87,5 +85,4 @@ def contact_plan(
             )
         basis = "each customer's CLV"
         frame = frame.join(values.select("customer_id", pl.col("clv").alias("value")), on="customer_id")
-    plan = allocate_contacts(frame.with_columns(pl.lit(cost).alias("cost")), budget)
-    return ContactPlan(**{**plan.__dict__, "value_basis": basis})
+    return allocate_contacts(frame.with_columns(pl.lit(cost).alias("cost")), budget, value_basis=basis)
