@@ -7,8 +7,11 @@ answers 403 (401 for nobody signed in) and changes nothing in the store; an allo
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from collections.abc import Iterator
+import json
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,9 +26,15 @@ from patron.cif.columns import table_of
 from patron.cif.import_jobs import stage_upload
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
+from patron.engage.campaigns import create_campaign, prepare_campaign
+from patron.engage.consent import record_consent
 from patron.engage.offers import create_offer
 from patron.schema import Base
-from patron.segments.rules import create_segment
+from patron.segments.rules import create_segment, evaluate_segments
+from patron.service.cases import open_case
+from patron.service.schema import Case
+from patron.strategy.network import add_link_records
+from patron.value.schema import CustomerScore, ScoreRun
 from patron.web.import_pages import uploads_dir
 from tests.conftest import WriteFile
 
@@ -125,6 +134,87 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/vendor/plotly.min.js"): PUBLIC,
 }
 
+# The out-of-portfolio column: what a manager meets about a customer outside the accounts they manage (every
+# route a manager may call says). Bob is that customer; Ann is the manager's one customer.
+HIDDEN = "answers exactly as for a customer who does not exist, and writes nothing"
+UNLISTED = "lists the portfolio's customers only"
+COUNTED = "counts the portfolio's customers only"
+NAMES_NONE = "names no customer"  # the caller's own account, offers, aggregates of the whole base
+SOURCE_WIDE = "an import right loads whole sources: the portfolio does not limit it (docs/SECURITY.md)"
+OUT_OF_PORTFOLIO: dict[tuple[str, str], str] = {
+    ("POST", "/api/auth/token"): NAMES_NONE,
+    ("GET", "/api/me"): NAMES_NONE,
+    ("POST", "/api/auth/logout"): NAMES_NONE,
+    ("GET", "/api/customers"): UNLISTED,
+    ("GET", "/api/customers/export.csv"): UNLISTED,
+    ("GET", "/api/customers/{customer_id}"): HIDDEN,
+    ("GET", "/api/customers/{customer_id}/profile"): HIDDEN,
+    ("GET", "/api/customers/{customer_id}/context"): HIDDEN,
+    ("GET", "/api/customers/{customer_id}/next-best-offer"): HIDDEN,
+    ("GET", "/api/customers/{customer_id}/recommendations"): HIDDEN,
+    ("GET", "/api/customers/{customer_id}/consents"): HIDDEN,
+    ("POST", "/api/customers/{customer_id}/consents"): HIDDEN,
+    ("GET", "/api/customers/{customer_id}/merges"): HIDDEN,
+    ("POST", "/api/events"): HIDDEN,
+    ("POST", "/api/events/batch"): HIDDEN,
+    ("GET", "/api/segments"): COUNTED,
+    ("POST", "/api/segments"): NAMES_NONE,  # a rule; its members are read through the routes below
+    ("POST", "/api/segments/preview"): COUNTED,
+    ("GET", "/api/segments/{name}/members"): UNLISTED,
+    ("GET", "/api/value/runs"): NAMES_NONE,
+    ("GET", "/api/value/retention"): NAMES_NONE,
+    ("GET", "/api/value/runs/{run_id}/scores"): UNLISTED,
+    ("GET", "/api/value/lists/{name}"): UNLISTED,
+    ("GET", "/api/cases/queue"): UNLISTED,
+    ("POST", "/api/cases"): HIDDEN,
+    ("POST", "/api/cases/{case_id}/notes"): HIDDEN,
+    ("POST", "/api/cases/{case_id}/resolve"): HIDDEN,
+    ("GET", "/api/strategy/budget"): UNLISTED,
+    ("GET", "/api/strategy/portfolio"): NAMES_NONE,  # segments and managers, not customers
+    ("GET", "/api/strategy/pricing"): UNLISTED,
+    ("GET", "/api/strategy/elasticity"): NAMES_NONE,
+    ("GET", "/api/strategy/network"): UNLISTED,
+    ("POST", "/api/strategy/links"): HIDDEN,
+    ("GET", "/api/campaigns"): NAMES_NONE,
+    ("GET", "/api/campaigns/{key}/live"): NAMES_NONE,
+    ("GET", "/api/campaigns/{key}/report"): NAMES_NONE,
+    ("GET", "/api/campaigns/{key}/preview"): UNLISTED,
+    ("GET", "/api/offers"): NAMES_NONE,
+    ("POST", "/api/offers"): NAMES_NONE,
+    ("POST", "/api/customers"): SOURCE_WIDE,
+    ("GET", "/login"): NAMES_NONE,
+    ("GET", "/docs"): NAMES_NONE,
+    ("POST", "/login"): NAMES_NONE,
+    ("GET", "/logout"): NAMES_NONE,
+    ("GET", "/"): UNLISTED,
+    ("GET", "/customers"): UNLISTED,
+    ("GET", "/customers/{customer_id}"): HIDDEN,
+    ("GET", "/segments"): COUNTED,
+    ("POST", "/segments"): NAMES_NONE,
+    ("POST", "/segments/count"): COUNTED,
+    ("GET", "/segments/evolution"): NAMES_NONE,
+    ("GET", "/service"): UNLISTED,
+    ("GET", "/quality"): UNLISTED,
+    ("GET", "/strategy"): UNLISTED,
+    ("GET", "/strategy/budget"): UNLISTED,
+    ("GET", "/strategy/portfolio"): NAMES_NONE,
+    ("GET", "/strategy/pricing"): UNLISTED,
+    ("GET", "/strategy/elasticity"): NAMES_NONE,
+    ("GET", "/strategy/elasticity/panel"): NAMES_NONE,
+    ("GET", "/strategy/network"): UNLISTED,
+    ("GET", "/strategy/contacts"): NAMES_NONE,  # no uplift model here; the plan's curve counts, never names
+    ("GET", "/campaigns"): NAMES_NONE,
+    ("GET", "/campaigns/{key}"): UNLISTED,
+    ("GET", "/campaigns/{key}/live"): NAMES_NONE,
+    ("GET", "/imports"): SOURCE_WIDE,
+    ("POST", "/imports"): SOURCE_WIDE,
+    ("GET", "/imports/{job_id}/panel"): SOURCE_WIDE,
+    ("POST", "/imports/prepare"): SOURCE_WIDE,
+    ("GET", "/imports/staged/{staged_id}"): SOURCE_WIDE,
+    ("POST", "/imports/staged/{staged_id}"): SOURCE_WIDE,
+    ("GET", "/vendor/plotly.min.js"): NAMES_NONE,
+}
+
 
 def app_routes(app: Any) -> set[tuple[str, str]]:
     """Every (method, path) the app answers, found by walking its routers."""
@@ -184,12 +274,7 @@ def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[
 
 @pytest.fixture
 def store(engine: Engine, write_file: WriteFile) -> Iterator[tuple[TestClient, dict[str, str], dict[str, Any]]]:
-    people = write_file("people.csv", "id,email,name\n1,ann@example.com,Ann Lee\n2,bob@example.org,Bob Ray\n")
-    mapping = {
-        "source": {"system": "crm"},
-        "customers": {"external_id": "id", "email": "email", "display_name": "name"},
-    }
-    import_file(engine, people, parse_mapping(mapping), rejects_dir=people.parent)
+    _people_with_history(engine, write_file)
     for role in ROLES:
         create_user(engine, role, PASSWORD, role)
     create_segment(engine, "everyone", "orders >= 0")
@@ -209,11 +294,75 @@ def store(engine: Engine, write_file: WriteFile) -> Iterator[tuple[TestClient, d
         case = client.post("/api/cases", headers={"Authorization": f"Bearer {tokens['admin']}"},
                            json={"customer_id": ann, "subject": "a case to act on"})  # fmt: skip
         assert case.status_code == 201, case.text
+        _bobs_case_and_campaign(engine)
         staged = stage_upload(b"id,email\n79,y@example.com\n", "staged.csv", uploads_dir(), PEOPLE_MAPPING)
         ids = {"customer_id": ann, "case_id": case.json()["id"], "name": "everyone", "run_id": 1, "key": "none",
                "job_id": "none", "staged_id": staged.id, "review_id": 1, "merge_id": 1, "username": "analyst",
                "token_id": 10**9}  # fmt: skip
         yield client, tokens, ids
+
+
+PEOPLE = """id,email,name,first,last,postal,education,deals,web,catalog,shop
+1,ann@example.com,Ann Lee,Ann,Lee,1011,Master,2,3,1,4
+2,bob@example.org,Bob Ray,Bob,Ray,2022,Basic,5,1,0,1
+3,bob.ray@example.org,Bob Ray,Bob,Ray,2022,Basic,1,2,2,2
+"""
+ORDERS = "id,order,date,amount\n1,o1,2024-01-05,40\n1,o2,2024-03-05,60\n2,o3,2024-02-05,90\n3,o4,2024-02-07,20\n"
+
+
+def _people_with_history(engine: Engine, write_file: WriteFile) -> None:
+    """Ann (the manager's), Bob and Bob's likely duplicate, with orders, value scores, deal counts and links, so
+    that every list and analysis a manager may read would name Bob if the portfolio did not hold."""
+    people = write_file("people.csv", PEOPLE)
+    counts = {f"{name}_purchases": {"column": name, "type": "integer"} for name in ("deals", "web", "catalog")}
+    mapping = {
+        "source": {"system": "crm"},
+        "customers": {"external_id": "id", "email": "email", "first_name": "first", "last_name": "last",
+                      "display_name": "name", "profile": {"postal_code": "postal", "education": "education"},
+                      "attributes": {**counts,
+                                     "store_purchases": {"column": "shop", "type": "integer"}}},
+    }  # fmt: skip
+    import_file(engine, people, parse_mapping(mapping), rejects_dir=people.parent)
+    orders = write_file("orders.csv", ORDERS)
+    order_mapping = {
+        "source": {"system": "crm"},
+        "orders": {"customer": "id", "order_id": "order", "ordered_at": "date", "revenue": "amount"},
+    }
+    import_file(engine, orders, parse_mapping(order_mapping), rejects_dir=orders.parent)  # fmt: skip
+    with engine.begin() as conn:
+        external = select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external")
+        ids = {str(value): int(customer) for value, customer in conn.execute(external)}
+        run = conn.execute(
+            insert(table_of(ScoreRun)).values(
+                as_of=dt.date(2024, 4, 1), source="crm", model="bgnbd", period="W", currency="USD", horizon_months=36,
+                annual_discount_rate=0.1, default_margin_rate=0.3, parameters={}, log_likelihood=-1.0, customers=3,
+                excluded={}, tier_cuts=[0.2, 0.5],
+            ).returning(table_of(ScoreRun).c.id)
+        ).scalar_one()  # fmt: skip
+        for rank, external in enumerate(("2", "1", "3"), start=1):
+            conn.execute(
+                insert(table_of(CustomerScore)).values(
+                    run_id=run, customer_id=ids[external], frequency=1, recency=1.0, age=2.0, p_alive=0.4,
+                    expected_purchases=1.0, expected_margin_per_purchase_minor=100, clv_minor=9000 - rank,
+                    value_at_risk_minor=5000 - rank, revenue_minor=100, tier="ABC"[rank - 1], rank=rank,
+                )
+            )  # fmt: skip
+    links = [{"from": "crm:1", "to": "crm:2", "kind": "referral"}, {"from": "crm:2", "to": "crm:3", "kind": "referral"}]
+    add_link_records(engine, enumerate(links), source="crm")
+    for customer in ids.values():
+        record_consent(engine, customer, channel="email")
+
+
+def _bobs_case_and_campaign(engine: Engine) -> None:
+    """A case about Bob in the queue, a campaign whose preview would show him, segment members counted."""
+    with engine.connect() as conn:
+        bob = conn.scalar(select(s.Identity.customer_id).where(s.Identity.kind == "external", s.Identity.value == "2"))
+    assert bob is not None
+    open_case(engine, bob, subject="Bob's parcel is late", kind="complaint")
+    evaluate_segments(engine)
+    create_campaign(engine, "spring", "Spring", rule="orders >= 0", subject="Hello {{ first_name }}",
+                    body="Dear {{ first_name }}", control_share=0)  # fmt: skip
+    prepare_campaign(engine, "spring")
 
 
 SIGN_OUTS = {("POST", "/api/auth/logout"), ("GET", "/logout")}
@@ -293,3 +442,129 @@ def test_openapi_names_a_model_for_every_response_body(
             if not named:  # a named model (or a list of one), not a bare "object"
                 undocumented.append(f"{method.upper()} {path}")
     assert undocumented == []
+
+
+GHOST = 987654321  # an id (and external id) nobody has
+# A customer-naming list route whose path needs other values than the table-wide ids.
+PATH_VALUES = {("GET", "/api/value/lists/{name}"): {"name": "at-risk"}, ("GET", "/api/campaigns/{key}/preview"):
+               {"key": "spring"}, ("GET", "/campaigns/{key}"): {"key": "spring"}}  # fmt: skip
+# How a counting route's answer says how many customers it counted.
+COUNTS: dict[tuple[str, str], Callable[[Any], int]] = {
+    ("POST", "/api/segments/preview"): lambda reply: int(reply.json()["count"]),
+    ("GET", "/api/segments"): lambda reply: next(int(row["member_count"]) for row in reply.json()
+                                                 if row["name"] == "everyone"),
+    ("POST", "/segments/count"): lambda reply: int(re.findall(r"([\d,]+) of [\d,]+ customers match", reply.text)[0]),
+    ("GET", "/segments"): lambda reply: int(re.findall(r"<td>everyone</td><td><code>[^<]*</code></td><td>(\d+)</td>",
+                                                       reply.text)[0]),
+}  # fmt: skip
+
+
+def _naming_bob(ids: dict[str, Any], bob: int) -> dict[str, Any]:
+    """The table's ids, with Bob (and a case about him) wherever a route names a customer."""
+    return {**ids, "customer_id": bob, "case_id": ids["bobs_case"]}
+
+
+def _naming_nobody(ids: dict[str, Any]) -> dict[str, Any]:
+    return {**ids, "customer_id": GHOST, "case_id": GHOST}
+
+
+def _about(request: dict[str, Any], reference: str) -> dict[str, Any]:
+    """A request's body with its customer references (crm:2, and an event's customer) swapped for ``reference``."""
+    body = request.get("json")
+    if body is None:
+        return request
+    text = json.dumps(body).replace('"crm:2"', json.dumps(reference))
+    text = text.replace('"customer": "crm:1"', f'"customer": {json.dumps(reference)}')
+    return {**request, "json": json.loads(text)}
+
+
+def _names_bob(reply: Any, bob: int) -> bool:
+    """Does an answer name Bob: his name, his e-mail, his id in a customer field, or a link to his page."""
+    text = reply.text
+    if "bob ray" in text.lower() or "bob@example.org" in text or f'/customers/{bob}"' in text:
+        return True
+    if f"customer {bob}," in text or f"\n{bob}," in text:  # a point of the network plot, a CSV row
+        return True
+    if not reply.headers.get("content-type", "").startswith("application/json"):
+        return False
+    found = False
+
+    def walk(value: Any, key: str | None = None) -> None:
+        nonlocal found
+        if isinstance(value, dict):
+            for inner_key, inner in value.items():
+                walk(inner, inner_key)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, key)
+        elif key in ("id", "customer_id", "first_id", "last_id", "members", "items") and value == bob:
+            found = True
+
+    walk(reply.json())
+    return found
+
+
+def test_a_manager_meets_a_customer_outside_their_portfolio_as_nobody(
+    engine: Engine, store: tuple[TestClient, dict[str, str], dict[str, Any]]
+) -> None:
+    """The out-of-portfolio column, route by route: Bob is named nowhere a manager looks, asking about him answers
+    as asking about nobody, and nothing the manager does about him is written. The admin's answers show that each
+    check could fail: they do name (or count) Bob."""
+    client, tokens, ids = store
+    with engine.connect() as conn:
+        bob = conn.scalar(select(s.Identity.customer_id).where(s.Identity.kind == "external", s.Identity.value == "2"))
+    assert bob is not None
+    ids = {**ids, "bobs_case": _case_about(engine, bob)}
+    callable_by_manager = {route for route, roles in ALLOWED.items() if "manager" in roles}
+    assert callable_by_manager == OUT_OF_PORTFOLIO.keys(), "say in OUT_OF_PORTFOLIO what a manager meets here"
+    failures = []
+    for method, path in sorted(callable_by_manager):
+        expected = OUT_OF_PORTFOLIO[(method, path)]
+        if expected not in (HIDDEN, UNLISTED, COUNTED):
+            continue
+        values = {**ids, **PATH_VALUES.get((method, path), {})}
+
+        def ask(
+            role: str, values: dict[str, Any], reference: str = "crm:2", route: tuple[str, str] = (method, path)
+        ) -> Any:
+            client.cookies.clear()
+            client.cookies.set("patron_session", tokens[role])
+            request = _about(request_for(*route, role, values), reference)
+            return client.request(**request, headers={"Authorization": f"Bearer {tokens[role]}"})
+
+        where = f"{method} {path}"
+        if expected == HIDDEN:
+            before = _fingerprint(engine)
+            about_bob = ask("manager", _naming_bob(values, bob))
+            if _fingerprint(engine) != before:
+                failures.append(f"{where}: writing about Bob changed the store")
+            about_nobody = ask("manager", _naming_nobody(values), f"crm:{GHOST}")
+            # The answers may repeat what was asked about: Bob's case, his source id (crm:2) or his own id.
+            named = ids["bobs_case"] if "{case_id}" in path else (bob if "{customer_id}" in path else 2)
+            named = bob if (method, path) == ("POST", "/api/cases") else named
+            ghost_text = about_nobody.text.replace(str(GHOST), str(named))
+            if (about_bob.status_code, about_bob.text) != (about_nobody.status_code, ghost_text):
+                failures.append(f"{where}: Bob {about_bob.status_code} {about_bob.text[:160]!r}, nobody "
+                                f"{about_nobody.status_code} {about_nobody.text[:160]!r}")  # fmt: skip
+            if method == "GET" and ask("admin", _naming_bob(values, bob)).status_code >= 400:
+                failures.append(f"{where}: the admin cannot read Bob here either, so this proves nothing")
+        elif expected == UNLISTED:
+            mine, everyone = ask("manager", values), ask("admin", values)
+            if not _names_bob(everyone, bob):
+                failures.append(f"{where}: the admin's answer does not name Bob ({everyone.status_code}), so this "
+                                f"proves nothing: {everyone.text[:200]!r}")  # fmt: skip
+            if mine.status_code != 200 or _names_bob(mine, bob):
+                failures.append(f"{where}: the manager's answer names Bob ({mine.status_code})")
+        else:
+            counted = COUNTS[(method, path)]
+            mine, everyone = counted(ask("manager", values)), counted(ask("admin", values))
+            if (mine, everyone) != (1, 3):
+                failures.append(f"{where}: counted {mine} for the manager (Ann only: 1), {everyone} for the admin")
+    assert failures == [], "\n".join(failures)
+
+
+def _case_about(engine: Engine, customer: int) -> int:
+    with engine.connect() as conn:
+        case = conn.scalar(select(table_of(Case).c.id).where(table_of(Case).c.customer_id == customer))
+    assert case is not None
+    return int(case)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import CaseOpened, QueuedCase, Status
-from patron.auth.access import check_visible
+from patron.auth.portfolio import check_case_visible, check_visible, portfolio
 from patron.http.common import CustomerId, Limit, LongText, ManageCases, ShortText, Store
 from patron.service.cases import open_case, resolve_case, update_case, work_queue
 
@@ -32,7 +32,7 @@ class NoteIn(BaseModel):
 
 @router.get("/cases/queue", tags=["service"])
 def queue(store: Store, principal: ManageCases, limit: Limit = 50) -> list[QueuedCase]:
-    return [QueuedCase(**row) for row in work_queue(store, limit=limit)]
+    return [QueuedCase(**row) for row in work_queue(store, limit=limit, within=portfolio(principal))]
 
 
 @router.post("/cases", tags=["service"], status_code=201)
@@ -49,11 +49,13 @@ def new_case(body: CaseIn, store: Store, principal: ManageCases) -> CaseOpened:
 
 @router.post("/cases/{case_id}/notes", tags=["service"])
 def note(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> Status:
+    check_case_visible(store, principal, case_id)
     update_case(store, case_id, note=body.text, customer_contact=body.customer_contact, actor=principal.username)
     return Status(status="noted")
 
 
 @router.post("/cases/{case_id}/resolve", tags=["service"])
 def resolve(case_id: CustomerId, body: NoteIn, store: Store, principal: ManageCases) -> Status:
+    check_case_visible(store, principal, case_id)
     resolve_case(store, case_id, body.text, actor=principal.username, at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
     return Status(status="resolved")

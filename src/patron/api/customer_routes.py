@@ -18,7 +18,8 @@ from patron.api.schemas import (
     RecommendedProduct,
     TimelineItem,
 )
-from patron.auth.access import check_visible, customer_360, customer_profile, customers_page, export_customers
+from patron.auth.access import customer_360, customer_profile, customers_page, export_customers
+from patron.auth.portfolio import check_visible
 from patron.engage.offers import OfferChoice, next_best_offer
 from patron.engage.recommendations import recommendations_for
 from patron.http.common import Caller, CustomerId, ManageCases, Paged, Store, on_store

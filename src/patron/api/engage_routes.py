@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import ConsentLedger, Created, OfferOut
-from patron.auth.access import check_visible
+from patron.auth.portfolio import check_visible
 from patron.engage.consent import consent_ledger, record_consent
 from patron.engage.offers import create_offer, list_offers
 from patron.http.common import (

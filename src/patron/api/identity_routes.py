@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import ArrivalOut, MatchOut, MergeOut, ReviewOut, ReviewsOut
-from patron.auth.access import check_visible
+from patron.auth.portfolio import check_visible
 from patron.cif.identity import actions
 from patron.cif.identity.arrivals import receive_customer
 from patron.cif.identity.review import ReviewPair

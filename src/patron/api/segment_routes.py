@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import Count, Created, IdPage, SegmentOut
+from patron.auth.portfolio import portfolio
 from patron.http.common import LongText, ManageSegments, Paged, ReadCustomers, ShortText, Store
 from patron.segments.rules import create_segment, list_segments, preview, segment_members
 
@@ -26,7 +27,7 @@ class RuleIn(BaseModel):
 
 @router.get("/segments", tags=["segments"])
 def segments(store: Store, principal: ReadCustomers) -> list[SegmentOut]:
-    return [SegmentOut(**row) for row in list_segments(store)]
+    return [SegmentOut(**row) for row in list_segments(store, within=portfolio(principal))]
 
 
 @router.post("/segments", tags=["segments"], status_code=201)
@@ -37,7 +38,7 @@ def new_segment(body: SegmentIn, store: Store, principal: ManageSegments) -> Cre
 @router.post("/segments/preview", tags=["segments"])
 def preview_segment(body: RuleIn, store: Store, principal: ReadCustomers) -> Count:
     """The live count of a rule (the segment builder calls this as you type)."""
-    result = preview(store, body.rule, sample=0)
+    result = preview(store, body.rule, sample=0, within=portfolio(principal))
     return Count(count=result.count, customers=result.customers)
 
 
@@ -48,5 +49,5 @@ def members(
     principal: ReadCustomers,
     paging: Paged,
 ) -> IdPage:
-    ids, total = segment_members(store, name, **paging.window)
+    ids, total = segment_members(store, name, **paging.window, within=portfolio(principal))
     return IdPage(items=ids, total=total, **paging.window)

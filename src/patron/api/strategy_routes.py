@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import BudgetPlan, Elasticity, LinksAdded, Network, PortfolioPlan, Pricing, SegmentElasticityOut
-from patron.auth.access import masked_names
+from patron.auth.access import named_customers
+from patron.auth.portfolio import customer_resolver, portfolio_ids, visible_frame
 from patron.http.common import ManageSegments, ReadStrategy, ShortText, Store
 from patron.strategy.budget import ResponseCurve
 from patron.strategy.network import add_link_records
@@ -37,7 +38,7 @@ def budget(
     acquisition = _curve(acquisition_ceiling, acquisition_k)
     retention = _curve(retention_ceiling, retention_k)
     plan = budget_plan(store, amount, acquisition=acquisition, retention=retention, discount_rate=discount_rate)
-    at_risk = masked_names(principal, plan.at_risk.to_dicts())
+    at_risk = named_customers(store, principal, visible_frame(store, principal, plan.at_risk).head(20).to_dicts())
     inputs = asdict(plan.inputs)
     return BudgetPlan(
         currency=plan.currency, inputs=inputs, assumed_curves=plan.assumed_curves, best=asdict(plan.best),
@@ -82,7 +83,10 @@ def pricing(
     customers, segments = price_sensitivity(store, by=by)
     return Pricing(
         segments=segments.to_dicts(),
-        most_deal_prone=customers.sort("shrunk_share", descending=True).head(limit).to_dicts(),
+        most_deal_prone=visible_frame(store, principal, customers)
+        .sort("shrunk_share", descending=True)
+        .head(limit)
+        .to_dicts(),
     )
 
 
@@ -102,7 +106,7 @@ def elasticity(
 @router.get("/network")
 def network(store: Store, principal: ReadStrategy, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Network:
     """Communities, value assortativity, influencers and high-value clusters of the customer network."""
-    summary = network_summary(store, top=top)
+    summary = network_summary(store, top=top, visible=portfolio_ids(store, principal))
     return Network(
         customers=summary.customers,
         links=summary.links,
@@ -135,7 +139,7 @@ def add_links(body: LinksIn, store: Store, principal: ManageSegments) -> LinksAd
         (position, {"from": link.from_, "to": link.to, "kind": link.kind, "weight": link.weight})
         for position, link in enumerate(body.links)
     )
-    result = add_link_records(store, records, source=body.source)
+    result = add_link_records(store, records, source=body.source, resolve=customer_resolver(store, principal))
     return LinksAdded(
         created=result.created,
         duplicates=result.duplicates,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from patron.api.schemas import CohortRetentionOut, Page, Retention, ScoreRunOut, ValueList
 from patron.auth.access import masked_names, run_scores_page
+from patron.auth.portfolio import visible_frame
 from patron.http.common import Caller, Limit, Paged, ReadCustomers, Store
 from patron.value.base import customer_base
 from patron.value.list_names import ListName
@@ -47,11 +48,11 @@ def value_list(
 ) -> ValueList:
     """A differentiation list with a reason per customer (names pseudonymised for analysts)."""
     frame, scope, as_of = customer_base(store, source=source)
-    result = LISTS[name](frame)
-    rows = result.rows.slice(paging.offset, paging.limit).to_dicts()
-    rows = masked_names(principal, rows)
+    result = LISTS[name](frame)  # the whole base: a list's thresholds (top 25 %, bottom 20 %) are the base's
+    listed = visible_frame(store, principal, result.rows)
+    rows = masked_names(principal, listed.slice(paging.offset, paging.limit).to_dicts())
     return ValueList(
-        title=result.title, note=result.note, source=scope.source, as_of=as_of, total=result.rows.height, items=rows
+        title=result.title, note=result.note, source=scope.source, as_of=as_of, total=listed.height, items=rows
     )
 
 

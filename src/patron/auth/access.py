@@ -10,8 +10,9 @@ import hashlib
 import io
 from typing import Any
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine
 
+from patron.auth.portfolio import check_visible, portfolio, visible_rows
 from patron.auth.service import Principal, authorize
 from patron.auth.trail import trail_for
 from patron.cif import schema as s
@@ -34,9 +35,6 @@ from patron.errors import NotFoundError
 from patron.value.latest import LATEST_SCORE
 from patron.value.scoring import scores_page
 
-ACCOUNTS = table_of(s.Account)
-CONTACTS = table_of(s.AccountContact)
-
 
 def _marked_personal(model: type[s.Base]) -> frozenset[str]:
     """The columns the schema marks ``info={"pii": True}``: masking follows the marks, never a list kept here."""
@@ -52,17 +50,6 @@ PERSONAL = {
 
 def _masked(row: dict[str, Any], personal: frozenset[str]) -> dict[str, Any]:
     return {key: (None if key in personal else value) for key, value in row.items()}
-
-
-def portfolio(principal: Principal) -> Select[tuple[int]] | None:
-    """The customer ids a principal may see; ``None`` means all of them."""
-    if principal.role != "manager":
-        return None
-    return (
-        select(CONTACTS.c.customer_id)
-        .join(ACCOUNTS, ACCOUNTS.c.id == CONTACTS.c.account_id)
-        .where(ACCOUNTS.c.manager == principal.username)
-    )
 
 
 def pseudonym_of(customer_id: int) -> str:
@@ -102,9 +89,25 @@ def masked_names(
     return [{**row, name_key: pseudonym_of(row[id_key])} for row in rows]
 
 
-def duplicate_candidates_for(principal: Principal, candidates: list[Any]) -> list[Any]:
-    """Possible duplicates compare names and addresses side by side: only for roles that read personal data."""
-    return candidates if principal.sees_pii else []
+def named_customers(
+    engine: Engine,
+    principal: Principal,
+    rows: list[dict[str, Any]],
+    *,
+    id_key: str = "customer_id",
+    name_key: str = "name",
+) -> list[dict[str, Any]]:
+    """Rows an analysis names customers in (who to retain first, value at risk): the portfolio's, names masked."""
+    return masked_names(principal, visible_rows(engine, principal, rows, keys=(id_key,)), id_key=id_key,
+                        name_key=name_key)  # fmt: skip
+
+
+def duplicate_candidates_for(engine: Engine, principal: Principal, candidates: list[dict[str, Any]]) -> list[Any]:
+    """Possible duplicates compare names and addresses side by side: only for roles that read personal data, and
+    for a manager only groups within their portfolio."""
+    if not principal.sees_pii:
+        return []
+    return visible_rows(engine, principal, candidates, keys=("first_id", "last_id"))
 
 
 def run_scores_page(
@@ -113,15 +116,6 @@ def run_scores_page(
     """A score run's customers as the principal may see them (a manager: their portfolio's)."""
     authorize(principal, "read_customers")
     return scores_page(engine, run_id, tier=tier, within=portfolio(principal), limit=limit, offset=offset)
-
-
-def check_visible(engine: Engine, principal: Principal, customer_id: int) -> None:
-    authorize(principal, "read_customers")
-    scope = portfolio(principal)
-    if scope is not None:
-        with engine.connect() as conn:
-            if conn.scalar(scope.where(CONTACTS.c.customer_id == customer_id).limit(1)) is None:
-                raise NotFoundError(f"there is no customer {customer_id} in your portfolio", field="customer_id")
 
 
 def _mask_record(record: CustomerRecord, customer_id: int) -> None:

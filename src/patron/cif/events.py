@@ -7,8 +7,9 @@ A bad event is rejected with its index and reason; the others in the batch are k
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -54,7 +55,12 @@ def _naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def ingest_events(engine: Engine, events: Sequence[EventIn]) -> IngestResult:
+def ingest_events(
+    engine: Engine, events: Sequence[EventIn], *, resolve: Callable[[str], int] | None = None
+) -> IngestResult:
+    """Store the events once each; ``resolve`` finds an event's customer (by default anyone in the file; a caller
+    with a portfolio passes its own, so an event about someone outside it is rejected as about nobody)."""
+    resolve = resolve or partial(resolve_customer, engine)
     result = IngestResult()
     customers: dict[str, int | None] = {}
     rows = []
@@ -62,7 +68,7 @@ def ingest_events(engine: Engine, events: Sequence[EventIn]) -> IngestResult:
         reference = event.customer
         if reference not in customers:
             try:
-                customers[reference] = resolve_customer(engine, reference)
+                customers[reference] = resolve(reference)
             except NotFoundError:
                 customers[reference] = None
         customer_id = customers[reference]

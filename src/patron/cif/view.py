@@ -106,7 +106,12 @@ def resolve_customer(engine: Engine, reference: str, *, by_email: bool = True) -
             return survivor_of(conn, int(found[0]))
     if len(found) > 1:
         raise NotFoundError(f"{reference!r} matches customers in several sources; write it as system:id")
-    raise NotFoundError(f"no customer matches {reference!r}", field="customer")
+    raise no_customer_matches(reference)
+
+
+def no_customer_matches(reference: str) -> NotFoundError:
+    """The one answer for a reference that names nobody (or nobody the caller may see)."""
+    return NotFoundError(f"no customer matches {reference!r}", field="customer")
 
 
 def _matches(column: ColumnElement[str], search: str) -> ColumnElement[bool]:
@@ -123,7 +128,7 @@ def list_customers(
     kind: str | None = None,
     limit: int = 50,
     offset: int = 0,
-    within: Select[tuple[int]] | None = None,
+    within: Select[int] | None = None,
     search_personal_data: bool = True,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of customers with their order count and revenue, and the total matching.

@@ -8,7 +8,7 @@ interaction counts are brought up to date for its customer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
@@ -61,9 +61,11 @@ class Ingested:
         return {**self.result.as_dict(), "triggers_fired": self.triggers_fired}
 
 
-def ingest_and_follow_up(engine: Engine, events: Sequence[EventIn]) -> Ingested:
+def ingest_and_follow_up(
+    engine: Engine, events: Sequence[EventIn], *, resolve: Callable[[str], int] | None = None
+) -> Ingested:
     """Store the events, run the triggers listening for them, and keep interaction-count segments current."""
-    result = ingest_events(engine, list(events))
+    result = ingest_events(engine, list(events), resolve=resolve)
     listened = listened_events(engine) if result.stored else set()
     fired = [
         firing.trigger

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from patron.cif.columns import table_of, utcnow
@@ -83,9 +83,15 @@ def update_segment(engine: Engine, name: str, expression: str) -> None:
         raise NotFoundError(f"there is no segment called {name!r}", field="name")
 
 
-def list_segments(engine: Engine) -> list[dict[str, Any]]:
+def list_segments(engine: Engine, *, within: Select[int] | None = None) -> list[dict[str, Any]]:
+    """The segments; with ``within`` (a manager's portfolio) each counts only its members there."""
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(select(SEGMENTS).order_by(SEGMENTS.c.name))]
+        segments = [dict(row._mapping) for row in conn.execute(select(SEGMENTS).order_by(SEGMENTS.c.name))]
+        if within is not None:
+            counted = select(MEMBERS.c.segment_id, func.count()).where(MEMBERS.c.customer_id.in_(within))
+            counts = {int(segment): int(n) for segment, n in conn.execute(counted.group_by(MEMBERS.c.segment_id))}
+            segments = [{**segment, "member_count": counts.get(segment["id"], 0)} for segment in segments]
+    return segments
 
 
 def segment_id(engine: Engine, name: str) -> int:
@@ -102,10 +108,22 @@ def members_of(features: Features, rule: CompiledRule, schema: dict[str, pl.Data
     return frame.filter(rule.expression(context))["customer_id"]
 
 
-def preview(engine: Engine, expression: str, *, as_of: dt.date | None = None, sample: int = 10) -> Preview:
-    """How many customers a rule selects now, with a few of them: the segment builder's live count."""
+def preview(
+    engine: Engine,
+    expression: str,
+    *,
+    as_of: dt.date | None = None,
+    sample: int = 10,
+    within: Select[int] | None = None,
+) -> Preview:
+    """How many customers a rule selects now, with a few of them: the segment builder's live count (among the
+    customers ``within`` selects, if given: a manager's portfolio)."""
     rule = _compile(engine, expression)
     features = build_features(engine, as_of=as_of)
+    if within is not None:
+        with engine.connect() as conn:
+            kept = sorted(int(customer) for customer in conn.scalars(within))
+        features = replace(features, customers=features.customers.filter(pl.col("customer_id").is_in(kept)))
     members = members_of(features, rule, feature_schema(engine))
     rows = features.customers.filter(pl.col("customer_id").is_in(members.implode())).head(sample)
     return Preview(len(members), features.customers.height, rows)
@@ -218,16 +236,20 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
     return EventEffect(joined, left, [s["name"] for s in affected])
 
 
-def segment_members(engine: Engine, name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[int], int]:
-    """One page of a segment's member ids (as last evaluated) and the total."""
+def segment_members(
+    engine: Engine, name: str, *, limit: int = 50, offset: int = 0, within: Select[int] | None = None
+) -> tuple[list[int], int]:
+    """One page of a segment's member ids (as last evaluated) and the total (only those ``within``, if given)."""
     identifier = segment_id(engine, name)
+    members = MEMBERS.c.segment_id == identifier
+    if within is not None:
+        members = members & MEMBERS.c.customer_id.in_(within)
     with engine.connect() as conn:
         ids = conn.scalars(
-            select(MEMBERS.c.customer_id)
-            .where(MEMBERS.c.segment_id == identifier)
-            .order_by(MEMBERS.c.customer_id)
-            .limit(limit)
-            .offset(offset)
+            select(MEMBERS.c.customer_id).where(members).order_by(MEMBERS.c.customer_id).limit(limit).offset(offset)
         ).all()
-        total = conn.scalar(select(SEGMENTS.c.member_count).where(SEGMENTS.c.id == identifier))
+        if within is None:  # the stored count: no scan of the members
+            total = conn.scalar(select(SEGMENTS.c.member_count).where(SEGMENTS.c.id == identifier))
+        else:
+            total = conn.scalar(select(func.count()).select_from(MEMBERS).where(members))
     return [int(i) for i in ids], int(total or 0)

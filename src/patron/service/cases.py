@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, func, insert, or_, select, update
 
 from patron.cif.columns import table_of, utcnow
 from patron.cif.ledger import case_changed, require_customer
@@ -243,8 +243,11 @@ def reopen_case(
         case_changed(conn, row.customer_id, case_id, "case_reopened", at, agent=actor, body=reason, direction="inbound")
 
 
-def work_queue(engine: Engine, *, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Open cases, escalated ones first, then by service-level due time."""
+def work_queue(
+    engine: Engine, *, agent: str | None = None, limit: int = 50, within: Select[int] | None = None
+) -> list[dict[str, Any]]:
+    """Open cases, escalated ones first, then by service-level due time (only about the customers ``within``
+    selects, if given: a manager's portfolio)."""
     query = (
         select(CASES, AGENTS.c.username.label("agent"))
         .select_from(CASES.outerjoin(AGENTS, AGENTS.c.id == CASES.c.assigned_to))
@@ -254,6 +257,8 @@ def work_queue(engine: Engine, *, agent: str | None = None, limit: int = 50) -> 
     )
     if agent is not None:
         query = query.where(or_(AGENTS.c.username == agent, CASES.c.assigned_to.is_(None)))
+    if within is not None:
+        query = query.where(CASES.c.customer_id.in_(within))
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import networkx as nx
@@ -82,28 +83,37 @@ def import_links(engine: Engine, path: Path, *, source: str) -> LinkImport:
         return add_link_records(engine, enumerate(reader, start=2), source=source)
 
 
-def add_link_records(engine: Engine, records: Iterable[tuple[int, Mapping[str, object]]], *, source: str) -> LinkImport:
-    """Links from (position, {from, to, kind, weight}) records: bad ones reported by position, good ones kept."""
+def add_link_records(
+    engine: Engine,
+    records: Iterable[tuple[int, Mapping[str, object]]],
+    *,
+    source: str,
+    resolve: Callable[[str], int] | None = None,
+) -> LinkImport:
+    """Links from (position, {from, to, kind, weight}) records: bad ones reported by position, good ones kept.
+
+    ``resolve`` finds a reference's customer (by default anyone in the file; a caller's portfolio otherwise)."""
+    resolve = resolve or partial(resolve_customer, engine)
     result = LinkImport()
     good: list[dict[str, object]] = []
     for position, record in records:
         try:
-            good.append(_link_row(engine, record))
+            good.append(_link_row(resolve, record))
         except (InvalidInputError, NotFoundError, ValueError) as error:
             result.rejected.append((position, str(getattr(error, "message", error))))
     result.created, result.duplicates = add_links(engine, good, source=source)
     return result
 
 
-def _link_row(engine: Engine, row: Mapping[str, object]) -> dict[str, object]:
+def _link_row(resolve: Callable[[str], int], row: Mapping[str, object]) -> dict[str, object]:
     kind = str(row.get("kind") or "").strip()
     if kind not in LINK_KINDS:
         raise InvalidInputError(f"kind {kind!r} is not one of {', '.join(LINK_KINDS)}")
     weight = float(str(row.get("weight") or 1.0))
     if not 0 < weight < 1e9:
         raise InvalidInputError("weight must be a positive number")
-    first = resolve_customer(engine, str(row.get("from") or ""))
-    second = resolve_customer(engine, str(row.get("to") or ""))
+    first = resolve(str(row.get("from") or ""))
+    second = resolve(str(row.get("to") or ""))
     if first == second:
         raise InvalidInputError("a customer cannot be linked to themselves")
     return {"from_customer_id": first, "to_customer_id": second, "kind": kind, "weight": weight}

@@ -56,7 +56,7 @@ class BudgetPlan:
     best: Allocation
     unconstrained: Allocation  # the equity-maximising budget
     table: list[Allocation]
-    at_risk: pl.DataFrame  # where the retention money should go first
+    at_risk: pl.DataFrame  # where the retention money should go first, most value at risk first
     currency: str
     assumed_curves: bool
 
@@ -90,7 +90,7 @@ def budget_plan(
     unconstrained = best_budget(inputs)
     amount = unconstrained.budget if budget is None else budget
     return BudgetPlan(
-        inputs, best_split(inputs, amount), unconstrained, what_if(inputs, amount), value_at_risk(base).rows.head(20),
+        inputs, best_split(inputs, amount), unconstrained, what_if(inputs, amount), value_at_risk(base).rows,
         scope.currency, acquisition is None or retention is None,
     )  # fmt: skip
 
@@ -208,7 +208,9 @@ class NetworkSummary:
     layout: dict[str, Any] = field(default_factory=dict)
 
 
-def network_summary(engine: Engine, *, top: int = 20) -> NetworkSummary:
+def network_summary(engine: Engine, *, top: int = 20, visible: set[int] | None = None) -> NetworkSummary:
+    """The network's shape over every customer; the customers it names (influencers, cluster members) only among
+    ``visible`` when given (a manager's portfolio)."""
     graph = customer_graph(engine)
     links = table_of(CustomerLink).c
     with engine.connect() as conn:
@@ -229,9 +231,21 @@ def network_summary(engine: Engine, *, top: int = 20) -> NetworkSummary:
     modularity = float(nx.community.modularity(graph, found)) if found else None
     return NetworkSummary(
         graph.number_of_nodes(), graph.number_of_edges(), len(found), modularity, assortativity, note,
-        influencer_scores(engine, graph).head(top), high_value_clusters(found, values).head(top),
+        _named(influencer_scores(engine, graph), visible).head(top), _clusters_named(found, values, visible).head(top),
         sources, _layout(graph, found, values),
     )  # fmt: skip
+
+
+def _named(frame: pl.DataFrame, visible: set[int] | None) -> pl.DataFrame:
+    return frame if visible is None else frame.filter(pl.col("customer_id").is_in(sorted(visible)))
+
+
+def _clusters_named(found: list[set[int]], values: dict[int, float], visible: set[int] | None) -> pl.DataFrame:
+    clusters = high_value_clusters(found, values)
+    if visible is None:
+        return clusters
+    kept = sorted(visible)
+    return clusters.with_columns(pl.col("members").list.eval(pl.element().filter(pl.element().is_in(kept))))
 
 
 def _values(engine: Engine) -> dict[int, float]:

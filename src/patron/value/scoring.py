@@ -352,7 +352,7 @@ def run_scores(engine: Engine, run_id: int) -> pl.DataFrame:
 
 
 def scores_page(
-    engine: Engine, run_id: int, *, tier: str | None = None, within: Select[tuple[int]] | None = None,
+    engine: Engine, run_id: int, *, tier: str | None = None, within: Select[int] | None = None,
     limit: int = 50, offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     """One page of a run's customer scores by rank (best first), optionally one tier or a set of customers."""

@@ -12,14 +12,14 @@ import plotly.graph_objects as go
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, masked_names
+from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, named_customers
 from patron.auth.accounts import end_session
+from patron.auth.portfolio import portfolio, visible_customer, visible_frame
 from patron.auth.service import Principal, ThrottledError, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.facts import main_scope, scope_choices
 from patron.cif.identity.actions import history as merge_history
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
-from patron.cif.view import resolve_customer
 from patron.engage.recommendations import recommendations_for
 from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
@@ -113,8 +113,8 @@ def dashboard(
                 ).update_layout(title=f"{what} distribution (up to the 99th percentile)")
             )
             if frame["value_at_risk"].null_count() < frame.height:  # an RFM run forecasts no value at risk
-                at_risk = value_at_risk(frame).rows.head(10).to_dicts()
-                context["at_risk"] = masked_names(principal, at_risk)
+                at_risk = visible_frame(engine, principal, value_at_risk(frame).rows).head(10).to_dicts()
+                context["at_risk"] = named_customers(engine, principal, at_risk)
     return page(request, "dashboard.html", principal, **context)
 
 
@@ -138,7 +138,7 @@ def customer(request: Request, principal: Viewer, customer_id: Annotated[str, Pa
     """One customer by internal id, ``system:external-id`` (``cdnow:00001``) or, for roles that see personal data,
     e-mail address."""
     try:
-        found = resolve_customer(engine_of(request), customer_id, by_email=principal.sees_pii)
+        found = visible_customer(engine_of(request), principal, customer_id)
         view = customer_360(engine_of(request), principal, found, interface="web")
     except PatronError as error:
         return page(request, "message.html", principal, status_code=404, title="Customer not found",
@@ -162,8 +162,9 @@ def _segments_page(request: Request, principal: Principal, *, status_code: int =
     values = {"notice": None, "problem": None, "rule": "", "name": "", "count": None, "count_problem": None}
     engine = engine_of(request)
     scope, as_of = main_scope(engine)  # what a rule's money and recency fields mean: named on the page
-    return page(request, "segments.html", principal, status_code=status_code, segments=list_segments(engine),
-                scope=scope, as_of=as_of, **{**values, **context})  # fmt: skip
+    segments = list_segments(engine, within=portfolio(principal))
+    return page(request, "segments.html", principal, status_code=status_code, segments=segments, scope=scope,
+                as_of=as_of, **{**values, **context})  # fmt: skip
 
 
 @router.post("/segments", response_model=None)
@@ -196,7 +197,7 @@ def segment_count(
         context["count_problem"] = "Your role cannot count customers."
     elif typed:
         try:
-            result = preview(engine_of(request), rule, sample=0)
+            result = preview(engine_of(request), rule, sample=0, within=portfolio(principal))
             context.update(count=result.count, customers=result.customers)
         except PatronError as error:
             context["count_problem"] = error.message
@@ -211,7 +212,7 @@ def service(request: Request, principal: Viewer) -> Response:
         chart = figure_html(service_figure(daily_service_metrics(engine)))
     except PatronError:
         chart = None
-    queue = work_queue(engine, limit=50) if principal.can("manage_cases") else []
+    queue = work_queue(engine, limit=50, within=portfolio(principal)) if principal.can("manage_cases") else []
     return page(request, "service.html", principal, queue=queue, chart=chart)
 
 
@@ -226,7 +227,7 @@ def quality(request: Request, principal: Viewer) -> Response:
             picked = [row for row in rows if row["field"] == field]
             figure.add_bar(name=field, x=[row["source"] for row in picked], y=[row["missing_pct"] for row in picked])
         chart = figure_html(figure.update_layout(title="Missing fields per source (% of customers)", barmode="group"))
-    duplicates = duplicate_candidates_for(principal, report.duplicate_candidates)
+    duplicates = duplicate_candidates_for(engine_of(request), principal, report.duplicate_candidates)
     return page(request, "quality.html", principal, report=report, chart=chart, duplicates=duplicates)
 
 

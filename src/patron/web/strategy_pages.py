@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from plotly.subplots import make_subplots
 from sqlalchemy import Engine
 
+from patron.auth.portfolio import portfolio_ids, visible_frame
 from patron.auth.service import Principal
 from patron.cif.facts import scope_choices
 from patron.errors import PatronError
@@ -60,7 +61,8 @@ def budget(
 
     def build() -> dict[str, Any]:
         plan = budget_plan(engine, amount, source=picked["scope"].source if picked["scope"] else None)
-        return {"plan": plan, "chart": figure_html(_budget_figure(plan))}
+        at_risk = visible_frame(engine, principal, plan.at_risk).head(15).to_dicts()
+        return {"plan": plan, "chart": figure_html(_budget_figure(plan)), "at_risk": at_risk}
 
     return _guarded(request, principal, "strategy_budget.html", build, amount=amount, **picked,
                     picker_action="/strategy/budget", keep={"amount": amount})  # fmt: skip
@@ -154,7 +156,8 @@ def pricing(request: Request, principal: Viewer, by: Annotated[str, Query(max_le
         figure.add_histogram(x=customers["raw_share"].to_list(), name="raw", opacity=0.6, nbinsx=40, row=1, col=2)
         figure.add_histogram(x=customers["shrunk_share"].to_list(), name="shrunk", opacity=0.6, nbinsx=40, row=1, col=2)
         figure.update_layout(barmode="overlay")
-        prone = customers.sort("shrunk_share", descending=True).head(20).to_dicts()
+        visible = visible_frame(engine_of(request), principal, customers)
+        prone = visible.sort("shrunk_share", descending=True).head(20).to_dicts()
         return {"segments": segments.to_dicts(), "prone": prone, "chart": figure_html(figure)}
 
     return _guarded(request, principal, "strategy_pricing.html", build, by=by)
@@ -251,15 +254,16 @@ def _contacts_figure(plan: ContactPlan) -> go.Figure:
 @router.get("/strategy/network", response_model=None)
 def network(request: Request, principal: Viewer) -> Response:
     def build() -> dict[str, Any]:
-        summary = network_summary(engine_of(request))
-        drawn = figure_html(_network_figure(summary)) if summary.layout else None
+        visible = portfolio_ids(engine_of(request), principal)
+        summary = network_summary(engine_of(request), visible=visible)
+        drawn = figure_html(_network_figure(summary, visible)) if summary.layout else None
         return {"summary": summary, "chart": drawn, "clusters": summary.clusters.to_dicts(),
                 "influencers": summary.influencers.to_dicts()}  # fmt: skip
 
     return _guarded(request, principal, "strategy_network.html", build)
 
 
-def _network_figure(summary: NetworkSummary) -> go.Figure:
+def _network_figure(summary: NetworkSummary, visible: set[int] | None) -> go.Figure:
     nodes = summary.layout["nodes"]
     where = {node["id"]: (node["x"], node["y"]) for node in nodes}
     xs: list[float | None] = []
@@ -273,8 +277,14 @@ def _network_figure(summary: NetworkSummary) -> go.Figure:
         x=[n["x"] for n in nodes], y=[n["y"] for n in nodes], mode="markers", name="customers",
         marker={"color": [n["community"] for n in nodes], "colorscale": "Turbo",
                 "size": [6 + min(14, (n["value"] or 0) / 20) for n in nodes]},
-        text=[f"customer {n['id']}, community {n['community'] + 1}, CLV {n['value'] or 0:,.0f}" for n in nodes],
+        text=[f"{_node_name(n['id'], visible)}, community {n['community'] + 1}, CLV {n['value'] or 0:,.0f}"
+              for n in nodes],
     )  # fmt: skip
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     return figure.update_layout(title="The largest communities (colour) and customer value (size)", showlegend=False)
+
+
+def _node_name(customer_id: int, visible: set[int] | None) -> str:
+    """A point names its customer only to those who may see them (a manager: their portfolio's)."""
+    return f"customer {customer_id}" if visible is None or customer_id in visible else "a customer"
