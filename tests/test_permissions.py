@@ -330,8 +330,8 @@ def _people_with_history(engine: Engine, write_file: WriteFile) -> None:
     }
     import_file(engine, orders, parse_mapping(order_mapping), rejects_dir=orders.parent)  # fmt: skip
     with engine.begin() as conn:
-        external = select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external")
-        ids = {str(value): int(customer) for value, customer in conn.execute(external)}
+        by_source_id = select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external")
+        ids = {str(value): int(customer) for value, customer in conn.execute(by_source_id)}
         run = conn.execute(
             insert(table_of(ScoreRun)).values(
                 as_of=dt.date(2024, 4, 1), source="crm", model="bgnbd", period="W", currency="USD", horizon_months=36,
