@@ -5,16 +5,18 @@ throttled with growing waits, then lock the account until an admin lifts it, and
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from patron.app import create_app
 from patron.auth.accounts import change_password, disable_user, enable_user, list_tokens, revoke_token, unlock_user
 from patron.auth.schema import ApiToken, SignInAddress, User
+from patron.auth.service import REFUSED
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
 from patron.settings import get_settings
@@ -144,12 +146,38 @@ def test_failed_sign_ins_are_throttled_then_lock_the_account(client: TestClient,
     wait_over()
     locked = client.post("/api/auth/token", json={"username": "mia", "password": PASSWORD})
     assert locked.status_code == 401
-    assert "locked" in locked.json()["detail"]
+    assert locked.json()["detail"] == REFUSED  # the words of any refusal: nothing says this account exists
     unlock_user(engine, "mia")
     assert attempt(PASSWORD) == 200
     with engine.connect() as conn:
         failures = conn.scalar(select(func.count()).where(s.AuditEvent.action == "sign-in failed"))
     assert failures == 3 + 6 + 1  # every failure, the refused attempt on the locked account included
+
+
+def test_a_username_nobody_has_is_throttled_and_locked_like_a_real_one(client: TestClient, engine: Engine) -> None:
+    """Failing as ``mia`` (who exists) and as ``zed`` (who does not) gives the same answers in the same order."""
+    addresses = table_of(SignInAddress)
+
+    def attempts(username: str) -> list[tuple[int, str]]:
+        with engine.begin() as conn:  # each user's tries come from a fresh address
+            conn.execute(delete(addresses).where(addresses.c.address.not_like("user:%")))
+
+        def attempt(*, after_the_wait: bool) -> tuple[int, str]:
+            if after_the_wait:
+                an_hour_ago = utcnow() - dt.timedelta(hours=1)
+                with engine.begin() as conn:
+                    conn.execute(update(table_of(User)).values(last_failed_at=an_hour_ago))
+                    conn.execute(update(addresses).values(last_failed_at=an_hour_ago))
+            reply = client.post("/api/auth/token", json={"username": username, "password": "wrong"})
+            return reply.status_code, re.sub(r"\d+ s$", "N s", reply.json()["detail"])  # the seconds left vary
+
+        free = [attempt(after_the_wait=False) for _ in range(4)]
+        return free + [attempt(after_the_wait=True) for _ in range(8)]
+
+    real, made_up = attempts("mia"), attempts("zed")
+    assert real == made_up
+    assert real[:4] == [(401, REFUSED)] * 3 + [(429, "too many failed sign-ins for this user: try again in N s")]
+    assert real[-1] == (401, REFUSED)  # locked at the lockout count (6 here): no wait offered any more, for either
 
 
 def test_one_address_guessing_many_users_is_throttled(client: TestClient) -> None:
@@ -160,6 +188,32 @@ def test_one_address_guessing_many_users_is_throttled(client: TestClient) -> Non
     page = client.post("/login", data={"username": "ana", "password": PASSWORD})
     assert page.status_code == 429
     assert "try again in" in page.text
+
+
+def test_behind_a_trusted_proxy_each_client_address_is_counted_apart(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guesses from one client behind the proxy wait; another client behind the same proxy signs in at once. A
+    forwarded header from anyone but the trusted proxy is not believed."""
+
+    def guesses(client: TestClient, address: str, count: int) -> list[int]:
+        headers = {"X-Forwarded-For": address}
+        return [
+            client.post("/api/auth/token", json={"username": f"g{n}", "password": "x"}, headers=headers).status_code
+            for n in range(count)
+        ]
+
+    monkeypatch.setenv("PATRON_TRUSTED_PROXIES", "testclient")  # the address Starlette's test client comes from
+    get_settings.cache_clear()
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        assert guesses(client, "203.0.113.7", 10) == [401] * 9 + [429]
+        assert guesses(client, "198.51.100.2", 1) == [401]  # another client: not held up by the first one
+    monkeypatch.setenv("PATRON_TRUSTED_PROXIES", "")
+    get_settings.cache_clear()
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        assert guesses(client, "192.0.2.55", 9) == [401] * 9
+        assert guesses(client, "192.0.2.56", 1) == [429]  # the same real address: the header is not believed
+    get_settings.cache_clear()
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")

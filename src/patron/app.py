@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from patron.api.auth_routes import router as auth_router
 from patron.api.campaign_routes import router as campaign_router
@@ -103,6 +104,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app.add_middleware(UploadGuard, max_bytes=max_upload_bytes(), who=lambda secret: principal_for_token(store, secret))
     app.add_middleware(SecurityHeaders, https=get_settings().secure_cookies)
+    if proxies := get_settings().trusted_proxy_list():
+        # Outermost: behind a trusted reverse proxy, the client's own address (X-Forwarded-For) is the one sign-in
+        # throttling counts, never the proxy's; uvicorn's own middleware, as `uvicorn --forwarded-allow-ips` uses.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app
 
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # count the account is locked until an admin lifts it (`patron users unlock`).
     sign_in_free_failures: int = 3
     sign_in_lockout: int = 10
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the real client: sign-in
+    # throttling and the audit trail then see the client, not the proxy. Empty: trust no forwarded header.
+    trusted_proxies: str = ""
     # Uploaded files: an imported one is deleted when its import ends; a staged one (previewed, never imported)
     # after this many hours untouched.
     upload_retention_hours: int = 24
@@ -74,6 +77,9 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
     def resolved_database_url(self) -> str:
         """The URL to connect to: the configured one, else the embedded SQLite file in ``data_dir``."""

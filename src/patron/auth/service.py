@@ -18,7 +18,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from patron.auth.schema import ApiToken, SignInAddress, User
@@ -122,46 +122,59 @@ def _wait_after(failures: int, free: int | None = None) -> float:
     return 0.0 if failures < free else float(min(2 ** (failures - free + 1), 300))
 
 
-def _address_wait(engine: Engine, address: str | None, now: dt.datetime) -> float | None:
-    """Seconds this address must still wait (0 or less: none); None when it has no failures counted."""
-    if not address:
+REFUSED = "wrong username or password (after repeated failures an account stays locked until an admin unlocks it)"
+
+
+def _counted(engine: Engine, key: str | None) -> tuple[int, dt.datetime] | None:
+    """Failures counted under ``key`` (a client address, or ``user:`` and a username nobody has) and the last one."""
+    if not key:
         return None
     with engine.connect() as conn:
-        row = conn.execute(select(ADDRESSES).where(ADDRESSES.c.address == address[:64])).first()
-    if row is None:
-        return None
-    free = get_settings().sign_in_free_failures * ADDRESS_FREE_FACTOR
-    return float(_wait_after(row.failures, free) - (now - row.last_failed_at).total_seconds())
+        row = conn.execute(select(ADDRESSES).where(ADDRESSES.c.address == key[:64])).first()
+    return None if row is None else (int(row.failures), row.last_failed_at)
+
+
+def _unknown_user_key(username: str) -> str:
+    return "user:" + username[:59]
+
+
+def _seconds_left(failures: int, last: dt.datetime | None, now: dt.datetime, free: int | None = None) -> float:
+    return 0.0 if last is None else _wait_after(failures, free) - (now - last).total_seconds()
 
 
 def authenticate(engine: Engine, username: str, password: str, *, address: str | None = None) -> Principal:
     """The user for a username and password, throttled per user and per client address (growing waits, then a
-    lockout an admin lifts); every failure is audited."""
+    lockout an admin lifts); every failure is audited.
+
+    A username nobody has is throttled, locked and refused exactly like a real one, in the same time and words:
+    neither the answer nor its timing tells whether an account exists or is locked.
+    """
     settings = get_settings()
     now = utcnow()
-    address_wait = _address_wait(engine, address, now)
-    if address_wait is not None and address_wait > 0:
-        raise ThrottledError(f"too many failed sign-ins from this address: try again in {address_wait:.0f} s")
+    from_address = _counted(engine, address)
+    if from_address is not None:
+        free = settings.sign_in_free_failures * ADDRESS_FREE_FACTOR
+        if (wait := _seconds_left(*from_address, now, free)) > 0:
+            raise ThrottledError(f"too many failed sign-ins from this address: try again in {wait:.0f} s")
     with engine.connect() as conn:
         row = conn.execute(select(USERS).where(USERS.c.username == username)).first()
-    if row is not None and row.last_failed_at is not None:
-        wait = _wait_after(row.failed_sign_ins) - (now - row.last_failed_at).total_seconds()
-        if row.locked_at is None and wait > 0:
-            raise ThrottledError(f"too many failed sign-ins for this user: try again in {wait:.0f} s")
-    usable = row is not None and row.active and row.locked_at is None
+    if row is not None:
+        failures, last, locked = int(row.failed_sign_ins), row.last_failed_at, row.locked_at is not None
+    else:
+        failures, last = _counted(engine, _unknown_user_key(username)) or (0, None)
+        locked = failures >= settings.sign_in_lockout
+    if not locked and (wait := _seconds_left(failures, last, now)) > 0:
+        raise ThrottledError(f"too many failed sign-ins for this user: try again in {wait:.0f} s")
+    usable = row is not None and row.active and not locked
     try:
         _hasher.verify(row.password_hash if usable and row is not None else _DUMMY_HASH, password)
         if not usable:
             raise VerificationError("unknown, disabled or locked user")
     except (VerificationError, InvalidHashError) as error:
         _failed(engine, row, username, address, now, lockout=settings.sign_in_lockout)
-        if row is not None and row.locked_at is not None:
-            raise UnauthorizedError(
-                "this account is locked after too many failed sign-ins: an admin can lift it (patron users unlock)"
-            ) from error
-        raise UnauthorizedError("wrong username or password") from error
+        raise UnauthorizedError(REFUSED) from error
     assert row is not None  # usable
-    if row.failed_sign_ins or address_wait is not None:  # a success clears the counts (most sign-ins write nothing)
+    if row.failed_sign_ins or from_address is not None:  # a success clears the counts (most sign-ins write nothing)
         with engine.begin() as conn:
             conn.execute(USERS.update().where(USERS.c.id == row.id).values(failed_sign_ins=0, last_failed_at=None))
             if address:
@@ -169,20 +182,26 @@ def authenticate(engine: Engine, username: str, password: str, *, address: str |
     return Principal(row.username, row.role, row.id)
 
 
+def _count_failure(conn: Connection, key: str, now: dt.datetime) -> None:
+    key = key[:64]
+    counted = conn.execute(
+        ADDRESSES.update()
+        .where(ADDRESSES.c.address == key)
+        .values(failures=ADDRESSES.c.failures + 1, last_failed_at=now)
+    ).rowcount
+    if not counted:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(ADDRESSES).values(address=key, failures=1, last_failed_at=now))
+        except IntegrityError:  # a simultaneous failure under the same key counted it first
+            pass
+
+
 def _failed(engine: Engine, row: Any, username: str, address: str | None, now: dt.datetime, *, lockout: int) -> None:
     details: dict[str, Any] = {"username": username[:64], "address": address}
     with engine.begin() as conn:
         if address:
-            counted = conn.execute(
-                ADDRESSES.update().where(ADDRESSES.c.address == address[:64])
-                .values(failures=ADDRESSES.c.failures + 1, last_failed_at=now)
-            ).rowcount  # fmt: skip
-            if not counted:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(ADDRESSES).values(address=address[:64], failures=1, last_failed_at=now))
-                except IntegrityError:  # a simultaneous failure from the same address counted it first
-                    pass
+            _count_failure(conn, address, now)
         if row is not None:
             failures = row.failed_sign_ins + 1
             locked = row.locked_at or (now if failures >= lockout else None)
@@ -191,6 +210,8 @@ def _failed(engine: Engine, row: Any, username: str, address: str | None, now: d
                 .values(failed_sign_ins=failures, last_failed_at=now, locked_at=locked)
             )  # fmt: skip
             details |= {"failures": failures, "locked": locked is not None}
+        else:
+            _count_failure(conn, _unknown_user_key(username), now)
         audited(conn, [audit_row(actor=username[:64], interface="sign-in", action="sign-in failed", entity="user",
                                  entity_id=None if row is None else row.id, details=details)])  # fmt: skip
 

@@ -200,9 +200,14 @@ class _Checker:
         if any(not item.literal or item.kind != left.kind for item in items):
             raise self.fail(node, f"every value in the list must be a {left.kind} literal")
         literals = [_literal_value(item) for item in values.elts]
+        numbers = left.kind == "number"  # whole and decimal numbers mix in one list: compare them all as floats
 
         def build(ctx: Context) -> pl.Expr:
-            inside = left.build(ctx).is_in(literals)
+            if numbers:
+                wanted = pl.Series(literals, dtype=pl.Float64, strict=False).implode()
+                inside = left.build(ctx).cast(pl.Float64).is_in(wanted)
+            else:
+                inside = left.build(ctx).is_in(literals)
             return ~inside if negate else inside
 
         return build
