@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select
 
 from patron.app import create_app
-from patron.auth.service import create_user
+from patron.auth.service import REFUSED, create_user
 from patron.auth.trail import flush_reads
 from patron.cif import schema as s
 from patron.cif.columns import table_of
@@ -74,7 +74,7 @@ def count(engine: Engine, model: Any, *where: Any) -> int:
 
 def test_errors_are_4xx_with_detail_code_and_field(client: TestClient) -> None:
     assert client.post("/api/auth/token", json={"username": "admin", "password": "wrong"}).json() == {
-        "detail": "wrong username or password", "code": "unauthorized", "field": None,
+        "detail": REFUSED, "code": "unauthorized", "field": None,
     }  # fmt: skip
     assert client.get("/api/customers").status_code == 401
     admin = sign_in(client, "admin")

@@ -19,7 +19,7 @@ import uvicorn
 from sqlalchemy import Engine, select
 
 from patron.app import create_app
-from patron.auth.service import create_user
+from patron.auth.service import REFUSED, create_user
 from patron.cif.store import make_engine, migrate
 from patron.demo import load_demo
 from patron.demo.cdnow import read_cdnow
@@ -124,7 +124,7 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "wrong password")
         page.click("button[type=submit]")
-        expect(page.get_by_role("alert")).to_have_text("wrong username or password")
+        expect(page.get_by_role("alert")).to_have_text(REFUSED)
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "admin-password")
         page.click("button[type=submit]")

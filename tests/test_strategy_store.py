@@ -202,12 +202,15 @@ def test_strategy_api_answers_analysts_refuses_agents_and_takes_links(client: Te
 
     empty = client.get("/api/strategy/network", headers=analyst).json()
     assert (empty["links"], empty["influencers"]) == (0, [])
-    posted = client.post(
-        "/api/strategy/links", headers=manager,
-        json={"source": "crm", "links": [{"from": "1", "to": "2", "kind": "referral"},
-                                          {"from": "1", "to": "3", "kind": "referral"},
-                                          {"from": "1", "to": "99999999", "kind": "referral"}]},
-    )  # fmt: skip
+    links = {"source": "crm", "links": [{"from": "1", "to": "2", "kind": "referral"},
+                                        {"from": "1", "to": "3", "kind": "referral"},
+                                        {"from": "1", "to": "99999999", "kind": "referral"}]}  # fmt: skip
+    outside = client.post("/api/strategy/links", headers=manager, json=links).json()  # none in their portfolio
+    assert (outside["created"], [item["reason"] for item in outside["rejected"]]) == (
+        0,
+        ["no customer matches '1'"] * 3,
+    )
+    posted = client.post("/api/strategy/links", headers=analyst, json=links)
     assert posted.status_code == 200, posted.text
     assert posted.json()["created"] == 2
     assert [item["position"] for item in posted.json()["rejected"]] == [2]

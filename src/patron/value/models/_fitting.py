@@ -159,7 +159,10 @@ def maximise(
         )
     with np.errstate(all="ignore"):  # the checks probe around the optimum, where the special functions may overflow
         if not result.success and not np.max(np.abs(_central_gradient(objective, result.x))) <= 1e-4:
-            raise FitError(f"{model}: the optimiser did not converge ({result.message})")
+            raise FitError(
+                f"{model}: the optimiser did not converge ({result.message})", kind="failed",
+                estimates={name: float(v) for name, v in zip(names, np.exp(result.x), strict=True)},
+            )  # fmt: skip
         errors = _standard_errors(objective, result.x, names, data.customers, model=model, gradient=gradient)
     parameters = {name: float(v) for name, v in zip(names, np.exp(result.x), strict=True)}
     return FitResult(parameters, -value * data.customers, data.customers, data.unique, int(result.nit), errors)

@@ -47,7 +47,8 @@ class ParetoNBD(PurchaseModel):
         x, t_x, big_t = _check_histories(frequency, recency, T)
         log_alive_term = -(r + x) * np.log(alpha + big_t) - s * np.log(beta + big_t)
         log_total = _log_likelihood(np.array([r, alpha, s, beta]), x, t_x, big_t) - _log_prefix(r, alpha, s, beta, x)
-        return np.exp(log_alive_term - log_total)
+        # At most 1: a ratio of two equal terms (t_x = T) may come out a rounding error above it.
+        return np.minimum(np.exp(log_alive_term - log_total), 1.0)
 
 
 def _no_dropout(estimates: dict[str, float]) -> str | None:

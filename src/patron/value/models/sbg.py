@@ -57,17 +57,23 @@ class ShiftedBetaGeometric(MaximumLikelihoodModel):
             self._fit = maximise(objective, self.parameter_names, (1.0, 1.0), data, model=self.name, gradient=True)
         except FitError as error:
             estimates = error.estimates
-            if error.kind not in ("edge", "flat") or min(estimates.get("alpha", 0), estimates.get("beta", 0)) < 1e3:
+            smaller = min(estimates.get("alpha", 0), estimates.get("beta", 0))
+            if error.kind in ("edge", "flat") and smaller >= 1e3:
+                self._fit_geometric(periods, cancelled, w)
+            elif error.kind == "failed" and smaller >= 1e2:
+                # The line search may stall on the flat ridge towards α, β → ∞ before reaching the bound: the limit
+                # is the answer when it fits at least as well as where the optimiser stopped.
+                stopped = -objective(np.log([estimates["alpha"], estimates["beta"]]))[0]
+                if _geometric(periods, cancelled, w)[1] / total < stopped - 1e-9:
+                    raise
+                self._fit_geometric(periods, cancelled, w)
+            else:
                 raise
-            self._fit_geometric(periods, cancelled, w)
         return self
 
     def _fit_geometric(self, periods: Array, cancelled: Array, weights: Array) -> None:
         """The limit α, β → ∞ with α / (α + β) = θ: every customer cancels with the same θ (no heterogeneity)."""
-        churned = float(weights @ cancelled)
-        exposure = churned + float(weights @ np.where(cancelled > 0, periods - 1, periods))
-        self.theta = churned / exposure
-        ll = churned * np.log(self.theta) + (exposure - churned) * np.log1p(-self.theta)
+        self.theta, ll = _geometric(periods, cancelled, weights)
         self.note = (
             f"no detectable heterogeneity in cancellation (α and β ran to the boundary): every customer cancels with "
             f"the same probability θ = {self.theta:.4f} per period (the geometric limit)"
@@ -114,6 +120,14 @@ class ShiftedBetaGeometric(MaximumLikelihoodModel):
             return np.full(len(n), (1 - self.theta) * (1 + discount_rate) / (discount_rate + self.theta))
         head = np.exp(betaln(alpha, beta + n) - betaln(alpha, beta + n - 1))
         return floats(head * hyp2f1(1.0, beta + n, alpha + beta + n, 1 / (1 + discount_rate)))
+
+
+def _geometric(periods: Array, cancelled: Array, weights: Array) -> tuple[float, float]:
+    """θ, the one cancellation probability per period, and the log-likelihood of the geometric limit."""
+    churned = float(weights @ cancelled)
+    exposure = churned + float(weights @ np.where(cancelled > 0, periods - 1, periods))
+    theta = churned / exposure
+    return theta, float(churned * np.log(theta) + (exposure - churned) * np.log1p(-theta))
 
 
 def _log_likelihood_and_gradient(theta: Array, t: Array, churned: Array) -> tuple[Array, Array]:
