@@ -114,7 +114,10 @@ def service_figure(metrics: pl.DataFrame) -> go.Figure:
         mode="lines+markers",
         secondary_y=True,
     )
-    figure.update_yaxes(title_text="cases", secondary_y=False)
-    figure.update_yaxes(title_text="FCR ratio", range=[0, 1], secondary_y=True)
+    most = max([*metrics["received"].to_list(), *metrics["backlog"].to_list(), 0])
+    figure.update_yaxes(title_text="cases", dtick=1 if most <= 10 else None, secondary_y=False)  # whole cases
+    figure.update_yaxes(title_text="FCR ratio", range=[0, 1], tickformat=".0%", secondary_y=True)
+    # Whole days on the axis: with one or two days of cases Plotly would otherwise tick fractions of a millisecond.
+    figure.update_xaxes(type="date", tickformat="%b %d", dtick=86_400_000.0, tick0=days[0] if days else None)
     figure.update_layout(title="Complaints per handling day and first-contact resolution")
     return figure
