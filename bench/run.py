@@ -1,7 +1,8 @@
 """Run every benchmark and write one table to bench/out/results.md (``make bench``).
 
 Sizes: PATRON_BENCH_COPIES (default "1,10,100") replicates CDNOW that many times.
-Which: PATRON_BENCH_ONLY (default all: "import,value,pipeline,segments,context,api,cli,holdout,identity,recommend").
+Which: PATRON_BENCH_ONLY (default all:
+"import,value,pipeline,segments,context,api,cli,pages,holdout,identity,recommend").
 The CLV pipeline's scaling curve (embedded, Spark, lifetimes, pymc-marketing) is drawn to bench/out/scaling.png.
 For segments a copy is 100k customers and 1M order lines, so ×10 is the 1M-customer, 10M-line base.
 """
@@ -25,6 +26,7 @@ from bench import (
     bench_holdout,
     bench_identity,
     bench_import,
+    bench_pages,
     bench_pipeline,
     bench_recommend,
     bench_segments,
@@ -39,6 +41,7 @@ BENCHMARKS = {
     "context": bench_context.run,
     "api": bench_api.run,
     "cli": bench_cli.run,
+    "pages": bench_pages.run,
     "holdout": bench_holdout.run,
     "identity": bench_identity.run,
     "recommend": bench_recommend.run,
@@ -46,7 +49,14 @@ BENCHMARKS = {
 
 OUT = Path(__file__).resolve().parent / "out"
 # The CLV pipeline's scaling curve reaches 23.6M customers (the anchors stop at 2.36M: see bench_pipeline).
-DEFAULT_COPIES = {"recommend": "1", "pipeline": "1,10,100,1000", "cli": "1", "holdout": "1", "identity": "10"}
+DEFAULT_COPIES = {
+    "recommend": "1",
+    "pipeline": "1,10,100,1000",
+    "cli": "1",
+    "pages": "1",
+    "holdout": "1",
+    "identity": "10",
+}
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from patron.auth.trail import close_reads
 from patron.cif.store import make_engine, migrate
 from patron.schema import Base
+from patron.segments.frame_cache import forget_features
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PATRON_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -44,6 +45,7 @@ def _truncate_all(engine: Engine) -> None:
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    forget_features()  # ids start again at 1: a kept frame's stamp could match a different store's
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

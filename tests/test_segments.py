@@ -9,12 +9,14 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine
 
+from patron.cif.events import EventIn, ingest_events
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.errors import ConflictError
 from patron.segments.expression import Context, SegmentRuleError, compile_rule
-from patron.segments.features import build_features
-from patron.segments.rules import apply_event, create_segment, evaluate_segments, preview, segment_members
+from patron.segments.features import build_features, feature_schema
+from patron.segments.frame_cache import current_features
+from patron.segments.rules import apply_event, create_segment, evaluate_segments, members_of, preview, segment_members
 from tests.conftest import WriteFile
 
 SCHEMA: dict[str, pl.DataType] = {
@@ -156,3 +158,26 @@ def test_segments_are_evaluated_setwise_and_kept_current_per_event(engine: Engin
     assert cid in after
     assert ids[0] in after
     assert evaluate_segments(engine, as_of=as_of) == {"big gold": 2, "campers": 2, "lapsed": 1}
+
+
+def test_the_live_count_reuses_the_kept_frame_until_the_store_changes(engine: Engine, write_file: WriteFile) -> None:
+    """Counting as someone types reads the frame once; an import, an event or a score run makes the next count see
+    it (the data stamp moved), and the count always equals one from a freshly built frame."""
+    load(
+        engine, write_file("orders.csv", "customer,plan,order,date,amount,category\nann,gold,o1,2024-11-01,300,tents\n")
+    )
+    first = current_features(engine)
+    assert current_features(engine) is first  # nothing changed: the same frame, no rebuild
+    assert preview(engine, "revenue > 100", sample=0).count == 1
+    load(
+        engine, write_file("more.csv", "customer,plan,order,date,amount,category\nbob,basic,o2,2024-12-01,500,boots\n")
+    )
+    assert current_features(engine) is not first
+    assert preview(engine, "revenue > 100", sample=0).count == 2
+    complaint = EventIn(customer="shop:ann", idempotency_key="k1", occurred_at=dt.datetime(2024, 11, 15),
+                        channel="phone", type="complaint")  # fmt: skip
+    assert ingest_events(engine, [complaint]).rejected == []
+    assert preview(engine, "complaints_last_year >= 1", sample=0).count == 1
+    for rule in ("revenue > 100", "complaints_last_year >= 1", "bought('boots')", "attributes.plan == 'gold'"):
+        fresh = members_of(build_features(engine), compile_rule(rule, feature_schema(engine)))
+        assert preview(engine, rule, sample=0).count == len(fresh)

@@ -19,7 +19,8 @@ from patron.engage.schema import Trigger, TriggerFiring
 from patron.errors import ConflictError, InvalidInputError
 from patron.segments.expression import compile_rule
 from patron.segments.features import build_features, feature_schema, parts_for
-from patron.segments.rules import cached_feature_schema, compile_cached, members_of
+from patron.segments.frame_cache import cached_feature_schema
+from patron.segments.rules import compile_cached, members_of
 from patron.service.cases import open_case
 
 TRIGGERS = table_of(Trigger)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,24 +17,11 @@ from patron.cif.store import id_by_key
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import CompiledRule, Context, SegmentRuleError, compile_rule
 from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema, parts_for
+from patron.segments.frame_cache import cached_feature_schema, current_features
 from patron.segments.schema import Segment, SegmentMember
 
 SEGMENTS = table_of(Segment)
 MEMBERS = table_of(SegmentMember)
-
-
-SCHEMA_TTL_SECONDS = 60.0
-_schemas: dict[str, tuple[float, dict[str, pl.DataType]]] = {}
-
-
-def cached_feature_schema(engine: Engine, *, refresh: bool = False) -> dict[str, pl.DataType]:
-    """The feature schema, re-read at most once a minute: per-event updates must not scan the attribute table."""
-    key = engine.url.render_as_string(hide_password=False)
-    cached = _schemas.get(key)
-    if refresh or cached is None or time.monotonic() - cached[0] > SCHEMA_TTL_SECONDS:
-        cached = (time.monotonic(), feature_schema(engine))
-        _schemas[key] = cached
-    return cached[1]
 
 
 def compile_cached(engine: Engine, expression: str) -> tuple[CompiledRule, dict[str, pl.DataType]]:
@@ -118,13 +104,13 @@ def preview(
 ) -> Preview:
     """How many customers a rule selects now, with a few of them: the segment builder's live count (among the
     customers ``within`` selects, if given: a manager's portfolio)."""
-    rule = _compile(engine, expression)
-    features = build_features(engine, as_of=as_of)
+    rule, schema = compile_cached(engine, expression)
+    features = current_features(engine) if as_of is None else build_features(engine, as_of=as_of)
     if within is not None:
         with engine.connect() as conn:
             kept = sorted(int(customer) for customer in conn.scalars(within))
         features = replace(features, customers=features.customers.filter(pl.col("customer_id").is_in(kept)))
-    members = members_of(features, rule, feature_schema(engine))
+    members = members_of(features, rule, schema)
     rows = features.customers.filter(pl.col("customer_id").is_in(members.implode())).head(sample)
     return Preview(len(members), features.customers.height, rows)
 
@@ -142,7 +128,8 @@ def evaluate_segments(
         missing = sorted(set(names) - {s["name"] for s in segments})
         raise NotFoundError(f"there is no segment called {missing[0]!r}", field="segment")
     schema = feature_schema(engine)
-    features = features or build_features(engine, as_of=as_of)
+    if features is None:
+        features = current_features(engine) if as_of is None else build_features(engine, as_of=as_of)
     counts: dict[str, int] = {}
     for segment in segments:
         rule = compile_rule(segment["expression"], schema)

@@ -1,0 +1,122 @@
+"""What a person waits for in the browser: the server time of every page on the demo store (p50 and p95 over
+repeated loads), the segment builder's live count and a segment's save.
+
+The demo is loaded by `patron demo` into a fresh data folder, scored and segmented as `make run` leaves it; the
+pages are requested in-process through the ASGI app (Starlette's test client), so the time is the server's: the
+route, its reads and the template, no network. A page is loaded once before it is timed (the first load of a
+process builds what later loads reuse). The anchor of the live count is the tool an analyst would reach for
+instead: the same rule as a pandas boolean mask over a frame already in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+LOADS = 20
+PATRON = str(Path(sys.executable).with_name("patron"))
+PASSWORD = "bench-password-1"
+RULE = 'revenue > 100 and days_since_last_order > 180 and tier in ["A", "B"]'
+PAGES = [
+    "/", "/customers", "/customers?search=smith", "/customers/cdnow:00001", "/segments", "/segments/evolution",
+    "/campaigns", "/service", "/quality", "/imports", "/strategy/budget", "/strategy/portfolio", "/strategy/pricing",
+    "/strategy/elasticity", "/strategy/network", "/strategy/contacts", "/users",
+]  # fmt: skip
+
+
+def _timed(call: Any) -> tuple[list[float], Any]:
+    call()  # warm
+    times, reply = [], None
+    for _ in range(LOADS):
+        start = time.perf_counter()
+        reply = call()
+        times.append(time.perf_counter() - start)
+    return times, reply
+
+
+def _percentile(times: list[float], share: float) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run(copies: int) -> list[dict[str, object]]:
+    del copies  # one size: the demo store
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "PATRON_DATA_DIR": folder}
+        started = time.perf_counter()
+        subprocess.run([PATRON, "demo"], env=env, check=True, capture_output=True)
+        demo_s = time.perf_counter() - started
+        os.environ["PATRON_DATA_DIR"] = folder
+        return [*_pages(), {"workload": "`patron demo` (every demo source, scored)", "size": "-",
+                            "patron_s": demo_s, "anchor": "-", "anchor_s": None, "note": "target ≤ 20 s"}]  # fmt: skip
+
+
+def _pages() -> list[dict[str, object]]:
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    from patron.app import create_app  # noqa: PLC0415
+    from patron.auth.service import create_user  # noqa: PLC0415
+
+    engine = _store()
+    create_user(engine, "bench", PASSWORD, "admin")
+    rows: list[dict[str, object]] = []
+    with TestClient(create_app(engine)) as client:
+        reply = client.post("/login", data={"username": "bench", "password": PASSWORD}, follow_redirects=False)
+        assert reply.status_code == 303, reply.text
+        for path in PAGES:
+            times, reply = _timed(lambda path=path: client.get(path))
+            rows.append(_row(f"page `{path}`", times, f"HTTP {reply.status_code}, {len(reply.content) / 1024:.0f} KB"))
+        csrf = client.get("/segments").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        times, reply = _timed(lambda: client.post("/segments/count", data={"rule": RULE, "csrf_token": csrf}))
+        rows.append(_row("segment live count `POST /segments/count`", times, reply.text.strip()[-60:],
+                         anchor=_pandas_mask()))  # fmt: skip
+        names = iter(range(10_000))
+
+        def save() -> Any:
+            form = {"rule": RULE, "name": f"bench {next(names)}", "csrf_token": csrf}
+            return client.post("/segments", data=form, follow_redirects=False)
+
+        times, reply = _timed(save)
+        rows.append(
+            _row("segment save `POST /segments` (count and members written)", times, f"HTTP {reply.status_code}")
+        )
+    return rows
+
+
+def _store() -> Any:
+    from patron.cif.store import make_engine, migrate  # noqa: PLC0415
+    from patron.settings import get_settings  # noqa: PLC0415
+
+    get_settings.cache_clear()  # PATRON_DATA_DIR was set after the settings may have been read
+    engine = make_engine()
+    migrate(engine)
+    return engine
+
+
+def _row(workload: str, times: list[float], seen: str, anchor: float | None = None) -> dict[str, object]:
+    p50, p95 = statistics.median(times), _percentile(times, 0.95)
+    return {
+        "workload": workload, "size": f"demo store, {LOADS} loads", "patron_s": p95,
+        "anchor": "pandas mask on a frame in memory" if anchor is not None else "-", "anchor_s": anchor,
+        "note": f"p95; p50 {p50 * 1000:.0f} ms; target ≤ 300 ms; {seen}",
+    }  # fmt: skip
+
+
+def _pandas_mask() -> float:
+    """The rule as pandas masks over the feature frame already in memory, median of the loads."""
+    from patron.segments.features import build_features  # noqa: PLC0415
+
+    frame = build_features(_store()).customers.to_pandas()
+
+    def count() -> int:
+        mask = (frame["revenue"] > 100) & (frame["days_since_last_order"] > 180) & frame["tier"].isin(["A", "B"])
+        return int(mask.sum())
+
+    times, _ = _timed(count)
+    return statistics.median(times)
