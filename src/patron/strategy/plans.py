@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -15,6 +15,7 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.facts import Scope, read_frame, resolve_scope
 from patron.cif.money import to_major
+from patron.cif.stamp import kept
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
 from patron.settings import get_settings
@@ -110,6 +111,11 @@ class PortfolioPlan:
 def portfolio_plan(
     engine: Engine, *, by: str = "tier", risk: float | None = None, source: str | None = None
 ) -> PortfolioPlan:
+    """Segments as assets (kept while the data is unchanged: ``cif/stamp.py``)."""
+    return kept(engine, ("portfolio", by, risk, source), lambda: _portfolio_plan(engine, by, risk, source))
+
+
+def _portfolio_plan(engine: Engine, by: str, risk: float | None, source: str | None) -> PortfolioPlan:
     flows = segment_cash_flows(engine, by=by, source=source)
     names, expected, covariance = moments(flows)
     frontier = efficient_frontier(names, expected, covariance)
@@ -129,7 +135,12 @@ DEAL_FIELDS = (
 
 
 def price_sensitivity(engine: Engine, *, by: str = "education") -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Deal proneness per customer (shrunk) and per segment of ``by`` from the recorded deal purchases."""
+    """Deal proneness per customer (shrunk) and per segment of ``by`` from the recorded deal purchases (kept while
+    the data is unchanged: ``cif/stamp.py``)."""
+    return kept(engine, ("price_sensitivity", by), lambda: _price_sensitivity(engine, by))
+
+
+def _price_sensitivity(engine: Engine, by: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     deals, channels = DEAL_FIELDS
     schema = feature_schema(engine)
     missing = [name for name in (by, deals, *channels) if name not in schema]
@@ -210,7 +221,15 @@ class NetworkSummary:
 
 def network_summary(engine: Engine, *, top: int = 20, visible: set[int] | None = None) -> NetworkSummary:
     """The network's shape over every customer; the customers it names (influencers, cluster members) only among
-    ``visible`` when given (a manager's portfolio)."""
+    ``visible`` when given (a manager's portfolio). The whole network is kept while the data is unchanged."""
+    whole = kept(engine, "network", lambda: _whole_network(engine))
+    return replace(
+        whole, influencers=_named(whole.influencers, visible).head(top),
+        clusters=_clusters_named(whole.clusters, visible).head(top),
+    )  # fmt: skip
+
+
+def _whole_network(engine: Engine) -> NetworkSummary:
     graph = customer_graph(engine)
     links = table_of(CustomerLink).c
     with engine.connect() as conn:
@@ -231,8 +250,7 @@ def network_summary(engine: Engine, *, top: int = 20, visible: set[int] | None =
     modularity = float(nx.community.modularity(graph, found)) if found else None
     return NetworkSummary(
         graph.number_of_nodes(), graph.number_of_edges(), len(found), modularity, assortativity, note,
-        _named(influencer_scores(engine, graph), visible).head(top), _clusters_named(found, values, visible).head(top),
-        sources, _layout(graph, found, values),
+        influencer_scores(engine, graph), high_value_clusters(found, values), sources, _layout(graph, found, values),
     )  # fmt: skip
 
 
@@ -240,12 +258,11 @@ def _named(frame: pl.DataFrame, visible: set[int] | None) -> pl.DataFrame:
     return frame if visible is None else frame.filter(pl.col("customer_id").is_in(sorted(visible)))
 
 
-def _clusters_named(found: list[set[int]], values: dict[int, float], visible: set[int] | None) -> pl.DataFrame:
-    clusters = high_value_clusters(found, values)
+def _clusters_named(clusters: pl.DataFrame, visible: set[int] | None) -> pl.DataFrame:
     if visible is None:
         return clusters
-    kept = sorted(visible)
-    return clusters.with_columns(pl.col("members").list.eval(pl.element().filter(pl.element().is_in(kept))))
+    shown = sorted(visible)
+    return clusters.with_columns(pl.col("members").list.eval(pl.element().filter(pl.element().is_in(shown))))
 
 
 def _values(engine: Engine) -> dict[int, float]:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 
 from patron.cif import schema as s
 from patron.cif.facts import O, Scope, category_facts, customer_facts, resolve_scope
+from patron.cif.stamp import kept
 from patron.value.latest import latest_scores
 
 C = s.Customer.__table__.c
@@ -25,7 +26,15 @@ def customer_base(
     currency: str | None = None,
     as_of: dt.date | None = None,
 ) -> tuple[pl.DataFrame, Scope, dt.date]:
-    """One row per customer with an order in the scope, as of ``as_of`` (default: the last order's day)."""
+    """One row per customer with an order in the scope, as of ``as_of`` (default: the last order's day); kept in
+    memory while the data is unchanged (``cif/stamp.py``): the dashboard and the value lists read it on every view."""
+    key = ("customer_base", source, currency, as_of)
+    return kept(engine, key, lambda: _customer_base(engine, source, currency, as_of))
+
+
+def _customer_base(
+    engine: Engine, source: str | None, currency: str | None, as_of: dt.date | None
+) -> tuple[pl.DataFrame, Scope, dt.date]:
     scope = resolve_scope(engine, source, currency)
     facts = customer_facts(engine, scope, as_of=as_of)
     # A category counts as bought when the customer spent something in it.

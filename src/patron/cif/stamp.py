@@ -1,0 +1,79 @@
+"""Results kept in memory while the data under them is unchanged: what pages and live counts read again and again.
+
+Building a feature frame, a customer base or a strategy analysis reads every customer's facts (a second or more
+on a base of a hundred thousand); people ask for the same one many times between two changes of the data. Each
+process keeps the last result per key and reuses it while the store's **data stamp** is unchanged: one read of the
+newest id of every table whose rows change what those results hold (imports, through which every change of a
+customer's record goes, the API's included; orders; interactions; campaigns; score runs; merges; erasures;
+customer links) and the number of campaign responses (keyed by campaign and person, no id). A change that adds no
+such row (a merge split) shows within ``MAX_AGE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, column, func, select, table
+
+from patron.cif import schema as s
+from patron.cif.columns import table_of
+from patron.cif.identity.schema import IdentityMerge
+
+T = TypeVar("T")
+MAX_AGE_SECONDS = 600.0
+# Tables of the layers above (value, privacy) are named here, not imported.
+_STAMPED = (
+    table_of(s.Customer), table_of(s.ImportRun), table_of(s.Order), table_of(s.Interaction), table_of(s.Campaign),
+    table("score_runs", column("id")), table_of(IdentityMerge), table("erasures", column("id")),
+    table("customer_links", column("id")),
+)  # fmt: skip
+_STAMP = select(
+    *(select(func.max(stamped.c.id)).scalar_subquery() for stamped in _STAMPED),
+    select(func.count()).select_from(table_of(s.CampaignResponse)).scalar_subquery(),
+)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    stamp: tuple[object, ...]
+    built_at: float
+    value: Any
+
+
+_kept: dict[tuple[str, Hashable], _Kept] = {}
+_locks: dict[tuple[str, Hashable], threading.Lock] = {}
+_guard = threading.Lock()
+
+
+def data_stamp(engine: Engine) -> tuple[object, ...]:
+    """The newest id of each table that changes the kept results: equal stamps, the same results."""
+    with engine.connect() as conn:
+        return tuple(conn.execute(_STAMP).one())
+
+
+def kept(engine: Engine, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``'s result for ``key`` on this store, computed again only when the data stamp has moved.
+
+    One computation per key at a time: a second request for the same key waits for the first one's result.
+    """
+    slot = (engine.url.render_as_string(hide_password=False), key)
+    stamp = data_stamp(engine)
+    with _guard:
+        lock = _locks.setdefault(slot, threading.Lock())
+    with lock:
+        found = _kept.get(slot)
+        if found is None or found.stamp != stamp or time.monotonic() - found.built_at > MAX_AGE_SECONDS:
+            found = _Kept(stamp, time.monotonic(), compute())
+            _kept[slot] = found
+        value: T = found.value
+        return value
+
+
+def forget_kept() -> None:
+    """Drop every kept result (tests, whose stores start their ids again at 1, and a restore)."""
+    with _guard:
+        _kept.clear()
