@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The background warmer recomputes analyses whenever the data changes: in tests that is every test's store, a
+# thread racing each fixture's teardown. Its own test starts one on purpose (tests/test_warm.py).
+os.environ["PATRON_WARM_ANALYSES"] = "false"
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, text
 

@@ -38,6 +38,7 @@ from patron.errors import PatronError
 from patron.http.browser import SecurityHeaders
 from patron.http.common import SignInRequired, patron_error, problem, sign_in_required, storage_error, validation_error
 from patron.http.uploads import UploadGuard
+from patron.jobs.warm import Warmer
 from patron.settings import get_settings
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.identity_pages import router as identity_pages_router
@@ -66,7 +67,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        settings = get_settings()
+        warmer = Warmer(store, every=settings.warm_every_seconds) if settings.warm_analyses else None
+        if warmer is not None:
+            warmer.start()
         yield
+        if warmer is not None:
+            warmer.stop()
         flush_reads(store)  # the read events still waiting for their batch
 
     app = FastAPI(

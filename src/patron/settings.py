@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # count the account is locked until an admin lifts it (`patron users unlock`).
     sign_in_free_failures: int = 3
     sign_in_lockout: int = 10
+    # A server process recomputes the analyses its pages open most (customer base, feature frame, strategy) in the
+    # background as soon as the data changes, looking every this many seconds (docs/WEB.md).
+    warm_analyses: bool = True
+    warm_every_seconds: float = 10.0
     # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the real client: sign-in
     # throttling and the audit trail then see the client, not the proxy. Empty: trust no forwarded header.
     trusted_proxies: str = ""

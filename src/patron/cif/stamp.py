@@ -22,6 +22,7 @@ from sqlalchemy import Engine, column, func, select, table
 from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.identity.schema import IdentityMerge
+from patron.errors import PatronError
 
 T = TypeVar("T")
 MAX_AGE_SECONDS = 600.0
@@ -58,7 +59,8 @@ def data_stamp(engine: Engine) -> tuple[object, ...]:
 def kept(engine: Engine, key: Hashable, compute: Callable[[], T]) -> T:
     """``compute()``'s result for ``key`` on this store, computed again only when the data stamp has moved.
 
-    One computation per key at a time: a second request for the same key waits for the first one's result.
+    One computation per key at a time: a second request for the same key waits for the first one's result. A
+    refusal (``PatronError``: too few segments, no scores yet) is kept like a result: the same data, the same answer.
     """
     slot = (engine.url.render_as_string(hide_password=False), key)
     stamp = data_stamp(engine)
@@ -67,10 +69,22 @@ def kept(engine: Engine, key: Hashable, compute: Callable[[], T]) -> T:
     with lock:
         found = _kept.get(slot)
         if found is None or found.stamp != stamp or time.monotonic() - found.built_at > MAX_AGE_SECONDS:
-            found = _Kept(stamp, time.monotonic(), compute())
+            try:
+                outcome: Any = compute()
+            except PatronError as refusal:
+                outcome = refusal
+            found = _Kept(stamp, time.monotonic(), outcome)
             _kept[slot] = found
-        value: T = found.value
-        return value
+    if isinstance(found.value, PatronError):
+        raise found.value
+    value: T = found.value
+    return value
+
+
+def is_current(engine: Engine, key: Hashable) -> bool:
+    """Whether a result for ``key`` is kept for the data as it is now (asking for it would not compute)."""
+    found = _kept.get((engine.url.render_as_string(hide_password=False), key))
+    return found is not None and found.stamp == data_stamp(engine)
 
 
 def forget_kept() -> None:

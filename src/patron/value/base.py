@@ -28,14 +28,11 @@ def customer_base(
 ) -> tuple[pl.DataFrame, Scope, dt.date]:
     """One row per customer with an order in the scope, as of ``as_of`` (default: the last order's day); kept in
     memory while the data is unchanged (``cif/stamp.py``): the dashboard and the value lists read it on every view."""
-    key = ("customer_base", source, currency, as_of)
-    return kept(engine, key, lambda: _customer_base(engine, source, currency, as_of))
-
-
-def _customer_base(
-    engine: Engine, source: str | None, currency: str | None, as_of: dt.date | None
-) -> tuple[pl.DataFrame, Scope, dt.date]:
     scope = resolve_scope(engine, source, currency)
+    return kept(engine, ("customer_base", scope, as_of), lambda: _customer_base(engine, scope, as_of))
+
+
+def _customer_base(engine: Engine, scope: Scope, as_of: dt.date | None) -> tuple[pl.DataFrame, Scope, dt.date]:
     facts = customer_facts(engine, scope, as_of=as_of)
     # A category counts as bought when the customer spent something in it.
     categories = (
