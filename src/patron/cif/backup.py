@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from patron.cif.stamp import forget_kept
 from patron.errors import InvalidInputError, SourceFileError
 
 
@@ -50,6 +51,7 @@ def restore_store(engine: Engine, backup: Path) -> Path:
     target = _sqlite_path(engine)
     _check(backup)
     engine.dispose()
+    forget_kept()  # the restored store's ids may reach a stamp this process has kept results for
     staged = target.with_name(target.name + ".restoring")
     staged.unlink(missing_ok=True)
     with sqlite3.connect(backup) as source, sqlite3.connect(staged) as copy:
