@@ -136,19 +136,6 @@ def list_customers(
     ``within`` limits the list to some customer ids (a manager's portfolio); without ``search_personal_data`` the
     search looks at ids only, never at e-mail addresses, phone numbers or names.
     """
-    revenue = (
-        select(
-            O.customer_id,
-            func.count(func.distinct(purchases_only(O.id))).label("orders"),
-            func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
-            func.max(purchases_only(O.ordered_at)).label("last_order"),
-            func.min(O.currency).label("currency"),
-            func.count(func.distinct(O.currency)).label("currencies"),
-        )
-        .join(s.OrderLine.__table__, L.order_id == O.id)
-        .group_by(O.customer_id)
-        .subquery()
-    )
     conditions = []
     if kind:
         conditions.append(C.kind == kind)
@@ -162,6 +149,22 @@ def list_customers(
             external = select(I.customer_id).where(I.kind == "external", _matches(I.value, search))
             conditions.append(C.id.in_(external))
     base = select(C.id).where(*conditions)
+    # The page's customers first, then the orders of those fifty only (not an aggregate of every order).
+    page = base.order_by(C.id).limit(limit).offset(offset).subquery()
+    revenue = (
+        select(
+            O.customer_id,
+            func.count(func.distinct(purchases_only(O.id))).label("orders"),
+            func.coalesce(func.sum(L.revenue_minor), 0).label("revenue_minor"),
+            func.max(purchases_only(O.ordered_at)).label("last_order"),
+            func.min(O.currency).label("currency"),
+            func.count(func.distinct(O.currency)).label("currencies"),
+        )
+        .join(s.OrderLine.__table__, L.order_id == O.id)
+        .where(O.customer_id.in_(select(page.c.id)))
+        .group_by(O.customer_id)
+        .subquery()
+    )
     query = (
         select(
             C.id,
@@ -176,11 +179,9 @@ def list_customers(
             revenue.c.currency,
             func.coalesce(revenue.c.currencies, 0).label("currencies"),
         )
+        .join(page, page.c.id == C.id)
         .outerjoin(revenue, revenue.c.customer_id == C.id)
-        .where(*conditions)
         .order_by(C.id)
-        .limit(limit)
-        .offset(offset)
     )
     with engine.connect() as conn:
         total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
