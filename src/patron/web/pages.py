@@ -33,7 +33,7 @@ from patron.settings import get_settings
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
 from patron.value.scoring import latest_run
-from patron.web.render import TEMPLATES, figure_html, fragment, page
+from patron.web.render import TEMPLATES, binned_histogram, figure_html, fragment, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -110,10 +110,9 @@ def dashboard(
                 go.Figure(go.Bar(x=tiers["tier"], y=tiers["len"])).update_layout(title="Customers per tier")
             )
             context["charts"]["clv"] = figure_html(
-                go.Figure(
-                    go.Histogram(x=frame["clv"].drop_nulls().clip(upper_bound=frame["clv"].quantile(0.99)), nbinsx=40)
-                ).update_layout(title=f"{what} distribution (up to the 99th percentile)")
-            )
+                binned_histogram(frame["clv"].drop_nulls().clip(upper_bound=frame["clv"].quantile(0.99)), bins=40)
+                .update_layout(title=f"{what} distribution (up to the 99th percentile)")
+            )  # fmt: skip
             if frame["value_at_risk"].null_count() < frame.height:  # an RFM run forecasts no value at risk
                 at_risk = visible_frame(engine, principal, value_at_risk(frame).rows).head(10).to_dicts()
                 context["at_risk"] = named_customers(engine, principal, at_risk)

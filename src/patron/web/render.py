@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -26,6 +27,17 @@ def figure_html(figure: go.Figure) -> str:
     so the Content-Security-Policy can forbid them all)."""
     figure.update_layout(margin={"l": 40, "r": 20, "t": 40, "b": 40}, autosize=True)
     return f'<div class="plotly-figure" style="width:100%;height:320px" data-figure="{escape(figure.to_json())}"></div>'
+
+
+def histogram_bars(values: Any, *, bins: int = 40, name: str | None = None, opacity: float = 1.0) -> go.Bar:
+    """A histogram counted here and drawn as bars: the page carries 40 counts, not every customer's value (a
+    Plotly histogram of 100,000 customers put 600 KB of numbers into the dashboard)."""
+    counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)
+    return go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=name, opacity=opacity)
+
+
+def binned_histogram(values: Any, *, bins: int = 40) -> go.Figure:
+    return go.Figure(histogram_bars(values, bins=bins)).update_layout(bargap=0)
 
 
 def csrf_for(request: Request) -> str:

@@ -32,7 +32,7 @@ from patron.strategy.plans import (
     price_elasticity,
     price_sensitivity,
 )
-from patron.web.render import figure_html, fragment, page, problem_fragment
+from patron.web.render import figure_html, fragment, histogram_bars, page, problem_fragment
 
 router = APIRouter(include_in_schema=False)
 
@@ -153,8 +153,8 @@ def pricing(request: Request, principal: Viewer, by: Annotated[str, Query(max_le
                      "arrayminus": (segments["deal_share"] - segments["low"]).to_list()},
             row=1, col=1,
         )  # fmt: skip
-        figure.add_histogram(x=customers["raw_share"].to_list(), name="raw", opacity=0.6, nbinsx=40, row=1, col=2)
-        figure.add_histogram(x=customers["shrunk_share"].to_list(), name="shrunk", opacity=0.6, nbinsx=40, row=1, col=2)
+        for column, name in (("raw_share", "raw"), ("shrunk_share", "shrunk")):
+            figure.add_trace(histogram_bars(customers[column], name=name, opacity=0.6), row=1, col=2)
         figure.update_layout(barmode="overlay")
         visible = visible_frame(engine_of(request), principal, customers)
         prone = visible.sort("shrunk_share", descending=True).head(20).to_dicts()
