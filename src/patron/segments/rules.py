@@ -16,7 +16,7 @@ from patron.cif.ledger import no_such_customer
 from patron.cif.store import id_by_key
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import CompiledRule, Context, SegmentRuleError, compile_rule
-from patron.segments.features import EVENT_FIELDS, Features, build_features, feature_schema, parts_for
+from patron.segments.features import EVENT_FIELDS, Features, build_features, parts_for
 from patron.segments.frame_cache import cached_feature_schema, current_features
 from patron.segments.schema import Segment, SegmentMember
 
@@ -42,7 +42,7 @@ class Preview:
 
 
 def _compile(engine: Engine, expression: str) -> CompiledRule:
-    return compile_rule(expression, feature_schema(engine))
+    return compile_cached(engine, expression)[0]
 
 
 def create_segment(engine: Engine, name: str, expression: str, description: str | None = None) -> int:
@@ -127,12 +127,11 @@ def evaluate_segments(
     if names is not None and len(segments) != len(set(names)):
         missing = sorted(set(names) - {s["name"] for s in segments})
         raise NotFoundError(f"there is no segment called {missing[0]!r}", field="segment")
-    schema = feature_schema(engine)
     if features is None:
         features = current_features(engine) if as_of is None else build_features(engine, as_of=as_of)
     counts: dict[str, int] = {}
     for segment in segments:
-        rule = compile_rule(segment["expression"], schema)
+        rule, schema = compile_cached(engine, segment["expression"])
         wanted = pl.DataFrame({"customer_id": members_of(features, rule, schema)})
         with engine.begin() as conn:
             current = pl.DataFrame(
