@@ -24,6 +24,7 @@ from patron.cif.columns import table_of
 from patron.errors import InvalidInputError
 from patron.segments.expression import Context, compile_rule
 from patron.segments.features import build_features, feature_schema
+from patron.segments.frame_cache import current_features
 from patron.segments.schema import SegmentAssignment, SegmentationRun
 
 Method = Literal["kmeans", "gmm"]
@@ -84,7 +85,7 @@ def segment_customers(
 ) -> Segmentation:
     if method not in ("kmeans", "gmm"):
         raise InvalidInputError("method must be kmeans or gmm", field="method")
-    features = build_features(engine, as_of=as_of)
+    features = current_features(engine) if as_of is None else build_features(engine, as_of=as_of)
     customers = features.customers
     if population:
         rule = compile_rule(population, feature_schema(engine))
@@ -121,9 +122,9 @@ def _choose(
     sample = z if len(z) <= SAMPLE else z[rng.choice(len(z), SAMPLE, replace=False)]
     scores: dict[int, float] = {}
     for k in k_range:
-        if method == "gmm":
-            model = GaussianMixture(k, covariance_type="full", random_state=seed, n_init=2).fit(z)
-            scores[k] = float(model.bic(z))
+        if method == "gmm":  # k chosen on a sample (BIC per k), the chosen mixture then fitted on everyone
+            model = GaussianMixture(k, covariance_type="full", random_state=seed, n_init=2).fit(sample)
+            scores[k] = float(model.bic(sample))
         else:
             labels = KMeans(k, random_state=seed, n_init=4).fit_predict(sample)
             scores[k] = float(silhouette_score(sample, labels))
