@@ -118,6 +118,8 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        plotly_loads: list[str] = []  # Plotly (4.8 MB) is fetched only by a page that holds a chart
+        page.on("request", lambda request: plotly_loads.append(request.url) if "plotly" in request.url else None)
 
         page.goto(site + "/")
         expect(page).to_have_url(site + "/login")
@@ -136,6 +138,7 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         expect(page.locator("#chart-tiers .plotly")).to_be_visible()
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
+        assert len(plotly_loads) == 1  # the dashboard's charts
         page.click("text=Customers")
         page.fill("input[name=search]", "00042")  # the results follow the typing (HTMX), no button pressed
         expect(page.locator(".count")).to_have_text("1 customer matching “00042”")
@@ -146,6 +149,8 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         expect(page.locator(".timeline li").first).to_be_visible()
         expect(page.locator("#next-question")).to_contain_text("Ask next")
         page.screenshot(path=str(tmp_path / "customer.png"), full_page=True)
+        assert len(plotly_loads) == 1  # the customer list and the customer page have no chart: no Plotly
+        assert page.locator('script[src="/vendor/plotly.min.js"]').count() == 0
 
         _build_and_save_a_segment(page, tmp_path)
 
