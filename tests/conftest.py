@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ import pytest
 # thread racing each fixture's teardown. Its own test starts one on purpose (tests/test_warm.py).
 os.environ["PATRON_WARM_ANALYSES"] = "false"
 from aiosmtpd.controller import Controller
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, insert, text
 
 from patron.auth.trail import close_reads
+from patron.cif.columns import table_of
 from patron.cif.store import make_engine, migrate
 from patron.schema import Base
 from patron.segments.frame_cache import forget_features
+from patron.value.schema import CustomerScore, ScoreRun
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PATRON_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -101,6 +104,30 @@ def demo_store(factory: pytest.TempPathFactory, *names: str) -> Iterator[Engine]
     load_demo(engine, SHARED_DATA, names=names)
     yield engine
     engine.dispose()
+
+
+def stored_score_run(
+    engine: Engine, best_first: Sequence[int], *, p_alive: float = 0.5, clv_top: int = 1000, at_risk_top: int = 10
+) -> int:
+    """A score run written straight to the store: the customers ranked as given, tiers A, B, C …, a CLV of
+    ``clv_top`` − rank and a value at risk of ``at_risk_top`` − rank (minor units). Its id."""
+    with engine.begin() as conn:
+        run = conn.execute(
+            insert(table_of(ScoreRun)).values(
+                as_of=dt.date(2024, 1, 1), source="crm", model="bgnbd", period="W", currency="USD", horizon_months=36,
+                annual_discount_rate=0.1, default_margin_rate=0.3, parameters={}, log_likelihood=-1.0,
+                customers=len(best_first), excluded={}, tier_cuts=[0.2, 0.5],
+            ).returning(table_of(ScoreRun).c.id)
+        ).scalar_one()  # fmt: skip
+        for rank, customer in enumerate(best_first, start=1):
+            conn.execute(
+                insert(table_of(CustomerScore)).values(
+                    run_id=run, customer_id=customer, frequency=1, recency=1.0, age=2.0, p_alive=p_alive,
+                    expected_purchases=1.0, expected_margin_per_purchase_minor=100, clv_minor=clv_top - rank,
+                    value_at_risk_minor=at_risk_top - rank, revenue_minor=100, tier="ABCDEFGH"[rank - 1], rank=rank,
+                )
+            )  # fmt: skip
+    return int(run)
 
 
 def needs(path: Path) -> pytest.MarkDecorator:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.engage.consent import consent_in_force
 from patron.engage.schema import Offer
-from patron.value.schema import CustomerScore, ScoreRun
+from tests.conftest import stored_score_run
 from tests.test_api import client, count, customer_id, sign_in
 
 __all__ = ["client"]  # the fixture, shared with test_api.py
@@ -83,22 +81,7 @@ def test_offers_are_listed_for_all_and_added_by_managers(client: TestClient, eng
 def test_a_score_runs_customers_page_by_rank_within_the_callers_portfolio(client: TestClient, engine: Engine) -> None:
     admin = sign_in(client, "admin")
     ids = [customer_id(client, admin, mail) for mail in ("ann@example.com", "bob@example.org", "cid@example.net")]
-    with engine.begin() as conn:
-        run = conn.execute(
-            insert(table_of(ScoreRun)).values(
-                as_of=dt.date(2024, 1, 1), source="crm", model="bgnbd", period="W", currency="USD", horizon_months=36,
-                annual_discount_rate=0.1, default_margin_rate=0.3, parameters={}, log_likelihood=-1.0, customers=3,
-                excluded={}, tier_cuts=[0.2, 0.5],
-            ).returning(table_of(ScoreRun).c.id)
-        ).scalar_one()  # fmt: skip
-        for rank, (customer, tier) in enumerate(zip(ids, "ABC", strict=True), start=1):
-            conn.execute(
-                insert(table_of(CustomerScore)).values(
-                    run_id=run, customer_id=customer, frequency=1, recency=1.0, age=2.0, p_alive=0.5,
-                    expected_purchases=1.0, expected_margin_per_purchase_minor=100, clv_minor=1000 - rank,
-                    value_at_risk_minor=10, revenue_minor=100, tier=tier, rank=rank,
-                )
-            )  # fmt: skip
+    run = stored_score_run(engine, ids)
     page = client.get(f"/api/value/runs/{run}/scores?limit=2", headers=admin).json()
     assert (page["total"], [row["customer_id"] for row in page["items"]]) == (3, ids[:2])
     second = client.get(f"/api/value/runs/{run}/scores?limit=2&offset=2", headers=admin).json()

@@ -7,7 +7,6 @@ answers 403 (401 for nobody signed in) and changes nothing in the store; an allo
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
@@ -34,9 +33,8 @@ from patron.segments.rules import create_segment, evaluate_segments
 from patron.service.cases import open_case
 from patron.service.schema import Case
 from patron.strategy.network import add_link_records
-from patron.value.schema import CustomerScore, ScoreRun
 from patron.web.import_pages import uploads_dir
-from tests.conftest import WriteFile
+from tests.conftest import WriteFile, stored_score_run
 
 ROLES = ("admin", "manager", "agent", "analyst")
 EVERYONE = frozenset(ROLES)
@@ -332,21 +330,7 @@ def _people_with_history(engine: Engine, write_file: WriteFile) -> None:
     with engine.begin() as conn:
         by_source_id = select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external")
         ids = {str(value): int(customer) for value, customer in conn.execute(by_source_id)}
-        run = conn.execute(
-            insert(table_of(ScoreRun)).values(
-                as_of=dt.date(2024, 4, 1), source="crm", model="bgnbd", period="W", currency="USD", horizon_months=36,
-                annual_discount_rate=0.1, default_margin_rate=0.3, parameters={}, log_likelihood=-1.0, customers=3,
-                excluded={}, tier_cuts=[0.2, 0.5],
-            ).returning(table_of(ScoreRun).c.id)
-        ).scalar_one()  # fmt: skip
-        for rank, external in enumerate(("2", "1", "3"), start=1):
-            conn.execute(
-                insert(table_of(CustomerScore)).values(
-                    run_id=run, customer_id=ids[external], frequency=1, recency=1.0, age=2.0, p_alive=0.4,
-                    expected_purchases=1.0, expected_margin_per_purchase_minor=100, clv_minor=9000 - rank,
-                    value_at_risk_minor=5000 - rank, revenue_minor=100, tier="ABC"[rank - 1], rank=rank,
-                )
-            )  # fmt: skip
+    stored_score_run(engine, [ids["2"], ids["1"], ids["3"]], p_alive=0.4, clv_top=9000, at_risk_top=5000)
     links = [{"from": "crm:1", "to": "crm:2", "kind": "referral"}, {"from": "crm:2", "to": "crm:3", "kind": "referral"}]
     add_link_records(engine, enumerate(links), source="crm")
     for customer in ids.values():
