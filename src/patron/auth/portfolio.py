@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 import polars as pl
-from sqlalchemy import ColumnElement, Engine, Select, select
+from sqlalchemy import Engine, Select, select
 
 from patron.auth.service import Principal, authorize
 from patron.cif import schema as s
@@ -37,12 +37,6 @@ def portfolio(principal: Principal) -> Select[int] | None:
         .join(ACCOUNTS, ACCOUNTS.c.id == CONTACTS.c.account_id)
         .where(ACCOUNTS.c.manager == principal.username)
     )
-
-
-def within(principal: Principal, column: ColumnElement[Any]) -> ColumnElement[bool] | None:
-    """A condition keeping ``column`` (a customer id) to the portfolio, or ``None`` for the whole file."""
-    scope = portfolio(principal)
-    return None if scope is None else column.in_(scope)
 
 
 def portfolio_ids(engine: Engine, principal: Principal) -> set[int] | None:

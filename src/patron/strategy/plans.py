@@ -111,18 +111,20 @@ class PortfolioPlan:
 def portfolio_plan(
     engine: Engine, *, by: str = "tier", risk: float | None = None, source: str | None = None
 ) -> PortfolioPlan:
-    """Segments as assets (kept while the data is unchanged: ``cif/stamp.py``)."""
-    return kept(engine, ("portfolio", by, risk, source), lambda: _portfolio_plan(engine, by, risk, source))
+    """Segments as assets; the frontier is kept while the data is unchanged (``cif/stamp.py``), the point for a
+    ``risk`` is read off it per request (any number may be asked for: it is not a key)."""
+    plan = kept(engine, ("portfolio", by, source), lambda: _portfolio_plan(engine, by, source))
+    return plan if risk is None else replace(plan, chosen=best_for_risk(plan.frontier, risk))
 
 
-def _portfolio_plan(engine: Engine, by: str, risk: float | None, source: str | None) -> PortfolioPlan:
+def _portfolio_plan(engine: Engine, by: str, source: str | None) -> PortfolioPlan:
     flows = segment_cash_flows(engine, by=by, source=source)
     names, expected, covariance = moments(flows)
     frontier = efficient_frontier(names, expected, covariance)
     sizes = dict(flows.group_by("segment").agg(pl.col("customers").first()).iter_rows())
     return PortfolioPlan(
         names, [float(v) for v in expected], [float(v) for v in np.sqrt(np.diag(covariance))], sizes, frontier,
-        best_for_risk(frontier, risk) if risk is not None else None, flows["month"].n_unique(),
+        None, flows["month"].n_unique(),
         manager_pnl(engine, source=source),
     )  # fmt: skip
 
