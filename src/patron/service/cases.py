@@ -263,6 +263,13 @@ def work_queue(
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def case_with_key(engine: Engine, source: str, case_key: str) -> int | None:
+    """The case a source opened under ``case_key`` (a form's or a system's own key), if any."""
+    with engine.connect() as conn:
+        found = conn.scalar(select(CASES.c.id).where(CASES.c.source == source, CASES.c.case_key == case_key))
+    return None if found is None else int(found)
+
+
 def get_case(engine: Engine, case_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
         return dict(_open_case_row(conn, case_id)._mapping)

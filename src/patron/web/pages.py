@@ -10,24 +10,21 @@ from urllib.parse import quote
 
 import plotly.graph_objects as go
 import polars as pl
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from patron.auth.access import customer_360, customers_page, duplicate_candidates_for, named_customers
+from patron.auth.access import customers_page, duplicate_candidates_for, named_customers
 from patron.auth.accounts import end_session
-from patron.auth.portfolio import portfolio, visible_customer, visible_frame
+from patron.auth.portfolio import portfolio, visible_frame
 from patron.auth.service import Principal, ThrottledError, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.facts import main_scope, scope_choices
-from patron.cif.identity.actions import history as merge_history
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
-from patron.engage.recommendations import recommendations_for
 from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
 from patron.segments.evolution import migration, sankey, value_share_over_time
 from patron.segments.rules import create_segment, evaluate_segments, list_segments, preview
 from patron.service.cases import work_queue
-from patron.service.context import conversation_context
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.settings import get_settings
 from patron.value.base import customer_base
@@ -132,24 +129,6 @@ def customers(
 ) -> Response:
     rows, total = customers_page(engine_of(request), principal, search=search, limit=50, offset=offset)
     return page(request, "customers.html", principal, rows=rows, total=total, search=search or "", offset=offset)
-
-
-@router.get("/customers/{customer_id}", response_model=None)
-def customer(request: Request, principal: Viewer, customer_id: Annotated[str, Path(max_length=200)]) -> Response:
-    """One customer by internal id, ``system:external-id`` (``cdnow:00001``) or, for roles that see personal data,
-    e-mail address."""
-    try:
-        found = visible_customer(engine_of(request), principal, customer_id)
-        view = customer_360(engine_of(request), principal, found, interface="web")
-    except PatronError as error:
-        return page(request, "message.html", principal, status_code=404, title="Customer not found",
-                    message=error.message)  # fmt: skip
-    context = conversation_context(engine_of(request), found) if principal.can("manage_cases") else None
-    timeline = list(reversed(view.timeline[-200:]))
-    merges = [m for m in merge_history(engine_of(request), found) if m["survivor_id"] == found]
-    recommended = recommendations_for(engine_of(request), found, k=5)
-    return page(request, "customer.html", principal, view=view, timeline=timeline, context=context, merges=merges,
-                recommended=recommended)  # fmt: skip
 
 
 @router.get("/segments", response_model=None)

@@ -1,0 +1,140 @@
+"""The customer page as a workplace: log a contact and open a case in the browser, on both stores, through the
+same domain functions as the API; bad input comes back beside its field with what was typed, nothing written;
+a form sent twice writes once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from patron.app import create_app
+from patron.auth.service import create_user
+from patron.cif import schema as s
+from patron.cif.importer import import_file
+from patron.cif.mapping import parse_mapping
+from patron.service.schema import Case
+from tests.conftest import WriteFile
+from tests.test_pages import CHROMIUM, serving
+
+PASSWORD = "a-long-password-1"
+PEOPLE = "id,email,name\n1,ann@example.com,Ann Lee\n2,bob@example.org,Bob Ray\n"
+MAPPING = {"source": {"system": "crm"}, "customers": {"external_id": "id", "email": "email", "display_name": "name"}}
+
+
+@pytest.fixture
+def people(engine: Engine, write_file: WriteFile) -> Engine:
+    path = write_file("people.csv", PEOPLE)
+    import_file(engine, path, parse_mapping(MAPPING), rejects_dir=path.parent)
+    create_user(engine, "agent", PASSWORD, "agent")
+    create_user(engine, "analyst", PASSWORD, "analyst")
+    return engine
+
+
+@pytest.fixture
+def client(people: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(people), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def _sign_in(client: TestClient, username: str) -> str:
+    """Signs the client in (the session cookie) and returns the page's CSRF token for forms."""
+    client.cookies.clear()
+    assert client.post("/login", data={"username": username, "password": PASSWORD}).status_code == 303
+    page = client.get("/customers/crm:1").text  # every page carries it for HTMX, forms or not
+    return str(page.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0])
+
+
+def _count(engine: Engine, table: Any, **where: Any) -> int:
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(getattr(table.c, column) == value)
+        return int(conn.scalar(query) or 0)
+
+
+def test_a_form_sent_twice_writes_once_and_bad_input_writes_nothing(client: TestClient, people: Engine) -> None:
+    csrf = _sign_in(client, "agent")
+    interactions, cases = s.table_of(s.Interaction), s.table_of(Case)
+    contact = {"csrf_token": csrf, "key": "k-1", "kind": "call", "direction": "inbound", "body": "Asked about =SUM(1)"}
+    for _ in range(2):  # a double click, or a reload of the answer
+        assert client.post("/customers/crm:1/contacts", data=contact).status_code == 303
+    assert _count(people, interactions, source="web") == 1
+    case = {"csrf_token": csrf, "key": "c-1", "subject": "Parcel late", "kind": "complaint", "priority": "high"}
+    for _ in range(2):
+        reply = client.post("/customers/ann@example.com/cases", data=case)
+        assert (reply.status_code, reply.headers["location"]) == (303, "/customers/ann@example.com?done=case")
+    assert _count(people, cases, source="web") == 1
+
+    blank = {**case, "key": "c-2", "subject": "  ", "description": "typed before the subject"}
+    refused = client.post("/customers/crm:1/cases", data=blank)
+    assert refused.status_code == 422
+    assert "a case needs a subject" in refused.text
+    assert "typed before the subject" in refused.text  # what was typed is kept
+    note = client.post("/customers/crm:1/contacts", data={**contact, "key": "k-2", "kind": "note", "body": ""})
+    assert (note.status_code, "a note needs its text" in note.text) == (422, True)
+    unknown = client.post("/customers/crm:1/contacts", data={**contact, "key": "k-3", "kind": "telegram"})
+    assert unknown.status_code == 422
+    assert (_count(people, cases, source="web"), _count(people, interactions, source="web")) == (1, 1)
+
+    nobody = client.post("/customers/crm:99/cases", data={**case, "key": "c-3"})
+    assert (nobody.status_code, "no customer matches" in nobody.text) == (404, True)
+    csrf = _sign_in(client, "analyst")  # may read the customer, may not write
+    assert (
+        client.post("/customers/crm:1/contacts", data={**contact, "csrf_token": csrf, "key": "k-4"}).status_code == 403
+    )
+    assert client.post("/customers/crm:1/cases", data={**case, "csrf_token": csrf, "key": "c-4"}).status_code == 403
+    assert (_count(people, cases, source="web"), _count(people, interactions, source="web")) == (1, 1)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+def test_an_agent_logs_a_call_and_opens_a_case_on_the_customer_page(people: Engine, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    with serving(people) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url + "/login")
+        page.fill("input[name=username]", "agent")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(url + "/customers?search=bob@example.org")  # found by e-mail
+        page.locator("table a").first.click()
+        expect(page.locator("h1")).to_have_text("Bob Ray")
+
+        form = page.locator("#log-contact")
+        form.locator("select[name=kind]").select_option("call")
+        form.locator("input[name=outcome]").fill("call back tomorrow")
+        form.locator("textarea[name=body]").fill("Wants to change the delivery address")
+        form.locator("button").click()
+        expect(page.get_by_role("status")).to_contain_text("Contact logged")
+        expect(page.locator(".timeline li").first).to_contain_text("call via phone: call back tomorrow")
+
+        case = page.locator("#open-case")
+        case.locator("select[name=kind]").select_option("complaint")
+        case.locator("textarea[name=description]").fill("Second late parcel this month")
+        case.locator("button").click()  # no subject yet
+        expect(page.locator("#case-subject-error")).to_have_text("a case needs a subject: what is it about?")
+        expect(page.locator("#open-case textarea[name=description]")).to_have_value("Second late parcel this month")
+        page.screenshot(path=str(tmp_path / "case-refused.png"), full_page=True)
+        page.locator("#open-case input[name=subject]").fill("Late parcel")
+        page.locator("#open-case button").click()
+        expect(page.get_by_role("status")).to_contain_text("Case opened")
+        expect(page.locator("#next-question")).to_contain_text("Late parcel")
+        page.screenshot(path=str(tmp_path / "workplace.png"), full_page=True)
+        browser.close()
+
+    with people.connect() as conn:
+        bob = conn.scalar(select(s.Identity.customer_id).where(s.Identity.value == "bob@example.org"))
+        opened = conn.execute(select(Case.kind, Case.subject, Case.description).where(Case.customer_id == bob)).all()
+        calls = conn.execute(
+            select(s.Interaction.type, s.Interaction.outcome, s.Interaction.body).where(
+                s.Interaction.customer_id == bob, s.Interaction.source == "web"
+            )
+        ).all()
+    assert [tuple(row) for row in opened] == [("complaint", "Late parcel", "Second late parcel this month")]
+    assert [tuple(row) for row in calls] == [("call", "call back tomorrow", "Wants to change the delivery address")]
