@@ -67,12 +67,18 @@ def customer_page(
                 **{**blank_forms(), **forms})  # fmt: skip
 
 
-DONE = {"contact": "Contact logged: it is in the timeline below.", "case": "Case opened: it is in the open cases above."}
+DONE = {
+    "contact": "Contact logged: it is in the timeline below.",
+    "case": "Case opened: it is in the open cases above.",
+}
 
 
 @router.get("/customers/{customer_id}", response_model=None)
 def customer(
-    request: Request, principal: Viewer, customer_id: Reference, done: Annotated[str | None, Query(max_length=16)] = None
+    request: Request,
+    principal: Viewer,
+    customer_id: Reference,
+    done: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
     return customer_page(request, principal, customer_id, notice=DONE.get(done or ""))
 
