@@ -145,7 +145,7 @@ def test_sign_in_dashboard_search_360_and_segment_count(site: str, tmp_path: Pat
         assert page.url.endswith("/customers?search=00042")  # the search is in the address, for back and reload
         page.locator("table a").first.click()
         expect(page.locator("h1")).to_contain_text("Customer")
-        expect(page.locator(".columns .card").first).to_contain_text("00042")
+        expect(page.locator("#who")).to_contain_text("00042")
         expect(page.locator(".timeline li").first).to_be_visible()
         expect(page.locator("#next-question")).to_contain_text("Ask next")
         page.screenshot(path=str(tmp_path / "customer.png"), full_page=True)
