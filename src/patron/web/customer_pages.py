@@ -8,7 +8,6 @@ a form sent twice (a double click, a reload) writes once: each form carries its 
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -20,19 +19,20 @@ from pydantic import ValidationError
 from patron.auth.access import customer_360
 from patron.auth.portfolio import customer_resolver, visible_customer
 from patron.auth.service import Principal, authorize
+from patron.cif.columns import utcnow
 from patron.cif.events import EventIn
 from patron.cif.identity.actions import history as merge_history
 from patron.engage.recommendations import recommendations_for
 from patron.engage.workflows import ingest_and_follow_up
 from patron.errors import InvalidInputError, NotFoundError, PatronError
 from patron.http.common import STATUS, Viewer, engine_of
-from patron.service.cases import case_with_key, open_case
+from patron.service.cases import KINDS as CASE_KINDS
+from patron.service.cases import PRIORITIES, case_with_key, open_case
 from patron.service.context import conversation_context
 from patron.web.render import page
 
 router = APIRouter(include_in_schema=False)
 Reference = Annotated[str, Path(max_length=200)]
-CHANNELS = ("phone", "email", "visit", "chat", "letter")
 KINDS = {"call": "phone", "email": "email", "visit": "visit", "chat": "chat", "letter": "letter", "note": "phone"}
 
 
@@ -104,6 +104,7 @@ def log_contact(
     typed = {"key": key, "kind": kind, "direction": direction, "outcome": outcome, "body": body}
     engine = engine_of(request)
     errors: dict[str, str] = {}
+    refusal: PatronError | None = None
     try:
         authorize(principal, "write_events")
         if kind not in KINDS:
@@ -111,22 +112,17 @@ def log_contact(
         if not body.strip() and kind == "note":
             errors["body"] = "a note needs its text"
         if not errors:
-            event = EventIn(customer=customer_id, idempotency_key=f"web:{key}", source="web", occurred_at=_now(),
+            event = EventIn(customer=customer_id, idempotency_key=f"web:{key}", source="web", occurred_at=utcnow(),
                             channel=KINDS[kind], direction=direction, type=kind, outcome=outcome.strip() or None,
                             body=body.strip() or None, details={"logged_by": principal.username})  # fmt: skip
             result = ingest_and_follow_up(engine, [event], resolve=customer_resolver(engine, principal))
             if result.result.rejected:
-                _raise_first(result.result.rejected)
+                refusal = _rejection(result.result.rejected[0])
     except ValidationError as invalid:
         errors.update({str(problem["loc"][-1]): problem["msg"] for problem in invalid.errors()})
     except PatronError as error:
-        if error.code != "invalid_input":
-            return _refused(request, principal, customer_id, error)
-        errors[error.field or "body"] = error.message
-    if errors:
-        return customer_page(request, principal, customer_id, status_code=422, contact=typed,
-                             errors={f"contact.{name}": message for name, message in errors.items()})  # fmt: skip
-    return _done(customer_id, "contact")
+        refusal = error
+    return _answer(request, principal, customer_id, form="contact", typed=typed, errors=errors, refusal=refusal)
 
 
 @router.post("/customers/{customer_id}/cases", response_model=None)
@@ -144,13 +140,14 @@ def new_case(
     """A case opened for this customer, with the service level of their tier."""
     typed = {"key": key, "subject": subject, "kind": kind, "priority": priority, "description": description}
     engine = engine_of(request)
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = {}  # every field's problem at once (open_case would stop at the first)
     if not subject.strip():
         errors["subject"] = "a case needs a subject: what is it about?"
-    if kind not in ("complaint", "request", "question"):
-        errors["kind"] = "choose complaint, request or question"
-    if priority not in ("low", "normal", "high", "urgent"):
-        errors["priority"] = "choose low, normal, high or urgent"
+    if kind not in CASE_KINDS:
+        errors["kind"] = _choose(CASE_KINDS)
+    if priority not in PRIORITIES:
+        errors["priority"] = _choose(PRIORITIES)
+    refusal: PatronError | None = None
     try:
         authorize(principal, "manage_cases")
         found = visible_customer(engine, principal, customer_id)
@@ -158,29 +155,44 @@ def new_case(
             open_case(engine, found, subject=subject.strip(), kind=kind, description=description.strip() or None,
                       priority=priority, channel="phone", source="web", case_key=key)  # fmt: skip
     except PatronError as error:
-        if error.code != "invalid_input":
-            return _refused(request, principal, customer_id, error)
-        errors[error.field or "subject"] = error.message
+        refusal = error
+    return _answer(request, principal, customer_id, form="case", typed=typed, errors=errors, refusal=refusal)
+
+
+FIRST_FIELD = {"contact": "body", "case": "subject"}  # where a refusal without a field is shown
+
+
+def _answer(
+    request: Request,
+    principal: Principal,
+    reference: str,
+    *,
+    form: str,
+    typed: dict[str, str],
+    errors: dict[str, str],
+    refusal: PatronError | None,
+) -> Response:
+    """What a form's post answers: the page again (422) with each problem beside its field and what was typed; the
+    page's own "not found" for a customer nobody may see; a refusal page; or, done, back to the page (303)."""
+    if refusal is not None and refusal.code == "not_found":
+        return customer_page(request, principal, reference)  # as for a GET
+    if refusal is not None and refusal.code != "invalid_input":
+        return page(request, "message.html", principal, status_code=STATUS.get(refusal.code, 400), title="Not done",
+                    message=refusal.message)  # fmt: skip
+    if refusal is not None:
+        errors = {**errors, refusal.field or FIRST_FIELD[form]: refusal.message}
     if errors:
-        return customer_page(request, principal, customer_id, status_code=422, case=typed,
-                             errors={f"case.{name}": message for name, message in errors.items()})  # fmt: skip
-    return _done(customer_id, "case")
+        return customer_page(request, principal, reference, status_code=422, **{form: typed},
+                             errors={f"{form}.{name}": message for name, message in errors.items()})  # fmt: skip
+    return _done(reference, form)
 
 
-def _refused(request: Request, principal: Principal, reference: str, error: PatronError) -> Response:
-    if error.code == "not_found":
-        return customer_page(request, principal, reference)  # the page's own "not found", as for a GET
-    return page(request, "message.html", principal, status_code=STATUS.get(error.code, 400), title="Not done",
-                message=error.message)  # fmt: skip
-
-
-def _raise_first(rejected: list[dict[str, Any]]) -> None:
+def _rejection(rejected: dict[str, Any]) -> PatronError:
     """An event the ingest refused, as the error its reason is: unknown (or unseen) customer, or bad input."""
-    first = rejected[0]
-    if first.get("field") == "customer":
-        raise NotFoundError(first["detail"], field="customer")
-    raise InvalidInputError(first["detail"], field=first.get("field"))
+    if rejected.get("field") == "customer":
+        return NotFoundError(rejected["detail"], field="customer")
+    return InvalidInputError(rejected["detail"], field=rejected.get("field"))
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+def _choose(choices: tuple[str, ...]) -> str:
+    return f"choose {', '.join(choices[:-1])} or {choices[-1]}"
