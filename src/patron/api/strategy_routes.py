@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from patron.api.schemas import BudgetPlan, Elasticity, LinksAdded, Network, PortfolioPlan, Pricing, SegmentElasticityOut
-from patron.auth.access import named_customers
+from patron.auth.access import masked_names
 from patron.auth.portfolio import customer_resolver, portfolio_ids, visible_frame
 from patron.http.common import ManageSegments, ReadStrategy, ShortText, Store
 from patron.strategy.budget import ResponseCurve
@@ -38,7 +38,7 @@ def budget(
     acquisition = _curve(acquisition_ceiling, acquisition_k)
     retention = _curve(retention_ceiling, retention_k)
     plan = budget_plan(store, amount, acquisition=acquisition, retention=retention, discount_rate=discount_rate)
-    at_risk = named_customers(store, principal, visible_frame(store, principal, plan.at_risk).head(20).to_dicts())
+    at_risk = masked_names(principal, visible_frame(store, principal, plan.at_risk).head(20).to_dicts())
     inputs = asdict(plan.inputs)
     return BudgetPlan(
         currency=plan.currency, inputs=inputs, assumed_curves=plan.assumed_curves, best=asdict(plan.best),

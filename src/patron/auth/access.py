@@ -89,19 +89,6 @@ def masked_names(
     return [{**row, name_key: pseudonym_of(row[id_key])} for row in rows]
 
 
-def named_customers(
-    engine: Engine,
-    principal: Principal,
-    rows: list[dict[str, Any]],
-    *,
-    id_key: str = "customer_id",
-    name_key: str = "name",
-) -> list[dict[str, Any]]:
-    """Rows an analysis names customers in (who to retain first, value at risk): the portfolio's, names masked."""
-    return masked_names(principal, visible_rows(engine, principal, rows, keys=(id_key,)), id_key=id_key,
-                        name_key=name_key)  # fmt: skip
-
-
 def duplicate_candidates_for(engine: Engine, principal: Principal, candidates: list[dict[str, Any]]) -> list[Any]:
     """Possible duplicates compare names and addresses side by side: only for roles that read personal data, and
     for a manager only groups within their portfolio."""

@@ -13,7 +13,7 @@ import polars as pl
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from patron.auth.access import customers_page, duplicate_candidates_for, named_customers
+from patron.auth.access import customers_page, duplicate_candidates_for, masked_names
 from patron.auth.accounts import end_session
 from patron.auth.portfolio import portfolio, visible_frame
 from patron.auth.service import Principal, ThrottledError, UnauthorizedError, authenticate, authorize, issue_token
@@ -112,7 +112,7 @@ def dashboard(
             )  # fmt: skip
             if frame["value_at_risk"].null_count() < frame.height:  # an RFM run forecasts no value at risk
                 at_risk = visible_frame(engine, principal, value_at_risk(frame).rows).head(10).to_dicts()
-                context["at_risk"] = named_customers(engine, principal, at_risk)
+                context["at_risk"] = masked_names(principal, at_risk)  # the portfolio's already
     return page(request, "dashboard.html", principal, **context)
 
 
