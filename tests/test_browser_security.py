@@ -20,7 +20,7 @@ from patron.app import create_app
 from patron.auth.service import create_user
 from patron.segments.schema import Segment
 from patron.settings import get_settings
-from tests.test_pages import CHROMIUM, serving
+from tests.test_pages import CHROMIUM, serving, sign_in_page
 
 PASSWORD = "a-long-password-1"
 
@@ -127,10 +127,7 @@ def test_another_page_on_the_same_host_cannot_act_for_a_signed_in_manager(engine
                 violations: list[str] = []
                 page.on("console", lambda message: violations.append(message.text)
                         if "Content Security Policy" in message.text else None)  # fmt: skip
-                page.goto(url + "/login")
-                page.fill("input[name=username]", "mia")
-                page.fill("input[name=password]", PASSWORD)
-                page.click("button[type=submit]")
+                sign_in_page(page, url, "mia", PASSWORD)
                 page.goto(url + "/segments")
                 page.fill("input[name=name]", "mine")
                 page.fill("textarea[name=rule]", "orders >= 0")

@@ -19,7 +19,7 @@ from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.service.schema import Case
 from tests.conftest import WriteFile
-from tests.test_pages import CHROMIUM, serving
+from tests.test_pages import CHROMIUM, serving, sign_in_page
 
 PASSWORD = "a-long-password-1"
 PEOPLE = "id,email,name\n1,ann@example.com,Ann Lee\n2,bob@example.org,Bob Ray\n"
@@ -98,10 +98,7 @@ def test_an_agent_logs_a_call_and_opens_a_case_on_the_customer_page(people: Engi
     with serving(people) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(url + "/login")
-        page.fill("input[name=username]", "agent")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in_page(page, url, "agent", PASSWORD)
         page.goto(url + "/customers?search=bob@example.org")  # found by e-mail
         page.locator("table a").first.click()
         expect(page.locator("h1")).to_have_text("Bob Ray")

@@ -17,7 +17,7 @@ from patron.cif.importer import import_file
 from patron.cif.store import make_engine, migrate
 from patron.demo import demo_mapping
 from tests.conftest import SHARED_DATA, needs
-from tests.test_pages import CHROMIUM, serving
+from tests.test_pages import CHROMIUM, serving, sign_in_page
 
 FEBRL1 = SHARED_DATA / "febrl" / "dataset1.csv"
 pytestmark = [
@@ -42,13 +42,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine
     engine.dispose()
 
 
-def sign_in(page: object, site: str, username: str, password: str) -> None:
-    page.goto(site + "/login")  # type: ignore[attr-defined]
-    page.fill("input[name=username]", username)  # type: ignore[attr-defined]
-    page.fill("input[name=password]", password)  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
-
-
 def test_the_admin_merges_a_reviewed_pair_and_undoes_a_merge(site: tuple[str, Engine], tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
 
@@ -59,7 +52,7 @@ def test_the_admin_merges_a_reviewed_pair_and_undoes_a_merge(site: tuple[str, En
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        sign_in(page, url, "admin", "admin-password")
+        sign_in_page(page, url, "admin", "admin-password")
         page.click("nav >> text=Identity")
         card = page.locator(f"#review-{first.id}")
         expect(card).to_contain_text("first name")
@@ -94,7 +87,7 @@ def test_an_agent_is_refused_and_sees_no_one(site: tuple[str, Engine], tmp_path:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page()
-        sign_in(page, url, "ana", "ana-password")
+        sign_in_page(page, url, "ana", "ana-password")
         expect(page.locator("nav")).not_to_contain_text("Identity")
         reply = page.goto(url + "/identity")
         assert reply is not None

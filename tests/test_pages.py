@@ -194,7 +194,8 @@ def _build_and_save_a_segment(page: Any, tmp_path: Path) -> None:
     expect(page.locator("table tr", has_text="cdnow big spenders")).to_contain_text(f"{expected:,}")
 
 
-def _sign_in(page: object, site: str, username: str, password: str) -> None:
+def sign_in_page(page: object, site: str, username: str, password: str) -> None:
+    """Signs a Chromium page in through the sign-in form."""
     page.goto(site + "/login")  # type: ignore[attr-defined]
     page.fill("input[name=username]", username)  # type: ignore[attr-defined]
     page.fill("input[name=password]", password)  # type: ignore[attr-defined]
@@ -210,7 +211,7 @@ def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: st
         refused: list[str] = []  # the Content-Security-Policy must not have to refuse anything the pages do
         page.on("console", lambda message: refused.append(message.text)
                 if "Content Security Policy" in message.text else None)  # fmt: skip
-        _sign_in(page, site, "admin", "admin-password")
+        sign_in_page(page, site, "admin", "admin-password")
         expect(page.locator("h1")).to_have_text("Dashboard")
         expect(page.locator(".plotly-figure .main-svg").first).to_be_visible()  # charts drawn without inline script
 
@@ -238,7 +239,7 @@ def test_strategy_pages_show_their_plots_and_refuse_a_role_without_them(site: st
         page.screenshot(path=str(tmp_path / "network.png"), full_page=True)
 
         page.goto(site + "/logout")
-        _sign_in(page, site, "ana", "ana-password")
+        sign_in_page(page, site, "ana", "ana-password")
         page.goto(site + "/strategy/budget")
         expect(page.locator("main")).to_contain_text("Your role does not include strategy analytics.")
         expect(page.locator("#chart-budget")).to_have_count(0)
@@ -258,7 +259,7 @@ def test_campaign_pages_show_results_and_follow_responses_live(site: str, tmp_pa
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        _sign_in(page, site, "admin", "admin-password")
+        sign_in_page(page, site, "admin", "admin-password")
         page.click("text=Campaigns")
         expect(page.locator("#campaign-list")).to_contain_text("Win back big spenders")
         page.click("text=winback")
@@ -294,7 +295,7 @@ def test_an_upload_imports_with_progress_and_shows_each_rejected_line(site: str,
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        _sign_in(page, site, "admin", "admin-password")
+        sign_in_page(page, site, "admin", "admin-password")
         page.click("text=Import")
         page.set_input_files("input[name=data]", str(people))
         page.set_input_files("input[name=mapping]", str(mapping))
@@ -311,7 +312,7 @@ def test_an_upload_imports_with_progress_and_shows_each_rejected_line(site: str,
         expect(page.locator("#import-runs")).to_contain_text("webform")
 
         page.goto(site + "/logout")
-        _sign_in(page, site, "ana", "ana-password")
+        sign_in_page(page, site, "ana", "ana-password")
         page.goto(site + "/imports")
         expect(page.locator("main")).to_contain_text("Importing data needs the admin or manager role.")
         expect(page.locator("input[name=data]")).to_have_count(0)
@@ -331,7 +332,7 @@ def test_a_file_without_a_mapping_is_previewed_suggested_dry_run_then_imported(s
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        _sign_in(page, site, "admin", "admin-password")
+        sign_in_page(page, site, "admin", "admin-password")
         page.goto(site + "/imports")
         page.set_input_files("input[name=data]", str(export))
         page.click("#prepare")

@@ -33,7 +33,7 @@ from patron.engage.sending import preview_messages, record_response, send_campai
 from patron.errors import InvalidInputError
 from patron.predict.campaign_uplift import train_uplift
 from tests.conftest import Inbox, WriteFile
-from tests.test_pages import CHROMIUM, serving
+from tests.test_pages import CHROMIUM, serving, sign_in_page
 
 CATALOGUE = {"tent": "Dome tent", "stove": "Camping stove", "bag": "Sleeping bag", "lamp": "Head lamp",
              "novel": "Crime novel", "reading-lamp": "Reading lamp", "bookmark": "Leather bookmark",
@@ -309,10 +309,7 @@ def test_the_pages_show_a_customers_products_and_a_campaigns_messages(
     with serving(engine) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page()
-        page.goto(url + "/login")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", "admin-password")
-        page.click("button[type=submit]")
+        sign_in_page(page, url, "admin", "admin-password")
         page.goto(f"{url}/customers/{ids['c1']}")
         expect(page.locator("#recommended li")).to_have_count(5)
         expect(page.locator("#recommended")).to_contain_text(products[0])
@@ -322,10 +319,7 @@ def test_the_pages_show_a_customers_products_and_a_campaigns_messages(
         expect(page.locator("#offers")).to_contain_text("camping weekend")
         page.screenshot(path=str(tmp_path / "campaign-admin.png"), full_page=True)
         page.click("text=sign out")
-        page.goto(url + "/login")
-        page.fill("input[name=username]", "ana")
-        page.fill("input[name=password]", "ana-password")
-        page.click("button[type=submit]")
+        sign_in_page(page, url, "ana", "ana-password")
         page.goto(f"{url}/campaigns/web")
         expect(page.locator("#offers")).to_contain_text("camping weekend")
         expect(page.locator("#previews")).to_have_count(0)

@@ -20,7 +20,7 @@ from patron.auth.service import REFUSED
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
 from patron.settings import get_settings
-from tests.test_pages import CHROMIUM, serving
+from tests.test_pages import CHROMIUM, serving, sign_in_page
 
 PASSWORD = "a-long-password-1"
 
@@ -227,10 +227,7 @@ def test_an_admin_manages_users_on_the_page(client: TestClient, engine: Engine, 
     with serving(engine) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url + "/login")
-        page.fill("input[name=username]", "root")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in_page(page, url, "root", PASSWORD)
         page.click("text=Users")
         expect(page.locator("#users tr[data-user=mia]")).to_contain_text("2")  # two live tokens
         page.click("#users tr[data-user=mia] a")

@@ -17,7 +17,7 @@ from patron.engage.offers import create_offer
 from patron.predict.campaign_uplift import TrainedUplift, train_uplift, uplift_scores
 from patron.strategy.contacts import contact_plan
 from tests.conftest import SHARED_DATA, demo_store, needs
-from tests.test_pages import CHROMIUM, serving
+from tests.test_pages import CHROMIUM, serving, sign_in_page
 
 HILLSTROM = SHARED_DATA / "hillstrom-email" / "hillstrom.csv"
 pytestmark = [pytest.mark.slow, needs(HILLSTROM), pytest.mark.xdist_group("hillstrom-uplift")]
@@ -101,10 +101,7 @@ def test_the_contacts_page_plans_a_budget_in_the_browser(store: Engine, model: T
     with serving(store) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(url + "/login")
-        page.fill("input[name=username]", "mia")
-        page.fill("input[name=password]", "mia-password-1")
-        page.click("button[type=submit]")
+        sign_in_page(page, url, "mia", "mia-password-1")
         page.goto(url + "/strategy/contacts")
         page.fill("input[name=cost]", "0.8")
         page.fill("input[name=budget]", "2000")
