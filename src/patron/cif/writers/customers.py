@@ -11,9 +11,17 @@ from sqlalchemy import Connection, insert, select, update
 from patron.cif import schema as s
 from patron.cif.columns import utcnow
 from patron.cif.reader import LINE
+from patron.cif.writers.bulk import insert_frame_with_ids
 from patron.cif.writers.identities import IdentityWriter
-from patron.cif.writers.state import CUSTOMER_COLUMNS, CUSTOMER_FIELDS, UPDATED, WRITTEN, attribute_value, chunks
+from patron.cif.writers.state import CUSTOMER_FIELDS, UPDATED, WRITTEN, attribute_value, chunks
 from patron.settings import get_settings
+
+EXTERNAL_ID = "customers.external_id"
+CONTACT_COLUMNS = ("customers.email", "customers.phone")
+
+
+def _rows(frame: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    return list(frame.select(columns).iter_rows(named=True))
 
 
 class CustomerWriter(IdentityWriter):
@@ -26,53 +34,76 @@ class CustomerWriter(IdentityWriter):
             LINE,
             *[c for c in batch.columns if c.split(".")[0] in ("customers", "profile", "attributes")],
         ]
-        first: dict[str, dict[str, Any]] = {}
-        lines_of: dict[str, list[int]] = {}
-        for row in batch.select(columns).iter_rows(named=True):
-            key = row["customers.external_id"]
-            first.setdefault(key, row)
-            lines_of.setdefault(key, []).append(row[LINE])
-        known = self.resolve_customers(conn, first)
-        new_keys = [key for key in first if key not in known]
-        matched = self._match_by_contact(conn, [first[key] for key in new_keys])
-        joins = self._shared_in_file([first[key] for key in new_keys if key not in matched])
-        customers = s.table_of(s.Customer)
-        to_create = [key for key in new_keys if key not in matched and key not in joins]
-        if to_create:
-            now = utcnow()
-            blank = dict.fromkeys(CUSTOMER_COLUMNS) | {"kind": "customer", "status": "active"}
-            rows = [
-                blank
-                | self._customer_values(first[key], now)
-                | {"source": self.system, "created_at": now, "updated_at": now}
-                for key in to_create
-            ]
-            result = conn.execute(insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows)
-            ids = [row.id for row in result]
-            self.customer_ids.update(dict(zip(to_create, ids, strict=True)))
+        # A customer's first row in the batch describes them; the others add nothing (and count as unchanged).
+        firsts = batch.select(columns).unique(EXTERNAL_ID, keep="first", maintain_order=True)
+        keys: list[str] = firsts.get_column(EXTERNAL_ID).to_list()
+        known = self.resolve_customers(conn, keys)
+        is_new = pl.Series([key not in known for key in keys], dtype=pl.Boolean)
+        arriving = firsts.filter(is_new)
+        new_keys: list[str] = arriving.get_column(EXTERNAL_ID).to_list()
+        contacts = [column for column in CONTACT_COLUMNS if column in firsts.columns]
+        contact_rows = _rows(firsts, [EXTERNAL_ID, *contacts]) if contacts else []
+        fresh = set(new_keys)
+        arriving_rows = [row for row in contact_rows if row[EXTERNAL_ID] in fresh]
+        matched = self._match_by_contact(conn, arriving_rows)
+        joins = self._shared_in_file([row for row in arriving_rows if row[EXTERNAL_ID] not in matched])
+        creating = arriving.filter(~pl.col(EXTERNAL_ID).is_in(list(matched) + list(joins)))
+        if creating.height:
+            to_create: list[str] = creating.get_column(EXTERNAL_ID).to_list()
+            ids = insert_frame_with_ids(conn, s.table_of(s.Customer), self._new_customers(creating, utcnow()))
+            self.customer_ids.update(zip(to_create, ids, strict=True))
             self._count("customers created", len(ids))
-            for key in to_create:
-                self._mark(lines_of[key][:1], WRITTEN)
+            self._mark(creating.get_column(LINE).to_numpy(), WRITTEN)
+        line_of = dict(zip(keys, firsts.get_column(LINE).to_list(), strict=True))
         for key, customer_id in matched.items():
             self.customer_ids[key] = customer_id
             self._count("customers matched by e-mail/phone")
-            self._mark(lines_of[key][:1], UPDATED)
+            self._mark([line_of[key]], UPDATED)
         for key, earlier in joins.items():
             self.customer_ids[key] = self.customer_ids[earlier]
             self._count("customers matched by e-mail/phone within the file")
-            self._mark(lines_of[key][:1], UPDATED)
-        self._add_identities(conn, first, new_keys)
-        fresh = set(new_keys)
+            self._mark([line_of[key]], UPDATED)
+        self._add_identities(conn, new_keys, contact_rows)
+        if any(column not in (LINE, EXTERNAL_ID, *CONTACT_COLUMNS) for column in columns):
+            self._update_known(conn, firsts, fresh, line_of)
+        if creating.height and get_settings().realtime_matching:
+            self._match_arrivals(conn, to_create)
+
+    def _update_known(self, conn: Connection, firsts: pl.DataFrame, fresh: set[str], line_of: dict[str, int]) -> None:
+        """The batch's customers already in the store (and the fields of new ones kept apart from their record:
+        profile and attributes) brought up to date; each changed customer's line counts as updated."""
+        first = {row[EXTERNAL_ID]: row for row in firsts.iter_rows(named=True)}
         existing = [key for key in first if key not in fresh]
         changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing})
         changed |= self._sync_profiles(conn, {self.customer_ids[key]: first[key] for key in first})
         changed |= self._sync_attributes(conn, {self.customer_ids[key]: first[key] for key in first})
         by_id = {self.customer_ids[key]: key for key in first}
-        for customer_id in changed:
-            self._mark(lines_of[by_id[customer_id]][:1], UPDATED)
+        self._mark([line_of[by_id[customer_id]] for customer_id in changed], UPDATED)
         self._count("customers updated", len(changed & {self.customer_ids[key] for key in existing}))
-        if to_create and get_settings().realtime_matching:
-            self._match_arrivals(conn, to_create)
+
+    def _new_customers(self, creating: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+        """The customers table's rows for the batch's new customers, column by column."""
+        given = {name: pl.col(f"customers.{name}") for name in CUSTOMER_FIELDS if f"customers.{name}" in creating}
+        defaults = {"kind": "customer", "status": "active"}
+        values = [
+            (given[name].fill_null(defaults[name]) if name in defaults else given[name]).alias(name)
+            if name in given
+            else pl.lit(defaults.get(name), dtype=pl.String if name != "acquired_on" else pl.Date).alias(name)
+            for name in CUSTOMER_FIELDS
+        ]
+        if "customers.acquisition_cost" in creating:
+            cost = pl.col("customers.acquisition_cost")
+            values += [
+                cost.alias("acquisition_cost_minor"),
+                pl.when(cost.is_not_null()).then(pl.lit(self.currency)).alias("currency"),
+            ]
+        values += [
+            pl.lit(self.system).alias("source"),
+            pl.lit(now, dtype=pl.Datetime("us")).alias("created_at"),
+            pl.lit(now, dtype=pl.Datetime("us")).alias("updated_at"),
+        ]
+        # with_columns, not select: a select of constants alone would make one row, not one per customer
+        return creating.with_columns(values).select(value.meta.output_name() for value in values)
 
     def _customer_values(self, row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         values: dict[str, Any] = {}

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+import polars as pl
+from sqlalchemy import Connection, select
 
 from patron.cif import schema as s
 from patron.cif.columns import utcnow
-from patron.cif.writers.state import WriterState, chunks
+from patron.cif.writers.bulk import frame_of, insert_frame, one_of
+from patron.cif.writers.state import WriterState
 
 
 class IdentityWriter(WriterState):
@@ -18,24 +20,24 @@ class IdentityWriter(WriterState):
     def resolve_customers(self, conn: Connection, external_ids: Iterable[str]) -> dict[str, int]:
         wanted = sorted({value for value in external_ids if value not in self.customer_ids})
         identities = s.table_of(s.Identity)
-        for chunk in chunks(wanted):
+        if wanted:
             query = select(identities.c.value, identities.c.customer_id).where(
                 identities.c.kind == "external",
                 identities.c.system == self.system,
-                identities.c.value.in_(chunk),
+                one_of(conn, identities.c.value, wanted),
             )
             self.customer_ids.update({row.value: row.customer_id for row in conn.execute(query)})
         return self.customer_ids
 
     def _resolve_by(self, conn: Connection, kind: str, values: Iterable[str]) -> dict[str, int]:
         identities = s.table_of(s.Identity)
-        found: dict[str, int] = {}
-        for chunk in chunks(sorted(set(values))):
-            query = select(identities.c.value, identities.c.customer_id).where(
-                identities.c.kind == kind, identities.c.system == "", identities.c.value.in_(chunk)
-            )
-            found.update({row.value: row.customer_id for row in conn.execute(query)})
-        return found
+        wanted = sorted(set(values))
+        if not wanted:
+            return {}
+        query = select(identities.c.value, identities.c.customer_id).where(
+            identities.c.kind == kind, identities.c.system == "", one_of(conn, identities.c.value, wanted)
+        )
+        return {row.value: row.customer_id for row in conn.execute(query)}
 
     def _match_by_contact(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
         """Deterministic identity matching: a new external id whose e-mail or phone is known joins that customer."""
@@ -88,40 +90,37 @@ class IdentityWriter(WriterState):
         self._count(JOINED, sum(d.outcome == "joined" for d in decisions))
         self._count(REVIEWED, sum(d.outcome == "review" for d in decisions))
 
-    def _add_identities(self, conn: Connection, first: dict[str, dict[str, Any]], new_keys: list[str]) -> None:
+    def _add_identities(self, conn: Connection, new_keys: list[str], contact_rows: list[dict[str, Any]]) -> None:
+        """The new customers' source ids, and every e-mail and phone of the batch no customer holds yet."""
         identities = s.table_of(s.Identity)
         now = utcnow()
-        rows = [
+        external = pl.DataFrame(
             {
-                "customer_id": self.customer_ids[key],
-                "kind": "external",
-                "system": self.system,
-                "value": key,
-                "verified": False,
-                "created_at": now,
+                "customer_id": pl.Series([self.customer_ids[key] for key in new_keys], dtype=pl.Int64),
+                "kind": pl.Series(["external"] * len(new_keys), dtype=pl.String),
+                "system": pl.Series([self.system] * len(new_keys), dtype=pl.String),
+                "value": pl.Series(new_keys, dtype=pl.String),
             }
-            for key in new_keys
-        ]
+        )
+        contacts: list[dict[str, Any]] = []
         for kind in ("email", "phone"):
             column = f"customers.{kind}"
-            wanted = {row[column]: self.customer_ids[key] for key, row in first.items() if row.get(column)}
+            wanted = {
+                row[column]: self.customer_ids[row["customers.external_id"]] for row in contact_rows if row.get(column)
+            }
             if not wanted:
                 continue
             present = self._resolve_by(conn, kind, wanted)
             conflicts = sum(1 for value, owner in present.items() if owner != wanted[value])
             self._count(f"{kind} already held by another customer", conflicts)
-            rows += [
-                {
-                    "customer_id": owner,
-                    "kind": kind,
-                    "system": "",
-                    "value": value,
-                    "verified": False,
-                    "created_at": now,
-                }
+            contacts += [
+                {"customer_id": owner, "kind": kind, "system": "", "value": value}
                 for value, owner in wanted.items()
                 if value not in present
             ]
-        if rows:
-            conn.execute(insert(identities), rows)
-            self._count("identities created", len(rows))
+        rows = pl.concat([external, frame_of(external.columns, contacts)], how="vertical_relaxed").with_columns(
+            pl.lit(False).alias("verified"), pl.lit(now, dtype=pl.Datetime("us")).alias("created_at")
+        )
+        if rows.height:
+            insert_frame(conn, identities, rows)
+            self._count("identities created", rows.height)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, insert, select, update
 from patron.cif import schema as s
 from patron.cif.columns import utcnow
 from patron.cif.reader import LINE, Reject
+from patron.cif.writers.bulk import insert_frame, insert_frame_with_ids, one_of
 from patron.cif.writers.identities import IdentityWriter
 from patron.cif.writers.state import (
     LINE_NO,
@@ -24,25 +24,19 @@ from patron.cif.writers.state import (
     chunks,
 )
 
+CUSTOMER = "orders.customer"
+QUANTITY = pl.Decimal(24, 6)  # as validation parses quantities
 
-def line_amounts(row: dict[str, Any], prefix: str, tax_included: bool, is_return: bool) -> dict[str, Any]:
-    """A line's quantity and money (minor units): revenue net of discount and of tax where the price includes it;
-    a return's quantity and amounts negative whatever sign the source gave them."""
-    quantity = row.get(prefix + "quantity")
-    discount, tax, cost = (row.get(prefix + name) for name in ("discount", "tax", "cost"))
-    revenue = row[prefix + "revenue"] - (discount or 0) - (tax or 0 if tax_included else 0)
-    quantity = quantity if quantity is not None else Decimal(1)
-    if is_return:
-        quantity, revenue = -abs(quantity), -abs(revenue)
-        cost = None if cost is None else -abs(cost)
-    return {
-        "quantity": quantity,
-        "revenue_minor": revenue,
-        "cost_minor": cost,
-        "margin_minor": None if cost is None else revenue - cost,
-        "discount_minor": discount,
-        "tax_minor": tax,
-    }
+
+def _distinct(rows: pl.DataFrame, column: str) -> list[str | None]:
+    return rows.get_column(column).unique().to_list() if column in rows.columns else []
+
+
+def _looked_up(names: pl.Expr, ids: dict[str, int]) -> pl.Expr:
+    """The id of each row's category or product (by name or SKU), null where the row names none."""
+    if not ids:
+        return pl.lit(None, dtype=pl.Int64)
+    return names.replace_strict(ids, default=None, return_dtype=pl.Int64)
 
 
 class PurchaseWriter(IdentityWriter):
@@ -81,80 +75,90 @@ class PurchaseWriter(IdentityWriter):
         return self.product_ids
 
     def _write_orders(self, conn: Connection, batch: pl.DataFrame) -> None:
-        spec = self.mapping.orders
-        assert spec is not None
-        rows = batch.iter_rows(named=True)
-        by_order: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_order.setdefault(row[ORDER_KEY], []).append(row)
+        """The batch's orders not stored yet (their natural key), with their lines, column by column."""
         orders = s.table_of(s.Order)
-        existing: set[str] = set()
-        for chunk in chunks(list(by_order)):
-            query = select(orders.c.order_key).where(orders.c.source == self.system, orders.c.order_key.in_(chunk))
-            existing.update(conn.scalars(query))
-        new_keys = [key for key in by_order if key not in existing]
-        known = self.resolve_customers(conn, [by_order[key][0]["orders.customer"] for key in new_keys])
-        headers = []
-        for key in new_keys:
-            group = by_order[key]
-            if not self._reject_unknown_customers(group[:1], "orders.customer", known):
-                for row in group[1:]:
-                    self.rejects.append(
-                        Reject(
-                            row[LINE],
-                            "customer",
-                            row["orders.customer"],
-                            UNKNOWN_CUSTOMER,
-                        )
-                    )
-                del by_order[key]
-                continue
-            head = group[0]
-            headers.append(
-                {
-                    "source": self.system,
-                    "order_key": key,
-                    "customer_id": known[head["orders.customer"]],
-                    "ordered_at": head["orders.ordered_at"],
-                    "channel": head.get("orders.channel"),
-                    "currency": head.get("orders.currency") or self.currency,
-                    "kind": "return" if head.get(RETURN) else "purchase",
-                    "created_at": utcnow(),
-                }
-            )
-        if not headers:
+        keys = batch.get_column(ORDER_KEY).unique().to_list()
+        query = select(orders.c.order_key).where(orders.c.source == self.system, one_of(conn, orders.c.order_key, keys))
+        existing = set(conn.scalars(query))
+        fresh = batch.filter(~pl.col(ORDER_KEY).is_in(list(existing))) if existing else batch
+        heads = fresh.unique(ORDER_KEY, keep="first", maintain_order=True)
+        known = self.resolve_customers(conn, heads.get_column(CUSTOMER).to_list())
+        owners = pl.Series([known.get(key) for key in heads.get_column(CUSTOMER).to_list()], dtype=pl.Int64)
+        heads = heads.with_columns(owners.alias("customer_id"))
+        orphans = heads.filter(pl.col("customer_id").is_null()).get_column(ORDER_KEY)
+        if orphans.len():
+            unknown = fresh.filter(pl.col(ORDER_KEY).is_in(orphans.implode()))
+            self.rejects += [
+                Reject(line, "customer", value, UNKNOWN_CUSTOMER)
+                for line, value in unknown.select(LINE, CUSTOMER).iter_rows()
+            ]
+            fresh = fresh.filter(~pl.col(ORDER_KEY).is_in(orphans.implode()))
+            heads = heads.filter(pl.col("customer_id").is_not_null())
+        if heads.height == 0:
             return
-        result = conn.execute(insert(orders).returning(orders.c.id, sort_by_parameter_order=True), headers)
-        order_ids = {header["order_key"]: row.id for header, row in zip(headers, result, strict=True)}
-        self._count("orders created", len(order_ids))
-        line_specs = spec.line_specs()
-        lines = []
-        all_rows = [row for key in order_ids for row in by_order[key]]
-        categories = self._ensure_categories(
-            conn,
-            [row.get(f"lines.{i}.category") for row in all_rows for i in range(len(line_specs))],
+        ids = insert_frame_with_ids(conn, orders, self._order_headers(heads))
+        self._count("orders created", len(ids))
+        order_ids = pl.DataFrame({ORDER_KEY: heads.get_column(ORDER_KEY), "order_id": pl.Series(ids, dtype=pl.Int64)})
+        fresh = fresh.join(order_ids, on=ORDER_KEY, how="left", maintain_order="left")
+        lines = self._order_lines(conn, fresh)
+        if lines.height:
+            insert_frame(conn, s.table_of(s.OrderLine), lines)
+            self._count("order lines created", lines.height)
+        self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)
+
+    def _order_headers(self, heads: pl.DataFrame) -> pl.DataFrame:
+        def given(name: str) -> pl.Expr:
+            return pl.col(name) if name in heads.columns else pl.lit(None, dtype=pl.String)
+
+        returned = pl.col(RETURN) if RETURN in heads.columns else pl.lit(False)
+        return heads.select(
+            pl.lit(self.system).alias("source"),
+            pl.col(ORDER_KEY).alias("order_key"),
+            pl.col("customer_id"),
+            pl.col("orders.ordered_at").alias("ordered_at"),
+            given("orders.channel").alias("channel"),
+            given("orders.currency").fill_null(self.currency).alias("currency"),
+            pl.when(returned).then(pl.lit("return")).otherwise(pl.lit("purchase")).alias("kind"),
+            pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("created_at"),
         )
-        products = self._ensure_products(
-            conn, [row.get(f"lines.{i}.product") for row in all_rows for i in range(len(line_specs))]
-        )
-        for row in all_rows:
-            for index, line_spec in enumerate(line_specs):
-                amounts = line_amounts(row, f"lines.{index}.", line_spec.tax_included, bool(row.get(RETURN)))
-                if line_spec.skip_zero and amounts["revenue_minor"] == 0 and not amounts["quantity"]:
-                    continue
-                lines.append(
-                    {
-                        "order_id": order_ids[row[ORDER_KEY]],
-                        "line_no": row[LINE_NO] * len(line_specs) + index + 1,
-                        "product_id": products.get(row.get(f"lines.{index}.product") or ""),
-                        "category_id": categories.get(row.get(f"lines.{index}.category") or ""),
-                        **amounts,
-                    }
-                )
-            self._mark([row[LINE]], WRITTEN)
-        if lines:
-            conn.execute(insert(s.table_of(s.OrderLine)), lines)
-            self._count("order lines created", len(lines))
+
+    def _order_lines(self, conn: Connection, rows: pl.DataFrame) -> pl.DataFrame:
+        """Each row's lines (one per ``[[orders.lines]]`` entry): amounts in minor units, a return's negative."""
+        assert self.mapping.orders is not None
+        specs = self.mapping.orders.line_specs()
+        parts = []
+        for index, spec in enumerate(specs):
+            prefix = f"lines.{index}."
+
+            def column(name: str, prefix: str = prefix) -> pl.Expr:
+                return pl.col(prefix + name) if prefix + name in rows.columns else pl.lit(None, dtype=pl.Int64)
+
+            categories = self._ensure_categories(conn, _distinct(rows, prefix + "category"))
+            products = self._ensure_products(conn, _distinct(rows, prefix + "product"))
+            tax = column("tax").fill_null(0) if spec.tax_included else pl.lit(0)
+            revenue = column("revenue") - column("discount").fill_null(0) - tax
+            quantity = column("quantity").fill_null(1).cast(QUANTITY)
+            cost = column("cost")
+            returned = pl.col(RETURN) if RETURN in rows.columns else pl.lit(False)
+            quantity, revenue, cost = (
+                pl.when(returned).then(-amount.abs()).otherwise(amount) for amount in (quantity, revenue, cost)
+            )
+            lines = rows.select(
+                pl.col("order_id"),
+                (pl.col(LINE_NO) * len(specs) + index + 1).alias("line_no"),
+                _looked_up(column("product"), products).alias("product_id"),
+                _looked_up(column("category"), categories).alias("category_id"),
+                quantity.alias("quantity"),
+                revenue.alias("revenue_minor"),
+                cost.alias("cost_minor"),
+                (revenue - cost).alias("margin_minor"),
+                column("discount").alias("discount_minor"),
+                column("tax").alias("tax_minor"),
+            )
+            if spec.skip_zero:
+                lines = lines.filter(~((pl.col("revenue_minor") == 0) & (pl.col("quantity") == 0)))
+            parts.append(lines)
+        return pl.concat(parts).sort("order_id", "line_no")
 
     def _write_categories(self, conn: Connection, batch: pl.DataFrame) -> None:
         table = s.table_of(s.Category)

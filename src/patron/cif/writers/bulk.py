@@ -1,0 +1,133 @@
+"""Writing a whole frame of rows with the driver's fastest path: SQLite's ``executemany``, PostgreSQL's ``COPY``.
+
+SQLAlchemy's own ``executemany`` turns each row into a dictionary and each value through its type, which was most of
+an import's time (bench/bench_import.py). Here each column is converted at once (a Polars expression where the type's
+conversion is known, the type's own converter over the column where it is not: the sealed personal-data columns), and
+the rows go to the driver as they are. The values stored are the ones SQLAlchemy would have stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Date,
+    DateTime,
+    Numeric,
+    Select,
+    String,
+    Table,
+    any_,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+# How SQLAlchemy's SQLite dialect writes dates and times: a string that sorts and compares as the moment does.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"
+_SQLITE_DATE = "%Y-%m-%d"
+
+
+def _is(kind: TypeEngine[Any], *types: type[TypeEngine[Any]]) -> bool:
+    return type(kind) in types or (not hasattr(kind, "impl") and isinstance(kind, types))
+
+
+def _column_for_driver(frame: pl.DataFrame, name: str, kind: TypeEngine[Any], conn: Connection) -> pl.Series:
+    series = frame.get_column(name)
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        if _is(kind, DateTime):
+            return series.cast(pl.Datetime("us")).dt.strftime(_SQLITE_DATETIME)
+        if _is(kind, Date):
+            return series.cast(pl.Date).dt.strftime(_SQLITE_DATE)
+        if _is(kind, Numeric):
+            return series.cast(pl.Float64)
+        if _is(kind, Boolean):
+            return series.cast(pl.Int64)
+    process = kind._cached_bind_processor(dialect)
+    if process is None or _is(kind, DateTime, Date, Numeric, Boolean):
+        return series
+    return pl.Series(name, [None if value is None else process(value) for value in series.to_list()])
+
+
+def _defaults_to_null(table: Table, name: str) -> bool:
+    column = table.c[name]
+    return column.nullable is True and column.default is None and column.server_default is None
+
+
+def driver_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (columns named as ``table``'s) with each value as the driver should receive it."""
+    return pl.DataFrame([_column_for_driver(frame, name, table.c[name].type, conn) for name in frame.columns])
+
+
+def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
+    """Insert every row of ``frame`` into ``table`` inside ``conn``'s transaction; returns the number of rows."""
+    if frame.height == 0:
+        return 0
+    # A column empty in every row is left to the table, as NULL is its default: binding values is most of the time.
+    empty = [
+        name
+        for name in frame.columns
+        if _defaults_to_null(table, name) and frame.get_column(name).null_count() == frame.height
+    ]
+    rows = driver_frame(conn, table, frame.drop(empty))
+    columns = ", ".join(f'"{name}"' for name in rows.columns)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
+            copy.write(rows.write_csv(include_header=False))
+        cursor.close()
+    else:
+        marks = ", ".join("?" for _ in rows.columns)
+        conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', rows.rows())
+    return frame.height
+
+
+def insert_frame_with_ids(conn: Connection, table: Table, frame: pl.DataFrame) -> list[int]:
+    """Insert every row of ``frame`` and return the new rows' ids, in the frame's order.
+
+    PostgreSQL: the ids are taken from the table's sequence first and written with the rows, so concurrent writers
+    cannot interleave. SQLite: the transaction holds the database's one write lock from its first insert, and each
+    new row's id is the largest id plus one, so this insert's rows hold the ``height`` ids up to the largest.
+    """
+    if frame.height == 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        query = text("SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) FROM generate_series(1, :n)")
+        ids = list(conn.scalar(query, {"table": table.name, "n": frame.height}))
+        insert_frame(conn, table, frame.with_columns(pl.Series("id", ids, dtype=pl.Int64)))
+        return [int(value) for value in ids]
+    insert_frame(conn, table, frame)
+    largest = int(conn.exec_driver_sql(f'SELECT max(id) FROM "{table.name}"').scalar_one())
+    return list(range(largest - frame.height + 1, largest + 1))
+
+
+def one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values`` as one parameter however many values: an array on PostgreSQL, a JSON list read by
+    ``json_each`` on SQLite. Twenty thousand keys as twenty thousand parameters cost more to send and parse than
+    the lookup itself (psycopg split each such query for 40 ms)."""
+    kind = column.type
+    process = kind._cached_bind_processor(conn.dialect)
+    given = [value if process is None else process(value) for value in values]
+    if conn.dialect.name == "postgresql":
+        stored = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+        return column == any_(literal(given, ARRAY(stored)))
+    listed: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(literal(json.dumps(given), String))
+    )
+    return column.in_(listed.scalar_subquery())
+
+
+def frame_of(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Rows given as dictionaries (few of them: a batch's profiles, attributes) as a frame of ``columns``."""
+    return pl.DataFrame({name: [row.get(name) for row in rows] for name in columns}, strict=False)
