@@ -2,7 +2,7 @@
 
 Sizes: PATRON_BENCH_COPIES (default "1,10,100") replicates CDNOW that many times.
 Which: PATRON_BENCH_ONLY (default all:
-"import,value,pipeline,segments,context,api,cli,pages,holdout,identity,recommend").
+"import,value,pipeline,segments,context,api,cli,pages,holdout,identity,recommend,offers").
 The CLV pipeline's scaling curve (embedded, Spark, lifetimes, pymc-marketing) is drawn to bench/out/scaling.png.
 For segments a copy is 100k customers and 1M order lines, so ×10 is the 1M-customer, 10M-line base.
 """
@@ -26,6 +26,7 @@ from bench import (
     bench_holdout,
     bench_identity,
     bench_import,
+    bench_offers,
     bench_pages,
     bench_pipeline,
     bench_recommend,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "holdout": bench_holdout.run,
     "identity": bench_identity.run,
     "recommend": bench_recommend.run,
+    "offers": bench_offers.run,
 }
 
 OUT = Path(__file__).resolve().parent / "out"

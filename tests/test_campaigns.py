@@ -425,6 +425,30 @@ def test_item_to_item_recommendations_beat_popularity_on_a_time_split(engine: En
     assert "novel" not in {sku[item] for item in recommender.recommend(int(reader_id or 0), k=5)}  # never owned
 
 
+def test_offers_are_decided_a_range_of_customers_at_a_time_and_replace_the_last_decision(
+    engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from patron.engage import offers  # noqa: PLC0415
+
+    ids = _two_offers(engine, write_file, voucher_channel="email")
+    everyone = sorted(ids.values())
+    one_go = offers.decide_offers(engine)
+    with engine.connect() as conn:
+        whole = sorted(
+            (row.customer_id, row.offer_id, row.expected_value)
+            for row in conn.execute(select(table_of(OfferCandidate)))
+        )
+    monkeypatch.setattr(offers, "DECIDED_PER_TRANSACTION", 3)  # several ranges, the last one short
+    seen: list[tuple[int, int]] = []
+    assert offers.decide_offers(engine, progress=lambda done, total: seen.append((done, total))) == one_go
+    with engine.connect() as conn:
+        rows = conn.execute(select(table_of(OfferCandidate))).all()
+    assert sorted((row.customer_id, row.offer_id, row.expected_value) for row in rows) == whole  # nothing twice
+    assert len({row.decided_at for row in rows}) == 1  # the first decision is gone in every range
+    assert seen[-1] == (len(everyone), len(everyone))
+    assert len(seen) == -(-len(everyone) // 3)
+
+
 def test_decided_offers_give_the_live_answer_and_go_stale_when_offers_change(
     engine: Engine, write_file: WriteFile
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cli.shared import console, open_store, print_rows, reports_errors
+from patron.cli.shared import console, open_store, print_rows, progress_bar, reports_errors
 
 campaigns_app = typer.Typer(
     help="Campaigns as experiments: target, control group, policy, send, measure.", no_args_is_help=True
@@ -199,8 +199,8 @@ def decide_offers_command() -> None:
     from patron.engage.offers import decide_offers  # noqa: PLC0415
 
     engine = open_store()
-    with console.status("deciding offers for every customer"):
-        decided = decide_offers(engine)
+    with progress_bar() as bar:
+        decided = decide_offers(engine, progress=bar("deciding offers"))
     console.print(f"offers decided for {decided:,} customers")
 
 

@@ -9,7 +9,7 @@ it, with one success in 50 as the prior).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,8 @@ import polars as pl
 from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert, select
 
 from patron.cif import schema as s
-from patron.cif.columns import table_of
+from patron.cif.bulk import insert_frame
+from patron.cif.columns import table_of, utcnow
 from patron.cif.ledger import no_such_customer
 from patron.cif.money import major_to_minor, minor_to_major
 from patron.cif.store import read_once_more, refresh_statistics
@@ -194,29 +195,60 @@ _STORED = (
 )  # fmt: skip  (built once: it runs on every real-time lookup)
 
 
-def decide_offers(engine: Engine, *, models: Mapping[str, str] | None = None, as_of: dt.date | None = None) -> int:
+DECIDED_PER_TRANSACTION = 100_000  # customers whose candidates are replaced in one transaction
+
+
+def decide_offers(
+    engine: Engine,
+    *,
+    models: Mapping[str, str] | None = None,
+    as_of: dt.date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Work out every customer's eligible offers (up to five, best first) and store them, replacing the last
-    decision; the real-time lookup reads them. Returns the customers decided."""
-    decided_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    decision; the real-time lookup reads them. Returns the customers decided.
+
+    The base is written a range of customer ids at a time, each range in its own transaction that deletes the
+    range's old candidates and inserts the new ones: a reader sees a customer's old decision or the new one,
+    never a mix, and no transaction holds millions of rows (2.36M customers × 5 offers are nine ranges).
+    ``progress(done, total)`` follows the customers written.
+    """
+    decided_at = utcnow()
     offers = _valid_offers(engine, as_of or dt.date.today(), None)
     ids, candidates = _candidates(engine, offers, None, models, as_of) if offers else ([], _NO_CANDIDATES)
     kept = (
         candidates.sort("value", descending=True).group_by("customer_id", maintain_order=True).head(KEEP_PER_CUSTOMER)
     )
-    ineligible = sorted(set(ids) - set(kept["customer_id"].to_list()))
-    rows = [
-        {"customer_id": c, "offer_id": o, "expected_value": v, "reason": r, "decided_at": decided_at}
-        for c, o, v, r in kept.select("customer_id", "offer_id", "value", "reason").iter_rows()
-    ] + [
-        {"customer_id": c, "offer_id": None, "expected_value": 0.0, "reason": "eligible for no offer",
-         "decided_at": decided_at}
-        for c in ineligible
-    ]  # fmt: skip
-    with engine.begin() as conn:  # readers see the old decision or the new one, never a mix
-        conn.execute(delete(CANDIDATES))
-        for start in range(0, len(rows), 5000):
-            conn.execute(insert(CANDIDATES), rows[start : start + 5000])
-    refresh_statistics(engine, rows_written=len(rows))  # the real-time lookup reads these by customer
+    everyone = pl.DataFrame({"customer_id": pl.Series(sorted(ids), dtype=pl.Int64)})
+    ineligible = everyone.join(kept.select("customer_id").unique(), on="customer_id", how="anti")
+    rows = pl.concat(
+        [
+            kept.select("customer_id", "offer_id", pl.col("value").alias("expected_value"), "reason"),
+            ineligible.select(
+                "customer_id",
+                pl.lit(None, dtype=pl.Int64).alias("offer_id"),
+                pl.lit(0.0).alias("expected_value"),
+                pl.lit("eligible for no offer").alias("reason"),
+            ),
+        ]
+    ).with_columns(pl.lit(decided_at, dtype=pl.Datetime("us")).alias("decided_at"))
+    starts = everyone.get_column("customer_id").gather_every(DECIDED_PER_TRANSACTION).to_list()
+    lows, highs = [None, *starts[1:]], [*starts[1:], None]  # the first range reaches down, the last up: no gaps
+    for index, (low, high) in enumerate(zip(lows, highs, strict=True)):
+        stored, chosen = [], []
+        if low is not None:
+            stored.append(CANDIDATES.c.customer_id >= low)
+            chosen.append(pl.col("customer_id") >= low)
+        if high is not None:
+            stored.append(CANDIDATES.c.customer_id < high)
+            chosen.append(pl.col("customer_id") < high)
+        batch = rows.filter(*chosen) if chosen else rows
+        with engine.begin() as conn:
+            conn.execute(delete(CANDIDATES).where(*stored))
+            insert_frame(conn, CANDIDATES, batch.sort("customer_id", "expected_value", descending=[False, True]))
+        if progress is not None:
+            progress(min((index + 1) * DECIDED_PER_TRANSACTION, len(ids)), len(ids))
+    refresh_statistics(engine, rows_written=rows.height)  # the real-time lookup reads these by customer
     return len(ids)
 
 
