@@ -19,13 +19,8 @@ from __future__ import annotations
 import base64
 import hashlib
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives.ciphers.aead import AESSIV
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, Text, cast, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -33,11 +28,18 @@ from sqlalchemy.types import TypeDecorator
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
 
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
 UNREADABLE = "[encrypted]"
+# cryptography is imported where a key is used: loading it was a tenth of every command's start, key or not.
 
 
 @lru_cache(maxsize=4)
 def _fernet(key: str) -> Fernet:
+    from cryptography.fernet import Fernet  # noqa: PLC0415
+
     try:
         return Fernet(key.encode())
     except ValueError as error:
@@ -48,18 +50,26 @@ def _fernet(key: str) -> Fernet:
 
 @lru_cache(maxsize=4)
 def _siv(key: str) -> AESSIV:
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV  # noqa: PLC0415
+
     # A separate 512-bit AES-SIV key derived from the one setting, so one key never serves two ciphers.
     _fernet(key)  # refuses a malformed key with the same clear error
     material = base64.urlsafe_b64decode(key.encode())
-    derived = HKDF(algorithm=SHA256(), length=64, salt=None, info=b"patron deterministic columns v1").derive(material)
-    return AESSIV(derived)
+    return AESSIV(_derived(material, 64, b"patron deterministic columns v1"))
 
 
 @lru_cache(maxsize=4)
 def _digest_secret(key: str) -> bytes:
     _fernet(key)
     material = base64.urlsafe_b64decode(key.encode())
-    return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"patron match keys v1").derive(material)
+    return _derived(material, 32, b"patron match keys v1")
+
+
+def _derived(material: bytes, length: int, purpose: bytes) -> bytes:
+    from cryptography.hazmat.primitives.hashes import SHA256  # noqa: PLC0415
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415
+
+    return HKDF(algorithm=SHA256(), length=length, salt=None, info=purpose).derive(material)
 
 
 @lru_cache(maxsize=4)
@@ -85,6 +95,8 @@ def cipher() -> Fernet | None:
 
 
 def new_key() -> str:
+    from cryptography.fernet import Fernet  # noqa: PLC0415
+
     return Fernet.generate_key().decode()
 
 
@@ -111,6 +123,9 @@ class _Protected(TypeDecorator[str]):
         key = _key()
         if not key:
             return UNREADABLE
+        from cryptography.exceptions import InvalidTag  # noqa: PLC0415
+        from cryptography.fernet import InvalidToken  # noqa: PLC0415
+
         try:
             return self.decrypt(key, str(value)[len(self.prefix) :])
         except (InvalidToken, InvalidTag, ValueError):
