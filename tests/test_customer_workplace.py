@@ -15,8 +15,10 @@ from sqlalchemy import Engine, func, select
 from patron.app import create_app
 from patron.auth.service import create_user
 from patron.cif import schema as s
+from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
+from patron.service.metrics import daily_service_metrics
 from patron.service.schema import Case
 from tests.conftest import WriteFile
 from tests.test_pages import CHROMIUM, serving, sign_in_page
@@ -92,7 +94,7 @@ def test_a_form_sent_twice_writes_once_and_bad_input_writes_nothing(client: Test
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
-def test_an_agent_logs_a_call_and_opens_a_case_on_the_customer_page(people: Engine, tmp_path: Path) -> None:
+def test_an_agent_logs_a_call_opens_a_case_and_resolves_it_on_first_contact(people: Engine, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
 
     with serving(people) as url, sync_playwright() as playwright:
@@ -123,6 +125,18 @@ def test_an_agent_logs_a_call_and_opens_a_case_on_the_customer_page(people: Engi
         expect(page.get_by_role("status")).to_contain_text("Case opened")
         expect(page.locator("#next-question")).to_contain_text("Late parcel")
         page.screenshot(path=str(tmp_path / "workplace.png"), full_page=True)
+
+        page.goto(url + "/service")  # the case waits in the queue; resolved while the customer is still on the line
+        page.locator("table tr", has_text="Late parcel").locator("a").first.click()  # the case, by its number
+        expect(page.locator("h1")).to_contain_text("Late parcel")
+        page.locator("#resolve-case button").click()  # nothing said yet
+        expect(page.locator("#resolve-error")).to_have_text("say how it was resolved")
+        page.screenshot(path=str(tmp_path / "resolve-refused.png"), full_page=True)
+        page.locator("#resolve-case textarea").fill("Refunded the delivery fee")
+        page.locator("#resolve-case button").click()
+        expect(page.get_by_role("status")).to_contain_text("Resolved")
+        expect(page.locator("#case-facts")).to_contain_text("Refunded the delivery fee")
+        page.screenshot(path=str(tmp_path / "resolved.png"), full_page=True)
         browser.close()
 
     with people.connect() as conn:
@@ -135,3 +149,50 @@ def test_an_agent_logs_a_call_and_opens_a_case_on_the_customer_page(people: Engi
         ).all()
     assert [tuple(row) for row in opened] == [("complaint", "Late parcel", "Second late parcel this month")]
     assert [tuple(row) for row in calls] == [("call", "call back tomorrow", "Wants to change the delivery address")]
+    with people.connect() as conn:
+        resolved = conn.execute(select(Case.status, Case.contacts, Case.resolution)).all()
+    assert [tuple(row) for row in resolved] == [("resolved", 1, "Refunded the delivery fee")]
+    today = daily_service_metrics(people).row(-1, named=True)  # the day's first-contact resolution moved
+    assert (today["received"], today["resolved_first_contact"], today["fcr_ratio"]) == (1, 1, 1.0)
+
+
+def test_case_actions_refuse_bad_input_and_count_contacts(client: TestClient, people: Engine) -> None:
+    csrf = _sign_in(client, "agent")
+    opened = client.post("/customers/crm:1/cases", data={"csrf_token": csrf, "key": "c-9", "subject": "Broken lid",
+                                                         "kind": "complaint"})  # fmt: skip
+    assert opened.status_code == 303
+    with people.connect() as conn:
+        case_id = conn.scalar(select(Case.id))
+    page = client.get(f"/service/cases/{case_id}")
+    assert page.status_code == 200
+    assert "Broken lid" in page.text
+    assert 'id="resolve-case"' in page.text
+    empty = client.post(f"/service/cases/{case_id}/resolve", data={"csrf_token": csrf, "text": "  "})
+    assert empty.status_code == 422
+    assert "say how it was resolved" in empty.text
+    reopen_open = client.post(f"/service/cases/{case_id}/reopen", data={"csrf_token": csrf, "text": "again"})
+    assert reopen_open.status_code == 409  # nothing to reopen: the reason beside the form, nothing written
+    assert "not resolved: nothing to reopen" in reopen_open.text
+    noted = client.post(f"/service/cases/{case_id}/notes", data={"csrf_token": csrf, "text": "Called back <b>",
+                                                                  "contact": "yes"})  # fmt: skip
+    assert noted.status_code == 303
+    assert client.post(f"/service/cases/{case_id}/resolve", data={"csrf_token": csrf, "text": "New lid sent"}
+                       ).status_code == 303  # fmt: skip
+    with people.connect() as conn:
+        status, contacts = conn.execute(select(Case.status, Case.contacts)).one()
+    assert (status, contacts) == ("resolved", 2)  # the second contact: not resolved on the first
+    assert daily_service_metrics(people).row(-1, named=True)["resolved_first_contact"] == 0
+    again = client.post(f"/service/cases/{case_id}/reopen", data={"csrf_token": csrf, "text": "Lid broken too"})
+    assert again.status_code == 303
+    assert _count(people, table_of(Case), status="open") == 1
+
+    analyst = _sign_in(client, "analyst")
+    assert client.get(f"/service/cases/{case_id}").status_code == 403
+    refused = client.post(f"/service/cases/{case_id}/resolve", data={"csrf_token": analyst, "text": "x"})
+    assert refused.status_code == 403
+    assert _count(people, table_of(Case), status="open") == 1
+    assert client.get("/service/cases/999999").status_code == 403  # an analyst learns nothing about case ids
+    _sign_in(client, "agent")
+    missing = client.get("/service/cases/999999")
+    assert missing.status_code == 404
+    assert "there is no case 999999" in missing.text

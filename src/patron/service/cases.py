@@ -263,6 +263,21 @@ def work_queue(
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+DUE_SOON_SHARE = 0.25  # the last quarter of the service-level window
+
+
+def due_state(case: dict[str, Any], now: dt.datetime) -> str | None:
+    """``overdue`` past its service level, ``due soon`` in the last quarter of its window, else None (or closed)."""
+    due, opened = case.get("sla_due_at"), case.get("opened_at")
+    if case.get("status") in CLOSED or due is None:
+        return None
+    if now > due:
+        return "overdue"
+    if opened is not None and due - now <= (due - opened) * DUE_SOON_SHARE:
+        return "due soon"
+    return None
+
+
 def case_with_key(engine: Engine, source: str, case_key: str) -> int | None:
     """The case a source opened under ``case_key`` (a form's or a system's own key), if any."""
     with engine.connect() as conn:

@@ -17,6 +17,7 @@ from patron.auth.access import customers_page, duplicate_candidates_for, masked_
 from patron.auth.accounts import end_session
 from patron.auth.portfolio import portfolio, visible_frame
 from patron.auth.service import Principal, ThrottledError, UnauthorizedError, authenticate, authorize, issue_token
+from patron.cif.columns import utcnow
 from patron.cif.facts import main_scope, scope_choices
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
@@ -24,7 +25,7 @@ from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
 from patron.segments.evolution import migration, sankey, value_share_over_time
 from patron.segments.rules import create_segment, evaluate_segments, list_segments, preview
-from patron.service.cases import work_queue
+from patron.service.cases import due_state, work_queue
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.settings import get_settings
 from patron.value.base import customer_base
@@ -193,6 +194,8 @@ def service(request: Request, principal: Viewer) -> Response:
     except PatronError:
         chart = None
     queue = work_queue(engine, limit=50, within=portfolio(principal)) if principal.can("manage_cases") else []
+    now = utcnow()
+    queue = [{**case, "due": due_state(case, now)} for case in queue]
     return page(request, "service.html", principal, queue=queue, chart=chart)
 
 

@@ -1,0 +1,101 @@
+"""A case on the service desk: its details and what an agent does with it — note a contact or an internal note,
+resolve it (on the first contact, that counts towards the day's first-contact resolution), reopen it — through
+the same domain functions as the API, with the audit trail of the case's interactions.
+
+A form that cannot be taken comes back (422) with the reason beside its field and what was typed kept, nothing
+written; a case about a customer outside a manager's portfolio is not found, like a case that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Engine
+
+from patron.auth.portfolio import check_case_visible
+from patron.auth.service import Principal, authorize
+from patron.cif.columns import utcnow
+from patron.errors import PatronError
+from patron.http.common import STATUS, Viewer, engine_of
+from patron.service.cases import CLOSED, due_state, get_case, reopen_case, resolve_case, update_case
+from patron.service.knowledge import suggest_for_case
+from patron.web.render import page
+
+router = APIRouter(include_in_schema=False)
+Action = Callable[[Engine, str], None]  # what a form does, given the store and who does it
+CaseId = Annotated[int, Path(ge=1, le=2**53)]
+Text = Annotated[str, Form(max_length=5000)]
+DONE = {
+    "note": "Noted: the note is in the customer's timeline.",
+    "resolve": "Resolved. On the first contact it counts towards today's first-contact resolution.",
+    "reopen": "Reopened: the case is back in the queue.",
+}
+
+
+def case_page(
+    request: Request, principal: Principal, case_id: int, *, status_code: int = 200, **context: Any
+) -> Response:
+    engine = engine_of(request)
+    try:
+        authorize(principal, "manage_cases")
+        check_case_visible(engine, principal, case_id)
+        case = get_case(engine, case_id)
+    except PatronError as error:
+        status = STATUS.get(error.code, 400)
+        title = "Case not found" if status == 404 else "Not allowed"
+        return page(request, "message.html", principal, status_code=status, title=title, message=error.message)
+    values = {"typed": {}, "errors": {}, "notice": None, **context}
+    return page(request, "case.html", principal, status_code=status_code, case=case, closed=case["status"] in CLOSED,
+                due=due_state(case, utcnow()), articles=suggest_for_case(engine, case_id), **values)  # fmt: skip
+
+
+@router.get("/service/cases/{case_id}", response_model=None)
+def case(
+    request: Request, principal: Viewer, case_id: CaseId, done: Annotated[str | None, Query(max_length=16)] = None
+) -> Response:
+    return case_page(request, principal, case_id, notice=DONE.get(done or ""))
+
+
+@router.post("/service/cases/{case_id}/notes", response_model=None)
+def note(
+    request: Request, principal: Viewer, case_id: CaseId, text: Text = "", contact: Annotated[str, Form()] = ""
+) -> Response:
+    """A note; with ``contact`` ticked, another contact with the customer (which the first-contact figure counts)."""
+    return _act(request, principal, case_id, form="note", text=text, action=lambda engine, actor: update_case(
+        engine, case_id, note=text.strip(), customer_contact=bool(contact), actor=actor))  # fmt: skip
+
+
+@router.post("/service/cases/{case_id}/resolve", response_model=None)
+def resolve(request: Request, principal: Viewer, case_id: CaseId, text: Text = "") -> Response:
+    return _act(request, principal, case_id, form="resolve", text=text,
+                action=lambda engine, actor: resolve_case(engine, case_id, text.strip(), actor=actor))  # fmt: skip
+
+
+@router.post("/service/cases/{case_id}/reopen", response_model=None)
+def reopen(request: Request, principal: Viewer, case_id: CaseId, text: Text = "") -> Response:
+    return _act(request, principal, case_id, form="reopen", text=text,
+                action=lambda engine, actor: reopen_case(engine, case_id, text.strip(), actor=actor))  # fmt: skip
+
+
+NEEDS_TEXT = {"note": "a note needs its text", "resolve": "say how it was resolved", "reopen": "say why it is reopened"}
+
+
+def _act(request: Request, principal: Principal, case_id: int, *, form: str, text: str, action: Action) -> Response:
+    """Check who may, that the case is theirs to see, and that the text is there; then act, or show why not."""
+    engine = engine_of(request)
+    try:
+        authorize(principal, "manage_cases")
+        check_case_visible(engine, principal, case_id)
+        if not text.strip():
+            return case_page(request, principal, case_id, status_code=422, typed={form: text},
+                             errors={form: NEEDS_TEXT[form]})  # fmt: skip
+        action(engine, principal.username)
+    except PatronError as error:
+        if error.code in ("not_found", "forbidden", "unauthorized"):
+            return case_page(request, principal, case_id)  # the page's own answer, as for a GET
+        return case_page(request, principal, case_id, status_code=STATUS.get(error.code, 400), typed={form: text},
+                         errors={form: error.message})  # fmt: skip
+    return RedirectResponse(f"/service/cases/{case_id}?done={form}", status_code=303)
