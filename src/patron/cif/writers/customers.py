@@ -9,9 +9,9 @@ import polars as pl
 from sqlalchemy import Connection, insert, select, update
 
 from patron.cif import schema as s
+from patron.cif.bulk import insert_frame_with_ids
 from patron.cif.columns import utcnow
 from patron.cif.reader import LINE
-from patron.cif.bulk import insert_frame_with_ids
 from patron.cif.writers.identities import IdentityWriter
 from patron.cif.writers.state import CUSTOMER_FIELDS, UPDATED, WRITTEN, attribute_value, chunks
 from patron.settings import get_settings

@@ -9,8 +9,8 @@ import polars as pl
 from sqlalchemy import Connection, select
 
 from patron.cif import schema as s
-from patron.cif.columns import utcnow
 from patron.cif.bulk import frame_of, insert_frame, one_of
+from patron.cif.columns import utcnow
 from patron.cif.writers.state import WriterState
 
 

@@ -9,9 +9,9 @@ import polars as pl
 from sqlalchemy import Connection, insert, select, update
 
 from patron.cif import schema as s
+from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of
 from patron.cif.columns import utcnow
 from patron.cif.reader import LINE, Reject
-from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of
 from patron.cif.writers.identities import IdentityWriter
 from patron.cif.writers.state import (
     LINE_NO,
