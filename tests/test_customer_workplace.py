@@ -18,6 +18,8 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
+from patron.cif.view import resolve_customer
+from patron.engage.consent import consent_in_force
 from patron.service.metrics import daily_service_metrics
 from patron.service.schema import Case
 from tests.conftest import WriteFile
@@ -196,3 +198,30 @@ def test_case_actions_refuse_bad_input_and_count_contacts(client: TestClient, pe
     missing = client.get("/service/cases/999999")
     assert missing.status_code == 404
     assert "there is no case 999999" in missing.text
+
+
+def test_a_consent_is_recorded_once_and_withdrawn_from_the_customer_page(client: TestClient, people: Engine) -> None:
+    csrf = _sign_in(client, "agent")
+    grant = {"csrf_token": csrf, "channel": "email", "purpose": "marketing", "status": "granted", "wording": "v1"}
+    assert client.post("/customers/crm:1/consents", data=grant).status_code == 303
+    assert client.post("/customers/crm:1/consents", data=grant).status_code == 303  # a reload: the same again
+    consents = table_of(s.Consent)
+    assert _count(people, consents, status="granted") == 1
+    bad = client.post("/customers/crm:1/consents", data={**grant, "channel": "pigeon", "wording": "v2"})
+    assert bad.status_code == 422
+    assert "choose email, sms, phone or mail" in bad.text
+    assert 'value="v2"' in bad.text  # what was typed is kept
+    assert _count(people, consents) == 1
+    withdraw = client.post("/customers/crm:1/consents", data={**grant, "status": "withdrawn"})
+    assert withdraw.status_code == 303
+    assert "Consent recorded" in client.get(withdraw.headers["location"]).text
+    assert not consent_in_force(people, resolve_customer(people, "crm:1"), channel="email")
+    with people.connect() as conn:
+        sources = list(conn.scalars(select(consents.c.source).order_by(consents.c.id)))
+    assert sources == ["web:agent", "web:agent"]
+
+    analyst = _sign_in(client, "analyst")
+    assert 'id="record-consent"' not in client.get("/customers/crm:1").text
+    refused = client.post("/customers/crm:1/consents", data={**grant, "csrf_token": analyst})
+    assert refused.status_code == 403
+    assert _count(people, consents) == 2

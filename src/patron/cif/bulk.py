@@ -39,6 +39,7 @@ _SQLITE_DATE = "%Y-%m-%d"
 
 
 def _is(kind: TypeEngine[Any], *types: type[TypeEngine[Any]]) -> bool:
+    """Whether ``kind`` is one of ``types`` as the driver sees it: a decorated type (sealed personal data) is not."""
     return type(kind) in types or (not hasattr(kind, "impl") and isinstance(kind, types))
 
 
@@ -129,5 +130,5 @@ def one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) 
 
 
 def frame_of(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
-    """Rows given as dictionaries (few of them: a batch's profiles, attributes) as a frame of ``columns``."""
+    """Rows given as dictionaries (few of them: a batch's new e-mail and phone identities) as a frame of ``columns``."""
     return pl.DataFrame({name: [row.get(name) for row in rows] for name in columns}, strict=False)

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import Engine
 
 from patron.auth.access import customer_360
 from patron.auth.portfolio import customer_resolver, visible_customer
@@ -22,6 +23,8 @@ from patron.auth.service import Principal, authorize
 from patron.cif.columns import utcnow
 from patron.cif.events import EventIn
 from patron.cif.identity.actions import history as merge_history
+from patron.engage.consent import STATES as CONSENT_STATES
+from patron.engage.consent import consent_ledger, record_consent
 from patron.engage.recommendations import recommendations_for
 from patron.engage.workflows import ingest_and_follow_up
 from patron.errors import InvalidInputError, NotFoundError, PatronError
@@ -41,6 +44,7 @@ def blank_forms() -> dict[str, Any]:
     return {
         "contact": {"key": uuid.uuid4().hex, "kind": "call", "direction": "inbound", "outcome": "", "body": ""},
         "case": {"key": uuid.uuid4().hex, "subject": "", "kind": "request", "priority": "normal", "description": ""},
+        "consent": {"channel": "email", "purpose": "marketing", "status": "granted", "wording": ""},
         "errors": {},
         "notice": None,
     }
@@ -70,7 +74,10 @@ def customer_page(
 DONE = {
     "contact": "Contact logged: it is in the timeline below.",
     "case": "Case opened: it is in the open cases above.",
+    "consent": "Consent recorded: campaigns check it before every send.",
 }
+CONSENT_CHANNELS = ("email", "sms", "phone", "mail")
+CONSENT_PURPOSES = ("marketing", "service", "research")
 
 
 @router.get("/customers/{customer_id}", response_model=None)
@@ -159,7 +166,50 @@ def new_case(
     return _answer(request, principal, customer_id, form="case", typed=typed, errors=errors, refusal=refusal)
 
 
-FIRST_FIELD = {"contact": "body", "case": "subject"}  # where a refusal without a field is shown
+@router.post("/customers/{customer_id}/consents", response_model=None)
+def new_consent(
+    request: Request,
+    principal: Viewer,
+    customer_id: Reference,
+    *,
+    channel: Annotated[str, Form(max_length=16)],
+    purpose: Annotated[str, Form(max_length=16)] = "marketing",
+    status: Annotated[str, Form(max_length=16)] = "granted",
+    wording: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """A consent granted or withdrawn as the customer says it; the same as the one in force is not recorded twice
+    (a double click, a reload)."""
+    typed = {"channel": channel, "purpose": purpose, "status": status, "wording": wording}
+    engine = engine_of(request)
+    errors: dict[str, str] = {}
+    if channel not in CONSENT_CHANNELS:
+        errors["channel"] = _choose(CONSENT_CHANNELS)
+    if purpose not in CONSENT_PURPOSES:
+        errors["purpose"] = _choose(CONSENT_PURPOSES)
+    if status not in CONSENT_STATES:
+        errors["status"] = _choose(CONSENT_STATES)
+    refusal: PatronError | None = None
+    try:
+        authorize(principal, "record_consent")
+        found = visible_customer(engine, principal, customer_id)
+        if not errors and not _already_in_force(engine, found, typed):
+            record_consent(engine, found, channel=channel, purpose=purpose, status=status,
+                           source=f"web:{principal.username}", wording_version=wording.strip() or None)  # fmt: skip
+    except PatronError as error:
+        refusal = error
+    return _answer(request, principal, customer_id, form="consent", typed=typed, errors=errors, refusal=refusal)
+
+
+def _already_in_force(engine: Engine, customer_id: int, typed: dict[str, str]) -> bool:
+    newest = [
+        record for record in consent_ledger(engine, customer_id)["records"]
+        if (record["channel"], record["purpose"]) == (typed["channel"], typed["purpose"])
+    ]  # fmt: skip
+    return bool(newest) and (newest[-1]["status"], newest[-1]["wording_version"] or "") == (
+        typed["status"], typed["wording"].strip())  # fmt: skip
+
+
+FIRST_FIELD = {"contact": "body", "case": "subject", "consent": "channel"}  # where a refusal without a field is shown
 
 
 def _answer(
