@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +204,36 @@ def test_changed_source_values_update_the_customer(engine: Engine, write_file: W
         cities = set(conn.scalars(select(s.CustomerProfile.city)))
     assert (statuses["1"], statuses["2"]) == ("churned", "active")
     assert cities == {"Paris", "Nice", "Oslo"}
+
+
+def test_attributes_of_every_type_are_added_updated_when_changed_and_left_when_not(
+    engine: Engine, write_file: WriteFile
+) -> None:
+    mapping = {"source": {"system": "crm"}, "customers": {"external_id": "id", "attributes": {
+        "score": {"column": "score", "type": "number"}, "vip": {"column": "vip", "type": "boolean"},
+        "since": {"column": "since", "type": "date"}, "segment": "segment"}}}  # fmt: skip
+    header = "id,score,vip,since,segment\n"
+    run(engine, write_file("a1.csv", header + "1,1.5,true,2024-01-02,gold\n2,7,false,,\n"), mapping)
+    again = run(engine, write_file("a2.csv", header + "1,1.5,true,2024-01-02,gold\n2,7,false,,\n"), mapping)
+    assert (again.written, again.updated, again.unchanged) == (0, 0, 2)  # nothing changed: nothing written
+    changed = run(engine, write_file("a3.csv", header + "1,2.25,true,2024-01-02,gold\n2,7,true,2023-05-06,\n"), mapping)
+    assert (changed.written, changed.updated, changed.unchanged) == (0, 2, 0)
+    with engine.connect() as conn:
+        stored = {
+            (row.customer_id, row.key): (row.value_type, row.value_text, row.value_number, row.value_date)
+            for row in conn.execute(select(s.CustomerAttribute))
+        }
+        ids = dict(conn.execute(select(s.Identity.value, s.Identity.customer_id)).all())
+    first, second = ids["1"], ids["2"]
+    assert stored == {
+        (first, "score"): ("number", None, Decimal("2.25"), None),
+        (first, "vip"): ("boolean", "true", None, None),
+        (first, "since"): ("date", None, None, dt.date(2024, 1, 2)),
+        (first, "segment"): ("text", "gold", None, None),
+        (second, "score"): ("number", None, Decimal(7), None),
+        (second, "vip"): ("boolean", "true", None, None),
+        (second, "since"): ("date", None, None, dt.date(2023, 5, 6)),
+    }
 
 
 def test_orders_for_unknown_customers_are_rejected(engine: Engine, write_file: WriteFile) -> None:

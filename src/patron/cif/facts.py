@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Date, DateTime, Dialect, Engine, Numeric, Select, case, func, select
+from sqlalchemy import Connection, Date, DateTime, Dialect, Engine, Numeric, Select, case, func, select
 
 from patron.cif import schema as s
 from patron.cif.money import to_major
@@ -142,16 +142,18 @@ def end_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
 
 
-def read_frame(engine: Engine, query: Select[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """A statement's rows as a frame with the given column types."""
-    with engine.connect() as conn:
-        result = conn.execute(query)
-        if not _polars_can_convert(query, conn.dialect):
-            return pl.DataFrame(result.all(), schema=schema, orient="row")
-        # SQLite hands dates and times back as text, which SQLAlchemy parses one value at a time in Python (a
-        # third of building a million customers' features); Polars parses the whole column at once.
-        rows = result.cursor.fetchall()
-        result.close()
+def read_frame(store: Engine | Connection, query: Select[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A statement's rows as a frame with the given column types (on a connection: inside its transaction)."""
+    if isinstance(store, Engine):
+        with store.connect() as conn:
+            return read_frame(conn, query, schema)
+    result = store.execute(query)
+    if not _polars_can_convert(query, store.dialect):
+        return pl.DataFrame(result.all(), schema=schema, orient="row")
+    # SQLite hands dates and times back as text, which SQLAlchemy parses one value at a time in Python (a third
+    # of building a million customers' features); Polars parses the whole column at once.
+    rows = result.cursor.fetchall()
+    result.close()
     temporal = {name for name, kind in schema.items() if kind.is_temporal()}
     raw = pl.DataFrame(rows, schema={n: pl.String if n in temporal else k for n, k in schema.items()}, orient="row")
     return raw.with_columns(_parsed_time(pl.col(name), schema[name]).alias(name) for name in temporal)

@@ -6,18 +6,47 @@ import datetime as dt
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from patron.cif import schema as s
-from patron.cif.bulk import insert_frame_with_ids
+from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of
 from patron.cif.columns import utcnow
+from patron.cif.facts import read_frame
 from patron.cif.reader import LINE
 from patron.cif.writers.identities import IdentityWriter
-from patron.cif.writers.state import CUSTOMER_FIELDS, UPDATED, WRITTEN, attribute_value, chunks
+from patron.cif.writers.state import CUSTOMER_FIELDS, UPDATED, WRITTEN, chunks
 from patron.settings import get_settings
 
 EXTERNAL_ID = "customers.external_id"
 CONTACT_COLUMNS = ("customers.email", "customers.phone")
+
+
+ATTRIBUTE_VALUES = ("customer_id", "key", "value_type", "value_text", "value_number", "value_date")
+ATTRIBUTE_NUMBER = pl.Decimal(24, 6)  # as the column stores it
+_STORED_ATTRIBUTES: dict[str, pl.DataType] = {
+    "customer_id": pl.Int64(), "key": pl.String(), "value_type": pl.String(), "value_text": pl.String(),
+    "value_number": pl.Float64(), "value_date": pl.Date(),
+}  # fmt: skip
+
+
+def _attribute_rows(given: pl.DataFrame, key: str) -> pl.DataFrame:
+    """One attribute of every customer who has it: a boolean as text true/false, whole and decimal numbers as
+    numbers, dates and times as dates, anything else as text."""
+    value = pl.col(f"attributes.{key}")
+    dtype = given.schema[f"attributes.{key}"]
+    text, number, day = pl.lit(None, dtype=pl.String), pl.lit(None, dtype=ATTRIBUTE_NUMBER), pl.lit(None, dtype=pl.Date)
+    if dtype == pl.Boolean:
+        kind, text = "boolean", pl.when(value).then(pl.lit("true")).otherwise(pl.lit("false"))
+    elif dtype.is_integer() or dtype.is_decimal():
+        kind, number = "number", value.cast(ATTRIBUTE_NUMBER)
+    elif dtype.is_temporal():
+        kind, day = "date", value.cast(pl.Date)
+    else:
+        kind, text = "text", value.cast(pl.String)
+    return given.filter(value.is_not_null()).select(
+        "customer_id", pl.lit(key).alias("key"), pl.lit(kind).alias("value_type"),
+        text.alias("value_text"), number.alias("value_number"), day.alias("value_date"),
+    )  # fmt: skip
 
 
 def _rows(frame: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
@@ -76,7 +105,8 @@ class CustomerWriter(IdentityWriter):
         existing = [key for key in first if key not in fresh]
         changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing})
         changed |= self._sync_profiles(conn, {self.customer_ids[key]: first[key] for key in first})
-        changed |= self._sync_attributes(conn, {self.customer_ids[key]: first[key] for key in first})
+        ids = pl.Series([self.customer_ids[key] for key in firsts.get_column(EXTERNAL_ID).to_list()], dtype=pl.Int64)
+        changed |= self._sync_attributes(conn, firsts, ids)
         by_id = {self.customer_ids[key]: key for key in first}
         self._mark([line_of[by_id[customer_id]] for customer_id in changed], UPDATED)
         self._count("customers updated", len(changed & {self.customer_ids[key] for key in existing}))
@@ -175,40 +205,42 @@ class CustomerWriter(IdentityWriter):
                     changed.add(cid)
         return changed
 
-    def _sync_attributes(self, conn: Connection, rows_by_id: dict[int, dict[str, Any]]) -> set[int]:
+    def _sync_attributes(self, conn: Connection, firsts: pl.DataFrame, ids: pl.Series) -> set[int]:
+        """The batch's attributes, column by column: new ones inserted, changed ones updated, the rest left."""
         assert self.mapping.customers is not None
-        specs = self.mapping.customers.attributes
-        if not specs:
+        keys = [key for key in self.mapping.customers.attributes if f"attributes.{key}" in firsts.columns]
+        if not keys:
             return set()
         table = s.table_of(s.CustomerAttribute)
-        wanted: dict[tuple[int, str], dict[str, Any]] = {}
-        for cid, row in rows_by_id.items():
-            for key in specs:
-                value = row.get(f"attributes.{key}")
-                if value is not None:
-                    wanted[(cid, key)] = attribute_value(value)
-        current: dict[tuple[int, str], dict[str, Any]] = {}
-        for chunk in chunks(sorted({cid for cid, _ in wanted})):
-            query = select(table).where(table.c.customer_id.in_(chunk), table.c.key.in_(list(specs)))
-            for stored in conn.execute(query).mappings():
-                current[(stored["customer_id"], stored["key"])] = dict(stored)
+        given = firsts.with_columns(ids.alias("customer_id"))
+        wanted = pl.concat([_attribute_rows(given, key) for key in keys], how="vertical_relaxed")
+        if wanted.height == 0:
+            return set()
+        query = select(table.c.customer_id, table.c.key, table.c.value_type, table.c.value_text, table.c.value_number,
+                       table.c.value_date).where(one_of(conn, table.c.customer_id, ids.unique().to_list()),
+                                                 table.c.key.in_(keys))  # fmt: skip
+        stored = read_frame(conn, query, _STORED_ATTRIBUTES).with_columns(pl.lit(True).alias("__stored__"))
+        both = wanted.join(stored, on=["customer_id", "key"], how="left", suffix="__old")
+        is_new = pl.col("__stored__").is_null()
+        differs = pl.any_horizontal(
+            *(pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in ("value_type", "value_text", "value_date")),
+            pl.col("value_number").cast(pl.Float64).ne_missing(pl.col("value_number__old")),
+        )
         now = utcnow()
-        new_rows = [
-            {"customer_id": cid, "key": key, "source": self.system, "updated_at": now, **values}
-            for (cid, key), values in wanted.items()
-            if (cid, key) not in current
-        ]
-        changed = {row["customer_id"] for row in new_rows}
-        if new_rows:
-            conn.execute(insert(table), new_rows)
-        for (cid, key), values in wanted.items():
-            if (cid, key) in current:
-                old = current[(cid, key)]
-                if any(old[k] != v for k, v in values.items()):
-                    conn.execute(
-                        update(table)
-                        .where(table.c.customer_id == cid, table.c.key == key)
-                        .values(source=self.system, updated_at=now, **values)
-                    )
-                    changed.add(cid)
-        return changed
+        fresh = (
+            both.filter(is_new)
+            .select(*ATTRIBUTE_VALUES)
+            .with_columns(pl.lit(self.system).alias("source"), pl.lit(now, dtype=pl.Datetime("us")).alias("updated_at"))
+        )
+        insert_frame(conn, table, fresh)
+        changed = both.filter(~is_new & differs).select(*ATTRIBUTE_VALUES)
+        if changed.height:
+            conn.execute(
+                update(table)
+                .where(table.c.customer_id == bindparam("who"), table.c.key == bindparam("which"))
+                .values(value_type=bindparam("vt"), value_text=bindparam("vx"), value_number=bindparam("vn"),
+                        value_date=bindparam("vd"), source=self.system, updated_at=now),
+                [{"who": row[0], "which": row[1], "vt": row[2], "vx": row[3],
+                  "vn": row[4], "vd": row[5]} for row in changed.rows()],
+            )  # fmt: skip
+        return set(fresh.get_column("customer_id").to_list()) | set(changed.get_column("customer_id").to_list())

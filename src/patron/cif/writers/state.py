@@ -130,19 +130,6 @@ class WriterState:
         return current
 
 
-def attribute_value(value: Any) -> dict[str, Any]:
-    empty = {"value_text": None, "value_number": None, "value_date": None}
-    if isinstance(value, bool):
-        return empty | {"value_type": "boolean", "value_text": "true" if value else "false"}
-    if isinstance(value, int | Decimal):
-        return empty | {"value_type": "number", "value_number": Decimal(value)}
-    if isinstance(value, dt.datetime):
-        return empty | {"value_type": "date", "value_date": value.date()}
-    if isinstance(value, dt.date):
-        return empty | {"value_type": "date", "value_date": value}
-    return empty | {"value_type": "text", "value_text": str(value)}
-
-
 def jsonable(value: Any) -> Any:
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
