@@ -2,7 +2,7 @@
 
 Sizes: PATRON_BENCH_COPIES (default "1,10,100") replicates CDNOW that many times.
 Which: PATRON_BENCH_ONLY (default all:
-"import,value,pipeline,segments,context,api,cli,pages,holdout,identity,recommend,offers").
+"import,value,pipeline,segments,context,api,cli,pages,holdout,identity,recommend,offers,models").
 The CLV pipeline's scaling curve (embedded, Spark, lifetimes, pymc-marketing) is drawn to bench/out/scaling.png.
 For segments a copy is 100k customers and 1M order lines, so ×10 is the 1M-customer, 10M-line base.
 """
@@ -26,6 +26,7 @@ from bench import (
     bench_holdout,
     bench_identity,
     bench_import,
+    bench_models,
     bench_offers,
     bench_pages,
     bench_pipeline,
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "identity": bench_identity.run,
     "recommend": bench_recommend.run,
     "offers": bench_offers.run,
+    "models": bench_models.run,
 }
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -58,6 +60,7 @@ DEFAULT_COPIES = {
     "pages": "1",
     "holdout": "1",
     "identity": "10",
+    "models": "1",
 }
 
 
