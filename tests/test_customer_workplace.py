@@ -165,6 +165,9 @@ def test_case_actions_refuse_bad_input_and_count_contacts(client: TestClient, pe
     assert opened.status_code == 303
     with people.connect() as conn:
         case_id = conn.scalar(select(Case.id))
+    assert f'href="/service/cases/{case_id}"' in client.get("/service?only=unassigned").text
+    assert "No open case is escalated." in client.get("/service?only=escalated").text
+    assert f'href="/service/cases/{case_id}"' in client.get("/service?only=nonsense").text  # the whole queue
     page = client.get(f"/service/cases/{case_id}")
     assert page.status_code == 200
     assert "Broken lid" in page.text

@@ -170,6 +170,14 @@ def test_a_valuable_customers_second_complaint_is_escalated_to_a_manager(engine:
     queue = desk.work_queue(engine)
     assert queue[0]["id"] == second.id
     assert {row["id"] for row in queue} == {ordinary.id, first.id, second.id}
+    views = {view: [row["id"] for row in desk.work_queue(engine, only=view)] for view in desk.QUEUE_VIEWS}
+    assert views == {"overdue": [second.id, first.id], "escalated": [second.id], "unassigned": [first.id, ordinary.id]}
+    with pytest.raises(InvalidInputError, match="only"):
+        desk.work_queue(engine, only="mine")
+    now = dt.datetime(2024, 6, 1, 12, 30)  # first is due at 13:00 after opening at 9:00: in its last quarter
+    first_case = desk.get_case(engine, first.id)
+    moments = (now, now.replace(hour=10), now.replace(hour=14))
+    assert [desk.due_state(first_case, moment) for moment in moments] == ["due soon", None, "overdue"]
 
     context = conversation_context(engine, ann)
     assert context.next_question.startswith("Apologise about \u201cWrong size again\u201d")

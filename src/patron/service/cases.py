@@ -243,11 +243,20 @@ def reopen_case(
         case_changed(conn, row.customer_id, case_id, "case_reopened", at, agent=actor, body=reason, direction="inbound")
 
 
+QUEUE_VIEWS = ("overdue", "escalated", "unassigned")  # the work queue's filters
+
+
 def work_queue(
-    engine: Engine, *, agent: str | None = None, limit: int = 50, within: Select[int] | None = None
+    engine: Engine,
+    *,
+    agent: str | None = None,
+    limit: int = 50,
+    within: Select[int] | None = None,
+    only: str | None = None,
 ) -> list[dict[str, Any]]:
     """Open cases, escalated ones first, then by service-level due time (only about the customers ``within``
-    selects, if given: a manager's portfolio)."""
+    selects, if given: a manager's portfolio; ``only`` one of ``QUEUE_VIEWS``: past their service level,
+    escalated, or not assigned to anyone)."""
     query = (
         select(CASES, AGENTS.c.username.label("agent"))
         .select_from(CASES.outerjoin(AGENTS, AGENTS.c.id == CASES.c.assigned_to))
@@ -259,6 +268,12 @@ def work_queue(
         query = query.where(or_(AGENTS.c.username == agent, CASES.c.assigned_to.is_(None)))
     if within is not None:
         query = query.where(CASES.c.customer_id.in_(within))
+    if only is not None:
+        _choice(only, QUEUE_VIEWS, "only")
+        query = query.where(
+            {"overdue": CASES.c.sla_due_at < utcnow(), "escalated": CASES.c.escalated.is_(True),
+             "unassigned": CASES.c.assigned_to.is_(None)}[only]
+        )  # fmt: skip
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 

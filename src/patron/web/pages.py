@@ -25,7 +25,7 @@ from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
 from patron.segments.evolution import migration, sankey, value_share_over_time
 from patron.segments.rules import create_segment, evaluate_segments, list_segments, preview
-from patron.service.cases import due_state, work_queue
+from patron.service.cases import QUEUE_VIEWS, due_state, work_queue
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.settings import get_settings
 from patron.value.base import customer_base
@@ -186,17 +186,20 @@ def segment_count(
 
 
 @router.get("/service", response_model=None)
-def service(request: Request, principal: Viewer) -> Response:
+def service(request: Request, principal: Viewer, only: Annotated[str | None, Query(max_length=16)] = None) -> Response:
     engine = engine_of(request)
+    only = only if only in QUEUE_VIEWS else None  # an unknown filter shows the whole queue
     chart = None
     try:
         chart = figure_html(service_figure(daily_service_metrics(engine)))
     except PatronError:
         chart = None
-    queue = work_queue(engine, limit=50, within=portfolio(principal)) if principal.can("manage_cases") else []
+    queue = (
+        work_queue(engine, limit=50, within=portfolio(principal), only=only) if principal.can("manage_cases") else []
+    )
     now = utcnow()
     queue = [{**case, "due": due_state(case, now)} for case in queue]
-    return page(request, "service.html", principal, queue=queue, chart=chart)
+    return page(request, "service.html", principal, queue=queue, chart=chart, only=only, views=QUEUE_VIEWS)
 
 
 @router.get("/quality", response_model=None)
