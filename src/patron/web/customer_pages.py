@@ -147,13 +147,10 @@ def new_case(
     """A case opened for this customer, with the service level of their tier."""
     typed = {"key": key, "subject": subject, "kind": kind, "priority": priority, "description": description}
     engine = engine_of(request)
-    errors: dict[str, str] = {}  # every field's problem at once (open_case would stop at the first)
+    # every field's problem at once (open_case would stop at the first)
+    errors = _unchosen(kind=(kind, CASE_KINDS), priority=(priority, PRIORITIES))
     if not subject.strip():
         errors["subject"] = "a case needs a subject: what is it about?"
-    if kind not in CASE_KINDS:
-        errors["kind"] = _choose(CASE_KINDS)
-    if priority not in PRIORITIES:
-        errors["priority"] = _choose(PRIORITIES)
     refusal: PatronError | None = None
     try:
         authorize(principal, "manage_cases")
@@ -181,13 +178,9 @@ def new_consent(
     (a double click, a reload)."""
     typed = {"channel": channel, "purpose": purpose, "status": status, "wording": wording}
     engine = engine_of(request)
-    errors: dict[str, str] = {}
-    if channel not in CONSENT_CHANNELS:
-        errors["channel"] = _choose(CONSENT_CHANNELS)
-    if purpose not in CONSENT_PURPOSES:
-        errors["purpose"] = _choose(CONSENT_PURPOSES)
-    if status not in CONSENT_STATES:
-        errors["status"] = _choose(CONSENT_STATES)
+    errors = _unchosen(
+        channel=(channel, CONSENT_CHANNELS), purpose=(purpose, CONSENT_PURPOSES), status=(status, CONSENT_STATES)
+    )
     refusal: PatronError | None = None
     try:
         authorize(principal, "record_consent")
@@ -244,5 +237,10 @@ def _rejection(rejected: dict[str, Any]) -> PatronError:
     return InvalidInputError(rejected["detail"], field=rejected.get("field"))
 
 
-def _choose(choices: tuple[str, ...]) -> str:
-    return f"choose {', '.join(choices[:-1])} or {choices[-1]}"
+def _unchosen(**fields: tuple[str, tuple[str, ...]]) -> dict[str, str]:
+    """Each field whose value (typed, or sent by a changed form) is not one of its choices, with the choices."""
+    return {
+        name: f"choose {', '.join(choices[:-1])} or {choices[-1]}"
+        for name, (value, choices) in fields.items()
+        if value not in choices
+    }
