@@ -40,6 +40,7 @@ from patron.http.common import SignInRequired, patron_error, problem, sign_in_re
 from patron.http.uploads import UploadGuard
 from patron.jobs.warm import Warmer
 from patron.settings import get_settings
+from patron.web.campaign_actions import router as campaign_actions_router
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.case_pages import router as case_pages_router
 from patron.web.customer_pages import router as customer_pages_router
@@ -47,6 +48,7 @@ from patron.web.identity_pages import router as identity_pages_router
 from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
 from patron.web.render import error_page
+from patron.web.segment_pages import router as segment_pages_router
 from patron.web.strategy_pages import router as strategy_pages_router
 from patron.web.users_pages import router as users_pages_router
 
@@ -97,8 +99,18 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.add_exception_handler(error, storage_error)
     api = (auth_router, customer_router, event_router, segment_router, value_router, case_router, strategy_router,
            campaign_router, engage_router, identity_router)  # fmt: skip
-    pages = (pages_router, customer_pages_router, case_pages_router, strategy_pages_router, campaign_pages_router,
-             import_pages_router, identity_pages_router, users_pages_router)  # fmt: skip
+    pages = (
+        pages_router,
+        customer_pages_router,
+        case_pages_router,
+        segment_pages_router,
+        strategy_pages_router,
+        campaign_actions_router,
+        campaign_pages_router,
+        import_pages_router,
+        identity_pages_router,
+        users_pages_router,
+    )  # fmt: skip  (the wizard's /campaigns/new before the page's /campaigns/{key})
     for router in (*api, *pages):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

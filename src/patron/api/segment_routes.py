@@ -10,7 +10,15 @@ from pydantic import BaseModel, Field
 from patron.api.schemas import Count, Created, IdPage, SegmentOut
 from patron.auth.portfolio import portfolio
 from patron.http.common import LongText, ManageSegments, Paged, ReadCustomers, ShortText, Store
-from patron.segments.rules import create_segment, list_segments, preview, segment_members
+from patron.segments.rules import (
+    create_segment,
+    delete_segment,
+    evaluate_segments,
+    list_segments,
+    preview,
+    segment_members,
+    update_segment,
+)
 
 router = APIRouter(prefix="/api")
 
@@ -33,6 +41,22 @@ def segments(store: Store, principal: ReadCustomers) -> list[SegmentOut]:
 @router.post("/segments", tags=["segments"], status_code=201)
 def new_segment(body: SegmentIn, store: Store, principal: ManageSegments) -> Created:
     return Created(id=create_segment(store, body.name, body.rule, body.description), name=body.name)
+
+
+@router.put("/segments/{name}", tags=["segments"])
+def edit_segment(
+    name: Annotated[str, Path(max_length=100)], body: RuleIn, store: Store, principal: ManageSegments
+) -> SegmentOut:
+    """Change a segment's rule; its members are counted again at once."""
+    update_segment(store, name, body.rule, actor=principal.username, interface="api")
+    evaluate_segments(store, names=[name])
+    edited = next(row for row in list_segments(store, within=portfolio(principal)) if row["name"] == name)
+    return SegmentOut(**edited)
+
+
+@router.delete("/segments/{name}", tags=["segments"], status_code=204)
+def remove_segment(name: Annotated[str, Path(max_length=100)], store: Store, principal: ManageSegments) -> None:
+    delete_segment(store, name, actor=principal.username, interface="api")
 
 
 @router.post("/segments/preview", tags=["segments"])

@@ -10,7 +10,7 @@ import hashlib
 import io
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 
 from patron.auth.portfolio import check_visible, portfolio, visible_rows
 from patron.auth.service import Principal, authorize
@@ -62,8 +62,15 @@ def _record(engine: Engine, principal: Principal, action: str, customer_id: int 
 
 
 def customers_page(
-    engine: Engine, principal: Principal, *, search: str | None = None, limit: int = 50, offset: int = 0
+    engine: Engine,
+    principal: Principal,
+    *,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    among: Select[int] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """One page of the customers the principal may see (``among`` some ids: a segment's members), names masked."""
     authorize(principal, "read_customers")
     rows, total = list_customers(
         engine,
@@ -71,6 +78,7 @@ def customers_page(
         limit=limit,
         offset=offset,
         within=portfolio(principal),
+        among=among,
         search_personal_data=principal.sees_pii,
     )
     return masked_names(principal, rows, id_key="id", name_key="display_name"), total
@@ -146,10 +154,13 @@ def customer_profile(
     return {**vars(record), "orders": parts["orders"], "value": value}
 
 
-def export_customers(engine: Engine, principal: Principal, *, interface: str = "api") -> str:
-    """All visible customers as CSV; analysts get pseudonyms. Agents may not export."""
+def export_customers(
+    engine: Engine, principal: Principal, *, interface: str = "api", among: Select[int] | None = None
+) -> str:
+    """All visible customers (``among`` some ids: a segment's members) as CSV; analysts get pseudonyms. Agents may
+    not export."""
     authorize(principal, "export")
-    rows, _ = customers_page(engine, principal, limit=1_000_000)
+    rows, _ = customers_page(engine, principal, limit=1_000_000, among=among)
     buffer = io.StringIO()
     writer = csv.DictWriter(
         buffer,

@@ -3,12 +3,39 @@ that a spreadsheet opens as text, never as a formula."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 
-def percent(share: float, spec: str = "g") -> str:
+def percent(share: float | None, spec: str = "g") -> str:
     """A share (0.2) as a percentage with a thin-space-free unit, as the pages and CLI write it: ``20 %``."""
-    return f"{share * 100:{spec}} %"
+    return "" if share is None else f"{share * 100:{spec}} %"
+
+
+def count(number: int | None) -> str:
+    """A count with thousands separators (``12,345``); nothing for a count not known."""
+    return "" if number is None else f"{number:,}"
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 order``, ``2 orders``, ``1,204 customers``."""
+    return f"{number:,} {noun if number == 1 else (plural or noun + 's')}"
+
+
+def when(moment: dt.datetime | dt.date | None) -> str:
+    """A time to the minute (``2026-12-03 01:40``), a day as itself, ``never`` for none: no microseconds."""
+    if moment is None:
+        return "never"
+    if isinstance(moment, dt.datetime):
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.isoformat()
+
+
+def p_value(p: float | None) -> str:
+    """A p-value as people read it: two significant digits, ``< 0.001`` below that (never ``1.52e-13``)."""
+    if p is None:
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
 
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP: CSV injection).

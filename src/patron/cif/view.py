@@ -129,18 +129,20 @@ def list_customers(
     limit: int = 50,
     offset: int = 0,
     within: Select[int] | None = None,
+    among: Select[int] | None = None,
     search_personal_data: bool = True,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of customers with their order count and revenue, and the total matching.
 
-    ``within`` limits the list to some customer ids (a manager's portfolio); without ``search_personal_data`` the
-    search looks at ids only, never at e-mail addresses, phone numbers or names.
+    ``within`` limits the list to some customer ids (a manager's portfolio), ``among`` too (a segment's members);
+    without ``search_personal_data`` the search looks at ids only, never at e-mail addresses, phone numbers or names.
     """
     conditions = []
     if kind:
         conditions.append(C.kind == kind)
-    if within is not None:
-        conditions.append(C.id.in_(within))
+    for kept in (within, among):
+        if kept is not None:
+            conditions.append(C.id.in_(kept))
     if search:
         if search_personal_data:
             matching = select(I.customer_id).where(_matches(I.value, search))

@@ -38,6 +38,27 @@ def create(
     console.print(f"saved segment {name!r}; run `patron segments evaluate` to compute its members")
 
 
+@segments_app.command("edit")
+@reports_errors
+def edit(name: str, rule: str) -> None:
+    """Change a segment's rule (checked first) and count its members again."""
+    from patron.segments.rules import evaluate_segments, update_segment  # noqa: PLC0415
+
+    engine = open_store()
+    update_segment(engine, name, rule)
+    console.print(f"{name}: {evaluate_segments(engine, names=[name])[name]:,} members with the new rule")
+
+
+@segments_app.command("delete")
+@reports_errors
+def delete(name: str) -> None:
+    """Delete a segment and its members (campaigns planned from it keep their copy of the rule)."""
+    from patron.segments.rules import delete_segment  # noqa: PLC0415
+
+    delete_segment(open_store(), name)
+    console.print(f"deleted segment {name!r}")
+
+
 @segments_app.command("preview")
 @reports_errors
 def preview_command(rule: str, as_of: AsOf = None) -> None:

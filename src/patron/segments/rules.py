@@ -12,16 +12,17 @@ from sqlalchemy import Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from patron.cif.columns import table_of, utcnow
-from patron.cif.ledger import no_such_customer
+from patron.cif.ledger import audit_row, audited, no_such_customer
 from patron.cif.store import id_by_key
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.expression import CompiledRule, Context, SegmentRuleError, compile_rule
 from patron.segments.features import EVENT_FIELDS, Features, build_features, parts_for
 from patron.segments.frame_cache import cached_feature_schema, current_features
-from patron.segments.schema import Segment, SegmentMember
+from patron.segments.schema import Segment, SegmentMember, SegmentSize
 
 SEGMENTS = table_of(Segment)
 MEMBERS = table_of(SegmentMember)
+SIZES = table_of(SegmentSize)
 
 
 def compile_cached(engine: Engine, expression: str) -> tuple[CompiledRule, dict[str, pl.DataType]]:
@@ -59,14 +60,46 @@ def create_segment(engine: Engine, name: str, expression: str, description: str 
         raise ConflictError(f"there is already a segment called {name!r}", field="name") from error
 
 
-def update_segment(engine: Engine, name: str, expression: str) -> None:
+def update_segment(
+    engine: Engine, name: str, expression: str, *, actor: str = "operator", interface: str = "cli"
+) -> None:
+    """Change a segment's rule (checked first); its members follow at the next :func:`evaluate_segments`."""
     rule = _compile(engine, expression)
     with engine.begin() as conn:
-        changed = conn.execute(
-            update(SEGMENTS).where(SEGMENTS.c.name == name).values(expression=rule.text, fields=sorted(rule.fields))
-        ).rowcount
-    if not changed:
-        raise NotFoundError(f"there is no segment called {name!r}", field="name")
+        found = conn.scalar(select(SEGMENTS.c.id).where(SEGMENTS.c.name == name))
+        if found is None:
+            raise NotFoundError(f"there is no segment called {name!r}", field="name")
+        conn.execute(
+            update(SEGMENTS).where(SEGMENTS.c.id == found).values(expression=rule.text, fields=sorted(rule.fields))
+        )
+        audited(conn, [audit_row(actor=actor, interface=interface, action="update", entity="segment", entity_id=found,
+                                 details={"name": name, "rule": rule.text})])  # fmt: skip
+
+
+def delete_segment(engine: Engine, name: str, *, actor: str = "operator", interface: str = "cli") -> None:
+    """Delete a segment with its members and size history (campaigns planned from it keep their own copy of the
+    rule)."""
+    with engine.begin() as conn:
+        found = conn.scalar(select(SEGMENTS.c.id).where(SEGMENTS.c.name == name))
+        if found is None:
+            raise NotFoundError(f"there is no segment called {name!r}", field="name")
+        for table in (MEMBERS, SIZES):  # explicit: not every connection enforces ON DELETE CASCADE
+            conn.execute(delete(table).where(table.c.segment_id == found))
+        conn.execute(delete(SEGMENTS).where(SEGMENTS.c.id == found))
+        audited(conn, [audit_row(actor=actor, interface=interface, action="delete", entity="segment", entity_id=found,
+                                 details={"name": name})])  # fmt: skip
+
+
+def size_history(engine: Engine, segment_ids: Sequence[int] | None = None, *, last: int = 12) -> dict[int, list[int]]:
+    """Each segment's member count at its last ``last`` evaluations, oldest first: the trend beside its size."""
+    query = select(SIZES.c.segment_id, SIZES.c.member_count).order_by(SIZES.c.segment_id, SIZES.c.evaluated_at)
+    if segment_ids is not None:
+        query = query.where(SIZES.c.segment_id.in_(list(segment_ids)))
+    history: dict[int, list[int]] = {}
+    with engine.connect() as conn:
+        for segment, count in conn.execute(query):
+            history.setdefault(int(segment), []).append(int(count))
+    return {segment: counts[-last:] for segment, counts in history.items()}
 
 
 def list_segments(engine: Engine, *, within: Select[int] | None = None) -> list[dict[str, Any]]:
@@ -153,11 +186,13 @@ def evaluate_segments(
             rows = [{"segment_id": segment["id"], "customer_id": customer} for customer in joined]
             for start in range(0, len(rows), 10_000):
                 conn.execute(insert(MEMBERS), rows[start : start + 10_000])
+            now = utcnow()
             conn.execute(
                 update(SEGMENTS)
                 .where(SEGMENTS.c.id == segment["id"])
-                .values(member_count=wanted.height, evaluated_at=utcnow())
+                .values(member_count=wanted.height, evaluated_at=now)
             )
+            conn.execute(insert(SIZES).values(segment_id=segment["id"], evaluated_at=now, member_count=wanted.height))
         counts[segment["name"]] = wanted.height
     return counts
 
@@ -220,6 +255,11 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
                 )
                 left.append(segment["name"])
     return EventEffect(joined, left, [s["name"] for s in affected])
+
+
+def members_query(engine: Engine, name: str) -> Select[int]:
+    """The ids of a segment's members (as last evaluated), as a query to narrow a list or an export by."""
+    return select(MEMBERS.c.customer_id).where(MEMBERS.c.segment_id == segment_id(engine, name))
 
 
 def segment_members(

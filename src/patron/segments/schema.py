@@ -34,6 +34,16 @@ class SegmentMember(Base):
     joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SegmentSize(Base):
+    """A segment's member count at each evaluation: the trend beside its size on the segments page."""
+
+    __tablename__ = "segment_sizes"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    evaluated_at: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    member_count: Mapped[int] = mapped_column(Integer)
+
+
 class SegmentationRun(Base):
     """One needs-based clustering of the base: method, features, the chosen number of segments and why."""
 

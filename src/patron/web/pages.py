@@ -1,4 +1,4 @@
-"""Server-rendered pages (Jinja2): sign-in, dashboard, customers, the 360° view, segment builder, service desk.
+"""Server-rendered pages (Jinja2): sign-in, dashboard, customers, service desk, data quality.
 
 Pages read through the same guarded services as the API; a page for someone not signed in sends them to sign in.
 """
@@ -6,7 +6,6 @@ Pages read through the same guarded services as the API; a page for someone not 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import plotly.graph_objects as go
 import polars as pl
@@ -16,22 +15,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from patron.auth.access import customers_page, duplicate_candidates_for, masked_names
 from patron.auth.accounts import end_session
 from patron.auth.portfolio import portfolio, visible_frame
-from patron.auth.service import Principal, ThrottledError, UnauthorizedError, authenticate, authorize, issue_token
+from patron.auth.service import ThrottledError, UnauthorizedError, authenticate, issue_token
 from patron.cif.columns import utcnow
-from patron.cif.facts import main_scope, scope_choices
+from patron.cif.facts import scope_choices
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.errors import PatronError
-from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
-from patron.segments.evolution import migration, sankey, value_share_over_time
-from patron.segments.rules import create_segment, evaluate_segments, list_segments, preview
+from patron.http.common import SESSION_COOKIE, Viewer, engine_of
 from patron.service.cases import QUEUE_VIEWS, due_state, work_queue
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.settings import get_settings
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
 from patron.value.scoring import latest_run
-from patron.web.render import TEMPLATES, binned_histogram, figure_html, fragment, page
+from patron.web.render import TEMPLATES, binned_histogram, figure_html, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -132,59 +129,6 @@ def customers(
     return page(request, "customers.html", principal, rows=rows, total=total, search=search or "", offset=offset)
 
 
-@router.get("/segments", response_model=None)
-def segments(
-    request: Request, principal: Viewer, saved: Annotated[str | None, Query(max_length=100)] = None
-) -> Response:
-    return _segments_page(request, principal, notice=f"Segment {saved!r} saved." if saved else None)
-
-
-def _segments_page(request: Request, principal: Principal, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-    values = {"notice": None, "problem": None, "rule": "", "name": "", "count": None, "count_problem": None}
-    engine = engine_of(request)
-    scope, as_of = main_scope(engine)  # what a rule's money and recency fields mean: named on the page
-    segments = list_segments(engine, within=portfolio(principal))
-    return page(request, "segments.html", principal, status_code=status_code, segments=segments, scope=scope,
-                as_of=as_of, **{**values, **context})  # fmt: skip
-
-
-@router.post("/segments", response_model=None)
-def save_segment(
-    request: Request,
-    principal: Viewer,
-    rule: Annotated[str, Form(max_length=2000)],
-    name: Annotated[str, Form(max_length=100)],
-) -> Response:
-    """Save the rule being built as a segment and count its members at once."""
-    engine = engine_of(request)
-    try:
-        authorize(principal, "manage_segments")
-        create_segment(engine, name, rule)
-        evaluate_segments(engine, names=[name.strip()])
-    except PatronError as error:
-        status = STATUS.get(error.code, 400)
-        return _segments_page(request, principal, status_code=status, problem=error.message, rule=rule, name=name)
-    return RedirectResponse(f"/segments?saved={quote(name.strip())}", status_code=303)
-
-
-@router.post("/segments/count", response_model=None)
-def segment_count(
-    request: Request, principal: FragmentViewer, rule: Annotated[str, Form(max_length=2000)] = ""
-) -> Response:
-    """The segment builder's live count, as the fragment HTMX swaps in while the rule is typed."""
-    context: dict[str, Any] = {"count": None, "customers": None, "count_problem": None}
-    typed = bool(rule.strip())  # nothing typed: the empty state says what to type
-    if typed and not principal.can("read_customers"):
-        context["count_problem"] = "Your role cannot count customers."
-    elif typed:
-        try:
-            result = preview(engine_of(request), rule, sample=0, within=portfolio(principal))
-            context.update(count=result.count, customers=result.customers)
-        except PatronError as error:
-            context["count_problem"] = error.message
-    return fragment(request, "_live_count.html", **context)
-
-
 @router.get("/service", response_model=None)
 def service(request: Request, principal: Viewer, only: Annotated[str | None, Query(max_length=16)] = None) -> Response:
     engine = engine_of(request)
@@ -215,42 +159,3 @@ def quality(request: Request, principal: Viewer) -> Response:
         chart = figure_html(figure.update_layout(title="Missing fields per source (% of customers)", barmode="group"))
     duplicates = duplicate_candidates_for(engine_of(request), principal, report.duplicate_candidates)
     return page(request, "quality.html", principal, report=report, chart=chart, duplicates=duplicates)
-
-
-@router.get("/segments/evolution", response_model=None)
-def evolution(
-    request: Request,
-    principal: Viewer,
-    earlier: Annotated[int | None, Query(ge=1)] = None,
-    later: Annotated[int | None, Query(ge=1)] = None,
-) -> Response:
-    engine = engine_of(request)
-    history = value_share_over_time(engine)
-    runs = sorted(set(history["run"].to_list()))
-    chart = share_chart = None
-    problem = None
-    if len(runs) >= 2:
-        earlier = earlier or runs[-2]
-        later = later or runs[-1]
-        try:
-            chart = figure_html(sankey(migration(engine, earlier, later), earlier, later).update_layout(height=480))
-        except PatronError as error:
-            problem = error.message
-        figure = go.Figure()
-        for segment in sorted(set(history["segment"].to_list())):
-            picked = history.filter(history["segment"] == segment)
-            figure.add_scatter(
-                x=picked["run"].to_list(),
-                y=picked["value_share"].to_list(),
-                name=f"segment {segment}",
-                mode="lines+markers",
-            )
-        share_chart = figure_html(
-            figure.update_layout(title="Value share per segment, run by run")
-            .update_yaxes(tickformat=".0%")
-            .update_xaxes(type="category", title="segmentation run")
-        )
-    return page(
-        request, "evolution.html", principal, runs=runs, earlier=earlier, later=later, chart=chart,
-        share_chart=share_chart, problem=problem,
-    )  # fmt: skip
