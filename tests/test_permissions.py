@@ -65,6 +65,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/segments"): ANALYSTS_TOO,
     ("POST", "/api/segments/preview"): EVERYONE,
     ("GET", "/api/segments/{name}/members"): EVERYONE,
+    ("PUT", "/api/segments/{name}"): ANALYSTS_TOO,
+    ("DELETE", "/api/segments/{name}"): ANALYSTS_TOO,
     ("GET", "/api/value/runs"): EVERYONE,
     ("GET", "/api/value/retention"): EVERYONE,
     ("GET", "/api/value/runs/{run_id}/scores"): EVERYONE,
@@ -113,6 +115,10 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/segments"): ANALYSTS_TOO,
     ("POST", "/segments/count"): EVERYONE,
     ("GET", "/segments/evolution"): EVERYONE,
+    ("GET", "/segments/{name}"): EVERYONE,
+    ("POST", "/segments/{name}"): ANALYSTS_TOO,
+    ("POST", "/segments/{name}/delete"): ANALYSTS_TOO,
+    ("GET", "/segments/{name}/members.csv"): ANALYSTS_TOO,
     ("GET", "/service"): EVERYONE,
     ("GET", "/quality"): EVERYONE,
     ("GET", "/strategy"): ANALYSTS_TOO,
@@ -126,6 +132,12 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/campaigns"): EVERYONE,
     ("GET", "/campaigns/{key}"): EVERYONE,
     ("GET", "/campaigns/{key}/live"): EVERYONE,
+    ("GET", "/campaigns/new"): MANAGERS,
+    ("POST", "/campaigns/new/preview"): MANAGERS,
+    ("POST", "/campaigns/new"): MANAGERS,
+    ("POST", "/campaigns/{key}/send"): MANAGERS,
+    ("POST", "/campaigns/{key}/discard"): MANAGERS,
+    ("POST", "/campaigns/{key}/responses"): MANAGERS,
     ("GET", "/imports"): EVERYONE,
     ("POST", "/imports"): MANAGERS,
     ("GET", "/imports/{job_id}/panel"): EVERYONE,
@@ -146,6 +158,7 @@ UNLISTED = "lists the portfolio's customers only"
 COUNTED = "counts the portfolio's customers only"
 NAMES_NONE = "names no customer"  # the caller's own account, offers, aggregates of the whole base
 SOURCE_WIDE = "an import right loads whole sources: the portfolio does not limit it (docs/SECURITY.md)"
+OWN_CAMPAIGNS = "targets, previews and sends to the portfolio's customers only (tests/test_campaign_wizard.py)"
 OUT_OF_PORTFOLIO: dict[tuple[str, str], str] = {
     ("POST", "/api/auth/token"): NAMES_NONE,
     ("GET", "/api/me"): NAMES_NONE,
@@ -166,6 +179,8 @@ OUT_OF_PORTFOLIO: dict[tuple[str, str], str] = {
     ("POST", "/api/segments"): NAMES_NONE,  # a rule; its members are read through the routes below
     ("POST", "/api/segments/preview"): COUNTED,
     ("GET", "/api/segments/{name}/members"): UNLISTED,
+    ("PUT", "/api/segments/{name}"): COUNTED,
+    ("DELETE", "/api/segments/{name}"): NAMES_NONE,
     ("GET", "/api/value/runs"): NAMES_NONE,
     ("GET", "/api/value/retention"): NAMES_NONE,
     ("GET", "/api/value/runs/{run_id}/scores"): UNLISTED,
@@ -205,6 +220,10 @@ OUT_OF_PORTFOLIO: dict[tuple[str, str], str] = {
     ("POST", "/segments"): NAMES_NONE,
     ("POST", "/segments/count"): COUNTED,
     ("GET", "/segments/evolution"): NAMES_NONE,
+    ("GET", "/segments/{name}"): UNLISTED,
+    ("POST", "/segments/{name}"): NAMES_NONE,  # the rule changes; the page after it lists as GET does
+    ("POST", "/segments/{name}/delete"): NAMES_NONE,
+    ("GET", "/segments/{name}/members.csv"): UNLISTED,
     ("GET", "/service"): UNLISTED,
     ("GET", "/quality"): UNLISTED,
     ("GET", "/strategy"): UNLISTED,
@@ -218,6 +237,12 @@ OUT_OF_PORTFOLIO: dict[tuple[str, str], str] = {
     ("GET", "/campaigns"): NAMES_NONE,
     ("GET", "/campaigns/{key}"): UNLISTED,
     ("GET", "/campaigns/{key}/live"): NAMES_NONE,
+    ("GET", "/campaigns/new"): NAMES_NONE,
+    ("POST", "/campaigns/new/preview"): OWN_CAMPAIGNS,
+    ("POST", "/campaigns/new"): OWN_CAMPAIGNS,
+    ("POST", "/campaigns/{key}/send"): OWN_CAMPAIGNS,
+    ("POST", "/campaigns/{key}/discard"): OWN_CAMPAIGNS,
+    ("POST", "/campaigns/{key}/responses"): HIDDEN,
     ("GET", "/imports"): SOURCE_WIDE,
     ("POST", "/imports"): SOURCE_WIDE,
     ("GET", "/imports/{job_id}/panel"): SOURCE_WIDE,
@@ -246,9 +271,13 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
 PEOPLE_MAPPING = '[source]\nsystem = "crm"\n[customers]\nexternal_id = "id"\nemail = "email"\n'
 
 
+DELETIONS = {("DELETE", "/api/segments/{name}"), ("POST", "/segments/{name}/delete")}
+
+
 def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[str, Any]:
     """A well-formed request, so an allowed call does its real work and a refused one would have written."""
-    url = path.format(**ids)
+    doomed = {"name": "doomed"} if (method, path) in DELETIONS else {}  # not the segment the other routes read
+    url = path.format(**{**ids, **doomed})
     unique = f"perm-{role}"
     bodies: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/api/auth/token"): {"json": {"username": "admin", "password": PASSWORD}},
@@ -272,6 +301,13 @@ def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[
         ("POST", "/login"): {"data": {"username": "admin", "password": PASSWORD}},
         ("POST", "/segments"): {"data": {"name": unique, "rule": "orders >= 0"}},
         ("POST", "/segments/count"): {"data": {"rule": "orders >= 0"}},
+        ("PUT", "/api/segments/{name}"): {"json": {"rule": "orders >= 0"}},
+        ("POST", "/segments/{name}"): {"data": {"rule": "orders >= 0"}},
+        ("POST", "/segments/{name}/delete"): {"data": {"confirm": "yes"}},
+        ("POST", "/campaigns/new/preview"): {"data": {"segment": "everyone", "subject": "Hi", "body": "Hi {{ name }}"}},
+        ("POST", "/campaigns/new"): {"data": {"segment": "everyone", "key": unique, "name": unique, "subject": "Hi",
+                                              "body": "Hi {{ name }}", "control": "10", "arms": "A"}},
+        ("POST", "/campaigns/{key}/responses"): {"data": {"customer": "crm:2", "kind": "bought"}},
         ("POST", "/customers/{customer_id}/contacts"): {"data": {"key": unique, "kind": "call", "body": "hello"}},
         ("POST", "/customers/{customer_id}/cases"): {"data": {"key": unique, "subject": unique}},
         ("POST", "/customers/{customer_id}/consents"): {"data": {"channel": "sms", "status": "granted",
@@ -297,6 +333,7 @@ def store(engine: Engine, write_file: WriteFile) -> Iterator[tuple[TestClient, d
     for role in ROLES:
         create_user(engine, role, PASSWORD, role)
     create_segment(engine, "everyone", "orders >= 0")
+    create_segment(engine, "doomed", "orders >= 1")
     create_offer(engine, "thank-you", margin=1.0)
     with engine.begin() as conn:  # the manager's portfolio holds Ann
         ann = conn.scalar(select(s.Identity.customer_id).where(s.Identity.value == "1"))
@@ -452,15 +489,17 @@ def test_openapi_names_a_model_for_every_response_body(
 GHOST = 987654321  # an id (and external id) nobody has
 # A customer-naming list route whose path needs other values than the table-wide ids.
 PATH_VALUES = {("GET", "/api/value/lists/{name}"): {"name": "at-risk"}, ("GET", "/api/campaigns/{key}/preview"):
-               {"key": "spring"}, ("GET", "/campaigns/{key}"): {"key": "spring"}}  # fmt: skip
+               {"key": "spring"}, ("GET", "/campaigns/{key}"): {"key": "spring"},
+               ("POST", "/campaigns/{key}/responses"): {"key": "spring"}}  # fmt: skip
 # How a counting route's answer says how many customers it counted.
 COUNTS: dict[tuple[str, str], Callable[[Any], int]] = {
     ("POST", "/api/segments/preview"): lambda reply: int(reply.json()["count"]),
     ("GET", "/api/segments"): lambda reply: next(int(row["member_count"]) for row in reply.json()
                                                  if row["name"] == "everyone"),
     ("POST", "/segments/count"): lambda reply: int(re.findall(r"([\d,]+) of [\d,]+ customers match", reply.text)[0]),
-    ("GET", "/segments"): lambda reply: int(re.findall(r"<td>everyone</td><td><code>[^<]*</code></td><td>(\d+)</td>",
+    ("GET", "/segments"): lambda reply: int(re.findall(r">everyone</a></td><td><code>[^<]*</code></td><td>(\d+)</td>",
                                                        reply.text)[0]),
+    ("PUT", "/api/segments/{name}"): lambda reply: int(reply.json()["member_count"]),
 }  # fmt: skip
 
 
@@ -475,6 +514,9 @@ def _naming_nobody(ids: dict[str, Any]) -> dict[str, Any]:
 
 def _about(request: dict[str, Any], reference: str) -> dict[str, Any]:
     """A request's body with its customer references (crm:2, and an event's customer) swapped for ``reference``."""
+    form = request.get("data") or {}
+    if form.get("customer") == "crm:2":  # a form naming a customer (a campaign response)
+        return {**request, "data": {**form, "customer": reference}}
     body = request.get("json")
     if body is None:
         return request

@@ -36,7 +36,7 @@ def customers(
     search: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page:
     """Customers the caller may see, searchable by id, e-mail, phone or name (analysts: by id only)."""
-    rows, total = customers_page(store, principal, search=search, **paging.window)
+    rows, total = customers_page(store, principal, search=search, limit=paging.limit, offset=paging.offset)
     return Page(items=rows, total=total, **paging.window)
 
 

@@ -125,6 +125,10 @@ class Created(BaseModel):
     name: str
 
 
+class Deleted(BaseModel):
+    name: str
+
+
 class Count(BaseModel):
     count: int
     customers: int

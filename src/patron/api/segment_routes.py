@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from patron.api.schemas import Count, Created, IdPage, SegmentOut
+from patron.api.schemas import Count, Created, Deleted, IdPage, SegmentOut
 from patron.auth.portfolio import portfolio
 from patron.http.common import LongText, ManageSegments, Paged, ReadCustomers, ShortText, Store
 from patron.segments.rules import (
@@ -54,9 +54,11 @@ def edit_segment(
     return SegmentOut(**edited)
 
 
-@router.delete("/segments/{name}", tags=["segments"], status_code=204)
-def remove_segment(name: Annotated[str, Path(max_length=100)], store: Store, principal: ManageSegments) -> None:
+@router.delete("/segments/{name}", tags=["segments"])
+def remove_segment(name: Annotated[str, Path(max_length=100)], store: Store, principal: ManageSegments) -> Deleted:
+    """Delete a segment and its members (campaigns planned from it keep their copy of the rule)."""
     delete_segment(store, name, actor=principal.username, interface="api")
+    return Deleted(name=name)
 
 
 @router.post("/segments/preview", tags=["segments"])

@@ -10,10 +10,10 @@ import hashlib
 import io
 from typing import Any
 
-from sqlalchemy import Engine, Select
+from sqlalchemy import Engine, Select, func, select
 
 from patron.auth.portfolio import check_visible, portfolio, visible_rows
-from patron.auth.service import Principal, authorize
+from patron.auth.service import ForbiddenError, Principal, authorize
 from patron.auth.trail import trail_for
 from patron.cif import schema as s
 from patron.cif.columns import table_of
@@ -187,3 +187,21 @@ def campaign_previews(engine: Engine, principal: Principal, key: str, *, sample:
         if len(visible) == sample:
             break
     return visible
+
+
+def check_campaign_within(engine: Engine, principal: Principal, key: str) -> None:
+    """A manager sends or discards only a campaign all of whose members are their customers: one prepared by
+    someone else over the whole base is not theirs to send."""
+    scope = portfolio(principal)
+    if scope is None:
+        return
+    members = table_of(s.CampaignMember)
+    with engine.connect() as conn:
+        outside = conn.scalar(
+            select(func.count())
+            .select_from(members)
+            .join(s.Campaign.__table__, s.Campaign.__table__.c.id == members.c.campaign_id)
+            .where(s.Campaign.__table__.c.campaign_key == key, members.c.customer_id.not_in(scope))
+        )
+    if outside:
+        raise ForbiddenError(f"campaign {key!r} reaches customers outside your portfolio: an admin sends it")

@@ -16,7 +16,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, Select, insert, select, update
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
@@ -228,20 +228,18 @@ def prepare_campaign(
     as_of: dt.date | None = None,
     now: dt.datetime | None = None,
     learn_from: tuple[str, str] | None = None,
+    within: Select[int] | None = None,
 ) -> Prepared:
     """Select the target, draw the control group and arms, apply the contact policy; record every decision.
 
     ``learn_from=(earlier campaign, response kind)`` allocates the arms by Thompson sampling on that campaign's
-    results per arm (a bandit wave); otherwise the arms get equal shares.
+    results per arm (a bandit wave); otherwise the arms get equal shares. ``within`` keeps the target to some
+    customers (a manager's portfolio: their campaign reaches their own customers only).
     """
     plan = plan_of(engine, key)
     if plan.status != "draft":
         raise ConflictError(f"campaign {key!r} is already {plan.status}", field="campaign")
-    rule = compile_rule(plan.rule, feature_schema(engine))
-    features = build_features(engine, as_of=as_of)
-    target = features.customers.filter(rule.expression(Context(features.categories, features.as_of)))[
-        "customer_id"
-    ].to_list()
+    target = _target(engine, plan.rule, as_of, within)
     channel = plan.channel or "email"
     offers = _offers_for(engine, plan, target, channel, as_of)
     targeting = _incremental_margins(engine, plan, offers) if plan.uplift_model else None
@@ -315,6 +313,20 @@ def prepare_campaign(
         key: targeted[key] for key in ("expected_incremental", "everyone_incremental", "left_out")
     }  # fmt: skip
     return Prepared(len(members), len(members) - len(treated), len(pending), blocked, **expected)
+
+
+def _target(engine: Engine, rule_text: str, as_of: dt.date | None, within: Select[int] | None) -> list[int]:
+    """The customers the plan's rule selects now (among ``within``, if given)."""
+    rule = compile_rule(rule_text, feature_schema(engine))
+    features = build_features(engine, as_of=as_of)
+    target = features.customers.filter(rule.expression(Context(features.categories, features.as_of)))[
+        "customer_id"
+    ].to_list()
+    if within is None:
+        return target
+    with engine.connect() as conn:
+        kept = {int(customer) for customer in conn.scalars(within)}
+    return [customer for customer in target if customer in kept]
 
 
 def targeting_of(engine: Engine, key: str) -> dict[str, Any] | None:

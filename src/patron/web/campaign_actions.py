@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Engine, select
 
+from patron.auth.access import check_campaign_within
 from patron.auth.portfolio import portfolio
 from patron.auth.service import Principal, authorize
 from patron.engage.campaigns import OFFERS, create_campaign, prepare_campaign
@@ -174,7 +175,7 @@ def create(
             request, principal, typed, errors={field: error.message}, status_code=STATUS.get(error.code, 422)
         )
     try:
-        prepare_campaign(engine, key.strip())
+        prepare_campaign(engine, key.strip(), within=portfolio(principal))  # a manager's reaches their customers
     except PatronError as error:  # nothing half-made: the plan goes with its failed preparation
         discard_campaign(engine, key.strip(), actor=principal.username, interface="web")
         return _wizard(request, principal, typed, errors={"segment": error.message}, status_code=422)
@@ -191,6 +192,7 @@ def send(request: Request, principal: Viewer, key: CampaignKey) -> Response:
     settings = get_settings()
     try:
         authorize(principal, "manage_offers")
+        check_campaign_within(engine_of(request), principal, key)
         channel = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
         started = start_send(engine_of(request), key, channel)
     except PatronError as error:
@@ -202,6 +204,7 @@ def send(request: Request, principal: Viewer, key: CampaignKey) -> Response:
 def discard(request: Request, principal: Viewer, key: CampaignKey) -> Response:
     try:
         authorize(principal, "manage_offers")
+        check_campaign_within(engine_of(request), principal, key)
         discard_campaign(engine_of(request), key, actor=principal.username, interface="web")
     except PatronError as error:
         return _refusal(request, principal, error)
