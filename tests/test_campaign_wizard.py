@@ -1,0 +1,312 @@
+"""Campaigns from the browser, on both stores: a wizard from a saved segment (bad input beside its field, nothing
+written), the message previewed for one of its customers, the campaign prepared with the contact policy's verdict
+shown before anything goes, sent over real SMTP (aiosmtpd) to exactly the eligible, consenting members, a response
+recorded on the page and counted in the report; a manager's campaign reaches their portfolio only. The marketer's
+journey runs in Chromium."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, insert, select
+
+from patron.app import create_app
+from patron.auth.service import create_user
+from patron.cif import schema as s
+from patron.cif.columns import table_of
+from patron.cif.importer import import_file
+from patron.cif.mapping import parse_mapping
+from patron.engage.campaigns import CAMPAIGNS, CONTACTS, MEMBERS, PLANS, RESPONSES, create_campaign, prepare_campaign
+from patron.engage.consent import record_consent
+from patron.segments.rules import create_segment, evaluate_segments
+from patron.settings import get_settings
+from tests.conftest import Inbox, WriteFile
+from tests.test_pages import CHROMIUM, serving, sign_in_page
+
+PASSWORD = "a-long-password-1"
+# Twelve customers: 11 has no e-mail address, 9 never consented, 10 withdrew.
+PEOPLE = "id,email,name\n" + "".join(f"{i},{'' if i == 11 else f'c{i}@example.com'},Client {i}\n" for i in range(1, 13))
+MAPPING = {"source": {"system": "crm"}, "customers": {"external_id": "id", "email": "email", "display_name": "name"}}
+RULE = 'source == "crm"'
+
+
+@pytest.fixture
+def base(engine: Engine, write_file: WriteFile) -> Engine:
+    path = write_file("people.csv", PEOPLE)
+    import_file(engine, path, parse_mapping(MAPPING), rejects_dir=path.parent)
+    ids = _ids(engine)
+    for external, customer in ids.items():
+        if external != "9":
+            record_consent(engine, customer, channel="email")
+    record_consent(engine, ids["10"], channel="email", status="withdrawn")
+    for user, role in (("mark", "admin"), ("mia", "manager"), ("agent", "agent"), ("ana", "analyst")):
+        create_user(engine, user, PASSWORD, role)
+    with engine.begin() as conn:  # Mia manages the account of customers 1 and 2
+        accounts = table_of(s.Account)
+        account = conn.execute(
+            insert(accounts).values(source="crm", account_key="a1", name="Lee & Co", manager="mia")
+            .returning(accounts.c.id)
+        ).scalar_one()  # fmt: skip
+        for external in ("1", "2"):
+            conn.execute(
+                insert(table_of(s.AccountContact)).values(account_id=account, customer_id=ids[external], role="buyer")
+            )
+    create_segment(engine, "crm people", RULE)
+    create_segment(engine, "the twelfth", 'source == "crm" and customer_id == ' + str(ids["12"]))
+    evaluate_segments(engine)
+    return engine
+
+
+@pytest.fixture
+def smtp_settings(smtp: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    """The app's settings point at the local SMTP server."""
+    inbox, port = smtp
+    monkeypatch.setenv("PATRON_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PATRON_SMTP_PORT", str(port))
+    get_settings.cache_clear()
+    yield inbox
+    get_settings.cache_clear()
+
+
+def _ids(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(s.Identity.value, s.Identity.customer_id).where(s.Identity.kind == "external"))
+        return {str(value): int(customer) for value, customer in rows}
+
+
+def _sign_in(client: TestClient, username: str) -> str:
+    client.cookies.clear()
+    assert client.post("/login", data={"username": username, "password": PASSWORD}).status_code == 303
+    page = client.get("/campaigns").text
+    return str(page.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0])
+
+
+def _count(engine: Engine, table: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def _wait_until_sent(engine: Engine, key: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            status = conn.scalar(
+                select(PLANS.c.status).join(CAMPAIGNS, CAMPAIGNS.c.id == PLANS.c.campaign_id)
+                .where(CAMPAIGNS.c.campaign_key == key)
+            )  # fmt: skip
+        if status == "sent":
+            return str(status)
+        time.sleep(0.1)
+    return str(status)
+
+
+def _eligible_addresses(engine: Engine, key: str) -> set[str]:
+    """Whom the store says the campaign may reach: treated members with an address and consent in force."""
+    with engine.connect() as conn:
+        members = conn.execute(
+            select(MEMBERS.c.customer_id).join(CAMPAIGNS, CAMPAIGNS.c.id == MEMBERS.c.campaign_id)
+            .where(CAMPAIGNS.c.campaign_key == key, MEMBERS.c.is_control.is_(False))
+        ).scalars().all()  # fmt: skip
+    by_customer = {customer: external for external, customer in _ids(engine).items()}
+    return {f"c{by_customer[m]}@example.com" for m in members if by_customer[m] not in ("9", "10", "11")}
+
+
+REASONS = {"9": "email consent for marketing not given", "10": "email consent for marketing withdrawn",
+           "11": "no e-mail address"}  # fmt: skip
+
+
+def _blocked_reasons(engine: Engine, key: str) -> list[str]:
+    """Why the treated members 9, 10 and 11 cannot be e-mailed (each may have been drawn into the control)."""
+    with engine.connect() as conn:
+        members = conn.execute(
+            select(MEMBERS.c.customer_id).join(CAMPAIGNS, CAMPAIGNS.c.id == MEMBERS.c.campaign_id)
+            .where(CAMPAIGNS.c.campaign_key == key, MEMBERS.c.is_control.is_(False))
+        ).scalars().all()  # fmt: skip
+    by_customer = {customer: external for external, customer in _ids(engine).items()}
+    return [REASONS[by_customer[m]] for m in members if by_customer[m] in REASONS]
+
+
+BODY = "Dear {{ name }},\nspring is here.\n{{ manager_signature }}"
+WIZARD = {"segment": "crm people", "key": "spring-mail", "name": "Spring mail", "control": "10", "arms": "A",
+          "subject": "Hello {{ first_name }}", "body": BODY}  # fmt: skip
+
+
+def test_bad_input_in_the_wizard_comes_back_beside_its_field_and_writes_nothing(base: Engine) -> None:
+    with TestClient(create_app(base), follow_redirects=False) as client:
+        csrf = _sign_in(client, "mark")
+        assert 'href="/campaigns/new"' in client.get("/campaigns").text
+        wizard = client.get("/campaigns/new", params={"segment": "crm people"})
+        assert wizard.status_code == 200
+        assert 'value="crm-people-' in wizard.text
+        assert 'value="10"' in wizard.text
+        cases = [
+            ({"key": "has space"}, "key-error", "a key of letters"),
+            ({"control": "150"}, "control-error", "below 100 %"),
+            ({"control": "ten"}, "control-error", "as a percentage"),
+            ({"segment": ""}, "segment-error", "choose one of the saved segments"),
+            ({"body": "Hi {{ nope }}"}, "body-error", "unknown variable(s) nope"),
+            ({"subject": "{% if %}"}, "subject-error", "does not parse"),
+        ]
+        for change, field, message in cases:
+            reply = client.post("/campaigns/new", data={"csrf_token": csrf, **WIZARD, **change})
+            assert reply.status_code == 422, change
+            beside = reply.text.split(f'id="{field}"', 1)[1][:300]
+            assert message in beside, (change, beside)
+            typed = next(iter(change.values()))
+            if typed and "{" not in typed:
+                assert f'value="{typed}"' in reply.text  # what was typed is kept
+        assert (_count(base, CAMPAIGNS), _count(base, PLANS)) == (0, 0)
+
+        sample = client.post("/campaigns/new/preview", data={"csrf_token": csrf, **WIZARD})
+        assert "Hello Client" in sample.text
+        assert "Dear Client" in sample.text
+        assert "one of 12 customers" in sample.text
+        broken = client.post("/campaigns/new/preview", data={"csrf_token": csrf, **WIZARD, "body": "{{ nope }}"})
+        assert 'role="alert"' in broken.text
+        assert "unknown variable" in broken.text
+        assert _count(base, CAMPAIGNS) == 0
+
+        csrf = _sign_in(client, "ana")  # an analyst does not run campaigns
+        assert client.get("/campaigns/new").status_code == 403
+        assert client.post("/campaigns/new", data={"csrf_token": csrf, **WIZARD}).status_code == 403
+        assert _count(base, CAMPAIGNS) == 0
+
+
+def test_a_campaign_is_prepared_sent_over_smtp_to_the_consenting_and_answered(
+    base: Engine, smtp_settings: Inbox
+) -> None:
+    inbox = smtp_settings
+    with TestClient(create_app(base), follow_redirects=False) as client:
+        csrf = _sign_in(client, "mark")
+        created = client.post("/campaigns/new", data={"csrf_token": csrf, **WIZARD})
+        assert (created.status_code, created.headers["location"]) == (303, "/campaigns/spring-mail?done=prepared")
+        page = client.get("/campaigns/spring-mail?done=prepared").text
+        eligible = _eligible_addresses(base, "spring-mail")
+        assert f'<strong id="to-send">{len(eligible)} e-mails</strong>' in page
+        for reason in _blocked_reasons(base, "spring-mail"):
+            assert f"<td>{reason}</td><td>1</td>" in page
+        assert "held out as the control group" in page
+        assert inbox.messages == []  # nothing goes before Send
+
+        assert client.post("/campaigns/spring-mail/send", data={"csrf_token": csrf}).status_code == 303
+        assert _wait_until_sent(base, "spring-mail") == "sent"
+        assert sorted(message["To"] for message in inbox.messages) == sorted(eligible)
+        assert all(message["Subject"].startswith("Hello Client") for message in inbox.messages)
+        again = client.post("/campaigns/spring-mail/send", data={"csrf_token": csrf})  # a second click
+        assert again.status_code in (303, 409)
+        assert len(inbox.messages) == len(eligible)  # nobody twice
+        assert client.post("/campaigns/spring-mail/discard", data={"csrf_token": csrf}).status_code == 409
+
+        customer = sorted(_ids(base).items())[0][0]  # crm:1 or any member: responses count for the control too
+        refused = client.post("/campaigns/spring-mail/responses",
+                              data={"csrf_token": csrf, "customer": f"crm:{customer}", "kind": "Bought!"})  # fmt: skip
+        assert refused.status_code == 422
+        assert "lower-case words" in refused.text
+        assert 'value="Bought!"' in refused.text
+        nobody = client.post("/campaigns/spring-mail/responses",
+                             data={"csrf_token": csrf, "customer": "crm:404", "kind": "bought"})  # fmt: skip
+        assert nobody.status_code == 422
+        assert "no customer matches" in nobody.text
+        assert _count(base, RESPONSES) == 0
+        answered = client.post(
+            "/campaigns/spring-mail/responses",
+            data={"csrf_token": csrf, "customer": "c3@example.com", "kind": "bought", "value": "25"},
+        )
+        assert answered.status_code == 303  # fmt: skip
+        page = client.get("/campaigns/spring-mail").text
+        assert "bought 1" in page
+        assert 'id="arms"' in page
+        with base.connect() as conn:
+            assert conn.scalar(select(RESPONSES.c.value_minor)) == 2500
+
+
+def test_a_campaign_without_control_says_what_it_cannot_tell_and_a_draft_can_be_discarded(base: Engine) -> None:
+    with TestClient(create_app(base), follow_redirects=False) as client:
+        csrf = _sign_in(client, "mark")
+        reply = client.post("/campaigns/new", data={"csrf_token": csrf, **WIZARD, "control": "0"})
+        assert reply.status_code == 303
+        page = client.get("/campaigns/spring-mail").text
+        assert "no control group" in page
+        assert "not whether the campaign made them respond" in page
+        assert client.post("/campaigns/spring-mail/discard", data={"csrf_token": csrf}).status_code == 303
+        assert (_count(base, CAMPAIGNS), _count(base, PLANS), _count(base, MEMBERS), _count(base, CONTACTS)) == (
+            0, 0, 0, 0)  # fmt: skip
+
+
+def test_a_managers_campaign_reaches_their_portfolio_only(base: Engine, smtp_settings: Inbox) -> None:
+    ids = _ids(base)
+    create_campaign(base, "everyone", "Everyone", rule=RULE, subject="Hi", body="Hi {{ name }}", control_share=0)
+    prepare_campaign(base, "everyone")  # an admin's campaign over the whole base
+    with TestClient(create_app(base), follow_redirects=False) as client:
+        csrf = _sign_in(client, "mia")
+        assert client.post("/campaigns/everyone/send", data={"csrf_token": csrf}).status_code == 403
+        assert client.post("/campaigns/everyone/discard", data={"csrf_token": csrf}).status_code == 403
+        outside = client.post("/campaigns/new/preview", data={"csrf_token": csrf, **WIZARD, "segment": "the twelfth"})
+        assert "selects nobody" in outside.text
+        assert "Client 12" not in outside.text
+        created = client.post("/campaigns/new", data={"csrf_token": csrf, **WIZARD, "control": "0"})
+        assert created.status_code == 303
+        with base.connect() as conn:
+            members = conn.execute(
+                select(MEMBERS.c.customer_id).join(CAMPAIGNS, CAMPAIGNS.c.id == MEMBERS.c.campaign_id)
+                .where(CAMPAIGNS.c.campaign_key == "spring-mail")
+            ).scalars().all()  # fmt: skip
+        assert sorted(members) == sorted([ids["1"], ids["2"]])
+        assert client.post("/campaigns/spring-mail/send", data={"csrf_token": csrf}).status_code == 303
+        assert _wait_until_sent(base, "spring-mail") == "sent"
+    assert sorted(message["To"] for message in smtp_settings.messages) == ["c1@example.com", "c2@example.com"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+def test_a_marketer_saves_a_segment_targets_it_previews_sends_and_sees_a_response(
+    base: Engine, smtp_settings: Inbox
+) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    inbox = smtp_settings
+    with serving(base) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        sign_in_page(page, url, "mark", PASSWORD)
+        page.goto(url + "/segments")
+        page.locator("#rule").fill('source == "crm" and customer_id > 0')
+        expect(page.locator("#live-count")).to_contain_text("12 of 12 customers match")
+        page.locator("input[name=name]").fill("spring list")
+        page.get_by_role("button", name="Save segment").click()
+        expect(page.get_by_role("status")).to_contain_text("Segment 'spring list' saved.")
+        page.get_by_role("link", name="spring list").click()
+        expect(page.locator("#member-count")).to_have_text("12")
+
+        page.locator("#target").click()
+        expect(page.locator("#segment")).to_have_value("spring list")
+        expect(page.locator("#control")).to_have_value("10")
+        page.locator("#subject").fill("Spring news for {{ first_name }}")
+        page.locator("#preview-button").click()
+        expect(page.locator("#sample-message")).to_contain_text("Spring news for Client")
+        page.locator("#prepare-button").click()
+        expect(page.get_by_role("status")).to_contain_text("Nothing is sent yet")
+        key = page.url.split("/campaigns/", 1)[1].split("?", 1)[0]
+        eligible = _eligible_addresses(base, key)
+        expect(page.locator("#to-send")).to_have_text(f"{len(eligible)} e-mails")
+        expect(page.locator("#blocked")).to_contain_text("no e-mail address")
+        assert inbox.messages == []
+
+        page.locator("#send").click()
+        expect(page.get_by_role("status")).to_contain_text("Sending")
+        expect(page.locator("#live-status")).to_have_text("sent", timeout=20_000)  # the panel polls every 5 s
+        assert sorted(message["To"] for message in inbox.messages) == sorted(eligible)
+
+        form = page.locator("#record-response")
+        form.locator("input[name=customer]").fill(sorted(eligible)[0])
+        form.locator("input[name=kind]").fill("clicked")
+        form.get_by_role("button", name="Record").click()
+        expect(page.get_by_role("status")).to_contain_text("Response recorded")
+        expect(page.locator("#live-responses")).to_have_text("clicked 1")
+        expect(page.locator("#arms")).to_contain_text("A")
+        browser.close()
+    with base.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(RESPONSES).where(RESPONSES.c.kind == "clicked")) == 1
