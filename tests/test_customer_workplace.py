@@ -228,3 +228,57 @@ def test_a_consent_is_recorded_once_and_withdrawn_from_the_customer_page(client:
     refused = client.post("/customers/crm:1/consents", data={**grant, "csrf_token": analyst})
     assert refused.status_code == 403
     assert _count(people, consents) == 2
+
+
+def test_details_are_edited_as_the_source_would_send_them_and_bad_values_refused(
+    client: TestClient, people: Engine
+) -> None:
+    """Names, contacts and profile changed on the page go through the importer's checks: a bad e-mail address
+    comes back beside its field with what was typed and nothing written; another customer's address is refused;
+    a new address is added beside the old one and is the one campaigns use."""
+    from patron.engage.campaigns import addresses_of  # noqa: PLC0415
+
+    csrf = _sign_in(client, "agent")
+    ann = resolve_customer(people, "crm:1")
+    page = client.get("/customers/crm:1").text
+    assert 'id="edit-details"' in page
+    assert 'value="ann@example.com"' in page
+    assert 'value="Ann Lee"' in page
+    before = _count(people, s.table_of(s.Identity))
+
+    bad = client.post("/customers/crm:1/details", data={"csrf_token": csrf, "email": "ann(at)example", "city": "Leeds"})
+    assert bad.status_code == 422
+    beside = bad.text.split('id="details-email-error"', 1)[1][:200]
+    assert "not a valid e-mail address" in beside
+    assert 'value="ann(at)example"' in bad.text
+    assert 'value="Leeds"' in bad.text
+    theirs = client.post("/customers/crm:1/details", data={"csrf_token": csrf, "email": "BOB@example.org"})
+    assert theirs.status_code == 422
+    assert "already customer" in theirs.text.split('id="details-email-error"', 1)[1][:200]
+    assert _count(people, s.table_of(s.Identity)) == before
+    with people.connect() as conn:
+        assert conn.scalar(select(s.CustomerProfile.city).where(s.CustomerProfile.customer_id == ann)) is None
+
+    saved = client.post("/customers/crm:1/details", data={
+        "csrf_token": csrf, "first_name": "Anna", "display_name": "Ann Lee", "email": "anna.lee@example.com",
+        "city": "Leeds", "country": "United Kingdom", "birth_date": "1980-02-29"})  # fmt: skip
+    assert (saved.status_code, saved.headers["location"]) == (303, "/customers/crm:1?done=details")
+    with people.connect() as conn:
+        profile = conn.execute(
+            select(s.CustomerProfile.city, s.CustomerProfile.country, s.CustomerProfile.birth_date)
+            .where(s.CustomerProfile.customer_id == ann)
+        ).one()  # fmt: skip
+        first = conn.scalar(select(s.Customer.first_name).where(s.Customer.id == ann))
+        audit = s.table_of(s.AuditEvent)
+        runs = conn.execute(select(audit.c.interface, audit.c.action).where(audit.c.actor == "agent")).all()
+    assert (profile.city, profile.country, str(profile.birth_date), first) == ("Leeds", "GB", "1980-02-29", "Anna")
+    assert ("web", "import") in runs  # the audit names who changed it, and where
+    assert addresses_of(people, [ann], "email") == {ann: "anna.lee@example.com"}
+    page = client.get("/customers/crm:1?done=details").text
+    assert "Details saved" in page
+    assert "ann@example.com" in page
+    assert "anna.lee@example.com" in page
+
+    csrf = _sign_in(client, "analyst")  # may read, may not edit: no form, and refused
+    assert 'id="edit-details"' not in client.get("/customers/crm:1").text
+    assert client.post("/customers/crm:1/details", data={"csrf_token": csrf, "city": "York"}).status_code == 403

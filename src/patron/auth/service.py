@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "read_strategy": frozenset({"admin", "manager", "analyst"}),
     "import_data": frozenset({"admin", "manager"}),
     "record_consent": frozenset({"admin", "manager", "agent"}),
+    "edit_customers": frozenset({"admin", "manager", "agent"}),  # C fields by hand, as the customer's source
     "manage_offers": frozenset({"admin", "manager"}),
     # Merging and splitting records and the review queue show any customer's personal data side by side, across
     # every manager's portfolio: the data steward's work (docs/IDENTITY.md).

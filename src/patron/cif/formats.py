@@ -23,12 +23,21 @@ def counted(number: int, noun: str, plural: str | None = None) -> str:
 
 
 def when(moment: dt.datetime | dt.date | None) -> str:
-    """A time to the minute (``2026-12-03 01:40``), a day as itself, ``never`` for none: no microseconds."""
+    """A time to the minute (``2026-12-03 01:40``), a day as itself (a midnight too: an order dated, not timed),
+    ``never`` for none: no microseconds."""
     if moment is None:
         return "never"
     if isinstance(moment, dt.datetime):
-        return moment.strftime("%Y-%m-%d %H:%M")
+        return moment.strftime("%Y-%m-%d" if moment.time() == dt.time() else "%Y-%m-%d %H:%M")
     return moment.isoformat()
+
+
+def quantity(number: object) -> str:
+    """A quantity as people write it: ``9``, ``2.5``, never ``9.0000``."""
+    if number is None:
+        return ""
+    text = f"{float(str(number)):,.4f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def p_value(p: float | None) -> str:

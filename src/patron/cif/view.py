@@ -247,7 +247,7 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
     """Everything the CIF holds about one customer: C, R and P, with a merged timeline."""
     with engine.connect() as conn:
         record = read_record(conn, customer_id)
-        categories = s.Category.__table__.c
+        categories, products = s.Category.__table__.c, s.Product.__table__.c
         line_rows = conn.execute(
             select(
                 O.id,
@@ -261,9 +261,12 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
                 L.cost_minor,
                 L.margin_minor,
                 categories.name.label("category"),
+                products.sku,
+                products.name.label("product"),
             )
             .join(s.OrderLine.__table__, L.order_id == O.id)
-            .outerjoin(s.Category.__table__, categories.id == L.category_id)
+            .outerjoin(s.Product.__table__, products.id == L.product_id)
+            .outerjoin(s.Category.__table__, categories.id == func.coalesce(L.category_id, products.category_id))
             .where(O.customer_id == customer_id)
             .order_by(O.ordered_at, O.id, L.line_no)
         ).mappings()
@@ -291,6 +294,8 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
                         "cost_minor",
                         "margin_minor",
                         "category",
+                        "sku",
+                        "product",
                     )
                 }
             )

@@ -375,13 +375,14 @@ MISSING_ADDRESS = {"sms": "no phone number", "mail": "no postal address", "email
 
 
 def addresses_of(engine: Engine, ids: list[int], kind: str) -> dict[int, str]:
+    """Each customer's newest address of ``kind`` (e-mail, phone): the one they gave last is the one to use."""
     found: dict[int, str] = {}
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
             rows = conn.execute(
                 select(IDENTITIES.c.customer_id, IDENTITIES.c.value)
                 .where(IDENTITIES.c.customer_id.in_(ids[start : start + 500]), IDENTITIES.c.kind == kind)
-                .order_by(IDENTITIES.c.id)
+                .order_by(IDENTITIES.c.id.desc())
             )
             for customer, value in rows:
                 found.setdefault(customer, value)

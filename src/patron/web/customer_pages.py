@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
 from patron.auth.access import customer_360
@@ -23,6 +23,7 @@ from patron.auth.service import Principal, authorize
 from patron.cif.columns import utcnow
 from patron.cif.events import EventIn
 from patron.cif.identity.actions import history as merge_history
+from patron.cif.identity.edits import EDITABLE, edit_customer, editable_values
 from patron.engage.consent import STATES as CONSENT_STATES
 from patron.engage.consent import consent_ledger, record_consent
 from patron.engage.recommendations import recommendations_for
@@ -36,6 +37,7 @@ from patron.web.render import page
 
 router = APIRouter(include_in_schema=False)
 Reference = Annotated[str, Path(max_length=200)]
+FormText = Annotated[str, Field(max_length=200)]
 KINDS = {"call": "phone", "email": "email", "visit": "visit", "chat": "chat", "letter": "letter", "note": "phone"}
 
 
@@ -66,15 +68,17 @@ def customer_page(
     timeline = list(reversed(view.timeline[-200:]))
     merges = [m for m in merge_history(engine, found) if m["survivor_id"] == found]
     recommended = recommendations_for(engine, found, k=5)
+    details = editable_values(engine, found) if principal.can("edit_customers") else {}
     return page(request, "customer.html", principal, status_code=status_code, view=view, timeline=timeline,
                 context=context, merges=merges, recommended=recommended, reference=reference,
-                **{**blank_forms(), **forms})  # fmt: skip
+                **{**blank_forms(), "details": details, **forms})  # fmt: skip
 
 
 DONE = {
     "contact": "Contact logged: it is in the timeline below.",
     "case": "Case opened: it is in the open cases above.",
     "consent": "Consent recorded: campaigns check it before every send.",
+    "details": "Details saved, as the customer's source record (the audit log names you).",
 }
 CONSENT_CHANNELS = ("email", "sms", "phone", "mail")
 CONSENT_PURPOSES = ("marketing", "service", "research")
@@ -193,6 +197,41 @@ def new_consent(
     return _answer(request, principal, customer_id, form="consent", typed=typed, errors=errors, refusal=refusal)
 
 
+class DetailsForm(BaseModel):
+    """The editable C fields as typed (``cif.identity.edits.EDITABLE``); the importer's checks judge them."""
+
+    model_config = ConfigDict(extra="ignore")
+    first_name: FormText = ""
+    last_name: FormText = ""
+    display_name: FormText = ""
+    email: FormText = ""
+    phone: FormText = ""
+    birth_date: FormText = ""
+    street: FormText = ""
+    postal_code: FormText = ""
+    city: FormText = ""
+    region: FormText = ""
+    country: FormText = ""
+    gender: FormText = ""
+
+
+@router.post("/customers/{customer_id}/details", response_model=None)
+def edit_details(
+    request: Request, principal: Viewer, customer_id: Reference, details: Annotated[DetailsForm, Form()]
+) -> Response:
+    """The C fields changed by hand: checked and written as the customer's source would send them."""
+    typed = {name: getattr(details, name) for name in EDITABLE}
+    engine = engine_of(request)
+    refusal: PatronError | None = None
+    try:
+        authorize(principal, "edit_customers")
+        found = visible_customer(engine, principal, customer_id)
+        edit_customer(engine, found, typed, actor=principal.username, interface="web")
+    except PatronError as error:
+        refusal = error
+    return _answer(request, principal, customer_id, form="details", typed=typed, errors={}, refusal=refusal)
+
+
 def _already_in_force(engine: Engine, customer_id: int, typed: dict[str, str]) -> bool:
     newest = [
         record for record in consent_ledger(engine, customer_id)["records"]
@@ -202,7 +241,12 @@ def _already_in_force(engine: Engine, customer_id: int, typed: dict[str, str]) -
         typed["status"], typed["wording"].strip())  # fmt: skip
 
 
-FIRST_FIELD = {"contact": "body", "case": "subject", "consent": "channel"}  # where a refusal without a field is shown
+FIRST_FIELD = {
+    "contact": "body",
+    "case": "subject",
+    "consent": "channel",
+    "details": "display_name",
+}  # where a refusal without a field is shown
 
 
 def _answer(
@@ -219,7 +263,7 @@ def _answer(
     page's own "not found" for a customer nobody may see; a refusal page; or, done, back to the page (303)."""
     if refusal is not None and refusal.code == "not_found":
         return customer_page(request, principal, reference)  # as for a GET
-    if refusal is not None and refusal.code != "invalid_input":
+    if refusal is not None and refusal.code not in ("invalid_input", "conflict"):
         return page(request, "message.html", principal, status_code=STATUS.get(refusal.code, 400), title="Not done",
                     message=refusal.message)  # fmt: skip
     if refusal is not None:

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 
 from patron.auth.service import Principal
-from patron.cif.formats import count, counted, p_value, percent, when
+from patron.cif.formats import count, counted, p_value, percent, quantity, when
 from patron.cif.money import format_amount, format_money
 from patron.http.browser import csrf_token
 from patron.http.common import SESSION_COOKIE
@@ -21,7 +21,8 @@ from patron.http.common import SESSION_COOKIE
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 TEMPLATES.env.filters["money"] = format_money
 TEMPLATES.env.filters["amount"] = format_amount
-TEMPLATES.env.filters.update(count=count, counted=counted, when=when, p_value=p_value, percent=percent)
+TEMPLATES.env.filters.update(count=count, counted=counted, when=when, p_value=p_value, percent=percent,
+                              quantity=quantity)  # fmt: skip
 
 
 def figure_html(figure: go.Figure) -> str:
