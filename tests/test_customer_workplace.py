@@ -282,3 +282,49 @@ def test_details_are_edited_as_the_source_would_send_them_and_bad_values_refused
     csrf = _sign_in(client, "analyst")  # may read, may not edit: no form, and refused
     assert 'id="edit-details"' not in client.get("/customers/crm:1").text
     assert client.post("/customers/crm:1/details", data={"csrf_token": csrf, "city": "York"}).status_code == 403
+
+
+def test_a_case_is_taken_assigned_and_escalated_from_its_page(client: TestClient, people: Engine) -> None:
+    """Take a case (the agent joins the desk), give it to someone who is not on the desk (refused beside the
+    form), escalate it without and with a reason; the "mine" view shows what the agent owns."""
+    from patron.service.cases import create_agent  # noqa: PLC0415
+
+    create_agent(people, "mo", "Mo Manager", role="manager")
+    csrf = _sign_in(client, "agent")
+    opened = client.post("/customers/crm:2/cases", data={"csrf_token": csrf, "key": "c-1", "subject": "Late parcel"})
+    assert opened.status_code == 303
+    with people.connect() as conn:
+        case_id, due_before = conn.execute(select(Case.id, Case.sla_due_at)).one()
+    assert "No open case is mine." in client.get("/service?only=mine").text
+    page = client.get(f"/service/cases/{case_id}").text
+    assert "nobody yet" in page
+    assert 'id="assign-case"' in page
+    assert 'id="escalate-case"' in page
+
+    stranger = client.post(f"/service/cases/{case_id}/assign", data={"csrf_token": csrf, "agent": "zed"})
+    assert stranger.status_code == 422
+    assert "there is no active agent &#39;zed&#39;" in stranger.text.split('id="assign-error"', 1)[1][:120]
+    taken = client.post(f"/service/cases/{case_id}/assign", data={"csrf_token": csrf, "agent": "me"})
+    assert (taken.status_code, taken.headers["location"]) == (303, f"/service/cases/{case_id}?done=assign")
+    assert '<strong id="owner">agent</strong>' in client.get(f"/service/cases/{case_id}").text
+    assert f'href="/service/cases/{case_id}"' in client.get("/service?only=mine").text
+
+    why_not = client.post(f"/service/cases/{case_id}/escalate", data={"csrf_token": csrf, "text": " "})
+    assert why_not.status_code == 422
+    assert "say why it is escalated" in why_not.text
+    with people.connect() as conn:
+        assert conn.scalar(select(Case.escalated)) is False
+    escalated = client.post(f"/service/cases/{case_id}/escalate",
+                            data={"csrf_token": csrf, "text": "Third late parcel: may leave"})  # fmt: skip
+    assert escalated.status_code == 303
+    with people.connect() as conn:
+        row = conn.execute(select(Case.escalated, Case.priority, Case.sla_due_at, Case.escalation_reason)).one()
+    assert (row.escalated, row.priority, row.escalation_reason) == (True, "urgent", "Third late parcel: may leave")
+    assert row.sla_due_at < due_before  # the window halved from now
+    page = client.get(f"/service/cases/{case_id}").text
+    assert 'id="escalate-case"' not in page  # once is enough
+    assert '<strong id="owner">agent</strong>' in page  # someone owned it already: still theirs
+    assert f'href="/service/cases/{case_id}"' in client.get("/service?only=escalated").text
+    given = client.post(f"/service/cases/{case_id}/assign", data={"csrf_token": csrf, "agent": "mo"})
+    assert given.status_code == 303
+    assert "No open case is mine." in client.get("/service?only=mine").text

@@ -64,6 +64,33 @@ def create_agent(engine: Engine, username: str, display_name: str, role: str = "
         return int(conn.execute(insert(AGENTS).values(row).returning(AGENTS.c.id)).scalar_one())
 
 
+def agent_for(engine: Engine, username: str, *, role: str = "agent") -> str:
+    """The desk's agent record of a signed-in user, made the first time they take a case (``role``: a manager
+    owns escalated cases)."""
+    with engine.begin() as conn:
+        found = conn.execute(select(AGENTS.c.id, AGENTS.c.active).where(AGENTS.c.username == username)).first()
+        if found is None:
+            conn.execute(
+                insert(AGENTS).values(
+                    username=username, display_name=username, role=_choice(role, ("agent", "manager"), "role")
+                )
+            )
+        elif not found.active:
+            raise ConflictError(f"agent {username!r} is inactive on the desk", field="agent")
+    return username
+
+
+def active_agents(engine: Engine) -> list[dict[str, Any]]:
+    """Whom a case can be assigned to: the desk's active agents and managers, by name."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(AGENTS.c.username, AGENTS.c.display_name, AGENTS.c.role)
+            .where(AGENTS.c.active)
+            .order_by(AGENTS.c.username)
+        )
+        return [dict(row._mapping) for row in rows]
+
+
 def _agent_id(conn: Connection, username: str) -> int:
     found = conn.scalar(select(AGENTS.c.id).where(AGENTS.c.username == username, AGENTS.c.active))
     if found is None:
@@ -178,6 +205,31 @@ def assign_case(engine: Engine, case_id: int, agent: str, *, actor: str = "syste
         case_changed(conn, row.customer_id, case_id, "case_assigned", utcnow(), agent=actor, assigned_to=agent)
 
 
+def escalate_case(engine: Engine, case_id: int, reason: str, *, actor: str = "system") -> str | None:
+    """Escalate by hand: urgent, first in the queue, its service level halved from now at the latest, owned by the
+    manager with the fewest open cases unless someone owns it already; returns who owns it."""
+    _check_length(note=reason)
+    if not reason.strip():
+        raise InvalidInputError("say why the case is escalated", field="reason")
+    at = utcnow()
+    with engine.begin() as conn:
+        row = _open_case_row(conn, case_id)
+        _require_open(row)
+        if row.escalated:
+            raise ConflictError(f"case {case_id} is already escalated", field="case_id")
+        changes: dict[str, Any] = {"escalated": True, "escalation_reason": reason.strip(), "priority": "urgent"}
+        owner = None
+        if row.assigned_to is None and (manager := _manager_with_fewest_open_cases(conn)) is not None:
+            changes["assigned_to"], owner = manager
+        elif row.assigned_to is not None:
+            owner = conn.scalar(select(AGENTS.c.username).where(AGENTS.c.id == row.assigned_to))
+        window = row.sla_due_at - row.opened_at
+        changes["sla_due_at"] = min(row.sla_due_at, at + window / 2)
+        conn.execute(update(CASES).where(CASES.c.id == case_id).values(**changes))
+        case_changed(conn, row.customer_id, case_id, "case_escalated", at, reason=reason.strip(), agent=actor)
+    return owner
+
+
 def update_case(
     engine: Engine,
     case_id: int,
@@ -243,7 +295,7 @@ def reopen_case(
         case_changed(conn, row.customer_id, case_id, "case_reopened", at, agent=actor, body=reason, direction="inbound")
 
 
-QUEUE_VIEWS = ("overdue", "escalated", "unassigned")  # the work queue's filters
+QUEUE_VIEWS = ("mine", "overdue", "escalated", "unassigned")  # the work queue's filters
 
 
 def work_queue(
@@ -253,10 +305,11 @@ def work_queue(
     limit: int = 50,
     within: Select[int] | None = None,
     only: str | None = None,
+    me: str | None = None,
 ) -> list[dict[str, Any]]:
     """Open cases, escalated ones first, then by service-level due time (only about the customers ``within``
-    selects, if given: a manager's portfolio; ``only`` one of ``QUEUE_VIEWS``: past their service level,
-    escalated, or not assigned to anyone)."""
+    selects, if given: a manager's portfolio; ``only`` one of ``QUEUE_VIEWS``: assigned to ``me``, past their
+    service level, escalated, or not assigned to anyone)."""
     query = (
         select(CASES, AGENTS.c.username.label("agent"))
         .select_from(CASES.outerjoin(AGENTS, AGENTS.c.id == CASES.c.assigned_to))
@@ -272,7 +325,7 @@ def work_queue(
         _choice(only, QUEUE_VIEWS, "only")
         query = query.where(
             {"overdue": CASES.c.sla_due_at < utcnow(), "escalated": CASES.c.escalated.is_(True),
-             "unassigned": CASES.c.assigned_to.is_(None)}[only]
+             "unassigned": CASES.c.assigned_to.is_(None), "mine": AGENTS.c.username == (me or "")}[only]
         )  # fmt: skip
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
@@ -301,5 +354,9 @@ def case_with_key(engine: Engine, source: str, case_key: str) -> int | None:
 
 
 def get_case(engine: Engine, case_id: int) -> dict[str, Any]:
+    """One case with the username of whoever owns it (``agent``, None when nobody does)."""
     with engine.connect() as conn:
-        return dict(_open_case_row(conn, case_id)._mapping)
+        case = dict(_open_case_row(conn, case_id)._mapping)
+        owner = case["assigned_to"]
+        case["agent"] = None if owner is None else conn.scalar(select(AGENTS.c.username).where(AGENTS.c.id == owner))
+    return case

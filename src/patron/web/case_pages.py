@@ -20,7 +20,18 @@ from patron.auth.service import Principal, authorize
 from patron.cif.columns import utcnow
 from patron.errors import PatronError
 from patron.http.common import STATUS, Viewer, engine_of
-from patron.service.cases import CLOSED, due_state, get_case, reopen_case, resolve_case, update_case
+from patron.service.cases import (
+    CLOSED,
+    active_agents,
+    agent_for,
+    assign_case,
+    due_state,
+    escalate_case,
+    get_case,
+    reopen_case,
+    resolve_case,
+    update_case,
+)
 from patron.service.knowledge import suggest_for_case
 from patron.web.render import page
 
@@ -32,6 +43,8 @@ DONE = {
     "note": "Noted: the note is in the customer's timeline.",
     "resolve": "Resolved. On the first contact it counts towards today's first-contact resolution.",
     "reopen": "Reopened: the case is back in the queue.",
+    "assign": "Assigned: the case is in its owner's queue (Service desk, mine).",
+    "escalate": "Escalated: urgent, first in the queue, its service level shortened, owned by a manager.",
 }
 
 
@@ -49,7 +62,8 @@ def case_page(
         return page(request, "message.html", principal, status_code=status, title=title, message=error.message)
     values = {"typed": {}, "errors": {}, "notice": None, **context}
     return page(request, "case.html", principal, status_code=status_code, case=case, closed=case["status"] in CLOSED,
-                due=due_state(case, utcnow()), articles=suggest_for_case(engine, case_id), **values)  # fmt: skip
+                due=due_state(case, utcnow()), articles=suggest_for_case(engine, case_id), agents=active_agents(engine),
+                **values)  # fmt: skip
 
 
 @router.get("/service/cases/{case_id}", response_model=None)
@@ -80,7 +94,35 @@ def reopen(request: Request, principal: Viewer, case_id: CaseId, text: Text = ""
                 action=lambda engine, actor: reopen_case(engine, case_id, text.strip(), actor=actor))  # fmt: skip
 
 
-NEEDS_TEXT = {"note": "a note needs its text", "resolve": "say how it was resolved", "reopen": "say why it is reopened"}
+@router.post("/service/cases/{case_id}/assign", response_model=None)
+def assign(
+    request: Request, principal: Viewer, case_id: CaseId, agent: Annotated[str, Form(max_length=64)] = ""
+) -> Response:
+    """Give the case to someone on the desk; ``me`` takes it (the first time, the user joins the desk)."""
+
+    def act(engine: Engine, actor: str) -> None:
+        owner = (
+            agent_for(engine, actor, role="manager" if principal.role in ("admin", "manager") else "agent")
+            if agent == "me"
+            else agent
+        )
+        assign_case(engine, case_id, owner, actor=actor)
+
+    return _act(request, principal, case_id, form="assign", text=agent, action=act)
+
+
+@router.post("/service/cases/{case_id}/escalate", response_model=None)
+def escalate(request: Request, principal: Viewer, case_id: CaseId, text: Text = "") -> Response:
+    """Escalate by hand, saying why: urgent, first in the queue, owned by a manager."""
+
+    def act(engine: Engine, actor: str) -> None:
+        escalate_case(engine, case_id, text.strip(), actor=actor)
+
+    return _act(request, principal, case_id, form="escalate", text=text, action=act)
+
+
+NEEDS_TEXT = {"note": "a note needs its text", "resolve": "say how it was resolved", "reopen": "say why it is reopened",
+              "assign": "choose whom to give it to", "escalate": "say why it is escalated"}  # fmt: skip
 
 
 def _act(request: Request, principal: Principal, case_id: int, *, form: str, text: str, action: Action) -> Response:
@@ -89,13 +131,15 @@ def _act(request: Request, principal: Principal, case_id: int, *, form: str, tex
     try:
         authorize(principal, "manage_cases")
         check_case_visible(engine, principal, case_id)
-        if not text.strip():
-            return case_page(request, principal, case_id, status_code=422, typed={form: text},
-                             errors={form: NEEDS_TEXT[form]})  # fmt: skip
+    except PatronError:
+        return case_page(request, principal, case_id)  # the page's own answer (refused, or no such case), as a GET
+    if not text.strip():
+        return case_page(request, principal, case_id, status_code=422, typed={form: text},
+                         errors={form: NEEDS_TEXT[form]})  # fmt: skip
+    try:
         action(engine, principal.username)
-    except PatronError as error:
-        if error.code in ("not_found", "forbidden", "unauthorized"):
-            return case_page(request, principal, case_id)  # the page's own answer, as for a GET
-        return case_page(request, principal, case_id, status_code=STATUS.get(error.code, 400), typed={form: text},
+    except PatronError as error:  # the case's state, or a choice (an agent who is not on the desk), forbids it
+        status = 422 if error.code == "not_found" else STATUS.get(error.code, 400)
+        return case_page(request, principal, case_id, status_code=status, typed={form: text},
                          errors={form: error.message})  # fmt: skip
     return RedirectResponse(f"/service/cases/{case_id}?done={form}", status_code=303)

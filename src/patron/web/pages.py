@@ -139,7 +139,9 @@ def service(request: Request, principal: Viewer, only: Annotated[str | None, Que
     except PatronError:
         chart = None
     queue = (
-        work_queue(engine, limit=50, within=portfolio(principal), only=only) if principal.can("manage_cases") else []
+        work_queue(engine, limit=50, within=portfolio(principal), only=only, me=principal.username)
+        if principal.can("manage_cases")
+        else []
     )
     now = utcnow()
     queue = [{**case, "due": due_state(case, now)} for case in queue]
