@@ -94,6 +94,25 @@ def _pages() -> list[dict[str, object]]:
         rows.append(
             _row("segment save `POST /segments` (count and members written)", times, f"HTTP {reply.status_code}")
         )
+        rows.extend(_working_pages(client, csrf))
+    return rows
+
+
+def _working_pages(client: Any, csrf: str) -> list[dict[str, object]]:
+    """The pages people act on: a saved segment, its export, the campaign wizard and its preview, a campaign."""
+    from patron.engage.overview import list_campaigns  # noqa: PLC0415
+
+    rows = []
+    campaign = next(iter(list_campaigns(_store())), None)
+    pages = ["/segments/bench%200", "/segments/bench%200/members.csv", "/campaigns/new?segment=bench%200"]
+    if campaign is not None:
+        pages.append(f"/campaigns/{campaign['key']}")
+    for path in pages:
+        times, reply = _timed(lambda path=path: client.get(path))
+        rows.append(_row(f"page `{path}`", times, f"HTTP {reply.status_code}, {len(reply.content) / 1024:.0f} KB"))
+    form = {"segment": "bench 0", "subject": "Hello {{ first_name }}", "body": "Dear {{ name }}", "csrf_token": csrf}
+    times, reply = _timed(lambda: client.post("/campaigns/new/preview", data=form))
+    rows.append(_row("campaign wizard preview `POST /campaigns/new/preview`", times, f"HTTP {reply.status_code}"))
     return rows
 
 
