@@ -188,7 +188,22 @@ def list_customers(
     with engine.connect() as conn:
         total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
         rows = [dict(row) for row in conn.execute(query).mappings()]
-    return rows, total
+        keys = _source_keys(conn, [row["id"] for row in rows])
+    return [{**row, "key": keys.get(row["id"], str(row["id"]))} for row in rows], total
+
+
+def _source_keys(conn: Connection, ids: list[int]) -> dict[int, str]:
+    """Each customer's first source record as ``system:external-id``: the key people quote (and URLs take)."""
+    keys: dict[int, str] = {}
+    if ids:
+        rows = conn.execute(
+            select(I.customer_id, I.system, I.value)
+            .where(I.customer_id.in_(ids), I.kind == "external")
+            .order_by(I.customer_id, I.id)
+        )
+        for customer, system, value in rows:
+            keys.setdefault(int(customer), f"{system}:{value}")
+    return keys
 
 
 # Built once: constructing a statement costs several times what SQLite takes to run it, and profile lookups

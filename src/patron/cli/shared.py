@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,10 +39,11 @@ def reports_errors(command: F) -> F:
 
 
 def open_store() -> Engine:
-    """The configured store, migrated to the current schema."""
+    """The configured store, migrated to the current schema; its connections are closed when the process ends."""
     from patron.cif.store import make_engine, migrate  # noqa: PLC0415
 
     engine = make_engine()
+    atexit.register(engine.dispose)  # a server's connection ends cleanly, not at garbage collection
     migrate(engine)
     return engine
 

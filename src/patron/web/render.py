@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,6 +22,7 @@ from patron.http.common import SESSION_COOKIE
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 TEMPLATES.env.filters["money"] = format_money
 TEMPLATES.env.filters["amount"] = format_amount
+TEMPLATES.env.filters["url_part"] = lambda value: quote(str(value), safe=":@")  # a customer key reads as typed
 TEMPLATES.env.filters.update(count=count, counted=counted, when=when, p_value=p_value, percent=percent,
                               quantity=quantity)  # fmt: skip
 
