@@ -4,7 +4,9 @@ that a spreadsheet opens as text, never as a formula."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
+from decimal import Decimal
 
 
 def percent(share: float | None, spec: str = "g") -> str:
@@ -38,6 +40,48 @@ def quantity(number: object) -> str:
         return ""
     text = f"{float(str(number)):,.4f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+LABELS = {"birth_year": "Born in", "birth_date": "Born on", "income_minor": "Income",
+          "teens_at_home": "Teenagers at home"}  # fmt: skip
+
+
+def label(name: str) -> str:
+    """A field's name as people read it: ``income_minor`` → ``Income``, ``store_purchases`` → ``Store purchases``."""
+    if name in LABELS:
+        return LABELS[name]
+    words = name.removesuffix("_minor").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def figure(value: object, name: str = "") -> str:
+    """A stored value as people read it: ``12.5`` not ``12.500000`` (stored text too), ``yes``/``no``, days as
+    ``2024-01-31``, a year (a field named ``…year``) without a thousands separator."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _text_figure(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value) if name.endswith("year") else f"{value:,}"
+    if isinstance(value, float | Decimal):
+        number = float(value)
+        return quantity(number) if abs(number) >= 0.01 or number == 0 else f"{number:.2g}"
+    if isinstance(value, dt.date):
+        return when(value)
+    return str(value)
+
+
+def _text_figure(text: str) -> str:
+    """An attribute stored as text: ``true``/``false`` as yes/no, a number as a number, anything else as is."""
+    if text in ("true", "false"):
+        return "yes" if text == "true" else "no"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return text if math.isnan(number) else figure(number)
 
 
 def p_value(p: float | None) -> str:

@@ -33,6 +33,7 @@ from patron.http.common import STATUS, Viewer, engine_of
 from patron.service.cases import KINDS as CASE_KINDS
 from patron.service.cases import PRIORITIES, case_with_key, open_case
 from patron.service.context import conversation_context
+from patron.settings import get_settings
 from patron.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -69,9 +70,10 @@ def customer_page(
     merges = [m for m in merge_history(engine, found) if m["survivor_id"] == found]
     recommended = recommendations_for(engine, found, k=5)
     details = editable_values(engine, found) if principal.can("edit_customers") else {}
+    money_currency = view.customer.get("currency") or get_settings().default_currency  # the source's, as imported
     return page(request, "customer.html", principal, status_code=status_code, view=view, timeline=timeline,
                 context=context, merges=merges, recommended=recommended, reference=reference,
-                **{**blank_forms(), "details": details, **forms})  # fmt: skip
+                money_currency=money_currency, **{**blank_forms(), "details": details, **forms})  # fmt: skip
 
 
 DONE = {

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 
 from patron.auth.service import Principal
-from patron.cif.formats import count, counted, p_value, percent, quantity, when
+from patron.cif.formats import count, counted, figure, label, p_value, percent, quantity, when
 from patron.cif.money import format_amount, format_money
 from patron.http.browser import csrf_token
 from patron.http.common import SESSION_COOKIE
@@ -24,7 +24,7 @@ TEMPLATES.env.filters["money"] = format_money
 TEMPLATES.env.filters["amount"] = format_amount
 TEMPLATES.env.filters["url_part"] = lambda value: quote(str(value), safe=":@")  # a customer key reads as typed
 TEMPLATES.env.filters.update(count=count, counted=counted, when=when, p_value=p_value, percent=percent,
-                              quantity=quantity)  # fmt: skip
+                              quantity=quantity, label=label, figure=figure)  # fmt: skip
 
 
 def figure_html(figure: go.Figure) -> str:
