@@ -310,3 +310,54 @@ def test_a_marketer_saves_a_segment_targets_it_previews_sends_and_sees_a_respons
         browser.close()
     with base.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(RESPONSES).where(RESPONSES.c.kind == "clicked")) == 1
+
+
+ACTIONS = ("#edit-details", "#log-contact", "#open-case", "#record-consent", "#target", "#export", "#edit-segment",
+           "#delete-segment", "#new-campaign", "#send", "#discard", "#record-response", "#assign-case")  # fmt: skip
+MAY_USE = {
+    "ana": {"#export", "#edit-segment", "#delete-segment"},  # an analyst exports pseudonyms and manages segments
+    "agent": {"#edit-details", "#log-contact", "#open-case", "#record-consent", "#assign-case"},
+}
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+def test_the_analyst_and_the_agent_see_no_personal_data_or_action_they_may_not_take(
+    base: Engine, tmp_path: Any
+) -> None:
+    """Journey (d): every page of the journeys as the analyst and as the agent; the screenshots are looked at."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    from patron.service.cases import open_case  # noqa: PLC0415
+
+    create_campaign(base, "spring-mail", "Spring", rule=RULE, subject="Hi", body="Hi {{ name }}", control_share=0.1)
+    prepare_campaign(base, "spring-mail")
+    case = open_case(base, _ids(base)["1"], subject="Late parcel", kind="complaint").id
+    pages = ["/customers", "/customers/crm:1", "/segments", "/segments/crm%20people", "/campaigns",
+             "/campaigns/spring-mail", "/service", f"/service/cases/{case}", "/campaigns/new"]  # fmt: skip
+    seen: dict[tuple[str, str], tuple[int, str, set[str]]] = {}
+    with serving(base) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        for user in ("ana", "agent"):
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            sign_in_page(page, url, user, PASSWORD)
+            for path in pages:
+                reply = page.goto(url + path)
+                assert reply is not None
+                shown = {selector for selector in ACTIONS if page.locator(selector).count()}
+                seen[(user, path)] = (reply.status, page.locator("main").inner_text(), shown)
+                name = path.strip("/").replace("/", "-").replace("%20", "-") or "home"
+                page.screenshot(path=str(tmp_path / f"{user}-{name}.png"), full_page=True)
+            page.close()
+        browser.close()
+    for (user, path), (_, text, shown) in seen.items():
+        assert shown <= MAY_USE[user], (user, path, shown - MAY_USE[user])
+        if user == "ana":
+            assert "Client " not in text, (path, "a name")
+            assert "@example.com" not in text, (path, "an e-mail address")
+    assert seen[("ana", "/customers/crm:1")][0] == 200  # what the analyst may read, pseudonymised
+    assert seen[("ana", "/segments/crm%20people")][2] == {"#export", "#edit-segment", "#delete-segment"}
+    assert seen[("ana", f"/service/cases/{case}")][0] == 403
+    assert seen[("agent", "/customers/crm:1")][2] == MAY_USE["agent"] - {"#assign-case"}
+    assert "Client 1" in seen[("agent", "/customers/crm:1")][1]  # the agent serves customers by name
+    assert seen[("agent", f"/service/cases/{case}")][2] == {"#assign-case"}
+    assert {seen[(user, "/campaigns/new")][0] for user in ("ana", "agent")} == {403}
