@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 
 from patron.auth.access import check_campaign_within
@@ -101,85 +102,83 @@ def _offer_choice(offer: str) -> tuple[str | None, bool]:
     return (offer or None), False
 
 
+class WizardForm(BaseModel):
+    """The wizard's fields as typed; the preview reads the segment, the templates and the offer of the same form."""
+
+    model_config = ConfigDict(extra="ignore")
+    segment: Annotated[str, Field(max_length=100)] = ""
+    key: Annotated[str, Field(max_length=64)] = ""
+    name: Annotated[str, Field(max_length=200)] = ""
+    subject: Annotated[str, Field(max_length=500)] = ""
+    body: Annotated[str, Field(max_length=20_000)] = ""
+    control: Annotated[str, Field(max_length=16)] = "10"
+    arms: Annotated[str, Field(max_length=200)] = "A"
+    offer: Annotated[str, Field(max_length=200)] = ""
+
+
 @router.post("/campaigns/new/preview", response_model=None)
-def preview_message(
-    request: Request,
-    principal: FragmentViewer,
-    *,
-    segment: Annotated[str, Form(max_length=100)] = "",
-    subject: Annotated[str, Form(max_length=500)] = "",
-    body: Annotated[str, Form(max_length=20_000)] = "",
-    offer: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
+def preview_message(request: Request, principal: FragmentViewer, form: Annotated[WizardForm, Form()]) -> Response:
     """The message as the segment's first customer would read it (HTMX fragment), nothing written."""
     engine = engine_of(request)
     try:
         authorize(principal, "manage_offers")
-        one_offer, _ = _offer_choice(offer)
-        sample = sample_message(engine, _rule_of(engine, principal, segment), subject, body, offer=one_offer,
-                                within=portfolio(principal))  # fmt: skip
+        one_offer, _ = _offer_choice(form.offer)
+        rule = _rule_of(engine, principal, form.segment)
+        sample = sample_message(engine, rule, form.subject, form.body, offer=one_offer, within=portfolio(principal))
     except PatronError as error:
-        return problem_fragment(
-            request, error.message, 200 if error.code == "invalid_input" else STATUS.get(error.code, 400)
-        )
-    return fragment(request, "_campaign_sample.html", sample=sample, best_offer=offer == BEST_OFFER)
+        status = 200 if error.code == "invalid_input" else STATUS.get(error.code, 400)
+        return problem_fragment(request, error.message, status)
+    return fragment(request, "_campaign_sample.html", sample=sample, best_offer=form.offer == BEST_OFFER)
 
 
 @router.post("/campaigns/new", response_model=None)
-def create(
-    request: Request,
-    principal: Viewer,
-    *,
-    segment: Annotated[str, Form(max_length=100)] = "",
-    key: Annotated[str, Form(max_length=64)] = "",
-    name: Annotated[str, Form(max_length=200)] = "",
-    subject: Annotated[str, Form(max_length=500)] = "",
-    body: Annotated[str, Form(max_length=20_000)] = "",
-    control: Annotated[str, Form(max_length=16)] = "10",
-    arms: Annotated[str, Form(max_length=200)] = "A",
-    offer: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
+def create(request: Request, principal: Viewer, form: Annotated[WizardForm, Form()]) -> Response:
     """Create the campaign from the segment's rule and prepare it (control group drawn, contact policy applied,
     nothing sent); the campaign page then shows who would be contacted and who is blocked, and why."""
-    typed = {"segment": segment, "key": key, "name": name, "subject": subject, "body": body, "control": control,
-             "arms": arms, "offer": offer}  # fmt: skip
+    typed = form.model_dump()
     engine = engine_of(request)
-    errors: dict[str, str] = {}
     try:
         authorize(principal, "manage_offers")
     except PatronError as error:
         return _refusal(request, principal, error)
-    if not KEY.match(key.strip()):
+    rule, share, errors = _checked(engine, principal, form)
+    if errors:
+        return _wizard(request, principal, typed, errors=errors, status_code=422)
+    key = form.key.strip()
+    one_offer, best = _offer_choice(form.offer)
+    arms = [arm.strip() for arm in form.arms.split(",") if arm.strip()]
+    try:
+        create_campaign(engine, key, form.name.strip(), rule=rule, subject=form.subject, body=form.body,
+                        control_share=share, arms=arms, offer=one_offer, best_offer=best)  # fmt: skip
+    except PatronError as error:
+        field = {"control_share": "control"}.get(error.field or "", error.field or "segment")
+        status = STATUS.get(error.code, 422)
+        return _wizard(request, principal, typed, errors={field: error.message}, status_code=status)
+    try:
+        prepare_campaign(engine, key, within=portfolio(principal))  # a manager's reaches their customers only
+    except PatronError as error:  # nothing half-made: the plan goes with its failed preparation
+        discard_campaign(engine, key, actor=principal.username, interface="web")
+        return _wizard(request, principal, typed, errors={"segment": error.message}, status_code=422)
+    return RedirectResponse(f"/campaigns/{quote(key, safe='')}?done=prepared", status_code=303)
+
+
+def _checked(engine: Engine, principal: Principal, form: WizardForm) -> tuple[str, float, dict[str, str]]:
+    """The segment's rule and the control share, with every field's problem at once (the domain stops at one)."""
+    errors: dict[str, str] = {}
+    if not KEY.match(form.key.strip()):
         errors["key"] = "a key of letters, digits, '-', '_' or '.', starting with a letter or digit (at most 64)"
-    if not name.strip():
+    if not form.name.strip():
         errors["name"] = "give the campaign a name people will recognise"
-    arm_names = [arm.strip() for arm in arms.split(",") if arm.strip()]
     rule, share = "", 0.0
     try:
-        rule = _rule_of(engine, principal, segment)
+        rule = _rule_of(engine, principal, form.segment)
     except PatronError as error:
         errors["segment"] = error.message
     try:
-        share = _share(control)
+        share = _share(form.control)
     except PatronError as error:
         errors["control"] = error.message
-    if errors:
-        return _wizard(request, principal, typed, errors=errors, status_code=422)
-    one_offer, best = _offer_choice(offer)
-    try:
-        create_campaign(engine, key.strip(), name.strip(), rule=rule, subject=subject, body=body,
-                        control_share=share, arms=arm_names, offer=one_offer, best_offer=best)  # fmt: skip
-    except PatronError as error:
-        field = {"control_share": "control"}.get(error.field or "", error.field or "segment")
-        return _wizard(
-            request, principal, typed, errors={field: error.message}, status_code=STATUS.get(error.code, 422)
-        )
-    try:
-        prepare_campaign(engine, key.strip(), within=portfolio(principal))  # a manager's reaches their customers
-    except PatronError as error:  # nothing half-made: the plan goes with its failed preparation
-        discard_campaign(engine, key.strip(), actor=principal.username, interface="web")
-        return _wizard(request, principal, typed, errors={"segment": error.message}, status_code=422)
-    return RedirectResponse(f"/campaigns/{quote(key.strip(), safe='')}?done=prepared", status_code=303)
+    return rule, share, errors
 
 
 def _back(key: str, done: str) -> RedirectResponse:
