@@ -6,7 +6,8 @@ pages are requested in-process through the ASGI app (Starlette's test client), s
 route, its reads and the template, no network. A page is loaded once before it is timed (the first load of a
 process builds what later loads reuse) and after the server's warmer has computed the analyses it keeps (it does
 so after a start and after each change of the data; pages opened while it works share the two cores). The anchor
-of the live count is the tool an analyst would reach for instead: the same rule as a pandas boolean mask over a frame already in memory.
+of the live count is the tool an analyst would reach for instead: the same rule as a pandas boolean mask over a
+frame already in memory.
 """
 
 from __future__ import annotations
