@@ -315,7 +315,11 @@ def test_the_segment_builder_saves_a_segment_with_its_members_for_those_allowed(
 
     again = client.post("/segments", data={"rule": "orders > 0", "name": "crm people"}, headers=admin)
     assert again.status_code == 409
-    assert "already a segment" in again.text
+    assert "already a segment" in again.text.split('id="name-problem"', 1)[1][:120]  # beside the name
+    broken = client.post("/segments", data={"rule": "orders >>> 0", "name": "broken"}, headers=admin)
+    assert broken.status_code == 422
+    assert 'id="rule-problem"' in broken.text  # beside the rule
+    assert "orders &gt;&gt;&gt; 0</textarea>" in broken.text
 
 
 def test_the_customer_page_takes_the_source_id_and_e_mail_only_for_roles_that_see_them(client: TestClient) -> None:

@@ -51,7 +51,8 @@ def segments(
 
 
 def _segments_page(request: Request, principal: Principal, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-    values = {"notice": None, "problem": None, "rule": "", "name": "", "count": None, "count_problem": None}
+    values = {"notice": None, "problem": None, "problem_field": None, "rule": "", "name": "", "count": None,
+              "count_problem": None}  # fmt: skip
     engine = engine_of(request)
     scope, as_of = main_scope(engine)  # what a rule's money and recency fields mean: named on the page
     saved = list_segments(engine, within=portfolio(principal))
@@ -88,7 +89,8 @@ def save_segment(
         evaluate_segments(engine, names=[name.strip()])
     except PatronError as error:
         status = STATUS.get(error.code, 400)
-        return _segments_page(request, principal, status_code=status, problem=error.message, rule=rule, name=name)
+        return _segments_page(request, principal, status_code=status, problem=error.message,
+                              problem_field=error.field, rule=rule, name=name)  # fmt: skip
     return RedirectResponse(f"/segments?saved={quote(name.strip())}", status_code=303)
 
 
