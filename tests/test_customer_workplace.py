@@ -328,3 +328,41 @@ def test_a_case_is_taken_assigned_and_escalated_from_its_page(client: TestClient
     given = client.post(f"/service/cases/{case_id}/assign", data={"csrf_token": csrf, "agent": "mo"})
     assert given.status_code == 303
     assert "No open case is mine." in client.get("/service?only=mine").text
+
+
+def test_a_contact_preference_is_set_on_the_page_and_the_contact_policy_obeys_it(
+    client: TestClient, people: Engine
+) -> None:
+    from patron.engage.consent import contact_preferences, record_consent  # noqa: PLC0415
+    from patron.engage.policy import check_contacts  # noqa: PLC0415
+
+    ann = resolve_customer(people, "crm:1")
+    record_consent(people, ann, channel="sms")
+    csrf = _sign_in(client, "agent")
+    bad = client.post("/customers/crm:1/preferences", data={"csrf_token": csrf, "channel": "sms",
+                                                            "max_per_month": "twice"})  # fmt: skip
+    assert bad.status_code == 422
+    assert "a whole number" in bad.text.split('id="preference-max_per_month-error"', 1)[1][:100]
+    assert 'value="twice"' in bad.text
+    assert contact_preferences(people, ann) == []
+    assert check_contacts(people, [ann], channel="sms")[ann].allowed
+
+    none_at_all = {"csrf_token": csrf, "channel": "sms", "max_per_month": "0"}
+    assert client.post("/customers/crm:1/preferences", data=none_at_all).status_code == 303
+    decision = check_contacts(people, [ann], channel="sms")[ann]
+    assert (decision.allowed, decision.reason) == (False, "asked for at most 0 sms contacts a month")
+    preferred = {"csrf_token": csrf, "channel": "email", "preferred": "yes"}
+    assert client.post("/customers/crm:1/preferences", data=preferred).status_code == 303
+    assert contact_preferences(people, ann) == [
+        {"channel": "email", "preferred": True, "max_per_month": None},
+        {"channel": "sms", "preferred": False, "max_per_month": 0},
+    ]
+    page = client.get("/customers/crm:1?done=preference").text
+    assert "Contact preference saved" in page
+    assert "at most 0 contacts a month" in page
+    with people.connect() as conn:
+        audit = s.table_of(s.AuditEvent)
+        trail = conn.scalars(select(audit.c.actor).where(audit.c.action == "contact_preference")).all()
+    assert trail == ["agent", "agent"]
+    csrf = _sign_in(client, "analyst")
+    assert client.post("/customers/crm:1/preferences", data={**preferred, "csrf_token": csrf}).status_code == 403

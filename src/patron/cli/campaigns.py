@@ -179,6 +179,25 @@ def consent(customer: str, channel: str, status: str = "granted", purpose: str =
     console.print(f"{channel} {purpose}: {status}")
 
 
+@campaigns_app.command("prefer")
+@reports_errors
+def prefer(
+    customer: str,
+    channel: str,
+    preferred: Annotated[bool, typer.Option(help="The channel the customer prefers.")] = False,
+    max_per_month: Annotated[int | None, typer.Option(help="At most this many contacts a month on it.")] = None,
+) -> None:
+    """Record how the customer wants to hear from us on a channel (campaigns and the next-best offer respect it)."""
+    from patron.cif.view import resolve_customer  # noqa: PLC0415
+    from patron.engage.consent import set_contact_preference  # noqa: PLC0415
+
+    engine = open_store()
+    set_contact_preference(engine, resolve_customer(engine, customer), channel=channel, preferred=preferred,
+                           max_per_month=max_per_month)  # fmt: skip
+    cap = "no cap of their own" if max_per_month is None else f"at most {max_per_month} a month"
+    console.print(f"{channel}: {'preferred, ' if preferred else ''}{cap}")
+
+
 @campaigns_app.command("nbo")
 @reports_errors
 def nbo(customer: str, channel: str = "email") -> None:

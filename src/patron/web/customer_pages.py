@@ -25,7 +25,7 @@ from patron.cif.events import EventIn
 from patron.cif.identity.actions import history as merge_history
 from patron.cif.identity.edits import EDITABLE, edit_customer, editable_values
 from patron.engage.consent import STATES as CONSENT_STATES
-from patron.engage.consent import consent_ledger, record_consent
+from patron.engage.consent import consent_ledger, contact_preferences, record_consent, set_contact_preference
 from patron.engage.recommendations import recommendations_for
 from patron.engage.workflows import ingest_and_follow_up
 from patron.errors import InvalidInputError, NotFoundError, PatronError
@@ -48,6 +48,7 @@ def blank_forms() -> dict[str, Any]:
         "contact": {"key": uuid.uuid4().hex, "kind": "call", "direction": "inbound", "outcome": "", "body": ""},
         "case": {"key": uuid.uuid4().hex, "subject": "", "kind": "request", "priority": "normal", "description": ""},
         "consent": {"channel": "email", "purpose": "marketing", "status": "granted", "wording": ""},
+        "preference": {"channel": "email", "preferred": "", "max_per_month": ""},
         "errors": {},
         "notice": None,
     }
@@ -73,7 +74,8 @@ def customer_page(
     money_currency = view.customer.get("currency") or get_settings().default_currency  # the source's, as imported
     return page(request, "customer.html", principal, status_code=status_code, view=view, timeline=timeline,
                 context=context, merges=merges, recommended=recommended, reference=reference,
-                money_currency=money_currency, **{**blank_forms(), "details": details, **forms})  # fmt: skip
+                money_currency=money_currency, preferences=contact_preferences(engine, found),
+                **{**blank_forms(), "details": details, **forms})  # fmt: skip
 
 
 DONE = {
@@ -81,6 +83,7 @@ DONE = {
     "case": "Case opened: it is in the open cases above.",
     "consent": "Consent recorded: campaigns check it before every send.",
     "details": "Details saved, as the customer's source record (the audit log names you).",
+    "preference": "Contact preference saved: campaigns and the next-best offer respect it from now on.",
 }
 CONSENT_CHANNELS = ("email", "sms", "phone", "mail")
 CONSENT_PURPOSES = ("marketing", "service", "research")
@@ -232,6 +235,38 @@ def edit_details(
     except PatronError as error:
         refusal = error
     return _answer(request, principal, customer_id, form="details", typed=typed, errors={}, refusal=refusal)
+
+
+@router.post("/customers/{customer_id}/preferences", response_model=None)
+def new_preference(
+    request: Request,
+    principal: Viewer,
+    customer_id: Reference,
+    *,
+    channel: Annotated[str, Form(max_length=16)],
+    preferred: Annotated[str, Form(max_length=8)] = "",
+    max_per_month: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """The channel the customer prefers, and at most how many contacts a month on it (empty: no cap of theirs)."""
+    typed = {"channel": channel, "preferred": preferred, "max_per_month": max_per_month}
+    engine = engine_of(request)
+    errors = _unchosen(channel=(channel, CONSENT_CHANNELS))
+    cap = None
+    if max_per_month.strip():
+        try:
+            cap = int(max_per_month)
+        except ValueError:
+            errors["max_per_month"] = "a whole number of contacts a month, or leave it empty"
+    refusal: PatronError | None = None
+    try:
+        authorize(principal, "record_consent")
+        found = visible_customer(engine, principal, customer_id)
+        if not errors:
+            set_contact_preference(engine, found, channel=channel, preferred=bool(preferred), max_per_month=cap,
+                                   actor=principal.username, interface="web")  # fmt: skip
+    except PatronError as error:
+        refusal = error
+    return _answer(request, principal, customer_id, form="preference", typed=typed, errors=errors, refusal=refusal)
 
 
 def _already_in_force(engine: Engine, customer_id: int, typed: dict[str, str]) -> bool:
