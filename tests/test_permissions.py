@@ -542,6 +542,8 @@ def _names_bob(reply: Any, bob: int) -> bool:
     text = reply.text
     if "bob ray" in text.lower() or "bob@example.org" in text or f'/customers/{bob}"' in text:
         return True
+    if '/customers/crm:2"' in text or ">crm:2<" in text:  # a link to him, or his key, as lists show customers
+        return True
     if f"customer {bob}," in text or f"\n{bob}," in text:  # a point of the network plot, a CSV row
         return True
     if not reply.headers.get("content-type", "").startswith("application/json"):

@@ -192,6 +192,13 @@ def list_customers(
     return [{**row, "key": keys.get(row["id"], str(row["id"]))} for row in rows], total
 
 
+def with_keys(engine: Engine, rows: list[dict[str, Any]], id_key: str = "customer_id") -> list[dict[str, Any]]:
+    """Rows naming customers by id, each with the customer's ``key`` (``system:external-id``) to show and link."""
+    with engine.connect() as conn:
+        keys = _source_keys(conn, [int(row[id_key]) for row in rows if row.get(id_key) is not None])
+    return [{**row, "key": keys.get(row[id_key], str(row[id_key]))} for row in rows]
+
+
 def _source_keys(conn: Connection, ids: list[int]) -> dict[int, str]:
     """Each customer's first source record as ``system:external-id``: the key people quote (and URLs take)."""
     keys: dict[int, str] = {}

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from patron.auth.access import check_campaign_within
 from patron.auth.portfolio import portfolio
 from patron.auth.service import Principal, authorize
+from patron.cif.view import with_keys
 from patron.engage.campaigns import OFFERS, create_campaign, prepare_campaign
 from patron.engage.channels import SmtpChannel
 from patron.engage.drafting import discard_campaign, sample_message, start_send
@@ -128,7 +129,8 @@ def preview_message(request: Request, principal: FragmentViewer, form: Annotated
     except PatronError as error:
         status = 200 if error.code == "invalid_input" else STATUS.get(error.code, 400)
         return problem_fragment(request, error.message, status)
-    return fragment(request, "_campaign_sample.html", sample=sample, best_offer=form.offer == BEST_OFFER)
+    shown = with_keys(engine, [{"customer_id": sample.customer_id}])[0]["key"] if sample.customer_id else None
+    return fragment(request, "_campaign_sample.html", sample=sample, key=shown, best_offer=form.offer == BEST_OFFER)
 
 
 @router.post("/campaigns/new", response_model=None)

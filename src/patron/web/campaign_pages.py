@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from patron.auth.access import campaign_previews
 from patron.auth.portfolio import customer_resolver
 from patron.auth.service import Principal, authorize
+from patron.cif.view import with_keys
 from patron.engage.campaigns import plan_of, targeting_of
 from patron.engage.drafting import blocked_reasons, is_sending
 from patron.engage.overview import list_campaigns, live_counts
@@ -129,11 +130,12 @@ def respond(
     return RedirectResponse(f"/campaigns/{quote(key, safe='')}?done=response", status_code=303)
 
 
-def _previews(engine: Engine, principal: Principal, key: str) -> list[MessagePreview]:
+def _previews(engine: Engine, principal: Principal, key: str) -> list[dict[str, Any]]:
     try:
-        return campaign_previews(engine, principal, key, sample=3)
+        shown: list[MessagePreview] = campaign_previews(engine, principal, key, sample=3)
     except PatronError:  # a draft (nothing decided yet), or a campaign planned outside Patron
         return []
+    return with_keys(engine, [vars(preview) for preview in shown])
 
 
 @router.get("/campaigns/{key}/live", response_model=None)

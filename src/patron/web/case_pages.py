@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from patron.auth.portfolio import check_case_visible
 from patron.auth.service import Principal, authorize
 from patron.cif.columns import utcnow
+from patron.cif.view import with_keys
 from patron.errors import PatronError
 from patron.http.common import STATUS, Viewer, engine_of
 from patron.service.cases import (
@@ -55,7 +56,7 @@ def case_page(
     try:
         authorize(principal, "manage_cases")
         check_case_visible(engine, principal, case_id)
-        case = get_case(engine, case_id)
+        case = with_keys(engine, [get_case(engine, case_id)])[0]
     except PatronError as error:
         status = STATUS.get(error.code, 400)
         title = "Case not found" if status == 404 else "Not allowed"

@@ -20,6 +20,7 @@ from patron.cif.columns import utcnow
 from patron.cif.facts import scope_choices
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
+from patron.cif.view import with_keys
 from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, Viewer, engine_of
 from patron.service.cases import QUEUE_VIEWS, due_state, work_queue
@@ -110,7 +111,7 @@ def dashboard(
             )  # fmt: skip
             if frame["value_at_risk"].null_count() < frame.height:  # an RFM run forecasts no value at risk
                 at_risk = visible_frame(engine, principal, value_at_risk(frame).rows).head(10).to_dicts()
-                context["at_risk"] = masked_names(principal, at_risk)  # the portfolio's already
+                context["at_risk"] = with_keys(engine, masked_names(principal, at_risk))  # the portfolio's already
     return page(request, "dashboard.html", principal, **context)
 
 
@@ -144,7 +145,7 @@ def service(request: Request, principal: Viewer, only: Annotated[str | None, Que
         else []
     )
     now = utcnow()
-    queue = [{**case, "due": due_state(case, now)} for case in queue]
+    queue = with_keys(engine, [{**case, "due": due_state(case, now)} for case in queue])
     return page(request, "service.html", principal, queue=queue, chart=chart, only=only, views=QUEUE_VIEWS)
 
 

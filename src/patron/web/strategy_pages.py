@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from patron.auth.portfolio import portfolio_ids, visible_frame
 from patron.auth.service import Principal
 from patron.cif.facts import scope_choices
+from patron.cif.view import with_keys
 from patron.errors import PatronError
 from patron.http.common import FragmentViewer, Viewer, engine_of
 from patron.predict.models import list_models
@@ -61,7 +62,7 @@ def budget(
 
     def build() -> dict[str, Any]:
         plan = budget_plan(engine, amount, source=picked["scope"].source if picked["scope"] else None)
-        at_risk = visible_frame(engine, principal, plan.at_risk).head(15).to_dicts()
+        at_risk = with_keys(engine, visible_frame(engine, principal, plan.at_risk).head(15).to_dicts())
         return {"plan": plan, "chart": figure_html(_budget_figure(plan)), "at_risk": at_risk}
 
     return _guarded(request, principal, "strategy_budget.html", build, amount=amount, **picked,
@@ -157,7 +158,7 @@ def pricing(request: Request, principal: Viewer, by: Annotated[str, Query(max_le
             figure.add_trace(histogram_bars(customers[column], name=name, opacity=0.6), row=1, col=2)
         figure.update_layout(barmode="overlay")
         visible = visible_frame(engine_of(request), principal, customers)
-        prone = visible.sort("shrunk_share", descending=True).head(20).to_dicts()
+        prone = with_keys(engine_of(request), visible.sort("shrunk_share", descending=True).head(20).to_dicts())
         return {"segments": segments.to_dicts(), "prone": prone, "chart": figure_html(figure)}
 
     return _guarded(request, principal, "strategy_pricing.html", build, by=by)
@@ -258,7 +259,7 @@ def network(request: Request, principal: Viewer) -> Response:
         summary = network_summary(engine_of(request), visible=visible)
         drawn = figure_html(_network_figure(summary, visible)) if summary.layout else None
         return {"summary": summary, "chart": drawn, "clusters": summary.clusters.to_dicts(),
-                "influencers": summary.influencers.to_dicts()}  # fmt: skip
+                "influencers": with_keys(engine_of(request), summary.influencers.head(15).to_dicts())}  # fmt: skip
 
     return _guarded(request, principal, "strategy_network.html", build)
 
