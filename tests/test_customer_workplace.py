@@ -47,10 +47,7 @@ def client(people: Engine) -> Iterator[TestClient]:
 
 def _sign_in(client: TestClient, username: str) -> str:
     """Signs the client in (the session cookie) and returns the page's CSRF token for forms."""
-    client.cookies.clear()
-    assert client.post("/login", data={"username": username, "password": PASSWORD}).status_code == 303
-    page = client.get("/customers/crm:1").text  # every page carries it for HTMX, forms or not
-    return str(page.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0])
+    return _sign_in_as(client, username, "/customers/crm:1")
 
 
 def _count(engine: Engine, table: Any, **where: Any) -> int:
@@ -366,3 +363,45 @@ def test_a_contact_preference_is_set_on_the_page_and_the_contact_policy_obeys_it
     assert trail == ["agent", "agent"]
     csrf = _sign_in(client, "analyst")
     assert client.post("/customers/crm:1/preferences", data={**preferred, "csrf_token": csrf}).status_code == 403
+
+
+def test_attributes_are_edited_with_their_own_types_checked(engine: Engine, write_file: WriteFile) -> None:
+    path = write_file("members.csv", "id,email,spend,vip\n7,gus@example.com,40,yes\n")
+    mapping = {"source": {"system": "club"}, "customers": {"external_id": "id", "email": "email", "attributes": {
+        "spend": {"column": "spend", "type": "integer"}, "vip": {"column": "vip", "type": "boolean"}}}}  # fmt: skip
+    import_file(engine, path, parse_mapping(mapping), rejects_dir=path.parent)
+    create_user(engine, "agent", PASSWORD, "agent")
+    gus = resolve_customer(engine, "club:7")
+    attributes = s.table_of(s.CustomerAttribute)
+
+    def stored() -> dict[str, object]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(attributes.c.key, attributes.c.value_number, attributes.c.value_text)
+                                .where(attributes.c.customer_id == gus)).all()  # fmt: skip
+        return {key: (float(number) if number is not None else text) for key, number, text in rows}
+
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        csrf = _sign_in_as(client, "agent", "/customers/club:7")
+        page = client.get("/customers/club:7").text
+        assert 'name="attributes.spend" value="40"' in page
+        assert 'name="attributes.vip" value="true"' in page
+        bad = client.post("/customers/club:7/details", data={"csrf_token": csrf, "attributes.spend": "lots"})
+        assert bad.status_code == 422
+        assert 'id="details-attributes.spend-error"' in bad.text
+        assert 'value="lots"' in bad.text
+        assert stored() == {"spend": 40.0, "vip": "true"}
+        stranger = client.post("/customers/club:7/details", data={"csrf_token": csrf, "attributes.shoe": "44"})
+        assert stranger.status_code == 422
+        assert "new attributes arrive with an import" in stranger.text
+        saved = client.post("/customers/club:7/details",
+                            data={"csrf_token": csrf, "attributes.spend": "120", "attributes.vip": "no"})  # fmt: skip
+        assert saved.status_code == 303
+    assert stored() == {"spend": 120.0, "vip": "false"}
+
+
+def _sign_in_as(client: TestClient, username: str, page: str) -> str:
+    """Signs in and returns the CSRF token ``page`` carries (every page does, for HTMX, forms or not)."""
+    client.cookies.clear()
+    assert client.post("/login", data={"username": username, "password": PASSWORD}).status_code == 303
+    text = client.get(page).text
+    return str(text.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0])

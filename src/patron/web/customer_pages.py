@@ -23,7 +23,7 @@ from patron.auth.service import Principal, authorize
 from patron.cif.columns import utcnow
 from patron.cif.events import EventIn
 from patron.cif.identity.actions import history as merge_history
-from patron.cif.identity.edits import EDITABLE, edit_customer, editable_values
+from patron.cif.identity.edits import EDITABLE, edit_customer, editable_attributes, editable_values
 from patron.engage.consent import STATES as CONSENT_STATES
 from patron.engage.consent import consent_ledger, contact_preferences, record_consent, set_contact_preference
 from patron.engage.recommendations import recommendations_for
@@ -70,7 +70,12 @@ def customer_page(
     timeline = list(reversed(view.timeline[-200:]))
     merges = [m for m in merge_history(engine, found) if m["survivor_id"] == found]
     recommended = recommendations_for(engine, found, k=5)
-    details = editable_values(engine, found) if principal.can("edit_customers") else {}
+    details: dict[str, str] = {}
+    if principal.can("edit_customers"):
+        details = {
+            **editable_values(engine, found),
+            **{f"attributes.{key}": value for key, (value, _) in editable_attributes(engine, found).items()},
+        }
     money_currency = view.customer.get("currency") or get_settings().default_currency  # the source's, as imported
     return page(request, "customer.html", principal, status_code=status_code, view=view, timeline=timeline,
                 context=context, merges=merges, recommended=recommended, reference=reference,
@@ -205,7 +210,7 @@ def new_consent(
 class DetailsForm(BaseModel):
     """The editable C fields as typed (``cif.identity.edits.EDITABLE``); the importer's checks judge them."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")  # the customer's attributes, each as ``attributes.KEY``
     first_name: FormText = ""
     last_name: FormText = ""
     display_name: FormText = ""
@@ -226,12 +231,17 @@ def edit_details(
 ) -> Response:
     """The C fields changed by hand: checked and written as the customer's source would send them."""
     typed = {name: getattr(details, name) for name in EDITABLE}
+    extra = details.model_extra or {}
+    attributes = {name.removeprefix("attributes."): str(value)[:200] for name, value in extra.items()
+                  if name.startswith("attributes.")}  # fmt: skip
+    typed.update({f"attributes.{key}": value for key, value in attributes.items()})
     engine = engine_of(request)
     refusal: PatronError | None = None
     try:
         authorize(principal, "edit_customers")
         found = visible_customer(engine, principal, customer_id)
-        edit_customer(engine, found, typed, actor=principal.username, interface="web")
+        fields = {name: typed[name] for name in EDITABLE}
+        edit_customer(engine, found, fields, actor=principal.username, interface="web", attributes=attributes)
     except PatronError as error:
         refusal = error
     return _answer(request, principal, customer_id, form="details", typed=typed, errors={}, refusal=refusal)

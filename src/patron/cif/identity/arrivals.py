@@ -31,9 +31,11 @@ class Arrival:
 
 
 def receive_customer(
-    engine: Engine, *, system: str, external_id: str, fields: dict[str, Any], actor: str, interface: str = "api"
-) -> Arrival:
-    """Create or update the customer ``system:external_id`` from ``fields``; a new one is matched in real time."""
+    engine: Engine, *, system: str, external_id: str, fields: dict[str, Any], actor: str, interface: str = "api",
+    attributes: dict[str, tuple[str, str]] | None = None,
+) -> Arrival:  # fmt: skip
+    """Create or update the customer ``system:external_id`` from ``fields`` (and ``attributes``: key → (value, type
+    as the mapping names it)); a new one is matched in real time."""
     from patron.cif.importer import import_file  # noqa: PLC0415 - the importer imports this package's matcher
 
     unknown = sorted(set(fields) - set(CUSTOMER_FIELDS) - set(PROFILE_FIELDS))
@@ -41,15 +43,18 @@ def receive_customer(
         raise InvalidInputError(f"unknown field(s) {unknown}; known: {', '.join(CUSTOMER_FIELDS + PROFILE_FIELDS)}",
                                 field=unknown[0])  # fmt: skip
     given = {name: str(value) for name, value in fields.items() if value is not None and str(value).strip()}
-    columns = ["id", *given]
+    typed = {key: pair for key, pair in (attributes or {}).items() if pair[0].strip()}
+    columns = ["id", *given, *(f"attribute {index}" for index in range(len(typed)))]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
-    writer.writerow([external_id, *given.values()])
+    writer.writerow([external_id, *given.values(), *(value for value, _ in typed.values())])
     mapping = parse_mapping({
         "source": {"system": system, "format": "csv", "date_format": "%Y-%m-%d"},
         "customers": {"external_id": "id", **{n: n for n in given if n in CUSTOMER_FIELDS},
-                      "profile": {n: n for n in given if n in PROFILE_FIELDS}},
+                      "profile": {n: n for n in given if n in PROFILE_FIELDS},
+                      "attributes": {key: {"column": f"attribute {index}", "type": kind}
+                                     for index, (key, (_, kind)) in enumerate(typed.items())}},
     })  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{system}-api.csv"
@@ -58,7 +63,8 @@ def receive_customer(
         trial = import_file(engine, path, mapping, rejects_dir=Path(folder), dry_run=True)
         refused = [r for r in trial.rejects if r.outcome != FLAGGED]
         if refused:
-            raise InvalidInputError(f"{refused[0].column}: {refused[0].reason}", field=refused[0].column)
+            column = _field_of(refused[0].column, typed)
+            raise InvalidInputError(f"{column}: {refused[0].reason}", field=column)
         result = import_file(engine, path, mapping, rejects_dir=Path(folder), actor=actor, interface=interface)
     problems = [f"{r.column}: {r.reason}" for r in result.rejects]  # values kept as given, flagged
     identities = s.table_of(s.Identity)
@@ -68,6 +74,13 @@ def receive_customer(
         )
         customer_id = int(conn.execute(query).scalar_one())
     return Arrival(customer_id, _outcome(result.counts, result.written, result.updated), problems)
+
+
+def _field_of(column: str | None, attributes: dict[str, tuple[str, str]]) -> str:
+    """The field a refused column stands for: an attribute's own name (``attributes.KEY``), else the column."""
+    if column and column.startswith("attribute "):
+        return f"attributes.{list(attributes)[int(column.split(' ', 1)[1])]}"
+    return column or "external_id"
 
 
 def _outcome(counts: dict[str, int], written: int, updated: int) -> str:

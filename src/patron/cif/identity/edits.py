@@ -1,5 +1,6 @@
-"""A person's C fields changed by hand (an agent on the phone, an account manager): sent as the customer's own
-source would send them, so the importer's checks, errors, identities, matching keys and audit apply unchanged.
+"""A person's C fields and attributes changed by hand (an agent on the phone, an account manager): sent as the
+customer's own source would send them, so the importer's checks, errors, identities, matching keys and audit apply
+unchanged.
 
 A new e-mail address or phone number is added beside the old ones (the record keeps its history; sending uses the
 newest); one that is already another customer's is refused, since two people in one file are a merge to review,
@@ -19,6 +20,10 @@ from patron.errors import ConflictError, InvalidInputError
 
 EDITABLE = CUSTOMER_FIELDS + PROFILE_FIELDS
 IDS = s.Identity.__table__.c
+ATTRIBUTES = s.CustomerAttribute.__table__.c
+MAPPING_TYPES = {"number": "number", "boolean": "boolean", "date": "date", "text": "text"}  # stored → mapping type
+ATTRIBUTES = s.CustomerAttribute.__table__.c
+MAPPING_TYPES = {"number": "number", "boolean": "boolean", "date": "date", "text": "text"}  # stored → mapping type
 
 
 def editable_values(engine: Engine, customer_id: int) -> dict[str, str]:
@@ -46,10 +51,28 @@ def editable_values(engine: Engine, customer_id: int) -> dict[str, str]:
     return {name: "" if values.get(name) is None else str(values[name]) for name in EDITABLE}
 
 
+def editable_attributes(engine: Engine, customer_id: int) -> dict[str, tuple[str, str]]:
+    """The customer's attributes (the extensible C) as they stand: key → (value as text, its type)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ATTRIBUTES.key, ATTRIBUTES.value_type, ATTRIBUTES.value_text, ATTRIBUTES.value_number,
+                   ATTRIBUTES.value_date).where(ATTRIBUTES.customer_id == customer_id).order_by(ATTRIBUTES.key)
+        ).all()  # fmt: skip
+    found = {}
+    for key, kind, text, number, day in rows:
+        shown: object = {"number": number, "date": day}.get(kind, text)
+        if kind == "number" and number is not None:
+            shown = f"{float(number):.6f}".rstrip("0").rstrip(".")
+        found[str(key)] = ("" if shown is None else str(shown), MAPPING_TYPES.get(kind, "text"))
+    return found
+
+
 def edit_customer(
-    engine: Engine, customer_id: int, fields: dict[str, str], *, actor: str, interface: str = "web"
-) -> Arrival:
-    """Write the fields that changed (an emptied field is left as it is) through the customer's source record."""
+    engine: Engine, customer_id: int, fields: dict[str, str], *, actor: str, interface: str = "web",
+    attributes: dict[str, str] | None = None,
+) -> Arrival:  # fmt: skip
+    """Write the fields and attributes that changed (an emptied one is left as it is) through the customer's source
+    record; only attributes the customer has can be changed here (new ones arrive with an import)."""
     unknown = sorted(set(fields) - set(EDITABLE))
     if unknown:
         raise InvalidInputError(f"{unknown[0]} cannot be edited here; the fields are {', '.join(EDITABLE)}",
@@ -58,12 +81,19 @@ def edit_customer(
     changed = {
         name: value.strip() for name, value in fields.items() if value.strip() and value.strip() != current[name]
     }
-    if not changed:
+    held = editable_attributes(engine, customer_id)
+    strangers = sorted(set(attributes or {}) - set(held))
+    if strangers:
+        raise InvalidInputError(f"the customer has no attribute {strangers[0]!r}: new attributes arrive with an import",
+                                field=f"attributes.{strangers[0]}")  # fmt: skip
+    retyped = {key: (value.strip(), held[key][1]) for key, value in (attributes or {}).items()
+               if value.strip() and value.strip() != held[key][0]}  # fmt: skip
+    if not changed and not retyped:
         return Arrival(customer_id, "unchanged")
     _refuse_anothers_contact(engine, customer_id, changed)
     system, external_id = _source_record(engine, customer_id)
     return receive_customer(engine, system=system, external_id=external_id, fields=changed, actor=actor,
-                            interface=interface)  # fmt: skip
+                            interface=interface, attributes=retyped)  # fmt: skip
 
 
 def _source_record(engine: Engine, customer_id: int) -> tuple[str, str]:
