@@ -170,10 +170,12 @@ def test_a_valuable_customers_second_complaint_is_escalated_to_a_manager(engine:
     queue = desk.work_queue(engine)
     assert queue[0]["id"] == second.id
     assert {row["id"] for row in queue} == {ordinary.id, first.id, second.id}
-    views = {view: [row["id"] for row in desk.work_queue(engine, only=view)] for view in desk.QUEUE_VIEWS}
-    assert views == {"overdue": [second.id, first.id], "escalated": [second.id], "unassigned": [first.id, ordinary.id]}
+    views = {view: [row["id"] for row in desk.work_queue(engine, only=view, me="mona")] for view in desk.QUEUE_VIEWS}
+    assert views == {"mine": [second.id], "overdue": [second.id, first.id], "escalated": [second.id],
+                     "unassigned": [first.id, ordinary.id]}  # fmt: skip
+    assert desk.work_queue(engine, only="mine") == []  # nobody asking: nobody's
     with pytest.raises(InvalidInputError, match="only"):
-        desk.work_queue(engine, only="mine")
+        desk.work_queue(engine, only="theirs")
     now = dt.datetime(2024, 6, 1, 12, 30)  # first is due at 13:00 after opening at 9:00: in its last quarter
     first_case = desk.get_case(engine, first.id)
     moments = (now, now.replace(hour=10), now.replace(hour=14))
