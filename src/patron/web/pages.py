@@ -11,25 +11,28 @@ import plotly.graph_objects as go
 import polars as pl
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Engine
 
 from patron.auth.access import customers_page, duplicate_candidates_for, masked_names
 from patron.auth.accounts import end_session
 from patron.auth.portfolio import portfolio, visible_frame
-from patron.auth.service import ThrottledError, UnauthorizedError, authenticate, issue_token
+from patron.auth.service import ThrottledError, UnauthorizedError, authenticate, authorize, issue_token
 from patron.cif.columns import utcnow
-from patron.cif.facts import scope_choices
+from patron.cif.facts import resolve_scope, scope_choices
 from patron.cif.quality import quality_report
 from patron.cif.store import store_counts
 from patron.cif.view import with_keys
+from patron.engage.workflows import score_and_follow_up
 from patron.errors import PatronError
-from patron.http.common import SESSION_COOKIE, Viewer, engine_of
+from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
+from patron.jobs.background import start, state
 from patron.service.cases import QUEUE_VIEWS, due_state, work_queue
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.settings import get_settings
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
 from patron.value.scoring import latest_run
-from patron.web.render import TEMPLATES, binned_histogram, figure_html, page
+from patron.web.render import TEMPLATES, binned_histogram, figure_html, fragment, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,11 +78,15 @@ def logout(request: Request) -> RedirectResponse:
 
 @router.get("/", response_model=None)
 def dashboard(
-    request: Request, principal: Viewer, source: Annotated[str | None, Query(max_length=64)] = None
+    request: Request,
+    principal: Viewer,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    scoring: Annotated[str | None, Query(max_length=8)] = None,
 ) -> Response:
     engine = engine_of(request)
     counts = store_counts(engine)
-    context: dict[str, Any] = {"counts": counts, "charts": {}, "at_risk": [], "scope": None, "pareto": None}
+    context: dict[str, Any] = {"counts": counts, "charts": {}, "at_risk": [], "scope": None, "pareto": None,
+                               "scoring": state(_score_work(engine)) if scoring else None}  # fmt: skip
     if counts["orders"]:
         sources, picked = scope_choices(engine, source)
         assert picked is not None  # there are orders
@@ -113,6 +120,36 @@ def dashboard(
                 at_risk = visible_frame(engine, principal, value_at_risk(frame).rows).head(10).to_dicts()
                 context["at_risk"] = with_keys(engine, masked_names(principal, at_risk))  # the portfolio's already
     return page(request, "dashboard.html", principal, **context)
+
+
+def _score_work(engine: Engine) -> str:
+    return f"score run on {engine.url.render_as_string(hide_password=True)}"
+
+
+@router.post("/value/score", response_model=None)
+def score_now(request: Request, principal: Viewer, source: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """A score run (fit, score, store, then the triggers, offers and recommender that follow one) started from the
+    dashboard; the dashboard follows it and says when the tiers are there."""
+    engine = engine_of(request)
+    try:
+        authorize(principal, "run_models")
+        scope = resolve_scope(engine, source or None)  # refused now, not in the background: no orders, no source
+    except PatronError as error:
+        return page(request, "message.html", principal, status_code=STATUS.get(error.code, 400), title="Not done",
+                    message=error.message)  # fmt: skip
+
+    def work() -> str:
+        result, _ = score_and_follow_up(engine, source=scope.source)
+        return f"Scored {result.customers:,} customers of {result.scope.source} with the {result.model} model."
+
+    start(_score_work(engine), work)
+    return RedirectResponse("/?scoring=1", status_code=303)
+
+
+@router.get("/value/score/panel", response_model=None)
+def score_panel(request: Request, principal: FragmentViewer) -> Response:
+    """The running score run's state: the dashboard asks every second until it is done or failed."""
+    return fragment(request, "_score_job.html", scoring=state(_score_work(engine_of(request))))
 
 
 def _is_rfm(run: dict[str, Any] | None) -> bool:
