@@ -90,6 +90,19 @@ def blocked_reasons(engine: Engine, key: str) -> dict[str, int]:
     return {str(reason or "no reason given"): int(count) for reason, count in rows}
 
 
+def send_stopped_because(engine: Engine, key: str) -> str | None:
+    """Why the last send stopped, if it did: the channel's failure the first contact put back to pending carries."""
+    with engine.connect() as conn:
+        reason = conn.scalar(
+            select(CONTACTS.c.reason)
+            .join(CAMPAIGNS, CAMPAIGNS.c.id == CONTACTS.c.campaign_id)
+            .where(CAMPAIGNS.c.campaign_key == key, CONTACTS.c.status == "pending",
+                   CONTACTS.c.reason.like("channel failed:%"))
+            .limit(1)
+        )  # fmt: skip
+    return None if reason is None else str(reason)
+
+
 def discard_campaign(engine: Engine, key: str, *, actor: str = "operator", interface: str = "cli") -> None:
     """Remove a campaign planned in Patron that has contacted nobody (a draft, or prepared and not sent): its plan,
     members and decisions. A campaign that has sent or been answered is history and stays."""
