@@ -104,15 +104,20 @@ def _wait_until_sent(engine: Engine, key: str) -> str:
     return str(status)
 
 
-def _eligible_addresses(engine: Engine, key: str) -> set[str]:
-    """Whom the store says the campaign may reach: treated members with an address and consent in force."""
+def _treated(engine: Engine, key: str) -> list[str]:
+    """The source ids of the campaign's members outside the control group."""
     with engine.connect() as conn:
         members = conn.execute(
             select(MEMBERS.c.customer_id).join(CAMPAIGNS, CAMPAIGNS.c.id == MEMBERS.c.campaign_id)
             .where(CAMPAIGNS.c.campaign_key == key, MEMBERS.c.is_control.is_(False))
         ).scalars().all()  # fmt: skip
     by_customer = {customer: external for external, customer in _ids(engine).items()}
-    return {f"c{by_customer[m]}@example.com" for m in members if by_customer[m] not in ("9", "10", "11")}
+    return [by_customer[member] for member in members]
+
+
+def _eligible_addresses(engine: Engine, key: str) -> set[str]:
+    """Whom the store says the campaign may reach: treated members with an address and consent in force."""
+    return {f"c{external}@example.com" for external in _treated(engine, key) if external not in ("9", "10", "11")}
 
 
 REASONS = {"9": "email consent for marketing not given", "10": "email consent for marketing withdrawn",
@@ -121,13 +126,7 @@ REASONS = {"9": "email consent for marketing not given", "10": "email consent fo
 
 def _blocked_reasons(engine: Engine, key: str) -> list[str]:
     """Why the treated members 9, 10 and 11 cannot be e-mailed (each may have been drawn into the control)."""
-    with engine.connect() as conn:
-        members = conn.execute(
-            select(MEMBERS.c.customer_id).join(CAMPAIGNS, CAMPAIGNS.c.id == MEMBERS.c.campaign_id)
-            .where(CAMPAIGNS.c.campaign_key == key, MEMBERS.c.is_control.is_(False))
-        ).scalars().all()  # fmt: skip
-    by_customer = {customer: external for external, customer in _ids(engine).items()}
-    return [REASONS[by_customer[m]] for m in members if by_customer[m] in REASONS]
+    return [REASONS[external] for external in _treated(engine, key) if external in REASONS]
 
 
 BODY = "Dear {{ name }},\nspring is here.\n{{ manager_signature }}"
