@@ -24,6 +24,7 @@ from patron.cif.columns import utcnow
 from patron.cif.events import EventIn
 from patron.cif.identity.actions import history as merge_history
 from patron.cif.identity.edits import EDITABLE, edit_customer, editable_attributes, editable_values
+from patron.engage.consent import CHANNELS as CONSENT_CHANNELS
 from patron.engage.consent import STATES as CONSENT_STATES
 from patron.engage.consent import consent_ledger, contact_preferences, record_consent, set_contact_preference
 from patron.engage.recommendations import recommendations_for
@@ -90,7 +91,6 @@ DONE = {
     "details": "Details saved, as the customer's source record (the audit log names you).",
     "preference": "Contact preference saved: campaigns and the next-best offer respect it from now on.",
 }
-CONSENT_CHANNELS = ("email", "sms", "phone", "mail")
 CONSENT_PURPOSES = ("marketing", "service", "research")
 
 
@@ -293,6 +293,7 @@ FIRST_FIELD = {
     "case": "subject",
     "consent": "channel",
     "details": "display_name",
+    "preference": "channel",
 }  # where a refusal without a field is shown
 
 

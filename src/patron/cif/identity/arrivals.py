@@ -44,7 +44,7 @@ def receive_customer(
                                 field=unknown[0])  # fmt: skip
     given = {name: str(value) for name, value in fields.items() if value is not None and str(value).strip()}
     typed = {key: pair for key, pair in (attributes or {}).items() if pair[0].strip()}
-    columns = ["id", *given, *(f"attribute {index}" for index in range(len(typed)))]
+    columns = ["id", *given, *(f"attributes.{key}" for key in typed)]  # a refusal names the field as the form does
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
@@ -53,8 +53,8 @@ def receive_customer(
         "source": {"system": system, "format": "csv", "date_format": "%Y-%m-%d"},
         "customers": {"external_id": "id", **{n: n for n in given if n in CUSTOMER_FIELDS},
                       "profile": {n: n for n in given if n in PROFILE_FIELDS},
-                      "attributes": {key: {"column": f"attribute {index}", "type": kind}
-                                     for index, (key, (_, kind)) in enumerate(typed.items())}},
+                      "attributes": {key: {"column": f"attributes.{key}", "type": kind}
+                                     for key, (_, kind) in typed.items()}},
     })  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{system}-api.csv"
@@ -63,8 +63,7 @@ def receive_customer(
         trial = import_file(engine, path, mapping, rejects_dir=Path(folder), dry_run=True)
         refused = [r for r in trial.rejects if r.outcome != FLAGGED]
         if refused:
-            column = _field_of(refused[0].column, typed)
-            raise InvalidInputError(f"{column}: {refused[0].reason}", field=column)
+            raise InvalidInputError(f"{refused[0].column}: {refused[0].reason}", field=refused[0].column)
         result = import_file(engine, path, mapping, rejects_dir=Path(folder), actor=actor, interface=interface)
     problems = [f"{r.column}: {r.reason}" for r in result.rejects]  # values kept as given, flagged
     identities = s.table_of(s.Identity)
@@ -74,13 +73,6 @@ def receive_customer(
         )
         customer_id = int(conn.execute(query).scalar_one())
     return Arrival(customer_id, _outcome(result.counts, result.written, result.updated), problems)
-
-
-def _field_of(column: str | None, attributes: dict[str, tuple[str, str]]) -> str:
-    """The field a refused column stands for: an attribute's own name (``attributes.KEY``), else the column."""
-    if column and column.startswith("attribute "):
-        return f"attributes.{list(attributes)[int(column.split(' ', 1)[1])]}"
-    return column or "external_id"
 
 
 def _outcome(counts: dict[str, int], written: int, updated: int) -> str:

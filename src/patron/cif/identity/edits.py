@@ -21,9 +21,6 @@ from patron.errors import ConflictError, InvalidInputError
 EDITABLE = CUSTOMER_FIELDS + PROFILE_FIELDS
 IDS = s.Identity.__table__.c
 ATTRIBUTES = s.CustomerAttribute.__table__.c
-MAPPING_TYPES = {"number": "number", "boolean": "boolean", "date": "date", "text": "text"}  # stored → mapping type
-ATTRIBUTES = s.CustomerAttribute.__table__.c
-MAPPING_TYPES = {"number": "number", "boolean": "boolean", "date": "date", "text": "text"}  # stored → mapping type
 
 
 def editable_values(engine: Engine, customer_id: int) -> dict[str, str]:
@@ -63,7 +60,7 @@ def editable_attributes(engine: Engine, customer_id: int) -> dict[str, tuple[str
         shown: object = {"number": number, "date": day}.get(kind, text)
         if kind == "number" and number is not None:
             shown = f"{float(number):.6f}".rstrip("0").rstrip(".")
-        found[str(key)] = ("" if shown is None else str(shown), MAPPING_TYPES.get(kind, "text"))
+        found[str(key)] = ("" if shown is None else str(shown), str(kind))  # stored types are the mapping's names
     return found
 
 
