@@ -268,9 +268,9 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
     return EventEffect(joined, left, [s["name"] for s in affected])
 
 
-def members_query(segment: int) -> Select[int]:
+def members_query(engine: Engine, name: str) -> Select[int]:
     """The ids of a segment's members (as last evaluated), as a query to narrow a list or an export by."""
-    return select(MEMBERS.c.customer_id).where(MEMBERS.c.segment_id == segment)
+    return select(MEMBERS.c.customer_id).where(MEMBERS.c.segment_id == segment_id(engine, name))
 
 
 def segment_members(

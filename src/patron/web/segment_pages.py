@@ -29,7 +29,6 @@ from patron.segments.rules import (
     list_segments,
     members_query,
     preview,
-    segment_id,
     segment_named,
     size_history,
     update_segment,
@@ -185,7 +184,7 @@ def _segment_page(
         return page(request, "message.html", principal, status_code=404, title="Segment not found",
                     message=f"There is no segment called {name!r}.")  # fmt: skip
     rows, total = customers_page(engine, principal, search=search, limit=PAGE_SIZE, offset=offset,
-                                 among=members_query(found["id"]))  # fmt: skip
+                                 among=members_query(engine, name))  # fmt: skip
     trend = trend_of(size_history(engine, [found["id"]]).get(found["id"], []))
     values = {"rule": found["expression"], "problem": None, "notice": None, **context}
     return page(request, "segment.html", principal, status_code=status_code, segment=found, trend=trend, rows=rows,
@@ -235,7 +234,7 @@ def members_csv(request: Request, principal: Viewer, name: SegmentName) -> Respo
     """The segment's members as CSV (pseudonyms for analysts; agents may not export); the export is audited."""
     engine = engine_of(request)
     try:
-        text = export_customers(engine, principal, interface="web", among=members_query(segment_id(engine, name)))
+        text = export_customers(engine, principal, interface="web", among=members_query(engine, name))
     except PatronError as error:
         return page(request, "message.html", principal, status_code=STATUS.get(error.code, 400),
                     title="No export", message=error.message)  # fmt: skip
