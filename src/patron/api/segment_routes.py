@@ -50,7 +50,8 @@ def edit_segment(
     """Change a segment's rule; its members are counted again at once."""
     update_segment(store, name, body.rule, actor=principal.username, interface="api")
     evaluate_segments(store, names=[name])
-    return SegmentOut(**list_segments(store, within=portfolio(principal), name=name)[0])
+    edited = next(row for row in list_segments(store, within=portfolio(principal)) if row["name"] == name)
+    return SegmentOut(**edited)
 
 
 @router.delete("/segments/{name}", tags=["segments"])

@@ -332,13 +332,9 @@ def _target(engine: Engine, rule_text: str, as_of: dt.date | None, within: Selec
 def targeting_of(engine: Engine, key: str) -> dict[str, Any] | None:
     """What uplift targeting expected when the campaign was prepared (None: not targeted by uplift)."""
     try:
-        return targeting_in(plan_of(engine, key))
+        plan = plan_of(engine, key)
     except NotFoundError:
         return None
-
-
-def targeting_in(plan: Any) -> dict[str, Any] | None:
-    """What uplift targeting expected, from a plan already read (``plan_of``)."""
     found = (plan.settings or {}).get("targeting")
     return dict(found) if found else None
 

@@ -1,9 +1,11 @@
 """Drafting a campaign before anyone is contacted: the message as one of the target's customers would read it, the
-contact policy's verdict in numbers, why a send stopped, and a prepared campaign discarded.
+contact policy's verdict in numbers, a prepared campaign discarded, and a send started in the background (the
+page follows its progress in the contact statuses, as the CLI's re-run would resume it).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +24,7 @@ from patron.engage.campaigns import (
     check_template,
 )
 from patron.engage.channels import ContactFailed
-from patron.engage.sending import message_context, rendered
+from patron.engage.sending import Channel, message_context, rendered, send_campaign
 from patron.errors import ConflictError, InvalidInputError, NotFoundError
 from patron.segments.rules import preview
 
@@ -128,3 +130,52 @@ def discard_campaign(engine: Engine, key: str, *, actor: str = "operator", inter
         conn.execute(delete(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id))
         audited(conn, [audit_row(actor=actor, interface=interface, action="discard", entity="campaign",
                                  entity_id=campaign_id, details={"key": key})])  # fmt: skip
+
+
+_SENDING: set[str] = set()  # campaigns this process is sending now (a second click does not start a second send)
+_SENDING_LOCK = threading.Lock()
+
+
+def start_send(engine: Engine, key: str, channel: Channel) -> bool:
+    """Send a prepared campaign's pending contacts in a thread of this process; False when this process is
+    already sending it. Progress and failures are in the contacts' statuses (``overview.live_counts``); a send
+    that stopped (the channel failed) is carried on by starting it again."""
+    with _SENDING_LOCK:
+        if key in _SENDING:
+            return False
+        _SENDING.add(key)
+
+    def send() -> None:
+        try:
+            send_campaign(engine, key, channel)
+        finally:
+            with _SENDING_LOCK:
+                _SENDING.discard(key)
+
+    try:
+        status = _plan_status(engine, key)
+        if status not in ("prepared", "sending"):
+            raise ConflictError(f"campaign {key!r} is {status}: only a prepared campaign is sent", field="campaign")
+        threading.Thread(target=send, name=f"send-{key}", daemon=True).start()
+    except Exception:
+        with _SENDING_LOCK:
+            _SENDING.discard(key)
+        raise
+    return True
+
+
+def is_sending(key: str) -> bool:
+    with _SENDING_LOCK:
+        return key in _SENDING
+
+
+def _plan_status(engine: Engine, key: str) -> str:
+    with engine.connect() as conn:
+        status = conn.scalar(
+            select(PLANS.c.status)
+            .join(CAMPAIGNS, CAMPAIGNS.c.id == PLANS.c.campaign_id)
+            .where(CAMPAIGNS.c.campaign_key == key)
+        )
+    if status is None:
+        raise NotFoundError(f"there is no campaign {key!r} planned in Patron", field="campaign")
+    return str(status)

@@ -1,8 +1,7 @@
 """Work a page starts and follows: a thread of the server process per named piece of work, its state kept here
 (running, done with what it says, or failed with why) until the same work is started again.
 
-For work that takes seconds to a minute on one machine (a score run from the dashboard, a campaign's send); a
-worker queue
+For work that takes seconds to a minute on one machine (a score run from the dashboard); a worker queue
 (``jobs/queue.py``) runs the scheduled jobs. A second start while the work runs starts nothing.
 """
 
@@ -13,8 +12,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-from sqlalchemy import Engine
 
 from patron.cif.columns import utcnow
 from patron.errors import PatronError
@@ -55,16 +52,6 @@ def start(name: str, work: Callable[[], str]) -> bool:
 
     threading.Thread(target=run, name=f"work-{name}", daemon=True).start()
     return True
-
-
-def named(what: str, engine: Engine) -> str:
-    """The name of a piece of work on one store (two stores served by one process do not share their work)."""
-    return f"{what} on {engine.url.render_as_string(hide_password=True)}"
-
-
-def running(name: str) -> bool:
-    found = state(name)
-    return found is not None and found.status == "running"
 
 
 def state(name: str) -> Work | None:

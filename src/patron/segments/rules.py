@@ -102,26 +102,15 @@ def size_history(engine: Engine, segment_ids: Sequence[int] | None = None, *, la
     return {segment: counts[-last:] for segment, counts in history.items()}
 
 
-def list_segments(
-    engine: Engine, *, within: Select[int] | None = None, name: str | None = None
-) -> list[dict[str, Any]]:
-    """The segments (or the one called ``name``); with ``within`` (a manager's portfolio) each counts only its
-    members there."""
-    query = select(SEGMENTS).order_by(SEGMENTS.c.name)
-    if name is not None:
-        query = query.where(SEGMENTS.c.name == name)
+def list_segments(engine: Engine, *, within: Select[int] | None = None) -> list[dict[str, Any]]:
+    """The segments; with ``within`` (a manager's portfolio) each counts only its members there."""
     with engine.connect() as conn:
-        segments = [dict(row._mapping) for row in conn.execute(query)]
+        segments = [dict(row._mapping) for row in conn.execute(select(SEGMENTS).order_by(SEGMENTS.c.name))]
         if within is not None:
             counted = select(MEMBERS.c.segment_id, func.count()).where(MEMBERS.c.customer_id.in_(within))
             counts = {int(segment): int(n) for segment, n in conn.execute(counted.group_by(MEMBERS.c.segment_id))}
             segments = [{**segment, "member_count": counts.get(segment["id"], 0)} for segment in segments]
     return segments
-
-
-def segment_named(engine: Engine, name: str, *, within: Select[int] | None = None) -> dict[str, Any] | None:
-    """The segment called ``name`` as ``list_segments`` gives it, or None."""
-    return next(iter(list_segments(engine, within=within, name=name)), None)
 
 
 def segment_id(engine: Engine, name: str) -> int:

@@ -23,14 +23,12 @@ from patron.auth.access import check_campaign_within
 from patron.auth.portfolio import portfolio
 from patron.auth.service import Principal, authorize
 from patron.cif.view import with_keys
-from patron.engage.campaigns import OFFERS, create_campaign, plan_of, prepare_campaign
+from patron.engage.campaigns import OFFERS, create_campaign, prepare_campaign
 from patron.engage.channels import SmtpChannel
-from patron.engage.drafting import discard_campaign, sample_message
-from patron.engage.sending import send_campaign
-from patron.errors import ConflictError, InvalidInputError, NotFoundError, PatronError
+from patron.engage.drafting import discard_campaign, sample_message, start_send
+from patron.errors import InvalidInputError, NotFoundError, PatronError
 from patron.http.common import STATUS, FragmentViewer, Viewer, engine_of
-from patron.jobs.background import named, start
-from patron.segments.rules import list_segments, segment_named
+from patron.segments.rules import list_segments
 from patron.settings import get_settings
 from patron.web.render import fragment, page, problem_fragment
 
@@ -81,7 +79,7 @@ def _refusal(request: Request, principal: Principal, error: PatronError) -> Resp
 
 
 def _rule_of(engine: Engine, principal: Principal, segment: str) -> str:
-    found = segment_named(engine, segment, within=portfolio(principal))
+    found = next((s for s in list_segments(engine, within=portfolio(principal)) if s["name"] == segment), None)
     if found is None:
         raise NotFoundError("choose one of the saved segments" if not segment else f"there is no segment {segment!r}",
                             field="segment")  # fmt: skip
@@ -193,27 +191,14 @@ def _back(key: str, done: str) -> RedirectResponse:
 def send(request: Request, principal: Viewer, key: CampaignKey) -> Response:
     """Send the pending e-mails in the background over the configured SMTP server; the live panel follows."""
     settings = get_settings()
-    engine = engine_of(request)
     try:
         authorize(principal, "manage_offers")
-        check_campaign_within(engine, principal, key)
-        status = plan_of(engine, key).status
-        if status not in ("prepared", "sending"):
-            raise ConflictError(f"campaign {key!r} is {status}: only a prepared campaign is sent", field="campaign")
+        check_campaign_within(engine_of(request), principal, key)
         channel = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+        started = start_send(engine_of(request), key, channel)
     except PatronError as error:
         return _refusal(request, principal, error)
-
-    def work() -> str:  # progress and a stopped send are in the contacts' statuses; starting again carries on
-        result = send_campaign(engine, key, channel)
-        return f"sent {result.sent:,}; {result.remaining:,} pending" + (f"; {result.error}" if result.error else "")
-
-    return _back(key, "sending" if start(send_work(engine, key), work) else "already-sending")
-
-
-def send_work(engine: Engine, key: str) -> str:
-    """The background work of sending campaign ``key`` (one at a time per campaign and store)."""
-    return named(f"campaign {key} send", engine)
+    return _back(key, "sending" if started else "already-sending")
 
 
 @router.post("/campaigns/{key}/discard", response_model=None)

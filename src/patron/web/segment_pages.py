@@ -29,7 +29,6 @@ from patron.segments.rules import (
     list_segments,
     members_query,
     preview,
-    segment_named,
     size_history,
     update_segment,
 )
@@ -179,7 +178,7 @@ def _segment_page(
     """One segment: its rule, size and trend, one page of its members (names masked for roles without personal
     data; a manager sees the members in their portfolio), and the forms the role may use."""
     engine = engine_of(request)
-    found = segment_named(engine, name, within=portfolio(principal))
+    found = next((row for row in list_segments(engine, within=portfolio(principal)) if row["name"] == name), None)
     if found is None:
         return page(request, "message.html", principal, status_code=404, title="Segment not found",
                     message=f"There is no segment called {name!r}.")  # fmt: skip
