@@ -30,6 +30,8 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB of page cache instead of SQLite's 2 MiB: an import's key lookups and index inserts stay in memory.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

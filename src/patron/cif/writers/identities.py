@@ -26,7 +26,7 @@ class IdentityWriter(WriterState):
                 identities.c.system == self.system,
                 one_of(conn, identities.c.value, wanted),
             )
-            self.customer_ids.update({row.value: row.customer_id for row in conn.execute(query)})
+            self.customer_ids.update(conn.execute(query).all())
         return self.customer_ids
 
     def _resolve_by(self, conn: Connection, kind: str, values: Iterable[str]) -> dict[str, int]:
@@ -37,7 +37,7 @@ class IdentityWriter(WriterState):
         query = select(identities.c.value, identities.c.customer_id).where(
             identities.c.kind == kind, identities.c.system == "", one_of(conn, identities.c.value, wanted)
         )
-        return {row.value: row.customer_id for row in conn.execute(query)}
+        return dict(conn.execute(query).all())
 
     def _match_by_contact(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
         """Deterministic identity matching: a new external id whose e-mail or phone is known joins that customer."""

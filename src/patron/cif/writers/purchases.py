@@ -79,7 +79,7 @@ class PurchaseWriter(IdentityWriter):
         orders = s.table_of(s.Order)
         keys = batch.get_column(ORDER_KEY).unique().to_list()
         query = select(orders.c.order_key).where(orders.c.source == self.system, one_of(conn, orders.c.order_key, keys))
-        existing = set(conn.scalars(query))
+        existing = set(conn.scalars(query).all())  # all(): one fetch, not a call per row
         fresh = batch.filter(~pl.col(ORDER_KEY).is_in(list(existing))) if existing else batch
         heads = fresh.unique(ORDER_KEY, keep="first", maintain_order=True)
         known = self.resolve_customers(conn, heads.get_column(CUSTOMER).to_list())

@@ -43,7 +43,7 @@ class RelationshipWriter(IdentityWriter):
             query = select(table.c.idempotency_key).where(
                 table.c.source == self.system, table.c.idempotency_key.in_(chunk)
             )
-            existing.update(conn.scalars(query))
+            existing.update(conn.scalars(query).all())
         fresh = [row for row in rows if row[key_column] not in existing]
         known = self.resolve_customers(conn, [row[prefix + "customer"] for row in fresh])
         fresh = self._reject_unknown_customers(fresh, prefix + "customer", known)
