@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -31,6 +32,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # How SQLAlchemy's SQLite dialect writes dates and times: a string that sorts and compares as the moment does.
@@ -43,9 +45,8 @@ def _is(kind: TypeEngine[Any], *types: type[TypeEngine[Any]]) -> bool:
     return type(kind) in types or (not hasattr(kind, "impl") and isinstance(kind, types))
 
 
-def _column_for_driver(frame: pl.DataFrame, name: str, kind: TypeEngine[Any], conn: Connection) -> pl.Series:
+def _column_for_driver(frame: pl.DataFrame, name: str, kind: TypeEngine[Any], dialect: Dialect) -> pl.Series:
     series = frame.get_column(name)
-    dialect = conn.dialect
     if dialect.name == "sqlite":
         if _is(kind, DateTime):
             return series.cast(pl.Datetime("us")).dt.strftime(_SQLITE_DATETIME)
@@ -66,32 +67,52 @@ def _defaults_to_null(table: Table, name: str) -> bool:
     return column.nullable is True and column.default is None and column.server_default is None
 
 
-def driver_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` (columns named as ``table``'s) with each value as the driver should receive it."""
-    return pl.DataFrame([_column_for_driver(frame, name, table.c[name].type, conn) for name in frame.columns])
+@dataclass(frozen=True)
+class DriverRows:
+    """Rows of one table as its driver takes them: SQLite's tuples, or PostgreSQL's ``COPY`` text."""
+
+    table: Table
+    columns: tuple[str, ...]
+    payload: list[tuple[Any, ...]] | str
+    count: int
 
 
-def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
-    """Insert every row of ``frame`` into ``table`` inside ``conn``'s transaction; returns the number of rows."""
-    if frame.height == 0:
-        return 0
+def driver_rows(dialect: Dialect, table: Table, frame: pl.DataFrame) -> DriverRows:
+    """``frame`` (columns named as ``table``'s) converted for the driver, ready for ``insert_rows``. Nothing here
+    touches the store, so the next batch can be prepared while the store writes this one."""
     # A column empty in every row is left to the table, as NULL is its default: binding values is most of the time.
     empty = [
         name
         for name in frame.columns
         if _defaults_to_null(table, name) and frame.get_column(name).null_count() == frame.height
     ]
-    rows = driver_frame(conn, table, frame.drop(empty))
+    kept = frame.drop(empty)
+    rows = pl.DataFrame([_column_for_driver(kept, name, table.c[name].type, dialect) for name in kept.columns])
+    payload = rows.write_csv(include_header=False) if dialect.name == "postgresql" else rows.rows()
+    return DriverRows(table, tuple(rows.columns), payload, frame.height)
+
+
+def insert_rows(conn: Connection, rows: DriverRows) -> int:
+    """Write rows prepared by ``driver_rows`` inside ``conn``'s transaction; returns the number of rows."""
+    if rows.count == 0:
+        return 0
     columns = ", ".join(f'"{name}"' for name in rows.columns)
-    if conn.dialect.name == "postgresql":
+    if isinstance(rows.payload, str):
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
-            copy.write(rows.write_csv(include_header=False))
+        with cursor.copy(f'COPY "{rows.table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
+            copy.write(rows.payload)
         cursor.close()
     else:
         marks = ", ".join("?" for _ in rows.columns)
-        conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', rows.rows())
-    return frame.height
+        conn.exec_driver_sql(f'INSERT INTO "{rows.table.name}" ({columns}) VALUES ({marks})', rows.payload)
+    return rows.count
+
+
+def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
+    """Insert every row of ``frame`` into ``table`` inside ``conn``'s transaction; returns the number of rows."""
+    if frame.height == 0:
+        return 0
+    return insert_rows(conn, driver_rows(conn.dialect, table, frame))
 
 
 def insert_frame_with_ids(conn: Connection, table: Table, frame: pl.DataFrame) -> list[int]:

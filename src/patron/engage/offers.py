@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import polars as pl
 from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert, select
 
 from patron.cif import schema as s
-from patron.cif.bulk import insert_frame
+from patron.cif.bulk import DriverRows, driver_rows, insert_rows
 from patron.cif.columns import table_of, utcnow
 from patron.cif.ledger import no_such_customer
 from patron.cif.money import major_to_minor, minor_to_major
@@ -234,20 +235,30 @@ def decide_offers(
     ).with_columns(pl.lit(decided_at, dtype=pl.Datetime("us")).alias("decided_at"))
     starts = everyone.get_column("customer_id").gather_every(DECIDED_PER_TRANSACTION).to_list()
     lows, highs = [None, *starts[1:]], [*starts[1:], None]  # the first range reaches down, the last up: no gaps
-    for index, (low, high) in enumerate(zip(lows, highs, strict=True)):
-        stored, chosen = [], []
-        if low is not None:
-            stored.append(CANDIDATES.c.customer_id >= low)
-            chosen.append(pl.col("customer_id") >= low)
-        if high is not None:
-            stored.append(CANDIDATES.c.customer_id < high)
-            chosen.append(pl.col("customer_id") < high)
+    ranges = list(zip(lows, highs, strict=True))
+
+    def prepared(low: int | None, high: int | None) -> DriverRows:
+        chosen = [pl.col("customer_id") >= low] if low is not None else []
+        chosen += [pl.col("customer_id") < high] if high is not None else []
         batch = rows.filter(*chosen) if chosen else rows
-        with engine.begin() as conn:
-            conn.execute(delete(CANDIDATES).where(*stored))
-            insert_frame(conn, CANDIDATES, batch.sort("customer_id", "expected_value", descending=[False, True]))
-        if progress is not None:
-            progress(min((index + 1) * DECIDED_PER_TRANSACTION, len(ids)), len(ids))
+        ordered = batch.sort("customer_id", "expected_value", descending=[False, True])
+        return driver_rows(engine.dialect, CANDIDATES, ordered)
+
+    # The next range's rows are made ready in a second thread while the store writes this one's.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="patron-offers") as helper:
+        upcoming = helper.submit(prepared, *ranges[0]) if ranges else None
+        for index, (low, high) in enumerate(ranges):
+            assert upcoming is not None
+            ready = upcoming.result()
+            if index + 1 < len(ranges):
+                upcoming = helper.submit(prepared, *ranges[index + 1])
+            stored = [CANDIDATES.c.customer_id >= low] if low is not None else []
+            stored += [CANDIDATES.c.customer_id < high] if high is not None else []
+            with engine.begin() as conn:
+                conn.execute(delete(CANDIDATES).where(*stored))
+                insert_rows(conn, ready)
+            if progress is not None:
+                progress(min((index + 1) * DECIDED_PER_TRANSACTION, len(ids)), len(ids))
     refresh_statistics(engine, rows_written=rows.height)  # the real-time lookup reads these by customer
     return len(ids)
 
