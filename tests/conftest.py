@@ -16,6 +16,9 @@ import pytest
 # The background warmer recomputes analyses whenever the data changes: in tests that is every test's store, a
 # thread racing each fixture's teardown. Its own test starts one on purpose (tests/test_warm.py).
 os.environ["PATRON_WARM_ANALYSES"] = "false"
+# A page waits for its analysis rather than saying it is computing, so a test sees the page it asked for; the
+# computing state has its own tests (tests/test_warm.py), which shorten the wait.
+os.environ["PATRON_PAGE_WAIT_SECONDS"] = "600"
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, insert, text
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+
+from patron.app import create_app
+from patron.auth.service import create_user
 
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.stamp import data_stamp, is_current
 from patron.jobs.warm import WARMED, Warmer, warm
+from patron.settings import get_settings
+from patron.value import base
 from tests.conftest import WriteFile
+from tests.test_pages import CHROMIUM, serving, sign_in_page
 
 ORDERS = {
     "source": {"system": "shop", "currency": "USD", "date_format": "%Y-%m-%d"},
@@ -48,3 +59,70 @@ def test_the_warmer_recomputes_when_the_data_changes(engine: Engine, write_file:
         assert _until(lambda: is_current(engine, "features"))  # kept again, for the new data, without being asked
     finally:
         warmer.stop()
+
+
+PASSWORD = "a-long-password-1"
+
+
+def _two_buyers(engine: Engine, write_file: WriteFile) -> None:
+    mapping = parse_mapping({**ORDERS, "customers": {"external_id": "customer"}})
+    imported = import_file(engine, write_file("a.csv", "customer,order,date,amount\nann,o1,2024-01-05,40\n"
+                           "bob,o2,2024-02-05,90\n"), mapping, rejects_dir=write_file("x", "").parent)  # fmt: skip
+    assert imported.written == 2
+    create_user(engine, "ana", PASSWORD, "analyst")
+
+
+def _held_back_until(released: threading.Event) -> Callable[..., Any]:
+    """The dashboard's customer base computed only once the test lets it go."""
+    computed = base._customer_base
+
+    def held_back(*args: Any) -> Any:
+        assert released.wait(60), "the test never let the computation go"
+        return computed(*args)
+
+    return held_back
+
+
+def test_a_page_whose_analysis_is_computing_says_so_and_fills_in_when_it_is_ready(
+    engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page answers at once that it is computing (and asks again by itself), then shows the dashboard once the
+    result is there."""
+    _two_buyers(engine, write_file)
+    released = threading.Event()
+    monkeypatch.setattr(base, "_customer_base", _held_back_until(released))
+    monkeypatch.setattr(get_settings(), "page_wait_seconds", 0.05)
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        assert client.post("/login", data={"username": "ana", "password": PASSWORD}).status_code == 303
+        waiting = client.get("/?source=shop")
+        assert waiting.status_code == 200
+        assert 'id="computing"' in waiting.text
+        assert "Computing the customer base" in waiting.text
+        assert 'hx-get="/?source=shop"' in waiting.text and 'hx-trigger="every 1s"' in waiting.text
+        assert "Pareto" not in waiting.text
+        assert 'id="computing"' in client.get("/?source=shop").text  # asked again: still computing
+        released.set()
+        assert _until(lambda: 'id="computing"' not in client.get("/?source=shop").text)
+        assert "Pareto" in client.get("/?source=shop").text
+
+
+def test_in_chromium_the_computing_page_fills_in_by_itself_with_its_charts(
+    engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415  (browser tests only)
+
+    _two_buyers(engine, write_file)
+    released = threading.Event()
+    monkeypatch.setattr(base, "_customer_base", _held_back_until(released))
+    monkeypatch.setattr(get_settings(), "page_wait_seconds", 0.05)
+    with serving(engine) as site, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page()
+        sign_in_page(page, site, "ana", PASSWORD)
+        expect(page.locator("h1")).to_have_text("Computing the customer base…")
+        page.screenshot(path=str(tmp_path / "computing.png"))
+        released.set()  # no reload from here on: the page asks again by itself
+        expect(page.locator("h1")).to_have_text("Dashboard", timeout=30_000)
+        expect(page.locator("#computing")).to_have_count(0)
+        expect(page.locator(".plotly-figure .main-svg").first).to_be_visible()  # charts drawn after the swap
+        browser.close()

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # background as soon as the data changes, looking every this many seconds (docs/WEB.md).
     warm_analyses: bool = True
     warm_every_seconds: float = 10.0
+    # A page whose analysis must be computed first (the data changed, the server just started) waits this long for
+    # it, then says it is computing and fills in by itself when the result is there (docs/WEB.md).
+    page_wait_seconds: float = 0.5
     # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the real client: sign-in
     # throttling and the audit trail then see the client, not the proxy. Empty: trust no forwarded header.
     trusted_proxies: str = ""

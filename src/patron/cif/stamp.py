@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as StillRunning
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -48,6 +52,31 @@ class _Kept:
 _kept: dict[tuple[str, Hashable], _Kept] = {}
 _locks: dict[tuple[str, Hashable], threading.Lock] = {}
 _guard = threading.Lock()
+# A page's patience: how long it waits for an analysis that must be computed before it says it is computing
+# (None: wait for it, as the CLI, the API and the warmer do).
+_patience: ContextVar[float | None] = ContextVar("patience", default=None)
+_computing: dict[tuple[str, Hashable], Future[_Kept]] = {}
+_computer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="patron-analysis")
+
+
+class StillComputing(Exception):
+    """An analysis a page needs is being computed for the data as it is now; the page says so and looks again."""
+
+    def __init__(self, key: Hashable) -> None:
+        name = key[0] if isinstance(key, tuple) else key
+        self.what = str(name).replace("_", " ")
+        super().__init__(f"the {self.what} is being computed")
+
+
+@contextmanager
+def waiting_at_most(seconds: float) -> Iterator[None]:
+    """Inside: an analysis that must be computed first is computed in the background, and after ``seconds``
+    without its result ``kept`` raises ``StillComputing`` instead of making the caller wait."""
+    token = _patience.set(seconds)
+    try:
+        yield
+    finally:
+        _patience.reset(token)
 
 
 def data_stamp(engine: Engine) -> tuple[object, ...]:
@@ -61,24 +90,47 @@ def kept(engine: Engine, key: Hashable, compute: Callable[[], T]) -> T:
 
     One computation per key at a time: a second request for the same key waits for the first one's result. A
     refusal (``PatronError``: too few segments, no scores yet) is kept like a result: the same data, the same answer.
+    Inside ``waiting_at_most`` a computation runs in the background and the caller waits only that long.
     """
     slot = (engine.url.render_as_string(hide_password=False), key)
     stamp = data_stamp(engine)
+    patience = _patience.get()
+    if patience is not None and not _is_fresh(_kept.get(slot), stamp):
+        with _guard:
+            running = _computing.get(slot)
+            if running is None or running.done():
+                running = _computer.submit(_computed, slot, stamp, compute)
+                _computing[slot] = running
+        try:
+            found = running.result(timeout=patience)
+        except StillRunning:
+            raise StillComputing(key) from None
+    else:
+        found = _computed(slot, stamp, compute)
+    if isinstance(found.value, PatronError):
+        raise found.value
+    value: T = found.value
+    return value
+
+
+def _is_fresh(found: _Kept | None, stamp: tuple[object, ...]) -> bool:
+    return found is not None and found.stamp == stamp and time.monotonic() - found.built_at <= MAX_AGE_SECONDS
+
+
+def _computed(slot: tuple[str, Hashable], stamp: tuple[object, ...], compute: Callable[[], object]) -> _Kept:
     with _guard:
         lock = _locks.setdefault(slot, threading.Lock())
     with lock:
         found = _kept.get(slot)
-        if found is None or found.stamp != stamp or time.monotonic() - found.built_at > MAX_AGE_SECONDS:
+        if not _is_fresh(found, stamp):
             try:
                 outcome: Any = compute()
             except PatronError as refusal:
                 outcome = refusal
             found = _Kept(stamp, time.monotonic(), outcome)
             _kept[slot] = found
-    if isinstance(found.value, PatronError):
-        raise found.value
-    value: T = found.value
-    return value
+    assert found is not None
+    return found
 
 
 def is_current(engine: Engine, key: Hashable) -> bool:
@@ -91,3 +143,4 @@ def forget_kept() -> None:
     """Drop every kept result (tests, whose stores start their ids again at 1, and a restore)."""
     with _guard:
         _kept.clear()
+        _computing.clear()

@@ -32,7 +32,7 @@ from patron.settings import get_settings
 from patron.value.base import customer_base
 from patron.value.lists import pareto_curve, value_at_risk
 from patron.value.scoring import latest_run
-from patron.web.render import TEMPLATES, binned_histogram, figure_html, fragment, page
+from patron.web.render import TEMPLATES, binned_histogram, figure_html, fragment, page, shows_computing
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,6 +77,7 @@ def logout(request: Request) -> RedirectResponse:
 
 
 @router.get("/", response_model=None)
+@shows_computing
 def dashboard(
     request: Request,
     principal: Viewer,

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 from urllib.parse import quote
 
 import numpy as np
 import plotly.graph_objects as go
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 
 from patron.auth.service import Principal
 from patron.cif.formats import count, counted, figure, label, p_value, percent, quantity, when
 from patron.cif.money import format_amount, format_money
+from patron.cif.stamp import StillComputing, waiting_at_most
 from patron.http.browser import csrf_token
 from patron.http.common import SESSION_COOKIE
+from patron.settings import get_settings
+
+Params = ParamSpec("Params")
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 TEMPLATES.env.filters["money"] = format_money
@@ -56,6 +62,25 @@ def page(
 ) -> HTMLResponse:
     values = {"user": principal, "csrf_token": csrf_for(request), **context}
     return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
+
+
+def shows_computing(endpoint: Callable[Params, Response]) -> Callable[Params, Response]:
+    """A page route that does not keep its reader waiting for an analysis the data's change made stale: after the
+    configured wait it answers with a page saying what is being computed, which looks again every second and shows
+    the page once the result is there (the route takes ``request`` and ``principal`` by name)."""
+
+    @functools.wraps(endpoint)
+    def answer(*args: Params.args, **kwargs: Params.kwargs) -> Response:
+        try:
+            with waiting_at_most(get_settings().page_wait_seconds):
+                return endpoint(*args, **kwargs)
+        except StillComputing as computing:
+            request, principal = kwargs["request"], kwargs["principal"]
+            assert isinstance(request, Request)
+            assert principal is None or isinstance(principal, Principal)
+            return page(request, "computing.html", principal, what=computing.what)
+
+    return answer
 
 
 def fragment(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -33,7 +33,7 @@ from patron.strategy.plans import (
     price_elasticity,
     price_sensitivity,
 )
-from patron.web.render import figure_html, fragment, histogram_bars, page, problem_fragment
+from patron.web.render import figure_html, fragment, histogram_bars, page, problem_fragment, shows_computing
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,6 +51,7 @@ def _guarded(request: Request, principal: Principal, template: str, build: Any, 
 
 @router.get("/strategy", response_model=None)
 @router.get("/strategy/budget", response_model=None)
+@shows_computing
 def budget(
     request: Request,
     principal: Viewer,
@@ -112,6 +113,7 @@ def _budget_figure(plan: BudgetPlan) -> go.Figure:
 
 
 @router.get("/strategy/portfolio", response_model=None)
+@shows_computing
 def portfolio(
     request: Request, principal: Viewer, by: Annotated[str, Query(max_length=100)] = "tier", source: SourceQuery = None
 ) -> Response:
@@ -142,6 +144,7 @@ def _frontier_figure(plan: PortfolioPlan) -> go.Figure:
 
 
 @router.get("/strategy/pricing", response_model=None)
+@shows_computing
 def pricing(request: Request, principal: Viewer, by: Annotated[str, Query(max_length=100)] = "education") -> Response:
     def build() -> dict[str, Any]:
         customers, segments = price_sensitivity(engine_of(request), by=by)
@@ -253,6 +256,7 @@ def _contacts_figure(plan: ContactPlan) -> go.Figure:
 
 
 @router.get("/strategy/network", response_model=None)
+@shows_computing
 def network(request: Request, principal: Viewer) -> Response:
     def build() -> dict[str, Any]:
         visible = portfolio_ids(engine_of(request), principal)
