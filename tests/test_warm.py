@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 
 from patron.app import create_app
 from patron.auth.service import create_user
-
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.stamp import data_stamp, is_current
@@ -98,7 +97,8 @@ def test_a_page_whose_analysis_is_computing_says_so_and_fills_in_when_it_is_read
         assert waiting.status_code == 200
         assert 'id="computing"' in waiting.text
         assert "Computing the customer base" in waiting.text
-        assert 'hx-get="/?source=shop"' in waiting.text and 'hx-trigger="every 1s"' in waiting.text
+        assert 'hx-get="/?source=shop"' in waiting.text
+        assert 'hx-trigger="every 1s"' in waiting.text
         assert "Pareto" not in waiting.text
         assert 'id="computing"' in client.get("/?source=shop").text  # asked again: still computing
         released.set()

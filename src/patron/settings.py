@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_sender: str = "patron@localhost.localdomain"
-    import_batch_rows: int = 20_000
     # Money defaults: the currency of amounts given without one (mappings, offers, responses), and the margin
     # rate assumed where a line's cost is unknown (CLV, the costly-customers list, the portfolio P&L).
     default_currency: str = "USD"

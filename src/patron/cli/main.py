@@ -67,7 +67,7 @@ def import_command(  # noqa: PLR0917  (typer passes every option by position)
     mapping: Annotated[
         Path | None, typer.Option("--mapping", "-m", help="TOML mapping file (with --suggest: where to write it)")
     ] = None,
-    batch_rows: Annotated[int, typer.Option(help="rows written per transaction")] = 20_000,
+    batch_rows: Annotated[int, typer.Option(help="rows written per transaction")] = 50_000,
     rejects_dir: Annotated[Path | None, typer.Option(help="where the rejects file goes")] = None,
     suggest: Annotated[
         bool, typer.Option("--suggest", help="write a starting mapping from the file's header and sample instead")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ import polars as pl
 from sqlalchemy import BigInteger, Engine, Row, bindparam, delete, func, insert, select
 
 from patron.cif import schema as s
+from patron.cif.ahead import one_ahead
 from patron.cif.bulk import DriverRows, driver_rows, insert_rows
 from patron.cif.columns import table_of, utcnow
 from patron.cif.ledger import no_such_customer
@@ -245,20 +245,15 @@ def decide_offers(
         return driver_rows(engine.dialect, CANDIDATES, ordered)
 
     # The next range's rows are made ready in a second thread while the store writes this one's.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="patron-offers") as helper:
-        upcoming = helper.submit(prepared, *ranges[0]) if ranges else None
-        for index, (low, high) in enumerate(ranges):
-            assert upcoming is not None
-            ready = upcoming.result()
-            if index + 1 < len(ranges):
-                upcoming = helper.submit(prepared, *ranges[index + 1])
-            stored = [CANDIDATES.c.customer_id >= low] if low is not None else []
-            stored += [CANDIDATES.c.customer_id < high] if high is not None else []
-            with engine.begin() as conn:
-                conn.execute(delete(CANDIDATES).where(*stored))
-                insert_rows(conn, ready)
-            if progress is not None:
-                progress(min((index + 1) * DECIDED_PER_TRANSACTION, len(ids)), len(ids))
+    readied = one_ahead(lambda bounds: prepared(*bounds), ranges)
+    for index, ((low, high), ready) in enumerate(zip(ranges, readied, strict=True)):
+        stored = [CANDIDATES.c.customer_id >= low] if low is not None else []
+        stored += [CANDIDATES.c.customer_id < high] if high is not None else []
+        with engine.begin() as conn:
+            conn.execute(delete(CANDIDATES).where(*stored))
+            insert_rows(conn, ready)
+        if progress is not None:
+            progress(min((index + 1) * DECIDED_PER_TRANSACTION, len(ids)), len(ids))
     refresh_statistics(engine, rows_written=rows.height)  # the real-time lookup reads these by customer
     return len(ids)
 
