@@ -17,6 +17,7 @@ from patron.segments.rules import (
     list_segments,
     preview,
     segment_members,
+    segment_named,
     update_segment,
 )
 
@@ -50,7 +51,8 @@ def edit_segment(
     """Change a segment's rule; its members are counted again at once."""
     update_segment(store, name, body.rule, actor=principal.username, interface="api")
     evaluate_segments(store, names=[name])
-    edited = next(row for row in list_segments(store, within=portfolio(principal)) if row["name"] == name)
+    edited = segment_named(store, name, within=portfolio(principal))
+    assert edited is not None  # update_segment refused an unknown name
     return SegmentOut(**edited)
 
 

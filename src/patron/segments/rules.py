@@ -102,15 +102,28 @@ def size_history(engine: Engine, segment_ids: Sequence[int] | None = None, *, la
     return {segment: counts[-last:] for segment, counts in history.items()}
 
 
-def list_segments(engine: Engine, *, within: Select[int] | None = None) -> list[dict[str, Any]]:
-    """The segments; with ``within`` (a manager's portfolio) each counts only its members there."""
+def list_segments(
+    engine: Engine, *, within: Select[int] | None = None, name: str | None = None
+) -> list[dict[str, Any]]:
+    """The segments (the one called ``name``, when given); with ``within`` (a manager's portfolio) each counts only
+    its members there."""
+    query = select(SEGMENTS).order_by(SEGMENTS.c.name)
+    if name is not None:
+        query = query.where(SEGMENTS.c.name == name)
     with engine.connect() as conn:
-        segments = [dict(row._mapping) for row in conn.execute(select(SEGMENTS).order_by(SEGMENTS.c.name))]
-        if within is not None:
+        segments = [dict(row._mapping) for row in conn.execute(query)]
+        if within is not None and segments:
             counted = select(MEMBERS.c.segment_id, func.count()).where(MEMBERS.c.customer_id.in_(within))
+            if name is not None:
+                counted = counted.where(MEMBERS.c.segment_id == segments[0]["id"])
             counts = {int(segment): int(n) for segment, n in conn.execute(counted.group_by(MEMBERS.c.segment_id))}
             segments = [{**segment, "member_count": counts.get(segment["id"], 0)} for segment in segments]
     return segments
+
+
+def segment_named(engine: Engine, name: str, *, within: Select[int] | None = None) -> dict[str, Any] | None:
+    """One segment as ``list_segments`` shows it, or None when there is none of that name."""
+    return next(iter(list_segments(engine, within=within, name=name)), None)
 
 
 def segment_id(engine: Engine, name: str) -> int:
@@ -257,9 +270,10 @@ def apply_event(engine: Engine, customer_id: int, event: str, *, as_of: dt.date 
     return EventEffect(joined, left, [s["name"] for s in affected])
 
 
-def members_query(engine: Engine, name: str) -> Select[int]:
-    """The ids of a segment's members (as last evaluated), as a query to narrow a list or an export by."""
-    return select(MEMBERS.c.customer_id).where(MEMBERS.c.segment_id == segment_id(engine, name))
+def members_query(segment: int) -> Select[int]:
+    """The ids of a segment's members (as last evaluated; ``segment`` its id), as a query to narrow a list or an
+    export by."""
+    return select(MEMBERS.c.customer_id).where(MEMBERS.c.segment_id == segment)
 
 
 def segment_members(

@@ -28,7 +28,7 @@ from patron.engage.channels import SmtpChannel
 from patron.engage.drafting import discard_campaign, sample_message, start_send
 from patron.errors import InvalidInputError, NotFoundError, PatronError
 from patron.http.common import STATUS, FragmentViewer, Viewer, engine_of
-from patron.segments.rules import list_segments
+from patron.segments.rules import list_segments, segment_named
 from patron.settings import get_settings
 from patron.web.render import fragment, page, problem_fragment
 
@@ -79,7 +79,7 @@ def _refusal(request: Request, principal: Principal, error: PatronError) -> Resp
 
 
 def _rule_of(engine: Engine, principal: Principal, segment: str) -> str:
-    found = next((s for s in list_segments(engine, within=portfolio(principal)) if s["name"] == segment), None)
+    found = segment_named(engine, segment, within=portfolio(principal))
     if found is None:
         raise NotFoundError("choose one of the saved segments" if not segment else f"there is no segment {segment!r}",
                             field="segment")  # fmt: skip

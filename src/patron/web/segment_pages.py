@@ -29,6 +29,8 @@ from patron.segments.rules import (
     list_segments,
     members_query,
     preview,
+    segment_id,
+    segment_named,
     size_history,
     update_segment,
 )
@@ -178,12 +180,12 @@ def _segment_page(
     """One segment: its rule, size and trend, one page of its members (names masked for roles without personal
     data; a manager sees the members in their portfolio), and the forms the role may use."""
     engine = engine_of(request)
-    found = next((row for row in list_segments(engine, within=portfolio(principal)) if row["name"] == name), None)
+    found = segment_named(engine, name, within=portfolio(principal))
     if found is None:
         return page(request, "message.html", principal, status_code=404, title="Segment not found",
                     message=f"There is no segment called {name!r}.")  # fmt: skip
     rows, total = customers_page(engine, principal, search=search, limit=PAGE_SIZE, offset=offset,
-                                 among=members_query(engine, name))  # fmt: skip
+                                 among=members_query(found["id"]))  # fmt: skip
     trend = trend_of(size_history(engine, [found["id"]]).get(found["id"], []))
     values = {"rule": found["expression"], "problem": None, "notice": None, **context}
     return page(request, "segment.html", principal, status_code=status_code, segment=found, trend=trend, rows=rows,
@@ -233,7 +235,7 @@ def members_csv(request: Request, principal: Viewer, name: SegmentName) -> Respo
     """The segment's members as CSV (pseudonyms for analysts; agents may not export); the export is audited."""
     engine = engine_of(request)
     try:
-        text = export_customers(engine, principal, interface="web", among=members_query(engine, name))
+        text = export_customers(engine, principal, interface="web", among=members_query(segment_id(engine, name)))
     except PatronError as error:
         return page(request, "message.html", principal, status_code=STATUS.get(error.code, 400),
                     title="No export", message=error.message)  # fmt: skip
