@@ -335,6 +335,11 @@ def targeting_of(engine: Engine, key: str) -> dict[str, Any] | None:
         plan = plan_of(engine, key)
     except NotFoundError:
         return None
+    return targeting_in(plan)
+
+
+def targeting_in(plan: Any) -> dict[str, Any] | None:
+    """``targeting_of`` for a plan already read (``plan_of``)."""
     found = (plan.settings or {}).get("targeting")
     return dict(found) if found else None
 

@@ -17,7 +17,7 @@ from patron.auth.access import campaign_previews
 from patron.auth.portfolio import customer_resolver
 from patron.auth.service import Principal, authorize
 from patron.cif.view import with_keys
-from patron.engage.campaigns import plan_of, targeting_of
+from patron.engage.campaigns import plan_of, targeting_in
 from patron.engage.drafting import blocked_reasons, is_sending, send_stopped_because
 from patron.engage.overview import list_campaigns, live_counts
 from patron.engage.report import CampaignReport, OfferResult, campaign_report, offer_results
@@ -84,7 +84,7 @@ def campaign_page(
     return page(
         request, "campaign.html", principal, status_code=status_code, key=key, problem=None, live=live, kinds=kinds,
         kind=chosen, report=report, chart=chart, by_offer=by_offer, previews=previews,
-        targeting=targeting_of(engine, key), plan=plan, blocked=blocked_reasons(engine, key) if plan else {},
+        targeting=targeting_in(plan) if plan else None, plan=plan, blocked=blocked_reasons(engine, key) if plan else {},
         sending=is_sending(key), stopped=send_stopped_because(engine, key) if plan else None, **values,
     )  # fmt: skip
 
