@@ -316,6 +316,9 @@ def test_the_segment_builder_saves_a_segment_with_its_members_for_those_allowed(
     again = client.post("/segments", data={"rule": "orders > 0", "name": "crm people"}, headers=admin)
     assert again.status_code == 409
     assert "already a segment" in again.text.split('id="name-problem"', 1)[1][:120]  # beside the name
+    slashed = client.post("/segments", data={"rule": "orders > 0", "name": "crm/web"}, headers=admin)
+    assert slashed.status_code == 422
+    assert "cannot hold a &#39;/&#39;" in slashed.text.split('id="name-problem"', 1)[1][:160]
     broken = client.post("/segments", data={"rule": "orders >>> 0", "name": "broken"}, headers=admin)
     assert broken.status_code == 422
     assert 'id="rule-problem"' in broken.text  # beside the rule

@@ -51,6 +51,10 @@ def create_segment(engine: Engine, name: str, expression: str, description: str 
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInputError("a segment needs a name of 1 to 100 characters", field="name")
+    if "/" in name:  # the segment's page is /segments/NAME: a slash would make it a different address
+        raise InvalidInputError(
+            "a segment's name cannot hold a '/' (it is part of the segment's address)", field="name"
+        )
     rule = _compile(engine, expression)
     try:
         with engine.begin() as conn:
