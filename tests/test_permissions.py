@@ -104,6 +104,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): EVERYONE,
     ("POST", "/value/score"): frozenset({"admin", "analyst"}),
     ("GET", "/value/score/panel"): EVERYONE,
+    ("POST", "/segments/evolution/cluster"): frozenset({"admin", "analyst"}),
+    ("GET", "/segments/evolution/cluster"): EVERYONE,
     ("GET", "/customers"): EVERYONE,
     ("GET", "/customers/{customer_id}"): EVERYONE,
     ("POST", "/customers/{customer_id}/contacts"): SERVICE,
@@ -231,6 +233,8 @@ OUT_OF_PORTFOLIO: dict[tuple[str, str], str] = {
     ("POST", "/segments"): NAMES_NONE,
     ("POST", "/segments/count"): COUNTED,
     ("GET", "/segments/evolution"): NAMES_NONE,
+    ("POST", "/segments/evolution/cluster"): NAMES_NONE,
+    ("GET", "/segments/evolution/cluster"): NAMES_NONE,
     ("GET", "/segments/{name}"): UNLISTED,
     ("POST", "/segments/{name}"): NAMES_NONE,  # the rule changes; the page after it lists as GET does
     ("POST", "/segments/{name}/delete"): NAMES_NONE,
@@ -325,6 +329,7 @@ def request_for(method: str, path: str, role: str, ids: dict[str, Any]) -> dict[
                                                                    "wording": unique}},
         ("POST", "/customers/{customer_id}/details"): {"data": {"city": unique}},
         ("POST", "/value/score"): {"data": {"source": "no-such-source"}},  # refused before any work starts
+        ("POST", "/segments/evolution/cluster"): {"data": {"population": "orders >>> 0"}},  # likewise
         ("POST", "/customers/{customer_id}/preferences"): {"data": {"channel": "sms", "max_per_month": "2"}},
         ("POST", "/service/cases/{case_id}/notes"): {"data": {"text": unique}},
         ("POST", "/service/cases/{case_id}/resolve"): {"data": {"text": unique}},

@@ -44,6 +44,7 @@ from patron.web.campaign_actions import router as campaign_actions_router
 from patron.web.campaign_pages import router as campaign_pages_router
 from patron.web.case_pages import router as case_pages_router
 from patron.web.customer_pages import router as customer_pages_router
+from patron.web.evolution_pages import router as evolution_pages_router
 from patron.web.identity_pages import router as identity_pages_router
 from patron.web.import_pages import router as import_pages_router
 from patron.web.pages import router as pages_router
@@ -103,6 +104,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         pages_router,
         customer_pages_router,
         case_pages_router,
+        evolution_pages_router,
         segment_pages_router,
         strategy_pages_router,
         campaign_actions_router,

@@ -15,19 +15,21 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.mixture import GaussianMixture
 from sqlalchemy import Engine, insert
 
 from patron.cif.columns import table_of
 from patron.errors import InvalidInputError
-from patron.segments.expression import Context, compile_rule
+from patron.segments.expression import CompiledRule, Context, compile_rule
 from patron.segments.features import build_features, feature_schema
 from patron.segments.frame_cache import current_features
 from patron.segments.schema import SegmentAssignment, SegmentationRun
 
 Method = Literal["kmeans", "gmm"]
+METHODS: dict[str, str] = {
+    "gmm": "Gaussian mixture (the number of segments by the lowest BIC)",
+    "kmeans": "k-means (the number of segments by the highest silhouette)",
+}
+MAX_SEGMENTS = 20
 SAMPLE = 5000
 RUNS = table_of(SegmentationRun)
 ASSIGNMENTS = table_of(SegmentAssignment)
@@ -83,12 +85,10 @@ def segment_customers(
     as_of: dt.date | None = None,
     note: str | None = None,
 ) -> Segmentation:
-    if method not in ("kmeans", "gmm"):
-        raise InvalidInputError("method must be kmeans or gmm", field="method")
+    rule = check_clustering(engine, population=population, method=method, max_segments=max(k_range))
     features = current_features(engine) if as_of is None else build_features(engine, as_of=as_of)
     customers = features.customers
-    if population:
-        rule = compile_rule(population, feature_schema(engine))
+    if rule is not None:
         customers = customers.filter(rule.expression(Context(features.categories, features.as_of)))
     inputs = behaviour_features(customers)
     if inputs.height < 10 * max(k_range) or inputs.width < 2:
@@ -115,9 +115,29 @@ def segment_customers(
     return Segmentation(run_id, method, len(order), criterion, descriptions, assignments)
 
 
+def check_clustering(engine: Engine, *, population: str | None, method: str, max_segments: int) -> CompiledRule | None:
+    """Refuse a clustering that cannot run, naming the field (before any work, so a page can say so beside it);
+    returns the population's compiled rule (None: everyone)."""
+    if method not in METHODS:
+        raise InvalidInputError(f"the method is one of {', '.join(METHODS)}, not {method!r}", field="method")
+    if not 2 <= max_segments <= MAX_SEGMENTS:
+        raise InvalidInputError(f"up to 2 to {MAX_SEGMENTS} segments, not {max_segments}", field="max_segments")
+    if not population or not population.strip():
+        return None
+    try:
+        return compile_rule(population, feature_schema(engine))
+    except InvalidInputError as error:
+        raise InvalidInputError(error.message, field="population") from error
+
+
 def _choose(
     z: np.ndarray[Any, Any], method: Method, k_range: range, seed: int
 ) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
+    # scikit-learn when a run starts: the server imports this module for its pages' choices (1 s of its start)
+    from sklearn.cluster import KMeans  # noqa: PLC0415
+    from sklearn.metrics import silhouette_score  # noqa: PLC0415
+    from sklearn.mixture import GaussianMixture  # noqa: PLC0415
+
     rng = np.random.default_rng(seed)
     sample = z if len(z) <= SAMPLE else z[rng.choice(len(z), SAMPLE, replace=False)]
     scores: dict[int, float] = {}

@@ -31,6 +31,14 @@ def assignments(engine: Engine, run_id: int) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"customer_id": pl.Int64, "segment": pl.Int64, "value": pl.Float64}, orient="row")
 
 
+def latest_segmentation(engine: Engine) -> dict[str, Any] | None:
+    """The newest segmentation run: its id, when, method, how many segments, by what criterion, and each segment's
+    description (size, value share, what sets it apart); None before the first run."""
+    with engine.connect() as conn:
+        row = conn.execute(select(RUNS).order_by(RUNS.c.id.desc()).limit(1)).first()
+    return None if row is None else dict(row._mapping)
+
+
 @dataclass(frozen=True)
 class Migration:
     matrix: pl.DataFrame  # from, to, customers: "gone" and "new" for customers in only one run

@@ -1,6 +1,6 @@
 """Segment pages: the builder with its live count, the saved segments with size and trend, one segment's members
 (paged, searchable, exported as CSV by the roles allowed to export), its rule edited or the segment deleted, and
-the way into a campaign; segment evolution between two segmentation runs.
+the way into a campaign (segment evolution and the clustering runs: ``evolution_pages``).
 
 Each action goes through ``segments.rules`` as the API and CLI do; a form that cannot be taken comes back with the
 reason beside its field and what was typed, nothing written.
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import plotly.graph_objects as go
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -21,7 +20,6 @@ from patron.auth.service import Principal, authorize
 from patron.cif.facts import main_scope
 from patron.errors import PatronError
 from patron.http.common import STATUS, FragmentViewer, Viewer, engine_of
-from patron.segments.evolution import migration, sankey, value_share_over_time
 from patron.segments.rules import (
     create_segment,
     delete_segment,
@@ -34,7 +32,7 @@ from patron.segments.rules import (
     size_history,
     update_segment,
 )
-from patron.web.render import figure_html, fragment, page
+from patron.web.render import fragment, page
 
 router = APIRouter(include_in_schema=False)
 SegmentName = Annotated[str, Path(max_length=100)]
@@ -112,45 +110,6 @@ def segment_count(
         except PatronError as error:
             context["count_problem"] = error.message
     return fragment(request, "_live_count.html", **context)
-
-
-@router.get("/segments/evolution", response_model=None)
-def evolution(
-    request: Request,
-    principal: Viewer,
-    earlier: Annotated[int | None, Query(ge=1)] = None,
-    later: Annotated[int | None, Query(ge=1)] = None,
-) -> Response:
-    engine = engine_of(request)
-    history = value_share_over_time(engine)
-    runs = sorted(set(history["run"].to_list()))
-    chart = share_chart = None
-    problem = None
-    if len(runs) >= 2:
-        earlier = earlier or runs[-2]
-        later = later or runs[-1]
-        try:
-            chart = figure_html(sankey(migration(engine, earlier, later), earlier, later).update_layout(height=480))
-        except PatronError as error:
-            problem = error.message
-        figure = go.Figure()
-        for segment in sorted(set(history["segment"].to_list())):
-            picked = history.filter(history["segment"] == segment)
-            figure.add_scatter(
-                x=picked["run"].to_list(),
-                y=picked["value_share"].to_list(),
-                name=f"segment {segment}",
-                mode="lines+markers",
-            )
-        share_chart = figure_html(
-            figure.update_layout(title="Value share per segment, run by run")
-            .update_yaxes(tickformat=".0%")
-            .update_xaxes(type="category", title="segmentation run")
-        )
-    return page(
-        request, "evolution.html", principal, runs=runs, earlier=earlier, later=later, chart=chart,
-        share_chart=share_chart, problem=problem,
-    )  # fmt: skip
 
 
 @router.get("/segments/{name}", response_model=None)
