@@ -233,7 +233,6 @@ OUT_OF_PORTFOLIO: dict[tuple[str, str], str] = {
     ("POST", "/segments"): NAMES_NONE,
     ("POST", "/segments/count"): COUNTED,
     ("GET", "/segments/evolution"): NAMES_NONE,
-    ("POST", "/segments/evolution/cluster"): NAMES_NONE,
     ("GET", "/segments/evolution/cluster"): NAMES_NONE,
     ("GET", "/segments/{name}"): UNLISTED,
     ("POST", "/segments/{name}"): NAMES_NONE,  # the rule changes; the page after it lists as GET does
