@@ -6,8 +6,11 @@ journey runs in Chromium."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -388,3 +391,78 @@ def test_a_send_the_mail_server_stops_says_why_and_carries_on_without_sending_tw
         assert _wait_until_sent(base, "spring-mail") == "sent"
         assert 'id="send-stopped"' not in client.get("/campaigns/spring-mail").text
     assert sorted(message["To"] for message in inbox.messages) == sorted(eligible)  # each once
+
+
+@pytest.fixture
+def sms_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]]:
+    """A local SMS gateway's webhook (every text it is given), and the app's settings pointing at it."""
+    received: list[dict[str, str]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200 if self.headers.get("Authorization") == "Bearer gateway-token" else 401)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PATRON_SMS_WEBHOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/sms")
+    monkeypatch.setenv("PATRON_SMS_WEBHOOK_TOKEN", "gateway-token")
+    get_settings.cache_clear()
+    try:
+        yield received
+    finally:
+        get_settings.cache_clear()
+        server.shutdown()
+        server.server_close()
+
+
+TEXTING = {"segment": "phones", "key": "text-ahead", "name": "Text ahead", "channel": "sms", "control": "0",
+           "arms": "A", "subject": "", "body": "Hi {{ first_name }}, your order is on its way"}  # fmt: skip
+
+
+def _phones(engine: Engine, write_file: WriteFile) -> None:
+    """Three customers of a phone book: Ann consents to texts, Bob does not, Cid consents but has no number."""
+    path = write_file("phones.csv", "id,phone,first\np1,+1 212 555 0101,Ann\np2,+1 212 555 0102,Bob\np3,,Cid\n")
+    mapping = {"source": {"system": "tel"}, "customers": {"external_id": "id", "phone": "phone", "first_name": "first"}}
+    import_file(engine, path, parse_mapping(mapping), rejects_dir=path.parent)
+    ids = _ids(engine)
+    for external in ("p1", "p3"):
+        record_consent(engine, ids[external], channel="sms")
+    create_segment(engine, "phones", 'source == "tel"')
+    evaluate_segments(engine)
+
+
+def test_a_text_message_campaign_from_the_wizard_reaches_the_consenting_phones(
+    base: Engine, write_file: WriteFile, sms_gateway: list[dict[str, str]]
+) -> None:
+    _phones(base, write_file)
+    with TestClient(create_app(base), follow_redirects=False) as client:
+        csrf = _sign_in(client, "mark")
+        assert client.post("/campaigns/new", data={"csrf_token": csrf, **TEXTING}).status_code == 303
+        prepared = client.get("/campaigns/text-ahead").text
+        assert "1 text message</strong> will go" in prepared
+        assert "Send 1 text message now" in prepared
+        blocked = prepared.split('id="blocked"', 1)[1].split("</table>", 1)[0]
+        assert "<td>sms consent for marketing not given</td><td>1</td>" in blocked  # Bob
+        assert "<td>no phone number</td><td>1</td>" in blocked  # Cid
+        assert client.post("/campaigns/text-ahead/send", data={"csrf_token": csrf}).status_code == 303
+        assert _wait_until_sent(base, "text-ahead") == "sent"
+    assert sms_gateway == [{"to": "+12125550101", "text": "Hi Ann, your order is on its way"}]
+
+
+def test_without_an_sms_gateway_the_wizard_offers_no_texts_and_refuses_one_beside_the_channel(base: Engine) -> None:
+    with TestClient(create_app(base), follow_redirects=False) as client:
+        csrf = _sign_in(client, "mark")
+        wizard = client.get("/campaigns/new?segment=crm%20people").text
+        assert 'value="sms"  disabled>Text message (SMS): no SMS gateway is configured' in wizard
+        refused = client.post("/campaigns/new", data={"csrf_token": csrf, **WIZARD, "channel": "sms"})
+        assert refused.status_code == 422
+        assert "PATRON_SMS_WEBHOOK_URL" in refused.text.split('id="channel-error"', 1)[1][:400]
+        no_subject = client.post("/campaigns/new", data={"csrf_token": csrf, **WIZARD, "subject": " "})
+        assert no_subject.status_code == 422
+        assert "an e-mail needs a subject" in no_subject.text.split('id="subject-error"', 1)[1][:200]
+    assert _count(base, CAMPAIGNS) == 0

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_sender: str = "patron@localhost.localdomain"
+    # Text messages go to the SMS gateway's webhook (POST {"to", "text"} as JSON, the token as a Bearer header);
+    # empty: SMS campaigns cannot be sent.
+    sms_webhook_url: str = ""
+    sms_webhook_token: str = ""
     # Money defaults: the currency of amounts given without one (mappings, offers, responses), and the margin
     # rate assumed where a line's cost is unknown (CLV, the costly-customers list, the portfolio P&L).
     default_currency: str = "USD"

@@ -122,24 +122,23 @@ def send(
     limit: int | None = None,
     letters: Annotated[Path | None, typer.Option(help="Direct mail: write the letter batch (PDF + CSV) here.")] = None,
 ) -> None:
-    """Send the pending e-mails over SMTP (PATRON_SMTP_HOST, PATRON_SMTP_PORT, PATRON_SMTP_SENDER), or write a
-    mail campaign's letters with --letters; resumable either way."""
-    from patron.engage.channels import SmtpChannel  # noqa: PLC0415
+    """Send the pending contacts on the campaign's channel: e-mails over SMTP (PATRON_SMTP_HOST, PATRON_SMTP_PORT,
+    PATRON_SMTP_SENDER), text messages through the SMS gateway's webhook (PATRON_SMS_WEBHOOK_URL), or write a mail
+    campaign's letters with --letters; resumable either way."""
+    from patron.engage.campaigns import plan_of  # noqa: PLC0415
+    from patron.engage.channels import configured_channel  # noqa: PLC0415
     from patron.engage.letters import LetterBatch  # noqa: PLC0415
     from patron.engage.sending import send_campaign  # noqa: PLC0415
-    from patron.settings import get_settings  # noqa: PLC0415
 
-    settings = get_settings()
+    store = open_store()
     if letters is not None:
         batch = LetterBatch(letters)
-        result = send_campaign(open_store(), key, batch, limit=limit)
+        result = send_campaign(store, key, batch, limit=limit)
         console.print(
             f"wrote {result.sent:,} letters to {letters} (print {batch.close()}); {result.remaining:,} pending"
         )
         return
-    result = send_campaign(
-        open_store(), key, SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender), limit=limit
-    )
+    result = send_campaign(store, key, configured_channel(plan_of(store, key).channel or "email"), limit=limit)
     console.print(f"sent {result.sent:,}; {result.remaining:,} still pending")
     if result.error:
         console.print(f"[red]the channel failed[/red]: {result.error}; run the same command again to carry on")

@@ -9,6 +9,9 @@ from email.message import EmailMessage
 import httpx
 
 from patron.errors import InvalidInputError
+from patron.settings import get_settings
+
+SENT_FROM_HERE = ("email", "sms")  # letters ("mail") are a print batch written from the CLI
 
 
 class ContactFailed(Exception):
@@ -67,3 +70,24 @@ class WebhookSmsChannel:
         )
         if not reply.is_success:
             raise RuntimeError(f"the SMS gateway answered {reply.status_code}")
+
+
+def configured_channel(kind: str) -> SmtpChannel | WebhookSmsChannel:
+    """The channel a campaign of ``kind`` sends on, as this installation configures it: e-mail over the SMTP server
+    (``PATRON_SMTP_*``), text messages through the SMS gateway's webhook (``PATRON_SMS_WEBHOOK_URL``)."""
+    settings = get_settings()
+    if kind == "email":
+        return SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+    if kind == "sms":
+        if not settings.sms_webhook_url:
+            raise InvalidInputError(
+                "text messages go through the SMS gateway's webhook, and none is configured: set "
+                "PATRON_SMS_WEBHOOK_URL (and PATRON_SMS_WEBHOOK_TOKEN if it asks for one)",
+                field="channel",
+            )
+        return WebhookSmsChannel(settings.sms_webhook_url, token=settings.sms_webhook_token or None)
+    raise InvalidInputError(
+        f"a {kind} campaign is not sent from here: letters are a print batch (`patron campaigns send KEY --letters "
+        "FOLDER`)",
+        field="channel",
+    )

@@ -1,6 +1,7 @@
 """Running a campaign from the browser: a wizard from a segment (channel, templates, control group, arms, offer)
 with the message previewed for one of its customers; created and prepared, the campaign page shows how many the
-contact policy blocks and why before anything goes; then send over the configured SMTP server, discard a campaign
+contact policy blocks and why before anything goes; then send by e-mail or text message (the configured SMTP
+server or SMS gateway; letters are printed from the CLI), discard a campaign
 that has contacted nobody, and a response is recorded on the campaign page (``campaign_pages``).
 
 Every action goes through ``engage`` as the CLI does; the wizard is for the roles that run campaigns
@@ -23,8 +24,8 @@ from patron.auth.access import check_campaign_within
 from patron.auth.portfolio import portfolio
 from patron.auth.service import Principal, authorize
 from patron.cif.view import with_keys
-from patron.engage.campaigns import OFFERS, create_campaign, prepare_campaign
-from patron.engage.channels import SmtpChannel
+from patron.engage.campaigns import OFFERS, create_campaign, plan_of, prepare_campaign
+from patron.engage.channels import SENT_FROM_HERE, configured_channel
 from patron.engage.drafting import discard_campaign, sample_message, start_send
 from patron.errors import InvalidInputError, NotFoundError, PatronError
 from patron.http.common import STATUS, FragmentViewer, Viewer, engine_of
@@ -48,8 +49,8 @@ DEFAULT_BODY = """Dear {{ first_name }},
 def blank_wizard(segment: str) -> dict[str, str]:
     """The wizard's fields as first shown: a key from the segment and the day, a 10 % control group, one arm."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", segment).strip("-").lower()[:40] or "campaign"
-    return {"segment": segment, "key": f"{slug}-{dt.date.today():%Y%m%d}", "name": segment, "subject": DEFAULT_SUBJECT,
-            "body": DEFAULT_BODY, "control": "10", "arms": "A", "offer": ""}  # fmt: skip
+    return {"segment": segment, "key": f"{slug}-{dt.date.today():%Y%m%d}", "name": segment, "channel": "email",
+            "subject": DEFAULT_SUBJECT, "body": DEFAULT_BODY, "control": "10", "arms": "A", "offer": ""}  # fmt: skip
 
 
 def _wizard(
@@ -60,8 +61,10 @@ def _wizard(
     segments = list_segments(engine, within=portfolio(principal))
     with engine.connect() as conn:
         offers = [str(name) for name in conn.scalars(select(OFFERS.c.name).order_by(OFFERS.c.name))]
+    settings = get_settings()
     return page(request, "campaign_new.html", principal, status_code=status_code, form=typed, errors=errors or {},
-                segments=segments, offers=[BEST_OFFER, *offers], sender=get_settings().smtp_sender)  # fmt: skip
+                segments=segments, offers=[BEST_OFFER, *offers], sender=settings.smtp_sender,
+                sms_ready=bool(settings.sms_webhook_url))  # fmt: skip
 
 
 @router.get("/campaigns/new", response_model=None)
@@ -110,6 +113,7 @@ class WizardForm(BaseModel):
     segment: Annotated[str, Field(max_length=100)] = ""
     key: Annotated[str, Field(max_length=64)] = ""
     name: Annotated[str, Field(max_length=200)] = ""
+    channel: Annotated[str, Field(max_length=16)] = "email"
     subject: Annotated[str, Field(max_length=500)] = ""
     body: Annotated[str, Field(max_length=20_000)] = ""
     control: Annotated[str, Field(max_length=16)] = "10"
@@ -151,7 +155,8 @@ def create(request: Request, principal: Viewer, form: Annotated[WizardForm, Form
     arms = [arm.strip() for arm in form.arms.split(",") if arm.strip()]
     try:
         create_campaign(engine, key, form.name.strip(), rule=rule, subject=form.subject, body=form.body,
-                        control_share=share, arms=arms, offer=one_offer, best_offer=best)  # fmt: skip
+                        channel=form.channel, control_share=share, arms=arms, offer=one_offer,
+                        best_offer=best)  # fmt: skip
     except PatronError as error:
         field = {"control_share": "control"}.get(error.field or "", error.field or "segment")
         status = STATUS.get(error.code, 422)
@@ -171,6 +176,15 @@ def _checked(engine: Engine, principal: Principal, form: WizardForm) -> tuple[st
         errors["key"] = "a key of letters, digits, '-', '_' or '.', starting with a letter or digit (at most 64)"
     if not form.name.strip():
         errors["name"] = "give the campaign a name people will recognise"
+    if form.channel not in SENT_FROM_HERE:
+        errors["channel"] = f"the channel is one of {', '.join(SENT_FROM_HERE)}"
+    else:
+        try:
+            configured_channel(form.channel)  # a campaign this installation could not send is not made
+        except PatronError as error:
+            errors["channel"] = error.message
+    if form.channel == "email" and not form.subject.strip():
+        errors["subject"] = "an e-mail needs a subject"
     rule, share = "", 0.0
     try:
         rule = _rule_of(engine, principal, form.segment)
@@ -189,12 +203,12 @@ def _back(key: str, done: str) -> RedirectResponse:
 
 @router.post("/campaigns/{key}/send", response_model=None)
 def send(request: Request, principal: Viewer, key: CampaignKey) -> Response:
-    """Send the pending e-mails in the background over the configured SMTP server; the live panel follows."""
-    settings = get_settings()
+    """Send the pending contacts in the background on the campaign's channel (the configured SMTP server or SMS
+    gateway); the live panel follows."""
     try:
         authorize(principal, "manage_offers")
         check_campaign_within(engine_of(request), principal, key)
-        channel = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+        channel = configured_channel(plan_of(engine_of(request), key).channel or "email")
         started = start_send(engine_of(request), key, channel)
     except PatronError as error:
         return _refusal(request, principal, error)

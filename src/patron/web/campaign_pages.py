@@ -85,8 +85,17 @@ def campaign_page(
         request, "campaign.html", principal, status_code=status_code, key=key, problem=None, live=live, kinds=kinds,
         kind=chosen, report=report, chart=chart, by_offer=by_offer, previews=previews,
         targeting=targeting_in(plan) if plan else None, plan=plan, blocked=blocked_reasons(engine, key) if plan else {},
-        sending=is_sending(key), stopped=send_stopped_because(engine, key) if plan else None, **values,
+        sending=is_sending(key), stopped=send_stopped_because(engine, key) if plan else None,
+        **_words(plan.channel if plan else None), **values,
     )  # fmt: skip
+
+
+def _words(channel: str | None) -> dict[str, str]:
+    """What one contact of the campaign's channel is called, and what delivers it."""
+    word, carrier = {"sms": ("text message", "SMS gateway"), "mail": ("letter", "print run")}.get(
+        channel or "email", ("e-mail", "mail server")
+    )
+    return {"word": word, "carrier": carrier}
 
 
 @router.post("/campaigns/{key}/responses", response_model=None)
