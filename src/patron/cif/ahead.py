@@ -1,7 +1,9 @@
 """Work on the next item while the caller works on this one: two cores busy where one waits on the store.
 
-An import validates its next batch (Polars, email and phone checks) while the store writes this one; a decision
-over the whole base makes its next range's rows ready for the driver while the store writes this range's.
+A decision over the whole base makes its next range's rows ready for the driver (Python tuples, the GIL held) while
+the store writes this range's: 707,100 customers decided in 17.2–18.3 s against 19.4–28.6 s one range after the
+other. An import's next batch validated the same way was slower (14.0–14.8 s against 12.2–12.5 s for CDNOW ×10):
+Polars' validation took the second core from the store's writes.
 """
 
 from __future__ import annotations
