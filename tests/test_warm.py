@@ -18,6 +18,8 @@ from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.stamp import data_stamp, is_current
 from patron.jobs.warm import WARMED, Warmer, warm
+from patron.segments import frame_cache
+from patron.segments.features import build_features
 from patron.settings import get_settings
 from patron.value import base
 from tests.conftest import WriteFile
@@ -126,3 +128,35 @@ def test_in_chromium_the_computing_page_fills_in_by_itself_with_its_charts(
         expect(page.locator("#computing")).to_have_count(0)
         expect(page.locator(".plotly-figure .main-svg").first).to_be_visible()  # charts drawn after the swap
         browser.close()
+
+
+def test_the_live_count_says_it_is_preparing_and_asks_again_with_the_rule_typed_then(
+    engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every customer's figures held back: the count answers at once that they are being prepared, in a fragment
+    that posts the rule again by itself; once they are there, the count."""
+    _two_buyers(engine, write_file)
+    released = threading.Event()
+
+    def held_back(*args: Any, **kwargs: Any) -> Any:
+        assert released.wait(60), "the test never let the computation go"
+        return build_features(*args, **kwargs)
+
+    monkeypatch.setattr(frame_cache, "build_features", held_back)  # where the kept feature frame is built
+    monkeypatch.setattr(get_settings(), "page_wait_seconds", 0.05)
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        assert client.post("/login", data={"username": "ana", "password": PASSWORD}).status_code == 303
+        csrf = client.get("/customers").text.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0]
+        waiting = client.post("/segments/count", data={"rule": "orders > 0"}, headers={"X-CSRF-Token": csrf})
+        assert waiting.status_code == 200
+        assert "Preparing every customer's figures" in waiting.text
+        assert 'hx-post="/segments/count"' in waiting.text
+        assert 'hx-include="#rule"' in waiting.text
+        assert 'hx-trigger="load delay:1s"' in waiting.text
+        released.set()
+
+        def counted() -> bool:
+            answer = client.post("/segments/count", data={"rule": "orders > 0"}, headers={"X-CSRF-Token": csrf})
+            return "2 of 2 customers match" in answer.text
+
+        assert _until(counted)

@@ -18,6 +18,7 @@ from patron.auth.access import customers_page, export_customers
 from patron.auth.portfolio import portfolio
 from patron.auth.service import Principal, authorize
 from patron.cif.facts import main_scope
+from patron.cif.stamp import StillComputing, waiting_at_most
 from patron.errors import PatronError
 from patron.http.common import STATUS, FragmentViewer, Viewer, engine_of
 from patron.segments.rules import (
@@ -32,6 +33,7 @@ from patron.segments.rules import (
     size_history,
     update_segment,
 )
+from patron.settings import get_settings
 from patron.web.render import fragment, page
 
 router = APIRouter(include_in_schema=False)
@@ -105,10 +107,13 @@ def segment_count(
         context["count_problem"] = "Your role cannot count customers."
     elif typed:
         try:
-            result = preview(engine_of(request), rule, sample=0, within=portfolio(principal))
+            with waiting_at_most(get_settings().page_wait_seconds):
+                result = preview(engine_of(request), rule, sample=0, within=portfolio(principal))
             context.update(count=result.count, customers=result.customers)
         except PatronError as error:
             context["count_problem"] = error.message
+        except StillComputing:  # the data changed: the count follows once every customer's figures are ready
+            context["preparing"] = True
     return fragment(request, "_live_count.html", **context)
 
 
