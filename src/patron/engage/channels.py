@@ -11,8 +11,6 @@ import httpx
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
 
-SENT_FROM_HERE = ("email", "sms")  # letters ("mail") are a print batch written from the CLI
-
 
 class ContactFailed(Exception):
     """This one message cannot be delivered (a refused address, a subject that cannot be a header line); the
@@ -74,7 +72,8 @@ class WebhookSmsChannel:
 
 def configured_channel(kind: str) -> SmtpChannel | WebhookSmsChannel:
     """The channel a campaign of ``kind`` sends on, as this installation configures it: e-mail over the SMTP server
-    (``PATRON_SMTP_*``), text messages through the SMS gateway's webhook (``PATRON_SMS_WEBHOOK_URL``)."""
+    (``PATRON_SMTP_*``), text messages through the SMS gateway's webhook (``PATRON_SMS_WEBHOOK_URL``); any other
+    channel, or an SMS gateway not configured, is refused (field ``channel``)."""
     settings = get_settings()
     if kind == "email":
         return SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
@@ -86,8 +85,10 @@ def configured_channel(kind: str) -> SmtpChannel | WebhookSmsChannel:
                 field="channel",
             )
         return WebhookSmsChannel(settings.sms_webhook_url, token=settings.sms_webhook_token or None)
-    raise InvalidInputError(
-        f"a {kind} campaign is not sent from here: letters are a print batch (`patron campaigns send KEY --letters "
-        "FOLDER`)",
-        field="channel",
-    )
+    if kind == "mail":
+        raise InvalidInputError(
+            "a mail campaign is not sent from here: its letters are a print batch (`patron campaigns send KEY "
+            "--letters FOLDER`)",
+            field="channel",
+        )
+    raise InvalidInputError(f"the channel is one of email, sms, not {kind!r}", field="channel")

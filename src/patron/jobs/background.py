@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from sqlalchemy import Engine
+
 from patron.cif.columns import utcnow
 from patron.errors import PatronError
 
@@ -28,6 +30,13 @@ class Work:
 
 
 _works: dict[str, Work] = {}
+
+
+def work_on(engine: Engine, what: str) -> str:
+    """The name of a piece of work on one store: the same work on another store is another piece of work."""
+    return f"{what} on {engine.url.render_as_string(hide_password=True)}"
+
+
 _guard = threading.Lock()
 
 

@@ -25,7 +25,7 @@ from patron.auth.portfolio import portfolio
 from patron.auth.service import Principal, authorize
 from patron.cif.view import with_keys
 from patron.engage.campaigns import OFFERS, create_campaign, plan_of, prepare_campaign
-from patron.engage.channels import SENT_FROM_HERE, configured_channel
+from patron.engage.channels import configured_channel
 from patron.engage.drafting import discard_campaign, sample_message, start_send
 from patron.errors import InvalidInputError, NotFoundError, PatronError
 from patron.http.common import STATUS, FragmentViewer, Viewer, engine_of
@@ -176,13 +176,10 @@ def _checked(engine: Engine, principal: Principal, form: WizardForm) -> tuple[st
         errors["key"] = "a key of letters, digits, '-', '_' or '.', starting with a letter or digit (at most 64)"
     if not form.name.strip():
         errors["name"] = "give the campaign a name people will recognise"
-    if form.channel not in SENT_FROM_HERE:
-        errors["channel"] = f"the channel is one of {', '.join(SENT_FROM_HERE)}"
-    else:
-        try:
-            configured_channel(form.channel)  # a campaign this installation could not send is not made
-        except PatronError as error:
-            errors["channel"] = error.message
+    try:
+        configured_channel(form.channel)  # a campaign this installation could not send is not made
+    except PatronError as error:
+        errors["channel"] = error.message
     if form.channel == "email" and not form.subject.strip():
         errors["subject"] = "an e-mail needs a subject"
     rule, share = "", 0.0

@@ -13,12 +13,11 @@ from typing import Annotated
 import plotly.graph_objects as go
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Engine
 
 from patron.auth.service import Principal, authorize
 from patron.errors import PatronError
 from patron.http.common import STATUS, FragmentViewer, Viewer, engine_of
-from patron.jobs.background import start, state
+from patron.jobs.background import start, state, work_on
 from patron.segments.clustering import MAX_SEGMENTS, METHODS, check_clustering, segment_customers
 from patron.segments.evolution import latest_segmentation, migration, sankey, value_share_over_time
 from patron.web.render import figure_html, fragment, page
@@ -72,12 +71,8 @@ def _evolution_page(
         request, "evolution.html", principal, status_code=status_code, runs=runs, earlier=earlier, later=later,
         chart=chart, share_chart=share_chart, problem=problem, latest=latest_segmentation(engine), methods=METHODS,
         max_segments=MAX_SEGMENTS, form=form or CLUSTER_FORM, errors=errors or {},
-        clustering=state(_cluster_work(engine)) if following else None,
+        clustering=state(work_on(engine, "clustering")) if following else None,
     )  # fmt: skip
-
-
-def _cluster_work(engine: Engine) -> str:
-    return f"clustering on {engine.url.render_as_string(hide_password=True)}"
 
 
 @router.post("/segments/evolution/cluster", response_model=None)
@@ -106,7 +101,7 @@ def cluster_now(
                                 k_range=range(2, most + 1))  # fmt: skip
         return f"Run {run.run_id}: {run.segments} segments, chosen by the {run.criterion['name']}."
 
-    start(_cluster_work(engine), work)
+    start(work_on(engine, "clustering"), work)
     return RedirectResponse("/segments/evolution?clustering=1", status_code=303)
 
 
@@ -123,4 +118,4 @@ def _refused(
 @router.get("/segments/evolution/cluster", response_model=None)
 def cluster_panel(request: Request, principal: FragmentViewer) -> Response:
     """The running clustering's state: the page asks every second until it is done or failed."""
-    return fragment(request, "_cluster_job.html", clustering=state(_cluster_work(engine_of(request))))
+    return fragment(request, "_cluster_job.html", clustering=state(work_on(engine_of(request), "clustering")))

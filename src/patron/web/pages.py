@@ -11,7 +11,6 @@ import plotly.graph_objects as go
 import polars as pl
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Engine
 
 from patron.auth.access import customers_page, duplicate_candidates_for, masked_names
 from patron.auth.accounts import end_session
@@ -25,7 +24,7 @@ from patron.cif.view import with_keys
 from patron.engage.workflows import score_and_follow_up
 from patron.errors import PatronError
 from patron.http.common import SESSION_COOKIE, STATUS, FragmentViewer, Viewer, engine_of
-from patron.jobs.background import start, state
+from patron.jobs.background import start, state, work_on
 from patron.service.cases import QUEUE_VIEWS, due_state, work_queue
 from patron.service.metrics import daily_service_metrics, service_figure
 from patron.settings import get_settings
@@ -87,7 +86,7 @@ def dashboard(
     engine = engine_of(request)
     counts = store_counts(engine)
     context: dict[str, Any] = {"counts": counts, "charts": {}, "at_risk": [], "scope": None, "pareto": None,
-                               "scoring": state(_score_work(engine)) if scoring else None}  # fmt: skip
+                               "scoring": state(work_on(engine, "score run")) if scoring else None}  # fmt: skip
     if counts["orders"]:
         sources, picked = scope_choices(engine, source)
         assert picked is not None  # there are orders
@@ -123,10 +122,6 @@ def dashboard(
     return page(request, "dashboard.html", principal, **context)
 
 
-def _score_work(engine: Engine) -> str:
-    return f"score run on {engine.url.render_as_string(hide_password=True)}"
-
-
 @router.post("/value/score", response_model=None)
 def score_now(request: Request, principal: Viewer, source: Annotated[str, Form(max_length=64)] = "") -> Response:
     """A score run (fit, score, store, then the triggers, offers and recommender that follow one) started from the
@@ -143,14 +138,14 @@ def score_now(request: Request, principal: Viewer, source: Annotated[str, Form(m
         result, _ = score_and_follow_up(engine, source=scope.source)
         return f"Scored {result.customers:,} customers of {result.scope.source} with the {result.model} model."
 
-    start(_score_work(engine), work)
+    start(work_on(engine, "score run"), work)
     return RedirectResponse("/?scoring=1", status_code=303)
 
 
 @router.get("/value/score/panel", response_model=None)
 def score_panel(request: Request, principal: FragmentViewer) -> Response:
     """The running score run's state: the dashboard asks every second until it is done or failed."""
-    return fragment(request, "_score_job.html", scoring=state(_score_work(engine_of(request))))
+    return fragment(request, "_score_job.html", scoring=state(work_on(engine_of(request), "score run")))
 
 
 def _is_rfm(run: dict[str, Any] | None) -> bool:
