@@ -23,6 +23,7 @@ from patron.cif.ledger import audit
 from patron.cif.mapping import FieldSpec, Mapping, OrdersSpec
 from patron.cif.plans import build_plans
 from patron.cif.reader import FIELD_DROPPED, FLAGGED, LINE, Reject, read_source
+from patron.cif.references import checked_at_end
 from patron.cif.store import REFRESH_STATISTICS_AFTER, refresh_statistics
 from patron.cif.validate import id_expr, raw_expr, validate
 from patron.cif.writers import (
@@ -189,6 +190,24 @@ def _batches(frame: pl.DataFrame, mapping: Mapping, batch_rows: int) -> list[pl.
     return [part.drop("__pos__", _BATCH, _GROUP) for part in frame.partition_by(_BATCH, maintain_order=True)]
 
 
+def tables_written(mapping: Mapping) -> list[str]:
+    """The tables an import by ``mapping`` writes a row into for (nearly) every line: a bulk load's foreign keys."""
+    sections = {
+        "customers": mapping.customers is not None,
+        "identities": mapping.customers is not None,
+        "customer_profiles": mapping.customers is not None,
+        "customer_attributes": mapping.customers is not None,
+        "products": mapping.products is not None,
+        "orders": mapping.orders is not None,
+        "order_lines": mapping.orders is not None,
+        "interactions": bool(mapping.interactions),
+        "campaign_members": bool(mapping.members),
+        "campaign_responses": bool(mapping.responses),
+        "payments": mapping.payments is not None,
+    }
+    return [table for table, written in sections.items() if written]
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -217,11 +236,16 @@ def import_file(
     actor: str = "system",
     interface: str = "cli",
     dry_run: bool = False,
+    bulk: bool = False,
 ) -> ImportResult:
     """Import one file as ``mapping`` says and return what happened to every row.
 
     A dry run validates and writes everything inside one transaction that is rolled back: its counts are what the
     import would write, and the store is left as it was (no import run, no audit event).
+
+    A bulk load writes the whole file in one transaction, its references checked once at the end instead of row by
+    row (``cif/references.py``): faster for a first load of a large file, all or nothing, and on PostgreSQL the
+    tables it writes are locked for everyone else until it is done.
     """
     table = read_source(path, mapping.source)
     missing = sorted(mapping.referenced_columns() - set(table.frame.columns))
@@ -241,7 +265,9 @@ def import_file(
     if progress is not None:
         progress(done, total)
 
-    def write_batches(begin: Callable[[], AbstractContextManager[Connection]], *, committed: bool) -> None:
+    def write_batches(
+        begin: Callable[[], AbstractContextManager[Connection]], *, statistics: Engine | Connection | None
+    ) -> None:
         nonlocal done
         analysed = 0
         for batch in _batches(frame, mapping, batch_rows):
@@ -253,8 +279,8 @@ def import_file(
             # The planner must know the tables grew, or the next batch's key lookups scan them (PostgreSQL planned
             # a 5,000-key lookup as a full scan of a table it thought empty: 30 s a batch). Each time the rows
             # read double, the statistics are refreshed: a handful of times even for millions of lines.
-            if committed and done >= max(2 * analysed, REFRESH_STATISTICS_AFTER):
-                refresh_statistics(engine, rows_written=done)
+            if statistics is not None and done >= max(2 * analysed, REFRESH_STATISTICS_AFTER):
+                refresh_statistics(statistics, rows_written=done)
                 analysed = done
             if progress is not None:
                 progress(done, total)
@@ -262,12 +288,16 @@ def import_file(
     run_id = None
     if dry_run:
         with engine.connect() as conn, conn.begin() as transaction:
-            write_batches(lambda: nullcontext(conn), committed=False)
+            write_batches(lambda: nullcontext(conn), statistics=None)
             transaction.rollback()
     else:
         run_id = _start_run(engine, mapping, path)
         try:
-            write_batches(engine.begin, committed=True)
+            if bulk:
+                with engine.begin() as conn, checked_at_end(conn, tables_written(mapping)):
+                    write_batches(lambda: nullcontext(conn), statistics=conn)
+            else:
+                write_batches(engine.begin, statistics=engine)
         except BaseException:
             _finish_run(engine, run_id, "failed", writer.counts, None)
             raise

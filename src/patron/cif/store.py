@@ -108,17 +108,21 @@ def store_counts(engine: Engine) -> dict[str, int]:
 REFRESH_STATISTICS_AFTER = 10_000  # rows written at once: imports, score runs, offer decisions
 
 
-def refresh_statistics(engine: Engine, *, rows_written: int) -> None:
+def refresh_statistics(store: Engine | Connection, *, rows_written: int) -> None:
     """Let the query planner see what a large write (``REFRESH_STATISTICS_AFTER`` rows or more) brought in.
 
     On PostgreSQL a fresh import leaves the table statistics stale until autovacuum gets round to them, and with
     stale ones a one-customer lookup was planned as a full scan of the order lines (12 ms instead of 0.2 ms,
-    bench/bench_api.py). SQLite's ``PRAGMA optimize`` does the same where it thinks it helps.
+    bench/bench_api.py). SQLite's ``PRAGMA optimize`` does the same where it thinks it helps. Given a connection, it
+    runs inside its transaction (a bulk load's, whose growing tables the planner must see too).
     """
     if rows_written < REFRESH_STATISTICS_AFTER:
         return
-    with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE" if engine.dialect.name == "postgresql" else "PRAGMA optimize")
+    if isinstance(store, Engine):
+        with store.begin() as conn:
+            refresh_statistics(conn, rows_written=rows_written)
+        return
+    store.exec_driver_sql("ANALYZE" if store.dialect.name == "postgresql" else "PRAGMA optimize")
 
 
 _LOOKUP_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()

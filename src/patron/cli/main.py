@@ -73,6 +73,14 @@ def import_command(  # noqa: PLR0917  (typer passes every option by position)
         bool, typer.Option("--suggest", help="write a starting mapping from the file's header and sample instead")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and count everything, write nothing")] = False,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            "--bulk",
+            help="a first load of a large file: one transaction, references checked once at the end "
+            "(PostgreSQL: the tables are locked for others until it is done)",
+        ),
+    ] = False,
 ) -> None:
     """Import one file through a mapping; bad rows are reported with line and reason, the rest kept."""
     from patron.cif.importer import import_file  # noqa: PLC0415
@@ -95,6 +103,7 @@ def import_command(  # noqa: PLR0917  (typer passes every option by position)
             rejects_dir=rejects_dir or get_settings().data_dir / "rejects",
             progress=bar(file.name),
             dry_run=dry_run,
+            bulk=bulk,
         )
     print_result(result)
 
