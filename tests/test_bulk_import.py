@@ -152,3 +152,26 @@ def test_the_cli_loads_a_file_in_bulk(files: dict[str, Path], tmp_path: Path, mo
     assert f"read {pl.read_parquet(files['first']).height:,}" in result.output
     assert stored["orders"] > 0
     assert stored["order_lines"] > stored["orders"]
+
+
+def test_a_product_or_customer_on_many_lines_is_described_by_its_last_line_so_a_re_run_changes_nothing(
+    engine: Engine, files: dict[str, Path], tmp_path: Path
+) -> None:
+    raw = pl.read_parquet(files["whole"]).filter(pl.col("Customer ID").is_not_null())  # guest lines are rejected
+    renamed = (
+        raw.group_by("StockCode")
+        .agg(pl.col("Description").drop_nulls().unique().len().alias("names"), pl.col("Description").last())
+        .filter(pl.col("names") > 1)
+    )
+    assert renamed.height > 0  # the shop describes some products differently from line to line
+
+    first = import_file(engine, files["whole"], MAPPING, rejects_dir=tmp_path, batch_rows=2_000)
+    again = import_file(engine, files["whole"], MAPPING, rejects_dir=tmp_path, batch_rows=2_000)
+
+    assert first.written > 0
+    assert (again.written, again.updated, again.unchanged) == (0, 0, first.written + first.updated)
+    products = s.table_of(s.Product)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(products.c.sku, products.c.name)).all())
+    for sku, _names, last in renamed.iter_rows():
+        assert stored[sku] == last.strip(), sku

@@ -27,6 +27,8 @@ from patron.cif.references import checked_at_end
 from patron.cif.store import REFRESH_STATISTICS_AFTER, refresh_statistics
 from patron.cif.validate import id_expr, raw_expr, validate
 from patron.cif.writers import (
+    DESCRIBES_CUSTOMER,
+    DESCRIBES_PRODUCT,
     LINE_NO,
     ORDER_KEY,
     PAYMENT_SEQUENCE,
@@ -83,6 +85,13 @@ def _occurrence(*partition: pl.Expr) -> pl.Expr:
     return pl.int_range(pl.len()).over(list(partition))
 
 
+def _last_line_of(key: pl.Expr, *, among: pl.Expr | None = None) -> pl.Expr:
+    """Whether each row is the last line of its key in the file (``among`` the rows that can be kept): the line that
+    describes what the key names. Where that line is rejected for another reason, the file describes it nowhere."""
+    lines = pl.col(LINE) if among is None else pl.when(among).then(pl.col(LINE))
+    return pl.col(LINE) == lines.max().over(key)
+
+
 def _duplicates(frame: pl.DataFrame, key: str, what: str) -> tuple[pl.DataFrame, list[Reject]]:
     """Keep the first row of each key; report the later ones with the line of the first."""
     marked = frame.with_columns(
@@ -123,6 +132,12 @@ def derive_keys(frame: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, li
         frame = frame.with_columns(id_expr(mapping.customers.external_id).alias("__customer_key__"))
         frame, found = _duplicates(frame, "__customer_key__", "customer id")
         rejects += found
+    elif mapping.customers is not None:
+        frame = frame.with_columns(_last_line_of(id_expr(mapping.customers.external_id)).alias(DESCRIBES_CUSTOMER))
+    if mapping.products is not None:
+        # A line-item row without its customer is rejected whole, its description with it (a shop's guest lines).
+        kept = id_expr(mapping.orders.customer).is_not_null() if mapping.orders is not None else pl.lit(True)
+        frame = frame.with_columns(_last_line_of(_raw(mapping.products.sku), among=kept).alias(DESCRIBES_PRODUCT))
     if mapping.orders is not None:
         orders = mapping.orders
         customer, when = id_expr(orders.customer), _raw(orders.ordered_at)

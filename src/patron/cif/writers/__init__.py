@@ -17,6 +17,8 @@ from patron.cif.writers.customers import CustomerWriter
 from patron.cif.writers.purchases import PurchaseWriter
 from patron.cif.writers.relationships import RelationshipWriter
 from patron.cif.writers.state import (
+    DESCRIBES_CUSTOMER,
+    DESCRIBES_PRODUCT,
     LINE_NO,
     ORDER_KEY,
     PAYMENT_SEQUENCE,
@@ -28,6 +30,8 @@ from patron.cif.writers.state import (
 )
 
 __all__ = [
+    "DESCRIBES_CUSTOMER",
+    "DESCRIBES_PRODUCT",
     "LINE_NO",
     "ORDER_KEY",
     "PAYMENT_SEQUENCE",

@@ -14,7 +14,7 @@ from patron.cif.columns import utcnow
 from patron.cif.facts import read_frame
 from patron.cif.reader import LINE
 from patron.cif.writers.identities import IdentityWriter
-from patron.cif.writers.state import CUSTOMER_FIELDS, UPDATED, WRITTEN, chunks
+from patron.cif.writers.state import CUSTOMER_FIELDS, DESCRIBES_CUSTOMER, UPDATED, WRITTEN, chunks
 from patron.settings import get_settings
 
 EXTERNAL_ID = "customers.external_id"
@@ -63,8 +63,11 @@ class CustomerWriter(IdentityWriter):
             LINE,
             *[c for c in batch.columns if c.split(".")[0] in ("customers", "profile", "attributes")],
         ]
-        # A customer's first row in the batch describes them; the others add nothing (and count as unchanged).
-        firsts = batch.select(columns).unique(EXTERNAL_ID, keep="first", maintain_order=True)
+        # A new customer is created from their first line in the batch (with its e-mail and phone); the others add
+        # nothing (and count as unchanged), but for the line that describes them (``DESCRIBES_CUSTOMER``).
+        describes = pl.col(DESCRIBES_CUSTOMER) if DESCRIBES_CUSTOMER in batch.columns else pl.lit(True)
+        rows = batch.select(*columns, describes.alias(DESCRIBES_CUSTOMER))
+        firsts = rows.unique(EXTERNAL_ID, keep="first", maintain_order=True)
         keys: list[str] = firsts.get_column(EXTERNAL_ID).to_list()
         known = self.resolve_customers(conn, keys)
         is_new = pl.Series([key not in known for key in keys], dtype=pl.Boolean)
@@ -94,19 +97,33 @@ class CustomerWriter(IdentityWriter):
             self._mark([line_of[key]], UPDATED)
         self._add_identities(conn, new_keys, contact_rows)
         if any(column not in (LINE, EXTERNAL_ID, *CONTACT_COLUMNS) for column in columns):
-            self._update_known(conn, firsts, fresh, line_of)
+            self._update_known(conn, rows, firsts, fresh)
         if creating.height and get_settings().realtime_matching:
             self._match_arrivals(conn, to_create)
 
-    def _update_known(self, conn: Connection, firsts: pl.DataFrame, fresh: set[str], line_of: dict[str, int]) -> None:
+    def _update_known(self, conn: Connection, rows: pl.DataFrame, firsts: pl.DataFrame, fresh: set[str]) -> None:
         """The batch's customers already in the store (and the fields of new ones kept apart from their record:
-        profile and attributes) brought up to date; each changed customer's line counts as updated."""
-        first = {row[EXTERNAL_ID]: row for row in firsts.iter_rows(named=True)}
+        profile and attributes) brought up to date from the line that describes them, a new customer's from their
+        first line where that line is in another batch; each changed customer's line counts as updated. A stored
+        customer whose describing line is in another batch is left to that batch."""
+        described = rows.filter(pl.col(DESCRIBES_CUSTOMER))
+        new_here = pl.Series(sorted(fresh), dtype=pl.String).implode()
+        chosen = pl.concat(
+            [
+                described,
+                firsts.filter(
+                    pl.col(EXTERNAL_ID).is_in(new_here)
+                    & ~pl.col(EXTERNAL_ID).is_in(described.get_column(EXTERNAL_ID).implode())
+                ),
+            ]
+        )
+        line_of = dict(zip(chosen.get_column(EXTERNAL_ID).to_list(), chosen.get_column(LINE).to_list(), strict=True))
+        first = {row[EXTERNAL_ID]: row for row in chosen.iter_rows(named=True)}
         existing = [key for key in first if key not in fresh]
         changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing})
         changed |= self._sync_profiles(conn, {self.customer_ids[key]: first[key] for key in first})
-        ids = pl.Series([self.customer_ids[key] for key in firsts.get_column(EXTERNAL_ID).to_list()], dtype=pl.Int64)
-        changed |= self._sync_attributes(conn, firsts, ids)
+        ids = pl.Series([self.customer_ids[key] for key in chosen.get_column(EXTERNAL_ID).to_list()], dtype=pl.Int64)
+        changed |= self._sync_attributes(conn, chosen, ids)
         by_id = {self.customer_ids[key]: key for key in first}
         self._mark([line_of[by_id[customer_id]] for customer_id in changed], UPDATED)
         self._count("customers updated", len(changed & {self.customer_ids[key] for key in existing}))

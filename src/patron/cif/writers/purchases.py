@@ -14,6 +14,7 @@ from patron.cif.columns import utcnow
 from patron.cif.reader import LINE, Reject
 from patron.cif.writers.identities import IdentityWriter
 from patron.cif.writers.state import (
+    DESCRIBES_PRODUCT,
     LINE_NO,
     ORDER_KEY,
     PAYMENT_SEQUENCE,
@@ -187,9 +188,14 @@ class PurchaseWriter(IdentityWriter):
     def _write_products(self, conn: Connection, batch: pl.DataFrame) -> None:
         table = s.table_of(s.Product)
         columns = [c for c in batch.columns if c.startswith("products.")]
-        # A line-item file names each product on many rows: its first row in the batch describes it.
+        describes = pl.col(DESCRIBES_PRODUCT) if DESCRIBES_PRODUCT in batch.columns else pl.lit(True)
+        # A line-item file names each product on many rows: the product's last line in the file describes it (its
+        # first line in the batch names a new one); a stored product is changed from that line only.
         rows = list(
-            batch.select(LINE, *columns).unique("products.sku", keep="first", maintain_order=True).iter_rows(named=True)
+            batch.select(LINE, *columns, describes.alias(DESCRIBES_PRODUCT))
+            .sort(DESCRIBES_PRODUCT, descending=True, maintain_order=True)
+            .unique("products.sku", keep="first", maintain_order=True)
+            .iter_rows(named=True)
         )
         categories = self._ensure_categories(conn, [row.get("products.category") for row in rows])
         existing: dict[str, dict[str, Any]] = {}
@@ -205,6 +211,8 @@ class PurchaseWriter(IdentityWriter):
             }
             sku = row["products.sku"]
             if sku in existing:
+                if not row[DESCRIBES_PRODUCT]:
+                    continue
                 old = existing[sku]
                 diff = {k: v for k, v in values.items() if v is not None and old[k] != v}
                 if diff:

@@ -36,6 +36,11 @@ LINE_NO = "__line_no__"
 PAYMENT_SEQUENCE = "__payment_sequence__"
 RETURN = "__return__"  # the row is a cancellation or return (the mapping's [orders.returns] rules)
 RETURN_SUFFIX = ":return"  # the key of the return part of an order that holds both
+# A product, or a customer on many lines, is described by its last line in the file: a stored one is brought up to
+# date from that line only, so batches describing it differently (a shop renames a product) do not take turns
+# changing it, and a re-run of the file changes nothing.
+DESCRIBES_PRODUCT = "__describes_product__"
+DESCRIBES_CUSTOMER = "__describes_customer__"
 
 
 def interaction_key_column(index: int) -> str:
