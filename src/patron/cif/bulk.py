@@ -24,6 +24,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     any_,
     func,
     literal,
@@ -38,6 +39,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 # How SQLAlchemy's SQLite dialect writes dates and times: a string that sorts and compares as the moment does.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"
 _SQLITE_DATE = "%Y-%m-%d"
+_SEPARATOR = "\x1f"  # ASCII's unit separator: no key holds it (one that does is sent as an array)
 
 
 def _is(kind: TypeEngine[Any], *types: type[TypeEngine[Any]]) -> bool:
@@ -142,6 +144,10 @@ def one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) 
     process = kind._cached_bind_processor(conn.dialect)
     given = [value if process is None else process(value) for value in values]
     if conn.dialect.name == "postgresql":
+        if given and all(isinstance(value, str) and _SEPARATOR not in value for value in given):
+            # Texts as one text split by the server: psycopg turns a list into an array one element at a time in
+            # Python (0.9 µs each, 3 s of a 700,000-line re-run's key lookups).
+            return column == any_(func.string_to_array(literal(_SEPARATOR.join(given), Text()), _SEPARATOR))
         stored = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
         return column == any_(literal(given, ARRAY(stored)))
     listed: Select[Any] = select(literal_column("value")).select_from(
