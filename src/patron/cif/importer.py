@@ -292,11 +292,13 @@ def import_file(
                 writer.write(conn, good)
             done += batch.height
             # The planner must know the tables grew, or the next batch's key lookups scan them (PostgreSQL planned
-            # a 5,000-key lookup as a full scan of a table it thought empty: 30 s a batch). Each time the rows
-            # read double, the statistics are refreshed: a handful of times even for millions of lines.
-            if statistics is not None and done >= max(2 * analysed, REFRESH_STATISTICS_AFTER):
-                refresh_statistics(statistics, rows_written=done)
-                analysed = done
+            # a 5,000-key lookup as a full scan of a table it thought empty: 30 s a batch). Each time the lines
+            # written double, the statistics are refreshed: a handful of times even for millions of lines, never
+            # in a re-run that writes nothing (five ANALYZEs were 1.9 s of a 12.4 s re-run).
+            changed = writer.status.changed()
+            if statistics is not None and changed >= max(2 * analysed, REFRESH_STATISTICS_AFTER):
+                refresh_statistics(statistics, rows_written=changed)
+                analysed = changed
             if progress is not None:
                 progress(done, total)
 

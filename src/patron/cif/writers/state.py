@@ -70,6 +70,10 @@ class LineOutcomes:
             self._by_line = grown
         self._by_line[index] = np.maximum(self._by_line[index], outcome)
 
+    def changed(self) -> int:
+        """How many lines wrote or changed something so far."""
+        return int(np.count_nonzero(self._by_line))
+
     def count(self, outcome: int, *, except_lines: Iterable[int] = ()) -> int:
         """How many lines ended with ``outcome``, leaving out ``except_lines`` (the rejected ones)."""
         chosen = self._by_line == outcome
