@@ -1,6 +1,8 @@
-"""A bulk load (``import_file(bulk=True)``, ``patron import --bulk``): the whole file in one transaction, the
-references checked once at its end; the same store as a batched import, all or nothing, constraints as before.
-Real data: a slice of Online Retail II (read ../shared/data/online-retail-ii)."""
+"""A bulk load (``import_file(bulk=True)``, ``patron import --bulk``): on PostgreSQL the whole file in one
+transaction, the references checked once at its end, all or nothing, constraints as before; on SQLite a batched
+import. Either way the same store as a batched import writes. And a re-run of a file changes nothing where the
+file describes a product or customer differently from line to line. Real data: a slice of Online Retail II (read
+../shared/data/online-retail-ii)."""
 
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def test_a_bulk_load_writes_what_a_batched_import_writes(
     assert contents(engine) == expected
 
 
-def test_a_bulk_load_that_fails_leaves_nothing_written_and_the_references_checked(
+def test_a_bulk_load_that_fails_leaves_nothing_written_on_postgresql_and_the_references_checked(
     engine: Engine, files: dict[str, Path], tmp_path: Path
 ) -> None:
     constraints = references(engine)
@@ -100,8 +102,12 @@ def test_a_bulk_load_that_fails_leaves_nothing_written_and_the_references_checke
             engine, files["whole"], MAPPING, rejects_dir=tmp_path, batch_rows=2_000, progress=power_cut, bulk=True
         )
 
-    assert contents(engine)["orders"] == 0
-    assert contents(engine)["customers"] == 0
+    if engine.dialect.name == "postgresql":  # all or nothing
+        assert contents(engine)["orders"] == 0
+        assert contents(engine)["customers"] == 0
+    else:  # a batched import: the two finished batches stay
+        assert contents(engine)["orders"] > 0
+        assert contents(engine)["order_lines"] <= 4_000
     with engine.connect() as conn:
         runs = s.table_of(s.ImportRun)
         assert conn.scalars(select(runs.c.status)).all() == ["failed"]

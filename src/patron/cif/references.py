@@ -8,8 +8,8 @@ query. The constraints come back exactly as the catalogue held them, and a load 
 nothing included) rolls back with its transaction, constraints and all. While the transaction runs, the tables are
 locked for everyone else: this is for a first load of a large file, not for a store people are working in.
 
-SQLite's check of a reference is one index lookup in the same process (a fifth of an order's insert), so there the
-load keeps it, and only the one transaction differs.
+SQLite's check of a reference is one index lookup in the same process (a fifth of an order's insert): there a bulk
+load is a batched import (``importer.import_file``).
 """
 
 from __future__ import annotations

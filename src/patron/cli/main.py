@@ -77,8 +77,8 @@ def import_command(  # noqa: PLR0917  (typer passes every option by position)
         bool,
         typer.Option(
             "--bulk",
-            help="a first load of a large file: one transaction, references checked once at the end "
-            "(PostgreSQL: the tables are locked for others until it is done)",
+            help="a first load of a large file into PostgreSQL: one transaction, references checked once at the "
+            "end, the tables locked for others until it is done (on SQLite: a batched import)",
         ),
     ] = False,
 ) -> None:
