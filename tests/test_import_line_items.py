@@ -224,26 +224,32 @@ def test_parquet_float_ids_read_as_whole_numbers_and_other_floats_as_given(engin
     assert len(bigs) == 2
 
 
+@pytest.mark.parametrize("batch_rows", [1, 50])  # every line a batch of its own; all lines in one batch
 def test_a_customer_who_moved_is_described_by_their_last_line_and_a_re_run_changes_nothing(
-    engine: Engine, write_file: WriteFile
+    engine: Engine, write_file: WriteFile, batch_rows: int
 ) -> None:
     path = write_file(
         "moves.csv",
         HEADER
-        + "A1,7,2026-01-05,S1,1,2.00,,,,United Kingdom,ann@example.com,\n"
-        + "A2,7,2026-02-05,S1,1,2.00,,,,France,ann@example.com,\n"
-        + "A3,8,2026-02-06,S1,1,2.00,,,,Spain,bo@example.com,\n"
-        + "A4,7,2026-03-05,S1,1,2.00,,,,Germany,ann@example.com,\n",
+        + "A1,7,2026-01-05,S1,1,2.00,,,,United Kingdom,ann@example.com,active\n"
+        + "A2,7,2026-02-05,S1,1,2.00,,,,France,ann@example.com,active\n"
+        + "A3,8,2026-02-06,S1,1,2.00,,,,Spain,bo@example.com,active\n"
+        + "A4,7,2026-03-05,S1,1,2.00,,,,Germany,ann@example.com,lapsed\n",
     )
-    first = run(engine, path, mapping(), batch_rows=1)  # every line a batch of its own
-    again = run(engine, path, mapping(), batch_rows=1)
+    spec = mapping()
+    spec["customers"]["status"] = "Status"
+    first = run(engine, path, spec, batch_rows=batch_rows)
+    again = run(engine, path, spec, batch_rows=batch_rows)
 
     assert first.written == 4
     assert (again.written, again.updated, again.unchanged) == (0, 0, 4)
-    profiles, identities = s.table_of(s.CustomerProfile), s.table_of(s.Identity)
-    query = select(identities.c.value, profiles.c.country).join(
-        profiles, profiles.c.customer_id == identities.c.customer_id
+    customers, profiles, identities = s.table_of(s.Customer), s.table_of(s.CustomerProfile), s.table_of(s.Identity)
+    query = (
+        select(identities.c.value, profiles.c.country, customers.c.status)
+        .join(profiles, profiles.c.customer_id == identities.c.customer_id)
+        .join(customers, customers.c.id == identities.c.customer_id)
+        .where(identities.c.kind == "external")
     )
     with engine.connect() as conn:
-        countries = dict(conn.execute(query.where(identities.c.kind == "external")).all())
-    assert countries == {"7": "DE", "8": "ES"}
+        stored = {key: (country, status) for key, country, status in conn.execute(query)}
+    assert stored == {"7": ("DE", "lapsed"), "8": ("ES", "active")}

@@ -49,6 +49,10 @@ def _attribute_rows(given: pl.DataFrame, key: str) -> pl.DataFrame:
     )  # fmt: skip
 
 
+def _line_by_customer(rows: pl.DataFrame) -> dict[str, int]:
+    return dict(zip(rows.get_column(EXTERNAL_ID).to_list(), rows.get_column(LINE).to_list(), strict=True))
+
+
 def _rows(frame: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     return list(frame.select(columns).iter_rows(named=True))
 
@@ -86,7 +90,7 @@ class CustomerWriter(IdentityWriter):
             self.customer_ids.update(zip(to_create, ids, strict=True))
             self._count("customers created", len(ids))
             self._mark(creating.get_column(LINE).to_numpy(), WRITTEN)
-        line_of = dict(zip(keys, firsts.get_column(LINE).to_list(), strict=True))
+        line_of = _line_by_customer(firsts)
         for key, customer_id in matched.items():
             self.customer_ids[key] = customer_id
             self._count("customers matched by e-mail/phone")
@@ -117,10 +121,12 @@ class CustomerWriter(IdentityWriter):
                 ),
             ]
         )
-        line_of = dict(zip(chosen.get_column(EXTERNAL_ID).to_list(), chosen.get_column(LINE).to_list(), strict=True))
+        line_of, created_from = _line_by_customer(chosen), _line_by_customer(firsts)
         first = {row[EXTERNAL_ID]: row for row in chosen.iter_rows(named=True)}
         existing = [key for key in first if key not in fresh]
-        changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing})
+        # A customer created from one line and described by a later one in the batch takes that line's record too.
+        redescribed = [key for key in first if key in fresh and line_of[key] != created_from[key]]
+        changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing + redescribed})
         changed |= self._sync_profiles(conn, {self.customer_ids[key]: first[key] for key in first})
         ids = pl.Series([self.customer_ids[key] for key in chosen.get_column(EXTERNAL_ID).to_list()], dtype=pl.Int64)
         changed |= self._sync_attributes(conn, chosen, ids)
