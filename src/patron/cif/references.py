@@ -1,12 +1,13 @@
 """A bulk load's references checked once, set-based, at its end instead of row by row.
 
 PostgreSQL checks a foreign key with a trigger on every row written: a lookup and a lock of the row referred to.
-Copying CDNOW ×10's 696,590 order lines took 17.6 s into the table with its foreign keys and 4.2 s without them
-(bench/bench_import.py's floor rows). ``checked_at_end`` drops the foreign keys of the tables a load writes, inside
-the load's transaction, and adds them again before it commits: adding a foreign key checks every row with one
-query. The constraints come back exactly as the catalogue held them, and a load that fails (a row referring to
-nothing included) rolls back with its transaction, constraints and all. While the transaction runs, the tables are
-locked for everyone else: this is for a first load of a large file, not for a store people are working in.
+Copying CDNOW ×10's 696,590 order lines, as the importer wrote them, into a fresh store took 17.6 s into the table
+with its foreign keys and 4.2 s without them (2026-12-03; docs/BENCHMARKS.md). ``checked_at_end`` drops the
+foreign keys of the tables a load writes, inside the load's transaction, and adds them again before it commits:
+adding a foreign key checks every row with one query. The constraints come back exactly as the catalogue held
+them, and a load that fails (a row referring to nothing included) rolls back with its transaction, constraints and
+all. While the transaction runs, the tables are locked for everyone else: this is for a first load of a large file,
+not for a store people are working in.
 
 SQLite's check of a reference is one index lookup in the same process (a fifth of an order's insert): there a bulk
 load is a batched import (``importer.import_file``).

@@ -15,7 +15,7 @@ from patron.cif.writers.state import WriterState
 
 
 def _owners(conn: Connection, kind: str, system: str, values: Sequence[str]) -> dict[str, int]:
-    """The customer holding each of ``values`` (identities of ``kind`` in ``system``) that one holds. The stored
+    """Which customer holds each of ``values`` that some customer holds (identities of ``kind`` in ``system``). The
     values come back as stored and are matched to the ones asked for: no sealed value is decrypted (reading a
     re-run's 235,700 source ids back through their type was 0.8 s without a key)."""
     identities = s.table_of(s.Identity)
