@@ -27,7 +27,7 @@ from patron.errors import SourceFileError
 from tests.conftest import SHARED_DATA, WriteFile
 
 pytestmark = pytest.mark.slow
-COPIES = 15  # CDNOW ×15: 1,044,885 lines, 353,550 customers
+COPIES = 8  # CDNOW ×8: 557,272 lines, 188,560 customers
 CDNOW_LINES, CDNOW_CUSTOMERS = 69_659, 23_570
 
 
@@ -58,11 +58,12 @@ def test_an_import_killed_at_random_points_ends_complete_and_without_duplicates(
     engine = make_engine(url)
     migrate(engine)  # as the import command would: the progress is read from the orders table
     expected = CDNOW_LINES * COPIES
-    for _ in range(3):
-        # Killed once it has written a random further 5-25 % of the orders (or has sat a random 0-2 s in between
-        # batches), so every kill lands mid-import however fast the machine is: three kills leave work to do.
-        target = _count(engine, s.Order) + int(rng.uniform(0.05, 0.25) * expected)
-        linger = rng.uniform(0.0, 2.0)
+    for kill in range(3):
+        # Kill k comes once the orders reach a random point in 5-15 % + k × 20 % of the file, after a random 0-1.5 s
+        # more (so it lands anywhere in a batch, or as the process starts when the point was passed already): the
+        # last kill comes before 60 % of the file plus 1.5 s, so however fast the machine, work is left to do.
+        target = int(rng.uniform(0.05, 0.15) * expected + kill * 0.2 * expected)
+        linger = rng.uniform(0.0, 1.5)
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while _count(engine, s.Order) < target:
             assert process.poll() is None, "the import ended before it was killed"
