@@ -25,7 +25,7 @@ from patron.engage.letters import LetterBatch
 from patron.engage.offers import create_offer
 from patron.engage.recommend import ItemItemRecommender, evaluate, purchases
 from patron.engage.report import campaign_report
-from patron.engage.schema import OfferCandidate
+from patron.engage.schema import OfferCandidate, OfferDecision
 from patron.engage.sending import contact_statuses, record_response, send_campaign
 from patron.errors import InvalidInputError, NotFoundError
 from tests.conftest import Inbox, WriteFile
@@ -438,13 +438,25 @@ def test_offers_are_decided_a_range_of_customers_at_a_time_and_replace_the_last_
             (row.customer_id, row.offer_id, row.expected_value)
             for row in conn.execute(select(table_of(OfferCandidate)))
         )
+        first = conn.scalar(select(func.max(OfferDecision.decided_at)))
     monkeypatch.setattr(offers, "DECIDED_PER_TRANSACTION", 3)  # several ranges, the last one short
     seen: list[tuple[int, int]] = []
     assert offers.decide_offers(engine, progress=lambda done, total: seen.append((done, total))) == one_go
     with engine.connect() as conn:
         rows = conn.execute(select(table_of(OfferCandidate))).all()
     assert sorted((row.customer_id, row.offer_id, row.expected_value) for row in rows) == whole  # nothing twice
-    assert len({row.decided_at for row in rows}) == 1  # the first decision is gone in every range
+    by_customer: dict[int, list[Any]] = {}
+    for row in sorted(rows, key=lambda row: (row.customer_id, row.rank)):
+        by_customer.setdefault(row.customer_id, []).append(row)
+    for ranked in by_customer.values():  # ranks 0, 1, … best first
+        assert [row.rank for row in ranked] == list(range(len(ranked)))
+        assert [row.expected_value for row in ranked] == sorted((row.expected_value for row in ranked), reverse=True)
+    with engine.connect() as conn:  # every offer judged once, by the second decision
+        judged = conn.execute(select(OfferDecision.offer_id, OfferDecision.decided_at)).all()
+    assert sorted(offer for offer, _ in judged) == sorted({row.offer_id for row in rows} - {None})
+    assert len({at for _, at in judged}) == 1
+    assert first is not None
+    assert first < judged[0][1]
     assert seen[-1] == (len(everyone), len(everyone))
     assert len(seen) == -(-len(everyone) // 3)
 

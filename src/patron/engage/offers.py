@@ -24,7 +24,7 @@ from patron.cif.ledger import no_such_customer
 from patron.cif.money import major_to_minor, minor_to_major
 from patron.cif.store import read_once_more, refresh_statistics
 from patron.engage.policy import check_contacts
-from patron.engage.schema import CampaignPlan, Offer, OfferCandidate
+from patron.engage.schema import CampaignPlan, Offer, OfferCandidate, OfferDecision
 from patron.errors import ConflictError, InvalidInputError
 from patron.predict.schema import ModelRun, ModelScore
 from patron.segments.expression import Context, compile_rule
@@ -90,8 +90,28 @@ def _valid_offers(engine: Engine, today: dt.date, channel: str | None) -> list[R
 
 
 _NO_CANDIDATES = pl.DataFrame(
-    schema={"customer_id": pl.Int64, "offer": pl.String, "offer_id": pl.Int64, "value": pl.Float64, "reason": pl.String}
+    schema={"customer_id": pl.Int64, "offer_id": pl.Int64, "p_accept": pl.Float64, "expected_value": pl.Float64}
 )
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How one offer is weighed for every customer: its name, where P(accept) comes from, and its margin."""
+
+    name: str
+    p_source: str
+    margin_minor: int
+    currency: str
+
+    @property
+    def margin(self) -> float:
+        return minor_to_major(self.margin_minor, self.currency)
+
+    def reason(self, p_accept: float, expected_value: float) -> str:
+        return (
+            f"{self.name}: P(accept) {round(p_accept, 3)} ({self.p_source}) × margin {self.margin:.2f}"
+            f" = {round(expected_value, 2)}"
+        )
 
 
 def _candidates(
@@ -100,15 +120,16 @@ def _candidates(
     customer_ids: Sequence[int] | None,
     models: Mapping[str, str] | None,
     as_of: dt.date | None,
-) -> tuple[list[int], pl.DataFrame]:
-    """Every (customer, eligible offer) with P(accept) × margin and the reason; and the customers considered."""
+) -> tuple[list[int], pl.DataFrame, dict[int, Judgement]]:
+    """Every (customer, eligible offer) with P(accept) and P(accept) × margin; the customers considered; and how
+    each offer was judged."""
     schema = feature_schema(engine)
     rules = {offer.id: compile_rule(offer.eligibility, schema) for offer in offers if offer.eligibility}
     needed = parts_for(field for rule in rules.values() for field in rule.fields)
     features = build_features(engine, as_of=as_of, customer_ids=customer_ids, parts=needed)
     ids = features.customers["customer_id"].to_list()
     context = Context(features.categories, features.as_of)
-    candidates = []
+    candidates, judgements = [], {}
     for offer in offers:
         eligible = features.customers
         if offer.id in rules:
@@ -117,26 +138,22 @@ def _candidates(
             scores = _model_scores(engine, models[offer.name])
             source = f"model {models[offer.name]}"
             propensity = eligible.select(
-                "customer_id", pl.col("customer_id").replace_strict(scores, default=None).alias("p")
+                "customer_id", pl.col("customer_id").replace_strict(scores, default=None).alias("p_accept")
             )
         else:
             rate, source = _history_rate(engine, offer.id)
-            propensity = eligible.select("customer_id", pl.lit(rate).alias("p"))
-        margin = minor_to_major(offer.margin_minor, offer.currency)
+            propensity = eligible.select("customer_id", pl.lit(rate).alias("p_accept"))
+        judgements[offer.id] = judgement = Judgement(offer.name, source, offer.margin_minor, offer.currency)
         candidates.append(
-            propensity.drop_nulls().with_columns(
-                pl.lit(offer.name).alias("offer"),
+            propensity.drop_nulls().select(
+                "customer_id",
                 pl.lit(offer.id, dtype=pl.Int64).alias("offer_id"),
-                (pl.col("p") * margin).alias("value"),
-                pl.format(
-                    f"{offer.name}: P(accept) {{}} ({source}) × margin {margin:.2f} = {{}}",
-                    pl.col("p").round(3),
-                    (pl.col("p") * margin).round(2),
-                ).alias("reason"),
+                "p_accept",
+                (pl.col("p_accept") * judgement.margin).alias("expected_value"),
             )
         )
-    frame = pl.concat([c.select(_NO_CANDIDATES.columns) for c in candidates]) if candidates else _NO_CANDIDATES
-    return ids, frame
+    frame = pl.concat(candidates) if candidates else _NO_CANDIDATES
+    return ids, frame, judgements
 
 
 def next_best_offers(
@@ -153,8 +170,8 @@ def next_best_offers(
     if not offers:
         everyone = build_features(engine, as_of=as_of, customer_ids=customer_ids, parts=()).customers["customer_id"]
         return [OfferChoice(c, None, 0.0, "no offer is valid today on this channel") for c in everyone.to_list()]
-    ids, candidates = _candidates(engine, offers, customer_ids, models, as_of)
-    best = candidates.sort("value", descending=True).group_by("customer_id", maintain_order=True).first()
+    ids, candidates, judgements = _candidates(engine, offers, customer_ids, models, as_of)
+    best = candidates.sort("expected_value", descending=True).group_by("customer_id", maintain_order=True).first()
     decisions = check_contacts(engine, ids, channel=channel)
     chosen = {row["customer_id"]: row for row in best.iter_rows(named=True)}
     results = []
@@ -165,7 +182,9 @@ def next_best_offers(
         elif not decisions[customer].allowed:
             results.append(OfferChoice(customer, None, 0.0, f"not contacted: {decisions[customer].reason}"))
         else:
-            results.append(OfferChoice(customer, str(row["offer"]), float(row["value"]), str(row["reason"])))
+            judged = judgements[row["offer_id"]]
+            value = float(row["expected_value"])
+            results.append(OfferChoice(customer, judged.name, value, judged.reason(row["p_accept"], value)))
     results.sort(key=lambda choice: -choice.expected_value)
     if budget is not None:
         kept = [c for c in results if c.offer is not None][:budget]
@@ -178,21 +197,26 @@ def next_best_offers(
 
 
 CANDIDATES = table_of(OfferCandidate)
+DECISIONS = table_of(OfferDecision)
 KEEP_PER_CUSTOMER = 5
 _STORED = (
     select(
         CANDIDATES.c.offer_id,
+        CANDIDATES.c.p_accept,
         CANDIDATES.c.expected_value,
-        CANDIDATES.c.reason,
-        CANDIDATES.c.decided_at,
         OFFERS.c.name,
         OFFERS.c.channel,
         OFFERS.c.valid_from,
         OFFERS.c.valid_to,
+        DECISIONS.c.p_source,
+        DECISIONS.c.margin_minor,
+        DECISIONS.c.currency,
+        select(func.max(DECISIONS.c.decided_at)).scalar_subquery().label("decided_at"),  # one for the decision
     )
     .outerjoin(OFFERS, OFFERS.c.id == CANDIDATES.c.offer_id)
+    .outerjoin(DECISIONS, DECISIONS.c.offer_id == CANDIDATES.c.offer_id)
     .where(CANDIDATES.c.customer_id == bindparam("customer_id", type_=BigInteger()))
-    .order_by(CANDIDATES.c.expected_value.desc())
+    .order_by(CANDIDATES.c.rank)
 )  # fmt: skip  (built once: it runs on every real-time lookup)
 
 
@@ -211,28 +235,33 @@ def decide_offers(
 
     The base is written a range of customer ids at a time, each range in its own transaction that deletes the
     range's old candidates and inserts the new ones: a reader sees a customer's old decision or the new one,
-    never a mix, and no transaction holds millions of rows (2.36M customers × 5 offers are nine ranges).
-    ``progress(done, total)`` follows the customers written.
+    never a mix, and no transaction holds millions of rows (2.36M customers × 5 offers are 24 ranges). How each
+    offer is judged (``offer_decisions``, the same for every customer) is replaced first, in a transaction of its
+    own. ``progress(done, total)`` follows the customers written.
     """
     decided_at = utcnow()
     offers = _valid_offers(engine, as_of or dt.date.today(), None)
-    ids, candidates = _candidates(engine, offers, None, models, as_of) if offers else ([], _NO_CANDIDATES)
+    ids, candidates, judgements = (
+        _candidates(engine, offers, None, models, as_of) if offers else ([], _NO_CANDIDATES, {})
+    )
     kept = (
-        candidates.sort("value", descending=True).group_by("customer_id", maintain_order=True).head(KEEP_PER_CUSTOMER)
+        candidates.sort("expected_value", descending=True)
+        .group_by("customer_id", maintain_order=True)
+        .head(KEEP_PER_CUSTOMER)
     )
     everyone = pl.DataFrame({"customer_id": pl.Series(sorted(ids), dtype=pl.Int64)})
     ineligible = everyone.join(kept.select("customer_id").unique(), on="customer_id", how="anti")
     rows = pl.concat(
         [
-            kept.select("customer_id", "offer_id", pl.col("value").alias("expected_value"), "reason"),
+            kept,
             ineligible.select(
                 "customer_id",
                 pl.lit(None, dtype=pl.Int64).alias("offer_id"),
+                pl.lit(None, dtype=pl.Float64).alias("p_accept"),
                 pl.lit(0.0).alias("expected_value"),
-                pl.lit("eligible for no offer").alias("reason"),
             ),
         ]
-    ).with_columns(pl.lit(decided_at, dtype=pl.Datetime("us")).alias("decided_at"))
+    )
     starts = everyone.get_column("customer_id").gather_every(DECIDED_PER_TRANSACTION).to_list()
     lows, highs = [None, *starts[1:]], [*starts[1:], None]  # the first range reaches down, the last up: no gaps
     ranges = list(zip(lows, highs, strict=True))
@@ -241,9 +270,26 @@ def decide_offers(
         chosen = [pl.col("customer_id") >= low] if low is not None else []
         chosen += [pl.col("customer_id") < high] if high is not None else []
         batch = rows.filter(*chosen) if chosen else rows
-        ordered = batch.sort("customer_id", "expected_value", descending=[False, True])
-        return driver_rows(engine.dialect, CANDIDATES, ordered)
+        ordered = batch.sort("customer_id", "expected_value", descending=[False, True], maintain_order=True)
+        ranked = ordered.with_columns(pl.int_range(pl.len(), dtype=pl.Int16).over("customer_id").alias("rank"))
+        return driver_rows(engine.dialect, CANDIDATES, ranked)
 
+    with engine.begin() as conn:
+        conn.execute(delete(DECISIONS))
+        if judgements:
+            conn.execute(
+                insert(DECISIONS),
+                [
+                    {
+                        "offer_id": offer_id,
+                        "p_source": judged.p_source,
+                        "margin_minor": judged.margin_minor,
+                        "currency": judged.currency,
+                        "decided_at": decided_at,
+                    }
+                    for offer_id, judged in judgements.items()
+                ],
+            )
     # The next range's rows are made ready in a second thread while the store writes this one's.
     readied = one_ahead(lambda bounds: prepared(*bounds), ranges)
     for index, ((low, high), ready) in enumerate(zip(ranges, readied, strict=True)):
@@ -269,15 +315,21 @@ def next_best_offer(engine: Engine, customer_id: int, *, channel: str = "email")
         if not choices:
             raise no_such_customer(customer_id)
         return choices[0]
-    usable = [row for row in stored if row.offer_id is not None and offer_valid(row, today, channel)]
-    decided = f"decided {stored[0].decided_at:%Y-%m-%d %H:%M}"
+    usable = [
+        row
+        for row in stored
+        if row.offer_id is not None and row.p_source is not None and offer_valid(row, today, channel)
+    ]  # (an offer without its judgement was dropped by a decision still being written)
+    decided = "" if stored[0].decided_at is None else f" (decided {stored[0].decided_at:%Y-%m-%d %H:%M})"
     if not usable:
-        return OfferChoice(customer_id, None, 0.0, f"eligible for no offer on {channel} ({decided})")
+        return OfferChoice(customer_id, None, 0.0, f"eligible for no offer on {channel}{decided}")
     decision = check_contacts(engine, [customer_id], channel=channel)[customer_id]
     if not decision.allowed:
         return OfferChoice(customer_id, None, 0.0, f"not contacted: {decision.reason}")
     best = usable[0]
-    return OfferChoice(customer_id, best.name, float(best.expected_value), f"{best.reason} ({decided})")
+    judged = Judgement(best.name, best.p_source, best.margin_minor, best.currency)
+    value = float(best.expected_value)
+    return OfferChoice(customer_id, best.name, value, f"{judged.reason(best.p_accept, value)}{decided}")
 
 
 # -- the catalogue ---------------------------------------------------------------------------------------------
@@ -313,7 +365,8 @@ def create_offer(
             "channel": channel,
         }
         # Decisions made without this offer are stale: lookups work live until offers are decided again.
-        conn.execute(delete(table_of(OfferCandidate)))
+        conn.execute(delete(CANDIDATES))
+        conn.execute(delete(DECISIONS))
         return int(conn.execute(insert(OFFERS).values(row).returning(OFFERS.c.id)).scalar_one())
 
 

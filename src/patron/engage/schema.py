@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     false,
@@ -108,21 +109,36 @@ class TriggerFiring(Base):
 
 
 class OfferCandidate(Base):
-    """An offer a customer was eligible for when offers were last decided, with its expected value.
+    """An offer a customer was eligible for when offers were last decided: its rank among the customer's (0 is the
+    best), P(accept) and expected value.
 
     ``patron campaigns decide-offers`` (and the jobs after each scoring run) write these for the whole base, so a
     real-time next-best-offer lookup reads them instead of building the customer's features on the spot. A row with
-    no offer records that the customer was considered and eligible for none.
+    no offer records that the customer was considered and eligible for none. What is the same for every customer
+    (how P(accept) was judged, the margin, when) is kept once per offer in ``offer_decisions``: millions of rows
+    stay narrow, and on SQLite the key is the table (no rowid), so a write updates one B-tree.
     """
 
     __tablename__ = "offer_candidates"
-    __table_args__ = (Index("ix_offer_candidates_customer", "customer_id", "expected_value"),)
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    p_accept: Mapped[float | None] = mapped_column(Float)
     expected_value: Mapped[float] = mapped_column(Float)
-    reason: Mapped[str] = mapped_column(Text)
+
+
+class OfferDecision(Base):
+    """How one offer was judged when offers were last decided: where P(accept) came from (a model, or how often
+    the offer was bought when made), the margin it was weighed with, and when."""
+
+    __tablename__ = "offer_decisions"
+
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True)
+    p_source: Mapped[str] = mapped_column(Text)
+    margin_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 

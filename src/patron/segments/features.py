@@ -137,7 +137,7 @@ def build_features(
         frame = frame.join(_profiles(engine, customer_ids, scope.currency), on="customer_id", how="left")
     readers: dict[str, Callable[[], pl.DataFrame]] = {
         "attributes": lambda: _attributes(engine, customer_ids),
-        "orders": lambda: purchase_facts(engine, scope, as_of, customer_ids).select(*ORDER_FIELDS),
+        "orders": lambda: purchase_facts(engine, scope, as_of, customer_ids, facts=ORDER_FIELDS).select(*ORDER_FIELDS),
         "interactions": lambda: interaction_facts(engine, as_of, customer_ids),
         "responded": lambda: _responses(engine, customer_ids),
         "spend": lambda: _category_spend(engine, scope, customer_ids, as_of),
