@@ -142,6 +142,9 @@ def end_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
 
 
+ROWS_PER_CHUNK = 100_000
+
+
 def read_frame(store: Engine | Connection, query: Select[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """A statement's rows as a frame with the given column types (on a connection: inside its transaction)."""
     if isinstance(store, Engine):
@@ -152,10 +155,14 @@ def read_frame(store: Engine | Connection, query: Select[Any], schema: dict[str,
         return pl.DataFrame(result.all(), schema=schema, orient="row")
     # SQLite hands dates and times back as text, which SQLAlchemy parses one value at a time in Python (a third
     # of building a million customers' features); Polars parses the whole column at once.
-    rows = result.cursor.fetchall()
-    result.close()
     temporal = {name for name, kind in schema.items() if kind.is_temporal()}
-    raw = pl.DataFrame(rows, schema={n: pl.String if n in temporal else k for n, k in schema.items()}, orient="row")
+    read = {n: pl.String() if n in temporal else k for n, k in schema.items()}
+    # A chunk of rows at a time: millions of rows as Python tuples at once would take gigabytes.
+    chunks = [pl.DataFrame(schema=read)]
+    while rows := result.cursor.fetchmany(ROWS_PER_CHUNK):
+        chunks.append(pl.DataFrame(rows, schema=read, orient="row"))
+    result.close()
+    raw = pl.concat(chunks, rechunk=True)
     return raw.with_columns(_parsed_time(pl.col(name), schema[name]).alias(name) for name in temporal)
 
 
