@@ -157,7 +157,7 @@ def read_frame(store: Engine | Connection, query: Select[Any], schema: dict[str,
     # of building a million customers' features); Polars parses the whole column at once.
     temporal = {name for name, kind in schema.items() if kind.is_temporal()}
     read = {n: pl.String() if n in temporal else k for n, k in schema.items()}
-    # A chunk of rows at a time: millions of rows as Python tuples at once would take gigabytes.
+    # A chunk of rows at a time: millions of rows held as Python tuples at once take hundreds of megabytes.
     chunks = [pl.DataFrame(schema=read)]
     while rows := result.cursor.fetchmany(ROWS_PER_CHUNK):
         chunks.append(pl.DataFrame(rows, schema=read, orient="row"))
