@@ -299,3 +299,28 @@ def test_help_loads_no_analytics_library() -> None:
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert "Patron: one-to-one customer relationship management." in shown
     assert "LOADED []" in shown
+
+
+def test_showing_a_customer_loads_no_analytics_library(tmp_path: Path) -> None:
+    """`patron customers show` is read at the prompt: it must not pay for Polars, NumPy, scikit-learn or Spark."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    orders = (
+        '[source]\nsystem = "shop"\ncurrency = "USD"\n[customers]\nexternal_id = "id"\n'
+        '[orders]\ncustomer = "id"\nordered_at = "day"\nrevenue = "paid"\n'
+    )
+    assert import_csv(tmp_path, "id,day,paid\n7,2026-11-02,12.50\n7,2026-11-20,30.00\n", orders).exit_code == 0
+    probe = (
+        "import sys\n"
+        "from patron.cli.main import app\n"
+        "try:\n    app(['customers', 'show', 'shop:7'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('sklearn', 'scipy', 'polars', 'pyspark', 'numpy', 'numba', 'plotly', 'fastapi')\n"
+        "print('LOADED', sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={**os.environ}
+    ).stdout
+    assert "orders: 2, revenue 42.50 USD" in shown, shown
+    assert "LOADED []" in shown

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Date, DateTime, Dialect, Engine, Numeric, Sel
 
 from patron.cif import schema as s
 from patron.cif.money import to_major
+from patron.cif.schema import purchases_only
 from patron.cif.stamp import kept
 from patron.errors import InvalidInputError
 from patron.settings import get_settings
@@ -31,12 +32,6 @@ CAT = s.Category.__table__.c
 INTERACTIONS = s.Interaction.__table__.c
 ORDER_LINES = s.Order.__table__.join(s.OrderLine.__table__, L.order_id == O.id)
 YEAR = dt.timedelta(days=365)
-PURCHASE = O.kind == "purchase"  # returns net the revenue; they are never counted as orders or purchase days
-
-
-def purchases_only(column: Any) -> Any:
-    """``column`` on purchase rows, null on returns: counted, min'ed and max'ed, returns are left out."""
-    return case((PURCHASE, column))
 
 
 @dataclass(frozen=True)

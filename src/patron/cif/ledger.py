@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
@@ -91,6 +90,8 @@ def interactions_recorded(conn: Connection, rows: Sequence[dict[str, Any]]) -> l
     """
     if not rows:
         return []
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415  (not on every CLI start)
+
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(INTERACTIONS).on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
     returning = statement.returning(INTERACTIONS.c.id, INTERACTIONS.c.customer_id, INTERACTIONS.c.type)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 # ISO 4217 minor-unit exponents that differ from the usual 2.
 EXPONENT_EXCEPTIONS = {
@@ -49,6 +51,8 @@ def minor_unit(currency: str) -> int:
 
 def to_major(minor_units: pl.Expr, currency: str) -> pl.Expr:
     """A column of minor units as a float column of major units (the unit analyses and rules work in)."""
+    import polars as pl  # noqa: PLC0415  (money is formatted where Polars is not loaded: a CLI's start)
+
     return minor_units.cast(pl.Float64) / minor_unit(currency)
 
 

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Select, func, literal_column, select, text
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -57,6 +56,8 @@ class PartReads:
         }
 
     def _one_statement(self) -> Select[Any]:
+        from sqlalchemy.dialects.postgresql import aggregate_order_by  # noqa: PLC0415  (PostgreSQL only)
+
         parts = []
         for name, statement in self.statements.items():
             alias = f"part_{name}"

@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, orm_insert_sentinel
 
@@ -222,6 +223,12 @@ class Order(Base):
     kind: Mapped[str] = mapped_column(String(8), default="purchase", server_default="purchase")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     _insert_sentinel: Mapped[int | None] = orm_insert_sentinel()
+
+
+def purchases_only(column: Any) -> Any:
+    """``column`` on purchase rows, null on returns: counted, min'ed and max'ed, returns are left out (their
+    negative revenue nets the money; they are never counted as orders or purchase days)."""
+    return case((Order.__table__.c.kind == "purchase", column))
 
 
 class OrderLine(Base):

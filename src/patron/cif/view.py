@@ -20,10 +20,10 @@ from sqlalchemy import (
 )
 
 from patron.cif import schema as s
-from patron.cif.facts import facts_of_customer, purchases_only
 from patron.cif.ledger import no_such_customer
 from patron.cif.money import format_money
 from patron.cif.parts import PartReads
+from patron.cif.schema import purchases_only
 from patron.cif.sealed import encrypting
 from patron.errors import NotFoundError
 
@@ -265,8 +265,10 @@ def record_from(parts: dict[str, list[dict[str, Any]]], customer_id: int) -> Cus
     )
 
 
-def customer_view(engine: Engine, customer_id: int) -> CustomerView:
-    """Everything the CIF holds about one customer: C, R and P, with a merged timeline."""
+def customer_view(engine: Engine, customer_id: int, *, with_facts: bool = True) -> CustomerView:
+    """Everything the CIF holds about one customer: C, R and P, with a merged timeline; and, unless
+    ``with_facts`` is false, their purchase facts per scope as the value lists see them (which needs Polars, a
+    fifth of a second to import: a command that shows no facts skips them)."""
     with engine.connect() as conn:
         record = read_record(conn, customer_id)
         categories, products = s.Category.__table__.c, s.Product.__table__.c
@@ -361,7 +363,10 @@ def customer_view(engine: Engine, customer_id: int) -> CustomerView:
         entry["responses"] = [dict(r) for r in responses if r["campaign_id"] == entry["id"]]
     view = CustomerView(**vars(record), orders=list(orders.values()), interactions=interactions, campaigns=campaigns)
     view.timeline = _timeline(view)
-    view.facts = facts_of_customer(engine, customer_id)
+    if with_facts:
+        from patron.cif.facts import facts_of_customer  # noqa: PLC0415  (Polars, only when facts are shown)
+
+        view.facts = facts_of_customer(engine, customer_id)
     return view
 
 

@@ -274,7 +274,7 @@ def customers_show(
     from patron.cif.view import customer_view, resolve_customer  # noqa: PLC0415
 
     engine = open_store()
-    view = customer_view(engine, resolve_customer(engine, reference))
+    view = customer_view(engine, resolve_customer(engine, reference), with_facts=False)
     customer = view.customer
     console.rule(f"customer {customer['id']} ({customer['kind']}, {customer['status']}, from {customer['source']})")
     for identity in view.identities:
