@@ -24,7 +24,7 @@ def _owners(conn: Connection, kind: str, system: str, values: Sequence[str]) -> 
     query = select(type_coerce(identities.c.value, Text), identities.c.customer_id).where(
         identities.c.kind == kind, identities.c.system == system, one_of(conn, identities.c.value, stored, stored=True)
     )
-    return {asked[token]: owner for token, owner in conn.execute(query)}
+    return {asked[token]: owner for token, owner in conn.execute(query).all()}  # one fetch, not one per row
 
 
 class IdentityWriter(WriterState):
