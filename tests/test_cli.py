@@ -203,6 +203,8 @@ def test_strategy_privacy_backup_and_job_commands_on_cdnow(data_dir: Path) -> No
     job = runner.invoke(app, ["jobs", "run", "score"])  # what a worker does, here and now
     assert job.exit_code == 0, job.output
     assert "'customers': 23570" in job.output
+    # stored for the pages; price sensitivity refuses on CDNOW (no deal counts), and a refusal is not stored
+    assert "'analyses_stored': ['network', 'portfolio']" in job.output
 
     budget = runner.invoke(app, ["strategy", "budget", "50000", "--retention", "0.8", "0.1"])
     assert budget.exit_code == 0, budget.output

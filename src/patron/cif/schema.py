@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -391,3 +392,15 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StoredResult(Base):
+    """An analysis as computed for one data stamp (``cif/stamp.py``), stored so that every process reads what one
+    computed: the jobs compute the strategy analyses after a score run, and the pages read them."""
+
+    __tablename__ = "stored_results"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)  # the analysis and its arguments
+    stamp: Mapped[str] = mapped_column(Text)  # the data stamp it was computed for
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # compressed JSON (cif/stored_results.py), never a pickle

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, column, func, select, table
 
 from patron.cif import schema as s
+from patron.cif import stored_results
 from patron.cif.columns import table_of
 from patron.cif.identity.schema import IdentityMerge
 from patron.errors import PatronError
@@ -85,15 +86,19 @@ def data_stamp(engine: Engine) -> tuple[object, ...]:
         return tuple(conn.execute(_STAMP).one())
 
 
-def kept(engine: Engine, key: Hashable, compute: Callable[[], T]) -> T:
+def kept(engine: Engine, key: Hashable, compute: Callable[[], T], *, stored: bool = False) -> T:
     """``compute()``'s result for ``key`` on this store, computed again only when the data stamp has moved.
 
     One computation per key at a time: a second request for the same key waits for the first one's result. A
     refusal (``PatronError``: too few segments, no scores yet) is kept like a result: the same data, the same answer.
     Inside ``waiting_at_most`` a computation runs in the background and the caller waits only that long.
+    ``stored``: the result is also stored in the store for this stamp (``cif/stored_results.py``), and a process
+    that has not computed it reads it from there first.
     """
     slot = (engine.url.render_as_string(hide_password=False), key)
     stamp = data_stamp(engine)
+    if stored:
+        compute = _through_the_store(engine, key, stamp, compute)
     patience = _patience.get()
     if patience is not None and not _is_fresh(_kept.get(slot), stamp):
         with _guard:
@@ -111,6 +116,21 @@ def kept(engine: Engine, key: Hashable, compute: Callable[[], T]) -> T:
         raise found.value
     value: T = found.value
     return value
+
+
+def _through_the_store(
+    engine: Engine, key: Hashable, stamp: tuple[object, ...], compute: Callable[[], T]
+) -> Callable[[], T]:
+    def read_or_compute() -> T:
+        found, value = stored_results.load(engine, key, stamp)
+        if found:
+            result: T = value
+            return result
+        result = compute()  # a refusal raises past the store: kept in memory, never stored
+        stored_results.save(engine, key, stamp, result)
+        return result
+
+    return read_or_compute
 
 
 def _is_fresh(found: _Kept | None, stamp: tuple[object, ...]) -> bool:

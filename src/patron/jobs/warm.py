@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import Engine
 
@@ -43,10 +43,16 @@ WARMED: dict[str, Callable[[Engine], object]] = {
 }
 
 
-def warm(engine: Engine) -> dict[str, float]:
-    """Compute (or find current) every warmed analysis; seconds each took. A refusal (no scores yet) is kept too."""
+# The ones also stored in the store (cif/stored_results.py): the jobs compute them after a score run, and every
+# process (each of the server's workers, one started later) reads them from there.
+STORED = ("portfolio", "price sensitivity", "network")
+
+
+def warm(engine: Engine, names: Iterable[str] | None = None) -> dict[str, float]:
+    """Compute (or find current) every warmed analysis, or those ``names``; seconds each took. A refusal (no
+    scores yet) is kept too."""
     took = {}
-    for name, analysis in WARMED.items():
+    for name, analysis in WARMED.items() if names is None else ((name, WARMED[name]) for name in names):
         started = time.perf_counter()
         with contextlib.suppress(PatronError):  # kept as the page's answer: "run `patron value score` first"
             analysis(engine)

@@ -29,6 +29,7 @@ from patron.cif.formats import spreadsheet_safe
 from patron.cif.identity.merge import forget_merged_profiles, merged_group
 from patron.cif.identity.records import drop_keys
 from patron.cif.ledger import audit, require_customer
+from patron.cif.stored_results import forget_stored
 from patron.privacy.ledger_file import append_to_ledger_file
 from patron.privacy.schema import Erasure
 from patron.schema import Base
@@ -156,6 +157,9 @@ def _erase_one(
                 where = [pk == row._mapping[pk.name] for pk in table.primary_key.columns]
                 conn.execute(update(table).where(*where).values(values))
                 changed[table.name] = changed.get(table.name, 0) + 1
+        # Stored analyses name customers by id: none computed with this person outlives the erasure.
+        if dropped := forget_stored(conn):
+            changed["stored_results"] = dropped
     files = _redact_files(data_dir, secrets_found) if data_dir else []
     _compact(engine, sorted(changed))
     with engine.begin() as conn:

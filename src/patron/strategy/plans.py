@@ -16,6 +16,7 @@ from patron.cif.columns import table_of
 from patron.cif.facts import Scope, read_frame, resolve_scope
 from patron.cif.money import to_major
 from patron.cif.stamp import kept
+from patron.cif.stored_results import storable
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
 from patron.settings import get_settings
@@ -96,6 +97,7 @@ def budget_plan(
     )  # fmt: skip
 
 
+@storable
 @dataclass
 class PortfolioPlan:
     segments: list[str]
@@ -113,7 +115,7 @@ def portfolio_plan(
 ) -> PortfolioPlan:
     """Segments as assets; the frontier is kept while the data is unchanged (``cif/stamp.py``), the point for a
     ``risk`` is read off it per request (any number may be asked for: it is not a key)."""
-    plan = kept(engine, ("portfolio", by, source), lambda: _portfolio_plan(engine, by, source))
+    plan = kept(engine, ("portfolio", by, source), lambda: _portfolio_plan(engine, by, source), stored=True)
     return plan if risk is None else replace(plan, chosen=best_for_risk(plan.frontier, risk))
 
 
@@ -139,7 +141,7 @@ DEAL_FIELDS = (
 def price_sensitivity(engine: Engine, *, by: str = "education") -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deal proneness per customer (shrunk) and per segment of ``by`` from the recorded deal purchases (kept while
     the data is unchanged: ``cif/stamp.py``)."""
-    return kept(engine, ("price_sensitivity", by), lambda: _price_sensitivity(engine, by))
+    return kept(engine, ("price_sensitivity", by), lambda: _price_sensitivity(engine, by), stored=True)
 
 
 def _price_sensitivity(engine: Engine, by: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -207,6 +209,7 @@ def _elasticity_segments(engine: Engine, by: str, scope: Scope) -> pl.DataFrame:
     return read_frame(engine, query, {"customer_id": pl.Int64(), "segment": pl.String()})
 
 
+@storable
 @dataclass
 class NetworkSummary:
     customers: int
@@ -224,7 +227,7 @@ class NetworkSummary:
 def network_summary(engine: Engine, *, top: int = 20, visible: set[int] | None = None) -> NetworkSummary:
     """The network's shape over every customer; the customers it names (influencers, cluster members) only among
     ``visible`` when given (a manager's portfolio). The whole network is kept while the data is unchanged."""
-    whole = kept(engine, "network", lambda: _whole_network(engine))
+    whole = kept(engine, "network", lambda: _whole_network(engine), stored=True)
     return replace(
         whole, influencers=_named(whole.influencers, visible).head(top),
         clusters=_clusters_named(whole.clusters, visible).head(top),

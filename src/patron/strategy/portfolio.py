@@ -21,6 +21,7 @@ from patron.cif import schema as s
 from patron.cif.columns import table_of
 from patron.cif.facts import Scope, resolve_scope
 from patron.cif.money import minor_unit
+from patron.cif.stored_results import storable
 from patron.errors import InvalidInputError
 from patron.segments.features import build_features, feature_schema, parts_for
 from patron.settings import get_settings
@@ -31,6 +32,7 @@ Array = np.ndarray
 MAX_SEGMENTS = 12
 
 
+@storable
 @dataclass(frozen=True)
 class FrontierPoint:
     risk: float  # standard deviation of the monthly cash flow per customer
