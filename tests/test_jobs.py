@@ -103,7 +103,8 @@ def test_daily_triggers_fire_once_per_customer_and_day(store: Engine, queue: Que
     fired = first.return_value()
     assert fired is not None
     assert fired["fired"] > 0
-    assert again.return_value() == {"day": "1998-06-30", "fired": 0, "offers_decided": 0}  # no offers defined
+    # No offers defined; no scores and no customer links: every strategy analysis refuses, and none is stored.
+    assert again.return_value() == {"day": "1998-06-30", "fired": 0, "offers_decided": 0, "analyses_stored": []}
     later = next_day.return_value()
     assert later is not None
     assert later["fired"] >= fired["fired"]  # a new day is a new occurrence; nobody un-lapses without orders
