@@ -105,8 +105,8 @@ def load(engine: Engine, key: Hashable, stamp: tuple[object, ...]) -> tuple[bool
         if row is None or row.stamp != _text(stamp) or utcnow() - row.computed_at > STORED_MAX_AGE:
             return False, None
         return True, decode(row.payload)
-    except (SQLAlchemyError, KeyError, TypeError, ValueError, zlib.error) as error:  # computed again instead
-        log.warning("the stored %s could not be read: %s", key, error)
+    except (SQLAlchemyError, KeyError, TypeError, ValueError, zlib.error, pl.exceptions.PolarsError) as error:
+        log.warning("the stored %s could not be read (computed again): %s", key, error)
         return False, None
 
 
@@ -128,8 +128,16 @@ def stored_analyses(engine: Engine) -> list[str]:
     """The analyses with a result stored (each key's name: ``network``, ``portfolio`` …), for a job's report."""
     with engine.connect() as conn:
         keys = conn.scalars(select(RESULTS.c.key)).all()
-    named = (ast.literal_eval(key) for key in keys)  # a key is the repr of a name or of a tuple led by one
-    return sorted({str(key[0] if isinstance(key, tuple) else key) for key in named})
+    return sorted({_name_in(key) for key in keys})
+
+
+def _name_in(key_text: str) -> str:
+    """The analysis a stored key names: the repr of a name, or of a tuple led by one."""
+    try:
+        key = ast.literal_eval(key_text)
+    except (ValueError, SyntaxError):  # a key holding more than literals: shown as it is
+        return key_text
+    return str(key[0] if isinstance(key, tuple) and key else key)
 
 
 def forget_stored(conn: Connection) -> int:
