@@ -15,7 +15,7 @@ from patron.errors import NotFoundError
 from tests.conftest import SHARED_DATA, demo_store, needs
 
 HILLSTROM = SHARED_DATA / "hillstrom-email" / "hillstrom.csv"
-pytestmark = [pytest.mark.slow, needs(HILLSTROM)]
+pytestmark = [pytest.mark.slow, needs(HILLSTROM), pytest.mark.xdist_group("hillstrom-report")]  # one store
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from patron.segments.clustering import segment_customers
 from patron.segments.evolution import migration, sankey, value_share_over_time
 from tests.conftest import NEEDS_SHARED_DATA, demo_store
 
-pytestmark = [pytest.mark.slow, NEEDS_SHARED_DATA]
+pytestmark = [pytest.mark.slow, NEEDS_SHARED_DATA, pytest.mark.xdist_group("clustering")]  # one store
 
 
 @pytest.fixture(scope="module")

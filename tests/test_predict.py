@@ -12,7 +12,7 @@ from patron.errors import InvalidInputError
 from patron.predict.models import explain, list_models, model_card, model_scores, train_model
 from tests.conftest import NEEDS_SHARED_DATA, demo_store
 
-pytestmark = [pytest.mark.slow, NEEDS_SHARED_DATA]
+pytestmark = [pytest.mark.slow, NEEDS_SHARED_DATA, pytest.mark.xdist_group("predict")]  # one store
 
 
 @pytest.fixture(scope="module")
