@@ -180,3 +180,23 @@ def test_segments_with_the_same_true_slope_are_pooled() -> None:
     assert len({round(curve.slope_shrunk, 12) for curve in curves}) == 1
     with pytest.raises(InvalidInputError, match="two discount levels"):
         discount_response(pl.DataFrame([{"segment": "x", "discount": 5.0, "offered": 10, "responded": 1}]))
+
+
+def test_a_real_shops_tiers_give_a_whole_long_only_frontier() -> None:
+    """Online Retail II 2009-2010's A/B/C tiers: margins in money (variances in the thousands) made SLSQP stop
+    short ("positive directional derivative") on 92 of 200 targets, and the portfolio page refused."""
+    mu = np.array([158.32172768694693, 26.415282388664007, 11.202333714612543])
+    cov = np.array(
+        [
+            [2376.171248579292, 638.4118124492941, 93.59619800932921],
+            [638.4118124492941, 186.8157543005705, 20.3465843589168],
+            [93.59619800932921, 20.3465843589168, 19.686243281898033],
+        ]
+    )
+    for target in np.linspace(mu.min(), mu.max(), 200):
+        weights = minimum_variance(mu, cov, float(target))
+        assert weights.sum() == pytest.approx(1.0, abs=1e-6)
+        assert weights @ mu == pytest.approx(target, rel=1e-6)
+    frontier = efficient_frontier(["A", "B", "C"], mu, cov)
+    assert frontier[-1].weights["A"] == pytest.approx(1.0, abs=1e-6)
+    assert [p.risk for p in frontier] == sorted(p.risk for p in frontier)
