@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import socket
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from email import message_from_bytes
@@ -19,6 +22,11 @@ os.environ["PATRON_WARM_ANALYSES"] = "false"
 # A page waits for its analysis rather than saying it is computing, so a test sees the page it asked for; the
 # computing state has its own tests (tests/test_warm.py), which shorten the wait.
 os.environ["PATRON_PAGE_WAIT_SECONDS"] = "600"
+# Passwords hashed at argon2's cheapest cost: at the production one (0.15 s a hash or a check) the suite's
+# hundreds of users and sign-ins cost minutes of the two cores. tests/test_sessions.py checks a change of cost.
+os.environ["PATRON_PASSWORD_HASH_TIME_COST"] = "1"
+os.environ["PATRON_PASSWORD_HASH_MEMORY_KIB"] = "1024"
+os.environ["PATRON_PASSWORD_HASH_PARALLELISM"] = "1"
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, insert, text
 
@@ -58,12 +66,39 @@ def _truncate_all(engine: Engine) -> None:
     forget_features()  # ids start again at 1: a kept frame's stamp could match a different store's
 
 
+def copy_store(source: Path, target: Path) -> Path:
+    """A SQLite store copied page by page (SQLite's backup: whole whatever the source's journal holds)."""
+    with contextlib.closing(sqlite3.connect(source)) as origin, contextlib.closing(sqlite3.connect(target)) as copy:
+        origin.backup(copy)
+    return target
+
+
+@pytest.fixture(scope="session")
+def migrated_store_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store at the head migration, made once per test process: a test copies it (a few
+    milliseconds) rather than running every migration (0.5-1 s)."""
+    path = tmp_path_factory.mktemp("migrated") / "patron.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def fresh_sqlite(migrated_store_file: Path, tmp_path: Path) -> Callable[[str], Engine]:
+    """A new empty SQLite store at the head migration, as a file named ``name`` in the test's folder."""
+
+    def fresh(name: str = "patron.db") -> Engine:
+        return make_engine(f"sqlite:///{copy_store(migrated_store_file, tmp_path / name)}")
+
+    return fresh
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, fresh_sqlite: Callable[[str], Engine]) -> Iterator[Engine]:
     """The store under test: the same code path on a fresh SQLite file and on PostgreSQL."""
     if request.param == "sqlite":
-        store = make_engine(f"sqlite:///{tmp_path / 'patron.db'}")
-        migrate(store)
+        store = fresh_sqlite("patron.db")
     else:
         store = make_engine(request.getfixturevalue("postgres_url"))
         _truncate_all(store)
@@ -73,9 +108,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    store = make_engine(f"sqlite:///{tmp_path / 'patron.db'}")
-    migrate(store)
+def sqlite_engine(fresh_sqlite: Callable[[str], Engine]) -> Iterator[Engine]:
+    store = fresh_sqlite("patron.db")
     yield store
     store.dispose()
 
@@ -98,13 +132,35 @@ def write_file(tmp_path: Path) -> WriteFile:
     return write
 
 
-def demo_store(factory: pytest.TempPathFactory, *names: str) -> Iterator[Engine]:
-    """A SQLite store holding some demo sets, for a module's read-only tests (loaded once per module)."""
+def loaded_demo_file(factory: pytest.TempPathFactory, *names: str) -> Path:
+    """A SQLite store holding the demo sets ``names``, loaded once per test run and shared by the xdist workers
+    (Hillstrom alone takes 14 s to load, and four modules read it). Copy it (``copy_store``); never open it."""
     from patron.demo import load_demo  # noqa: PLC0415 - only the modules that use demo data load it
 
-    engine = make_engine(f"sqlite:///{factory.mktemp('demo') / 'patron.db'}")
-    migrate(engine)
-    load_demo(engine, SHARED_DATA, names=names)
+    # Each xdist worker has its own base folder inside the run's; without xdist the base folder is the run's.
+    run_folder = factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else factory.getbasetemp()
+    folder = run_folder / "demo-stores"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{'+'.join(names)}.db"
+    with (folder / f"{path.stem}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker loads, one that asks meanwhile waits for it
+        if not path.exists():
+            loading = folder / f"{path.stem}.loading"
+            for leftover in folder.glob(f"{loading.name}*"):  # of a run stopped while it loaded
+                leftover.unlink()
+            engine = make_engine(f"sqlite:///{loading}")
+            migrate(engine)
+            load_demo(engine, SHARED_DATA, names=names)
+            engine.dispose()
+            copy_store(loading, folder / f"{path.stem}.copying").replace(path)  # never a half-copied store
+    return path
+
+
+def demo_store(factory: pytest.TempPathFactory, *names: str) -> Iterator[Engine]:
+    """A SQLite store of its own holding some demo sets, for a module's tests."""
+    engine = make_engine(
+        f"sqlite:///{copy_store(loaded_demo_file(factory, *names), factory.mktemp('demo') / 'patron.db')}"
+    )
     yield engine
     engine.dispose()
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from patron.cli.main import app
 from patron.settings import get_settings
-from tests.conftest import NEEDS_SHARED_DATA, SHARED_DATA
+from tests.conftest import NEEDS_SHARED_DATA, SHARED_DATA, copy_store, loaded_demo_file
 
 runner = CliRunner()
 
@@ -167,8 +167,10 @@ def test_service_commands_on_cfpb(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @NEEDS_SHARED_DATA
-def test_campaign_report_command_on_hillstrom() -> None:
-    load_demo_set("hillstrom-email")
+def test_campaign_report_command_on_hillstrom(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The store `patron demo --only hillstrom-email` loads (as the CFPB test does here), loaded once for every module
+    (data_dir / "data").mkdir()
+    copy_store(loaded_demo_file(tmp_path_factory, "hillstrom-email"), data_dir / "data" / "patron.db")
     report = runner.invoke(app, ["campaigns", "report", "hillstrom-2008", "visit"])
     assert report.exit_code == 0, report.output
     assert "No E-Mail (control)" in report.output

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from patron.app import create_app
 from patron.auth.accounts import change_password, disable_user, enable_user, list_tokens, revoke_token, unlock_user
 from patron.auth.schema import ApiToken, SignInAddress, User
-from patron.auth.service import REFUSED
+from patron.auth.service import REFUSED, authenticate, create_user
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
 from patron.settings import get_settings
@@ -244,3 +244,27 @@ def test_an_admin_manages_users_on_the_page(client: TestClient, engine: Engine, 
         page.screenshot(path=str(tmp_path / "users.png"), full_page=True)
         browser.close()
     assert client.post("/api/auth/token", json={"username": "ana", "password": PASSWORD}).status_code == 401
+
+
+def test_a_password_hashed_at_another_cost_is_rehashed_at_the_current_one_on_sign_in(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stored_hash() -> str:
+        with engine.connect() as conn:
+            return str(conn.scalar(select(User.password_hash).where(User.username == "old")))
+
+    create_user(engine, "old", "an old long password", "agent")
+    before = stored_hash()
+    assert before.startswith("$argon2id$v=19$m=1024,t=1,p=1$")  # the tests' cheap cost (tests/conftest.py)
+    monkeypatch.setenv("PATRON_PASSWORD_HASH_TIME_COST", "2")
+    monkeypatch.setenv("PATRON_PASSWORD_HASH_MEMORY_KIB", "2048")
+    get_settings.cache_clear()
+    with pytest.raises(Exception, match="wrong username or password"):
+        authenticate(engine, "old", "not the password")
+    assert stored_hash() == before  # a failed sign-in changes nothing
+    assert authenticate(engine, "old", "an old long password").username == "old"
+    after = stored_hash()
+    assert after.startswith("$argon2id$v=19$m=2048,t=2,p=1$")
+    assert authenticate(engine, "old", "an old long password").username == "old"  # the new hash verifies
+    assert stored_hash() == after
+    get_settings.cache_clear()

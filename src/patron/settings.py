@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     # count the account is locked until an admin lifts it (`patron users unlock`).
     sign_in_free_failures: int = 3
     sign_in_lockout: int = 10
+    # Passwords are hashed with argon2id at RFC 9106's second recommended profile (3 passes over 64 MiB, 4 lanes),
+    # about 0.15 s a hash here; raise them on faster hardware. A stored hash keeps its own, so changing them never
+    # locks anyone out.
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65_536
+    password_hash_parallelism: int = 4
     # A server process recomputes the analyses its pages open most (customer base, feature frame, strategy) in the
     # background as soon as the data changes, looking every this many seconds (docs/WEB.md).
     warm_analyses: bool = True

@@ -9,6 +9,7 @@ pseudonymised rows: never an e-mail address, phone number or name).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 import threading
@@ -31,7 +32,6 @@ from patron.settings import get_settings
 USERS = table_of(User)
 TOKENS = table_of(ApiToken)
 ROLES = ("admin", "manager", "agent", "analyst")
-_hasher = PasswordHasher()
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "read_customers": frozenset(ROLES),
@@ -101,7 +101,7 @@ def create_user(engine: Engine, username: str, password: str, role: str, display
             "username": username,
             "display_name": display_name or username,
             "role": role,
-            "password_hash": _hasher.hash(password),
+            "password_hash": _hasher().hash(password),
         }
         return int(conn.execute(insert(USERS).values(row).returning(USERS.c.id)).scalar_one())
 
@@ -110,9 +110,25 @@ class ThrottledError(PatronError):
     code = "throttled"
 
 
-# Verified when the user is unknown, disabled or locked, so every refusal costs one argon2 verification: how long
-# the answer takes tells nothing about whether the username exists.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+def _hasher() -> PasswordHasher:
+    settings = get_settings()
+    return _hasher_with(
+        settings.password_hash_time_cost, settings.password_hash_memory_kib, settings.password_hash_parallelism
+    )
+
+
+@functools.cache
+def _hasher_with(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+
+
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified when the user is unknown, disabled or locked, so every refusal costs one argon2 verification at the
+    current cost: how long the answer takes tells nothing about whether the username exists."""
+    return hasher.hash(secrets.token_urlsafe(16))
+
+
 ADDRESSES = table_of(SignInAddress)
 ADDRESS_FREE_FACTOR = 3  # an address may fail three times as often as one user before it waits (shared offices)
 
@@ -168,13 +184,17 @@ def authenticate(engine: Engine, username: str, password: str, *, address: str |
         raise ThrottledError(f"too many failed sign-ins for this user: try again in {wait:.0f} s")
     usable = row is not None and row.active and not locked
     try:
-        _hasher.verify(row.password_hash if usable and row is not None else _DUMMY_HASH, password)
+        hasher = _hasher()
+        hasher.verify(row.password_hash if usable and row is not None else _dummy_hash(hasher), password)
         if not usable:
             raise VerificationError("unknown, disabled or locked user")
     except (VerificationError, InvalidHashError) as error:
         _failed(engine, row, username, address, now, lockout=settings.sign_in_lockout)
         raise UnauthorizedError(REFUSED) from error
     assert row is not None  # usable
+    if hasher.check_needs_rehash(row.password_hash):  # hashed at an earlier cost: kept at the current one
+        with engine.begin() as conn:
+            conn.execute(USERS.update().where(USERS.c.id == row.id).values(password_hash=hasher.hash(password)))
     if row.failed_sign_ins or from_address is not None:  # a success clears the counts (most sign-ins write nothing)
         with engine.begin() as conn:
             conn.execute(USERS.update().where(USERS.c.id == row.id).values(failed_sign_ins=0, last_failed_at=None))
@@ -230,7 +250,7 @@ def ensure_first_admin(engine: Engine) -> bool:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def token_digest(secret: str) -> str:
