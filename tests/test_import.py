@@ -274,3 +274,23 @@ def test_invalid_mappings_are_clear_errors() -> None:
         parse_mapping({"source": {"system": "x"}, "customers": {"external_id": {"column": "a", "value": "b"}}})
     with pytest.raises(MappingError, match="orders need 'revenue'"):
         parse_mapping({"source": {"system": "x"}, "orders": {"customer": "c", "ordered_at": "d"}})
+
+
+def test_a_whole_number_too_large_for_its_column_is_refused_with_its_range(
+    engine: Engine, write_file: WriteFile
+) -> None:
+    """A birth year of 2,147,483,648 reached PostgreSQL's 32-bit column and failed the whole batch (found by
+    tests/test_extremes.py); now the field is dropped with the range it must be in, and the customer kept."""
+    rows = "1,1984,2\n2,2147483648,1\n3,-2147483649,0\n4,9223372036854775807,3\n"
+    path = write_file("people.csv", "id,year,kids\n" + rows)
+    mapping = {
+        "source": {"system": "crm"},
+        "customers": {"external_id": "id", "profile": {"birth_year": "year", "children_at_home": "kids"}},
+    }
+    result = import_file(engine, path, parse_mapping(mapping), rejects_dir=path.parent)
+    reasons = {reject.line: reject.reason for reject in result.rejects}
+    assert reasons == dict.fromkeys((3, 4, 5), "not a whole number from -2,147,483,647 to 2,147,483,647")
+    assert all(not reject.rejects_row for reject in result.rejects)
+    with engine.connect() as conn:
+        years = dict(conn.execute(select(s.CustomerProfile.children_at_home, s.CustomerProfile.birth_year)).all())
+    assert years == {2: 1984, 1: None, 0: None, 3: None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from patron.cif.mapping import FieldSpec, Mapping, ValueType
 from patron.cif.schema import PROFILE_FIELDS
-from patron.cif.validate import FieldPlan
+from patron.cif.validate import INTEGER_COLUMN_LARGEST, FieldPlan
 
 # (type, required, max length) of each mapped field, by section.
 _CUSTOMER: dict[str, tuple[ValueType, bool, int | None]] = {
@@ -99,7 +99,7 @@ def _plan(prefix: str, name: str, spec: FieldSpec, rule: tuple[ValueType, bool, 
     keeps_row = prefix == "customers" and not required
     return FieldPlan(
         f"{prefix}.{name}", spec, spec.type or kind, required, max_length, choices=choices, identifier=identifier,
-        keeps_row=keeps_row,
+        keeps_row=keeps_row, largest=INTEGER_COLUMN_LARGEST if kind == "integer" else None,
     )  # fmt: skip
 
 
@@ -136,7 +136,12 @@ def _customer_plans(mapping: Mapping) -> list[FieldPlan]:
     plans = _section("customers", mapping.customers.fields(), _CUSTOMER)
     for name, spec in mapping.customers.profile.items():
         kind: ValueType = "country" if name == "country" else PROFILE_FIELDS[name]  # type: ignore[assignment]
-        plans.append(FieldPlan(f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200), keeps_row=True))
+        largest = INTEGER_COLUMN_LARGEST if kind == "integer" else None
+        plans.append(
+            FieldPlan(
+                f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200), keeps_row=True, largest=largest
+            )
+        )
     for name, spec in mapping.customers.attributes.items():
         kind = "number" if spec.type in ("integer", "money") else spec.type or "text"
         plans.append(FieldPlan(f"attributes.{name}", spec, kind, False, 10_000, keeps_row=True))

@@ -46,6 +46,10 @@ class FieldPlan:
     per_unit: FieldSpec | None = None  # for money given per unit: the quantity it is multiplied by
     identifier: bool = False  # an id or a reference to one: "13085.0" is "13085"
     keeps_row: bool = False  # a bad value drops only this field, the row is kept (optional C fields)
+    largest: int | None = None  # for whole numbers: the largest (and, negated, the smallest) its column holds
+
+
+INTEGER_COLUMN_LARGEST = 2_147_483_647  # a SQL INTEGER column (PostgreSQL's is 32 bits)
 
 
 @lru_cache(maxsize=200_000)
@@ -184,6 +188,15 @@ def _per_unit_money(raw: pl.Expr, quantity: pl.Expr, exponent: pl.Expr) -> tuple
     return pl.when(reason.is_null()).then(value).cast(pl.Int64), reason
 
 
+def _whole_number(raw: pl.Expr, largest: int | None) -> tuple[pl.Expr, str]:
+    """The parsed number (null where it is not one, or out of the column's range) and the reason to give."""
+    value = raw.cast(pl.Int64, strict=False)
+    if largest is None:
+        return value, "not a whole number"
+    within = pl.when(value.is_between(-largest, largest)).then(value)
+    return within, f"not a whole number from {-largest:,} to {largest:,}"
+
+
 def _typed(plan: FieldPlan, source: SourceSpec, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(parsed value, error reason or null) for one field."""
     fmt = plan.spec.format
@@ -220,8 +233,7 @@ def _typed(plan: FieldPlan, source: SourceSpec, raw: pl.Expr) -> tuple[pl.Expr, 
             )
         return raw, reason
     if kind == "integer":
-        value = raw.cast(pl.Int64, strict=False)
-        message = "not a whole number"
+        value, message = _whole_number(raw, plan.largest)
     elif kind == "number":
         value = raw.cast(pl.Decimal(24, 6), strict=False)
         message = "not a number"
