@@ -81,8 +81,18 @@ def _count(number: int, thing: str) -> str:
     return f"{number:,} {thing}{'' if number == 1 else 's'}"
 
 
-def _occurrence(*partition: pl.Expr) -> pl.Expr:
-    return pl.int_range(pl.len()).over(list(partition))
+def _occurrence(frame: pl.DataFrame, *partition: pl.Expr) -> pl.Series:
+    """For each row of ``frame``, 0 at the first occurrence of its ``partition`` values in the file, 1 at the second …
+
+    What ``int_range(len()).over(partition)`` gives, four times faster where almost every row is a group of its own
+    (0.23 s against 0.86 s for a CDNOW ×10 file's customer, day and return): each row's group numbered once, the
+    rows sorted by group, each counted from where its group starts, and put back in file order."""
+    parts = (part.alias(f"part{index}") for index, part in enumerate(partition))
+    groups = frame.select(pl.struct(*parts).rank("dense").alias("group"), pl.int_range(pl.len()).alias("row"))
+    ordered = groups.sort("group", "row").with_row_index("position")
+    position = pl.col("position").cast(pl.Int64)
+    start = pl.when(pl.col("group") != pl.col("group").shift(1, fill_value=-1)).then(position).forward_fill()
+    return ordered.select("row", (position - start).alias("occurrence")).sort("row").get_column("occurrence")
 
 
 def _last_line_of(key: pl.Expr, *, among: pl.Expr | None = None) -> pl.Expr:
@@ -150,10 +160,12 @@ def derive_keys(frame: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, li
             frame = frame.with_columns(
                 pl.when(mixed & pl.col(RETURN)).then(key + RETURN_SUFFIX).otherwise(key).alias(ORDER_KEY)
             )
-            frame = frame.with_columns(_occurrence(pl.col(ORDER_KEY)).alias(LINE_NO))
+            frame = frame.with_columns(_occurrence(frame, pl.col(ORDER_KEY)).alias(LINE_NO))
         else:
             # No order number in the source: the n-th purchase of a customer at a time is that purchase.
-            frame = frame.with_columns(_occurrence(customer, when, pl.col(RETURN)).cast(pl.String).alias("__n__"))
+            frame = frame.with_columns(
+                _occurrence(frame, customer, when, pl.col(RETURN)).cast(pl.String).alias("__n__")
+            )
             frame = frame.with_columns(
                 pl.concat_str([customer, when, pl.col("__n__")], separator="|").alias(ORDER_KEY),
                 pl.lit(0).alias(LINE_NO),
@@ -172,7 +184,7 @@ def derive_keys(frame: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, li
             frame = frame.with_columns(pl.concat_str(parts, separator="|").alias("__base__"))
             frame = frame.with_columns(
                 pl.concat_str(
-                    [pl.col("__base__"), _occurrence(pl.col("__base__")).cast(pl.String)], separator="|"
+                    [pl.col("__base__"), _occurrence(frame, pl.col("__base__")).cast(pl.String)], separator="|"
                 ).alias(name)
             ).drop("__base__")
     if mapping.payments is not None:
@@ -181,7 +193,7 @@ def derive_keys(frame: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, li
         if payments.sequence is not None:
             sequence = _raw(payments.sequence).cast(pl.Int64, strict=False)
         else:
-            sequence = _occurrence(order) + 1
+            sequence = pl.lit(_occurrence(frame, order) + 1)
         frame = frame.with_columns(sequence.alias(PAYMENT_SEQUENCE))
         frame = frame.with_columns(
             pl.concat_str([order, pl.col(PAYMENT_SEQUENCE).cast(pl.String)], separator="#").alias("__payment_key__")
