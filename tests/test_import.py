@@ -294,3 +294,28 @@ def test_a_whole_number_too_large_for_its_column_is_refused_with_its_range(
     with engine.connect() as conn:
         years = dict(conn.execute(select(s.CustomerProfile.children_at_home, s.CustomerProfile.birth_year)).all())
     assert years == {2: 1984, 1: None, 0: None, 3: None}
+
+
+def test_occurrences_are_counted_as_the_window_function_counts_them() -> None:
+    """Order keys of files without order numbers end in each line's occurrence of its customer, day and return:
+    the sort-based count must give the numbers the earlier window function gave, or a re-run would not match."""
+    import random  # noqa: PLC0415
+
+    import polars as pl  # noqa: PLC0415
+
+    from patron.cif.importer import _occurrence  # noqa: PLC0415
+
+    rng = random.Random(20261203)
+    frame = pl.DataFrame(
+        {
+            "customer": [rng.choice(["a", "b", "c", None]) for _ in range(5_000)],
+            "day": [rng.choice(["2024-01-01", "2024-01-02", None]) for _ in range(5_000)],
+            "returned": [rng.random() < 0.1 for _ in range(5_000)],
+        }
+    )
+    parts = (pl.col("customer"), pl.col("day"), pl.col("returned"))
+    expected = frame.select(pl.int_range(pl.len()).over(list(parts))).to_series()
+    assert _occurrence(frame, *parts).to_list() == expected.to_list()
+    assert _occurrence(frame, pl.col("customer"), pl.lit(False)).to_list() == (
+        frame.select(pl.int_range(pl.len()).over("customer")).to_series().to_list()
+    )
