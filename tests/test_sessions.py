@@ -268,3 +268,19 @@ def test_a_password_hashed_at_another_cost_is_rehashed_at_the_current_one_on_sig
     assert authenticate(engine, "old", "an old long password").username == "old"  # the new hash verifies
     assert stored_hash() == after
     get_settings.cache_clear()
+
+
+def test_a_hashing_cost_argon2_cannot_use_is_refused_when_the_settings_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from patron.settings import Settings  # noqa: PLC0415
+
+    monkeypatch.setenv("PATRON_PASSWORD_HASH_PARALLELISM", "4")
+    monkeypatch.setenv("PATRON_PASSWORD_HASH_MEMORY_KIB", "16")
+    with pytest.raises(ValidationError, match="at least 8 per lane"):
+        Settings()
+    monkeypatch.setenv("PATRON_PASSWORD_HASH_TIME_COST", "0")
+    with pytest.raises(ValidationError, match="password_hash_time_cost"):
+        Settings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,9 +60,9 @@ class Settings(BaseSettings):
     # Passwords are hashed with argon2id at RFC 9106's second recommended profile (3 passes over 64 MiB, 4 lanes),
     # about 0.15 s a hash here; raise them on faster hardware. A stored hash keeps its own, so changing them never
     # locks anyone out.
-    password_hash_time_cost: int = 3
-    password_hash_memory_kib: int = 65_536
-    password_hash_parallelism: int = 4
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65_536, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1)
     # A server process recomputes the analyses its pages open most (customer base, feature frame, strategy) in the
     # background as soon as the data changes, looking every this many seconds (docs/WEB.md).
     warm_analyses: bool = True
@@ -93,6 +93,15 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _argon2_memory_holds_its_lanes(self) -> Settings:
+        # Refused when the settings are read (at start), not at the first sign-in.
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError(
+                "PATRON_PASSWORD_HASH_MEMORY_KIB must be at least 8 per lane (8 × PATRON_PASSWORD_HASH_PARALLELISM)"
+            )
+        return self
 
     def trusted_proxy_list(self) -> list[str]:
         return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
