@@ -91,6 +91,11 @@ _CHOICES = {
 }
 
 
+def _largest(kind: ValueType) -> int | None:
+    """The largest whole number a field of ``kind`` may hold: the mapped whole numbers go to INTEGER columns."""
+    return INTEGER_COLUMN_LARGEST if kind == "integer" else None
+
+
 def _plan(prefix: str, name: str, spec: FieldSpec, rule: tuple[ValueType, bool, int | None]) -> FieldPlan:
     kind, required, max_length = rule
     choices = _CHOICES.get(f"{prefix}.{name}") or _CHOICES.get(name)
@@ -99,7 +104,7 @@ def _plan(prefix: str, name: str, spec: FieldSpec, rule: tuple[ValueType, bool, 
     keeps_row = prefix == "customers" and not required
     return FieldPlan(
         f"{prefix}.{name}", spec, spec.type or kind, required, max_length, choices=choices, identifier=identifier,
-        keeps_row=keeps_row, largest=INTEGER_COLUMN_LARGEST if kind == "integer" else None,
+        keeps_row=keeps_row, largest=_largest(kind),
     )  # fmt: skip
 
 
@@ -136,12 +141,12 @@ def _customer_plans(mapping: Mapping) -> list[FieldPlan]:
     plans = _section("customers", mapping.customers.fields(), _CUSTOMER)
     for name, spec in mapping.customers.profile.items():
         kind: ValueType = "country" if name == "country" else PROFILE_FIELDS[name]  # type: ignore[assignment]
-        largest = INTEGER_COLUMN_LARGEST if kind == "integer" else None
         plans.append(
             FieldPlan(
-                f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200), keeps_row=True, largest=largest
+                f"profile.{name}", spec, kind, False, _PROFILE_LENGTHS.get(name, 200), keeps_row=True,
+                largest=_largest(kind),
             )
-        )
+        )  # fmt: skip
     for name, spec in mapping.customers.attributes.items():
         kind = "number" if spec.type in ("integer", "money") else spec.type or "text"
         plans.append(FieldPlan(f"attributes.{name}", spec, kind, False, 10_000, keeps_row=True))
