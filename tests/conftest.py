@@ -22,8 +22,9 @@ os.environ["PATRON_WARM_ANALYSES"] = "false"
 # A page waits for its analysis rather than saying it is computing, so a test sees the page it asked for; the
 # computing state has its own tests (tests/test_warm.py), which shorten the wait.
 os.environ["PATRON_PAGE_WAIT_SECONDS"] = "600"
-# Passwords hashed at argon2's cheapest cost: at the production one (0.15 s a hash or a check) the suite's
-# hundreds of users and sign-ins cost minutes of the two cores. tests/test_sessions.py checks a change of cost.
+# Passwords hashed at argon2's cheapest cost: at the production one (0.15 s a hash or a check) the users and
+# sign-ins of the fixtures cost more than anything the tests check (tests/test_api.py: 62 s against 20 s, with the
+# migrated store below). tests/test_sessions.py checks a change of cost.
 os.environ["PATRON_PASSWORD_HASH_TIME_COST"] = "1"
 os.environ["PATRON_PASSWORD_HASH_MEMORY_KIB"] = "1024"
 os.environ["PATRON_PASSWORD_HASH_PARALLELISM"] = "1"
@@ -85,20 +86,21 @@ def migrated_store_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def fresh_sqlite(migrated_store_file: Path, tmp_path: Path) -> Callable[[str], Engine]:
-    """A new empty SQLite store at the head migration, as a file named ``name`` in the test's folder."""
+def fresh_sqlite(migrated_store_file: Path, tmp_path: Path) -> Callable[[], Engine]:
+    """Makes a new empty SQLite store at the head migration in the test's folder (only when asked: the PostgreSQL
+    runs of ``engine`` need none)."""
 
-    def fresh(name: str = "patron.db") -> Engine:
-        return make_engine(f"sqlite:///{copy_store(migrated_store_file, tmp_path / name)}")
+    def fresh() -> Engine:
+        return make_engine(f"sqlite:///{copy_store(migrated_store_file, tmp_path / 'patron.db')}")
 
     return fresh
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, fresh_sqlite: Callable[[str], Engine]) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, fresh_sqlite: Callable[[], Engine]) -> Iterator[Engine]:
     """The store under test: the same code path on a fresh SQLite file and on PostgreSQL."""
     if request.param == "sqlite":
-        store = fresh_sqlite("patron.db")
+        store = fresh_sqlite()
     else:
         store = make_engine(request.getfixturevalue("postgres_url"))
         _truncate_all(store)
@@ -108,8 +110,8 @@ def engine(request: pytest.FixtureRequest, fresh_sqlite: Callable[[str], Engine]
 
 
 @pytest.fixture
-def sqlite_engine(fresh_sqlite: Callable[[str], Engine]) -> Iterator[Engine]:
-    store = fresh_sqlite("patron.db")
+def sqlite_engine(fresh_sqlite: Callable[[], Engine]) -> Iterator[Engine]:
+    store = fresh_sqlite()
     yield store
     store.dispose()
 

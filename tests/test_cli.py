@@ -168,7 +168,8 @@ def test_service_commands_on_cfpb(tmp_path: Path) -> None:
 @pytest.mark.slow
 @NEEDS_SHARED_DATA
 def test_campaign_report_command_on_hillstrom(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    # The store `patron demo --only hillstrom-email` loads (as the CFPB test does here), loaded once for every module
+    # What `patron demo --only hillstrom-email` loads, loaded once for every module that reads Hillstrom (the demo
+    # command itself is run by the CFPB test above)
     (data_dir / "data").mkdir()
     copy_store(loaded_demo_file(tmp_path_factory, "hillstrom-email"), data_dir / "data" / "patron.db")
     report = runner.invoke(app, ["campaigns", "report", "hillstrom-2008", "visit"])
