@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# HTMX and Swagger UI come from the npm registry and are served from the package's static folder (nothing from a CDN).
+# HTMX, Swagger UI and Plotly's basic build come from the npm registry and are served from the package's static folder
+# (nothing from a CDN); Plotly's full build is the Python package's own.
 HTMX_JS := src/patron/web/static/vendor/htmx.min.js
 $(HTMX_JS): package-lock.json
 	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm)
@@ -27,6 +28,7 @@ $(HTMX_JS): package-lock.json
 	mkdir -p $(dir $@)
 	mkdir -p $(dir $@)swagger
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(dir $@)swagger/
+	cp node_modules/plotly.js-basic-dist-min/plotly-basic.min.js $(dir $@)
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
 install: $(STAMP) $(HTMX_JS) ## Create .venv and install Patron with its development tools and the pages' HTMX
