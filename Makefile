@@ -13,10 +13,12 @@ help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 # uv installs the same versions as pip from the same index, in half the time (50 s against 108 s for a new venv here).
+# Unlike pip, it writes no bytecode unless asked: where PYTHONDONTWRITEBYTECODE is set (as on this machine and in CI),
+# every process would compile its libraries' sources again (`patron --help` 1.0 s instead of 0.3 s).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv>=0.13,<1"
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e ".[dev]"
 	touch $(STAMP)
 
 # HTMX, Swagger UI and Plotly's basic build come from the npm registry and are served from the package's static folder
@@ -32,6 +34,7 @@ $(HTMX_JS): package-lock.json
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
 install: $(STAMP) $(HTMX_JS) ## Create .venv and install Patron with its development tools and the pages' HTMX
+	@$(BIN)/python -m compileall -q src  # Patron's own bytecode, for the same reason (only what changed)
 
 run: install ## Install, load the demo data into the embedded store if it is empty, and serve the app
 	$(BIN)/patron demo --if-empty
