@@ -319,3 +319,63 @@ def test_occurrences_are_counted_as_the_window_function_counts_them() -> None:
     assert _occurrence(frame, pl.col("customer"), pl.lit(False)).to_list() == (
         frame.select(pl.int_range(pl.len()).over("customer")).to_series().to_list()
     )
+
+
+def test_campaign_members_and_responses_are_added_updated_when_changed_and_left_when_not(
+    engine: Engine, write_file: WriteFile
+) -> None:
+    mapping = {"source": {"system": "mail", "date_format": "%Y-%m-%d"}, "customers": {"external_id": "id"},
+        "members": [{"customer": "id", "campaign": "campaign", "campaign_name": {"value": "Spring test"},
+                     "channel": {"value": "email"}, "arm": "arm",
+                     "control": {"column": "arm", "map": {"none": True, "a": False, "": False}}}],
+        "responses": [{"customer": "id", "campaign": "campaign", "kind": {"value": "conversion"},
+                       "responded": {"column": "bought", "type": "boolean"}, "value": "spend",
+                       "responded_at": "when"}]}  # fmt: skip
+    header = "id,campaign,arm,bought,spend,when\n"
+    first = run(engine, write_file("m1.csv", header + "1,spring,a,true,12.50,2024-03-01\n2,spring,none,false,,\n"
+                                    "3,spring,,true,,\n"), mapping)  # fmt: skip
+    assert (first.written, first.rejected) == (3, 0)
+    again = run(engine, write_file("m2.csv", header + "1,spring,a,true,12.50,2024-03-01\n2,spring,none,false,,\n"
+                                    "3,spring,,true,,\n"), mapping)  # fmt: skip
+    assert (again.written, again.updated, again.unchanged) == (0, 0, 3)
+    changed = run(engine, write_file("m3.csv", header + "1,spring,a,true,20,2024-03-02\n2,spring,a,false,,\n"
+                                      "3,spring,,true,,\n4,autumn,none,false,,\n"), mapping)  # fmt: skip
+    assert (changed.written, changed.updated, changed.unchanged) == (1, 2, 1)  # 1's response, 2's membership changed
+    assert (changed.counts["campaign members created"], changed.counts["campaigns created"]) == (1, 1)
+    with engine.connect() as conn:
+        ids = dict(conn.execute(select(s.Identity.value, s.Identity.customer_id)).all())
+        campaigns = dict(conn.execute(select(s.Campaign.campaign_key, s.Campaign.id)).all())
+        members = {
+            (row.campaign_id, row.customer_id): (row.arm, row.is_control)
+            for row in conn.execute(select(s.CampaignMember))
+        }
+        responses = {
+            (row.campaign_id, row.customer_id, row.kind): (row.value_minor, row.currency, row.responded_at)
+            for row in conn.execute(select(s.CampaignResponse))
+        }
+        name = conn.scalar(select(s.Campaign.name).where(s.Campaign.campaign_key == "spring"))
+    spring, autumn = campaigns["spring"], campaigns["autumn"]
+    assert name == "Spring test"
+    assert members == {
+        (spring, ids["1"]): ("a", False),
+        (spring, ids["2"]): ("a", False),
+        (spring, ids["3"]): ("treatment", False),  # no arm given: named by whether it is the control
+        (autumn, ids["4"]): ("none", True),
+    }
+    assert responses == {
+        (spring, ids["1"], "conversion"): (2000, "USD", dt.datetime(2024, 3, 2)),
+        (spring, ids["3"], "conversion"): (None, None, None),
+    }
+
+
+def test_members_of_unknown_customers_are_rejected_with_their_line(engine: Engine, write_file: WriteFile) -> None:
+    mapping = {"source": {"system": "mail"},
+               "members": [{"customer": "id", "campaign": {"value": "spring"}}],
+               "responses": [{"customer": "id", "campaign": {"value": "spring"}, "kind": {"value": "visit"},
+                              "responded": {"column": "visited", "type": "boolean"}}]}  # fmt: skip
+    result = run(engine, write_file("m.csv", "id,visited\nghost,true\n"), mapping)
+    assert [(r.line, r.column, r.reason) for r in result.rejects] == [
+        (2, "customer", "no customer with this id in this source"),
+        (2, "customer", "no customer with this id in this source"),
+    ]
+    assert count(engine, s.CampaignMember) == count(engine, s.CampaignResponse) == 0

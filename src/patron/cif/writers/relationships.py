@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from patron.cif import schema as s
+from patron.cif.bulk import insert_frame, one_of
 from patron.cif.columns import utcnow
+from patron.cif.facts import read_frame
 from patron.cif.ledger import interactions_imported
-from patron.cif.reader import LINE
+from patron.cif.reader import LINE, Reject
 from patron.cif.writers.identities import IdentityWriter
-from patron.cif.writers.state import UPDATED, WRITTEN, chunks, interaction_key_column, jsonable
+from patron.cif.writers.state import UNKNOWN_CUSTOMER, UPDATED, WRITTEN, chunks, interaction_key_column, jsonable
 
 
 class RelationshipWriter(IdentityWriter):
@@ -76,76 +76,142 @@ class RelationshipWriter(IdentityWriter):
             self._count("interactions created", len(new_rows))
 
     def _write_members(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
+        """The batch's campaign members, column by column: new ones inserted, changed ones updated."""
         prefix = f"members.{index}."
         table = s.table_of(s.CampaignMember)
-        rows = list(batch.iter_rows(named=True))
-        known = self.resolve_customers(conn, [row[prefix + "customer"] for row in rows])
-        rows = self._reject_unknown_customers(rows, prefix + "customer", known)
-        wanted: dict[tuple[int, int], tuple[dict[str, Any], int]] = {}
-        for row in rows:
-            campaign_id = self._ensure_campaign(
-                conn, row[prefix + "campaign"], row.get(prefix + "campaign_name"), row.get(prefix + "channel")
-            )
-            control = bool(row.get(prefix + "control") or False)
-            values = {
-                "arm": row.get(prefix + "arm") or ("control" if control else "treatment"),
-                "is_control": control,
-            }
-            wanted[(campaign_id, known[row[prefix + "customer"]])] = (values, row[LINE])
-        current = self._current_by_pairs(conn, table, list(wanted))
-        new_rows = [
-            {"campaign_id": cid, "customer_id": cust, **values}
-            for (cid, cust), (values, _) in wanted.items()
-            if (cid, cust) not in current
-        ]
-        for (cid, cust), (values, line) in wanted.items():
-            old = current.get((cid, cust))
-            if old is None:
-                self._mark([line], WRITTEN)
-            elif any(old[k] != v for k, v in values.items()):
-                conn.execute(
-                    update(table).where(table.c.campaign_id == cid, table.c.customer_id == cust).values(**values)
-                )
-                self._mark([line], UPDATED)
-        if new_rows:
-            conn.execute(insert(table), new_rows)
-            self._count("campaign members created", len(new_rows))
+        rows = self._of_known_customers(
+            conn,
+            batch.select(
+                LINE,
+                pl.col(prefix + "customer").alias(CUSTOMER),
+                pl.col(prefix + "campaign").alias(CAMPAIGN),
+                _given(batch, prefix + "campaign_name").alias("campaign_name"),
+                _given(batch, prefix + "channel").alias("channel"),
+                _given(batch, prefix + "arm").alias("arm"),
+                _given(batch, prefix + "control", pl.Boolean).fill_null(False).alias("is_control"),
+            ),
+        )
+        if rows.height == 0:
+            return
+        unnamed = pl.col("arm").is_null() | (pl.col("arm") == "")
+        by_control = pl.when(pl.col("is_control")).then(pl.lit("control")).otherwise(pl.lit("treatment"))
+        wanted = self._with_campaign_ids(conn, rows).select(
+            LINE, "campaign_id", "customer_id", pl.when(unnamed).then(by_control).otherwise("arm").alias("arm"),
+            "is_control",
+        ).unique(["campaign_id", "customer_id"], keep="last", maintain_order=True)  # fmt: skip
+        stored = read_frame(
+            conn,
+            select(table.c.campaign_id, table.c.customer_id, table.c.arm, table.c.is_control).where(
+                table.c.campaign_id.in_(wanted.get_column("campaign_id").unique().to_list()),
+                one_of(conn, table.c.customer_id, wanted.get_column("customer_id").unique().to_list()),
+            ),
+            {"campaign_id": pl.Int64(), "customer_id": pl.Int64(), "arm": pl.String(), "is_control": pl.Boolean()},
+        )
+        fresh, changed = _fresh_and_changed(wanted, stored, ["campaign_id", "customer_id"], ["arm", "is_control"])
+        if changed.height:
+            conn.execute(
+                update(table)
+                .where(table.c.campaign_id == bindparam("which"), table.c.customer_id == bindparam("who"))
+                .values(arm=bindparam("new_arm"), is_control=bindparam("new_control")),
+                [{"which": campaign, "who": customer, "new_arm": arm, "new_control": control}
+                 for campaign, customer, arm, control in changed.select(*MEMBER_COLUMNS).iter_rows()],
+            )  # fmt: skip
+            self._mark(changed.get_column(LINE).to_numpy(), UPDATED)
+        if fresh.height:
+            insert_frame(conn, table, fresh.select(*MEMBER_COLUMNS))
+            self._count("campaign members created", fresh.height)
+            self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)
 
     def _write_responses(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
+        """The batch's responses (its lines that say the customer responded): new ones inserted, changed ones
+        updated."""
         prefix = f"responses.{index}."
         table = s.table_of(s.CampaignResponse)
-        rows = [row for row in batch.iter_rows(named=True) if row[prefix + "responded"]]
-        known = self.resolve_customers(conn, [row[prefix + "customer"] for row in rows])
-        rows = self._reject_unknown_customers(rows, prefix + "customer", known)
-        wanted: dict[tuple[int, int, str], tuple[dict[str, Any], int]] = {}
-        for row in rows:
-            campaign_id = self._ensure_campaign(conn, row[prefix + "campaign"], None, None)
-            value = row.get(prefix + "value")
-            values = {
-                "value_minor": value,
-                "currency": self.currency if value is not None else None,
-                "responded_at": row.get(prefix + "responded_at"),
-            }
-            wanted[(campaign_id, known[row[prefix + "customer"]], row[prefix + "kind"])] = (values, row[LINE])
-        current: dict[tuple[int, int, str], dict[str, Any]] = {}
-        customers = sorted({cust for _, cust, _ in wanted})
-        for chunk in chunks(customers):
-            query = select(table).where(table.c.customer_id.in_(chunk))
-            for stored in conn.execute(query).mappings():
-                current[(stored["campaign_id"], stored["customer_id"], stored["kind"])] = dict(stored)
-        new_rows = []
-        for (cid, cust, kind), (values, line) in wanted.items():
-            old = current.get((cid, cust, kind))
-            if old is None:
-                new_rows.append({"campaign_id": cid, "customer_id": cust, "kind": kind, **values})
-                self._mark([line], WRITTEN)
-            elif any(old[k] != v for k, v in values.items()):
-                conn.execute(
-                    update(table)
-                    .where(table.c.campaign_id == cid, table.c.customer_id == cust, table.c.kind == kind)
-                    .values(**values)
-                )
-                self._mark([line], UPDATED)
-        if new_rows:
-            conn.execute(insert(table), new_rows)
-            self._count("campaign responses created", len(new_rows))
+        value = _given(batch, prefix + "value", pl.Int64)
+        rows = self._of_known_customers(
+            conn,
+            batch.filter(pl.col(prefix + "responded").fill_null(False)).select(
+                LINE,
+                pl.col(prefix + "customer").alias(CUSTOMER),
+                pl.col(prefix + "campaign").alias(CAMPAIGN),
+                pl.col(prefix + "kind").alias("kind"),
+                value.alias("value_minor"),
+                pl.when(value.is_not_null()).then(pl.lit(self.currency)).alias("currency"),
+                _given(batch, prefix + "responded_at", pl.Datetime("us")).alias("responded_at"),
+            ),
+        )
+        if rows.height == 0:
+            return
+        wanted = (
+            self._with_campaign_ids(conn, rows)
+            .select(*RESPONSE_COLUMNS, LINE)
+            .unique(["campaign_id", "customer_id", "kind"], keep="last", maintain_order=True)
+        )
+        stored = read_frame(
+            conn,
+            select(*(table.c[name] for name in RESPONSE_COLUMNS)).where(
+                table.c.campaign_id.in_(wanted.get_column("campaign_id").unique().to_list()),
+                one_of(conn, table.c.customer_id, wanted.get_column("customer_id").unique().to_list()),
+            ),
+            {"campaign_id": pl.Int64(), "customer_id": pl.Int64(), "kind": pl.String(), "value_minor": pl.Int64(),
+             "currency": pl.String(), "responded_at": pl.Datetime("us")},
+        )  # fmt: skip
+        keys = ["campaign_id", "customer_id", "kind"]
+        fresh, changed = _fresh_and_changed(wanted, stored, keys, ["value_minor", "currency", "responded_at"])
+        if changed.height:
+            conn.execute(
+                update(table)
+                .where(table.c.campaign_id == bindparam("which"), table.c.customer_id == bindparam("who"),
+                       table.c.kind == bindparam("what"))
+                .values(value_minor=bindparam("new_value"), currency=bindparam("new_currency"),
+                        responded_at=bindparam("new_at")),
+                [{"which": campaign, "who": customer, "what": kind, "new_value": minor, "new_currency": currency,
+                  "new_at": at} for campaign, customer, kind, minor, currency, at
+                 in changed.select(*RESPONSE_COLUMNS).iter_rows()],
+            )  # fmt: skip
+            self._mark(changed.get_column(LINE).to_numpy(), UPDATED)
+        if fresh.height:
+            insert_frame(conn, table, fresh.select(*RESPONSE_COLUMNS))
+            self._count("campaign responses created", fresh.height)
+            self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)
+
+    def _of_known_customers(self, conn: Connection, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` with the id of the customer each names (``CUSTOMER``); a row naming no customer of this source
+        is reported with its line and left out."""
+        keys = rows.get_column(CUSTOMER).to_list()
+        known = self.resolve_customers(conn, keys)
+        rows = rows.with_columns(pl.Series("customer_id", [known.get(key) for key in keys], dtype=pl.Int64))
+        unknown = rows.filter(pl.col("customer_id").is_null())
+        self.rejects += [
+            Reject(line, "customer", key, UNKNOWN_CUSTOMER) for line, key in unknown.select(LINE, CUSTOMER).iter_rows()
+        ]
+        return rows.filter(pl.col("customer_id").is_not_null())
+
+    def _with_campaign_ids(self, conn: Connection, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` with the id of the campaign each names (``CAMPAIGN``), a new campaign created from its first
+        row's name and channel."""
+        ids = {
+            row[CAMPAIGN]: self._ensure_campaign(conn, row[CAMPAIGN], row.get("campaign_name"), row.get("channel"))
+            for row in rows.unique(CAMPAIGN, keep="first", maintain_order=True).iter_rows(named=True)
+        }
+        return rows.with_columns(pl.col(CAMPAIGN).replace_strict(ids, return_dtype=pl.Int64).alias("campaign_id"))
+
+
+CUSTOMER, CAMPAIGN = "__customer__", "__campaign__"
+MEMBER_COLUMNS = ("campaign_id", "customer_id", "arm", "is_control")
+RESPONSE_COLUMNS = ("campaign_id", "customer_id", "kind", "value_minor", "currency", "responded_at")
+
+
+def _given(batch: pl.DataFrame, name: str, dtype: pl.DataType | type[pl.DataType] = pl.String) -> pl.Expr:
+    """A column the mapping may leave out: null in every row where it does."""
+    return pl.col(name) if name in batch.columns else pl.lit(None, dtype=dtype)
+
+
+def _fresh_and_changed(
+    wanted: pl.DataFrame, stored: pl.DataFrame, keys: list[str], values: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``wanted`` not stored yet (by ``keys``), and those stored with other ``values``."""
+    both = wanted.join(stored.with_columns(pl.lit(True).alias("__stored__")), on=keys, how="left", suffix="__old")
+    is_new = pl.col("__stored__").is_null()
+    differs = pl.any_horizontal(*(pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in values))
+    return both.filter(is_new).select(wanted.columns), both.filter(~is_new & differs).select(wanted.columns)

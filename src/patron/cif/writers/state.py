@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, select, tuple_
 
 from patron.cif.mapping import Mapping
 from patron.cif.reader import LINE, Reject
@@ -127,16 +126,6 @@ class WriterState:
                     )
                 )
         return kept
-
-    def _current_by_pairs(
-        self, conn: Connection, table: Table, pairs: list[tuple[int, int]]
-    ) -> dict[tuple[int, int], dict[str, Any]]:
-        current: dict[tuple[int, int], dict[str, Any]] = {}
-        for chunk in chunks(pairs):
-            query = select(table).where(tuple_(table.c.campaign_id, table.c.customer_id).in_(chunk))
-            for row in conn.execute(query).mappings():
-                current[(row["campaign_id"], row["customer_id"])] = dict(row)
-        return current
 
 
 def jsonable(value: Any) -> Any:
