@@ -379,3 +379,25 @@ def test_members_of_unknown_customers_are_rejected_with_their_line(engine: Engin
         (2, "customer", "no customer with this id in this source"),
     ]
     assert count(engine, s.CampaignMember) == count(engine, s.CampaignResponse) == 0
+
+
+def test_payments_are_written_once_by_order_and_sequence(engine: Engine, write_file: WriteFile) -> None:
+    payments = {"order_id": "order", "amount": "amount", "method": "method", "installments": "parts"}
+    mapping = {"source": {"system": "pay", "currency": "BRL"}, "payments": payments}
+    header = "order,amount,method,parts\n"
+    lines = "o1,10.50,card,3\no1,2.00,voucher,1\no2,99.99,boleto,\n"
+    first = run(engine, write_file("p1.csv", header + lines), mapping)
+    assert (first.written, first.rejected, first.counts["payments created"]) == (3, 0, 3)
+    again = run(engine, write_file("p2.csv", header + lines + "o2,1.00,voucher,1\n"), mapping)
+    assert (again.written, again.unchanged) == (1, 3)  # o2's second payment only
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(s.Payment.order_key, s.Payment.sequence, s.Payment.method, s.Payment.installments,
+                   s.Payment.amount_minor, s.Payment.currency).order_by(s.Payment.order_key, s.Payment.sequence)
+        ).all()  # fmt: skip
+    assert [tuple(row) for row in stored] == [
+        ("o1", 1, "card", 3, 1050, "BRL"),
+        ("o1", 2, "voucher", 1, 200, "BRL"),
+        ("o2", 1, "boleto", None, 9999, "BRL"),
+        ("o2", 2, "voucher", 1, 100, "BRL"),
+    ]

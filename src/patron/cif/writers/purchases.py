@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from patron.cif import schema as s
 from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of
 from patron.cif.columns import utcnow
+from patron.cif.facts import read_frame
 from patron.cif.reader import LINE, Reject
 from patron.cif.writers.identities import IdentityWriter
 from patron.cif.writers.state import (
@@ -23,6 +24,7 @@ from patron.cif.writers.state import (
     UPDATED,
     WRITTEN,
     chunks,
+    optional_column,
 )
 
 CUSTOMER = "orders.customer"
@@ -235,31 +237,28 @@ class PurchaseWriter(IdentityWriter):
             self._count("products created", len(new_rows))
 
     def _write_payments(self, conn: Connection, batch: pl.DataFrame) -> None:
+        """The batch's payments not stored yet (their order key and sequence), column by column."""
         table = s.table_of(s.Payment)
-        rows = list(batch.iter_rows(named=True))
-        keys = [(row["payments.order_id"], row[PAYMENT_SEQUENCE]) for row in rows]
-        existing: set[tuple[str, int]] = set()
-        for chunk in chunks(sorted({key for key, _ in keys})):
-            query = select(table.c.order_key, table.c.sequence).where(
-                table.c.source == self.system, table.c.order_key.in_(chunk)
-            )
-            existing.update((row.order_key, row.sequence) for row in conn.execute(query))
-        new_rows = []
-        for row, key in zip(rows, keys, strict=True):
-            if key in existing:
-                continue
-            new_rows.append(
-                {
-                    "source": self.system,
-                    "order_key": key[0],
-                    "sequence": key[1],
-                    "method": row.get("payments.method"),
-                    "installments": row.get("payments.installments"),
-                    "amount_minor": row["payments.amount"],
-                    "currency": self.currency,
-                }
-            )
-            self._mark([row[LINE]], WRITTEN)
-        if new_rows:
-            conn.execute(insert(table), new_rows)
-            self._count("payments created", len(new_rows))
+        rows = batch.select(
+            LINE,
+            pl.lit(self.system).alias("source"),
+            pl.col("payments.order_id").alias("order_key"),
+            pl.col(PAYMENT_SEQUENCE).alias("sequence"),
+            optional_column(batch, "payments.method").alias("method"),
+            optional_column(batch, "payments.installments", pl.Int64).alias("installments"),
+            pl.col("payments.amount").alias("amount_minor"),
+            pl.lit(self.currency).alias("currency"),
+        )
+        keys = rows.get_column("order_key").unique().to_list()
+        stored = read_frame(
+            conn,
+            select(table.c.order_key, table.c.sequence).where(
+                table.c.source == self.system, one_of(conn, table.c.order_key, keys)
+            ),
+            {"order_key": rows.schema["order_key"], "sequence": rows.schema["sequence"]},
+        )
+        fresh = rows.join(stored, on=["order_key", "sequence"], how="anti") if stored.height else rows
+        if fresh.height:
+            insert_frame(conn, table, fresh.drop(LINE))
+            self._count("payments created", fresh.height)
+            self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)

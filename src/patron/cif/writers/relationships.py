@@ -12,7 +12,15 @@ from patron.cif.facts import read_frame
 from patron.cif.ledger import interactions_imported
 from patron.cif.reader import LINE, Reject
 from patron.cif.writers.identities import IdentityWriter
-from patron.cif.writers.state import UNKNOWN_CUSTOMER, UPDATED, WRITTEN, chunks, interaction_key_column, jsonable
+from patron.cif.writers.state import (
+    UNKNOWN_CUSTOMER,
+    UPDATED,
+    WRITTEN,
+    chunks,
+    interaction_key_column,
+    jsonable,
+    optional_column,
+)
 
 
 class RelationshipWriter(IdentityWriter):
@@ -85,10 +93,10 @@ class RelationshipWriter(IdentityWriter):
                 LINE,
                 pl.col(prefix + "customer").alias(CUSTOMER),
                 pl.col(prefix + "campaign").alias(CAMPAIGN),
-                _given(batch, prefix + "campaign_name").alias("campaign_name"),
-                _given(batch, prefix + "channel").alias("channel"),
-                _given(batch, prefix + "arm").alias("arm"),
-                _given(batch, prefix + "control", pl.Boolean).fill_null(False).alias("is_control"),
+                optional_column(batch, prefix + "campaign_name").alias("campaign_name"),
+                optional_column(batch, prefix + "channel").alias("channel"),
+                optional_column(batch, prefix + "arm").alias("arm"),
+                optional_column(batch, prefix + "control", pl.Boolean).fill_null(False).alias("is_control"),
             ),
         )
         if rows.height == 0:
@@ -127,7 +135,7 @@ class RelationshipWriter(IdentityWriter):
         updated."""
         prefix = f"responses.{index}."
         table = s.table_of(s.CampaignResponse)
-        value = _given(batch, prefix + "value", pl.Int64)
+        value = optional_column(batch, prefix + "value", pl.Int64)
         rows = self._of_known_customers(
             conn,
             batch.filter(pl.col(prefix + "responded").fill_null(False)).select(
@@ -137,7 +145,7 @@ class RelationshipWriter(IdentityWriter):
                 pl.col(prefix + "kind").alias("kind"),
                 value.alias("value_minor"),
                 pl.when(value.is_not_null()).then(pl.lit(self.currency)).alias("currency"),
-                _given(batch, prefix + "responded_at", pl.Datetime("us")).alias("responded_at"),
+                optional_column(batch, prefix + "responded_at", pl.Datetime("us")).alias("responded_at"),
             ),
         )
         if rows.height == 0:
@@ -200,11 +208,6 @@ class RelationshipWriter(IdentityWriter):
 CUSTOMER, CAMPAIGN = "__customer__", "__campaign__"
 MEMBER_COLUMNS = ("campaign_id", "customer_id", "arm", "is_control")
 RESPONSE_COLUMNS = ("campaign_id", "customer_id", "kind", "value_minor", "currency", "responded_at")
-
-
-def _given(batch: pl.DataFrame, name: str, dtype: pl.DataType | type[pl.DataType] = pl.String) -> pl.Expr:
-    """A column the mapping may leave out: null in every row where it does."""
-    return pl.col(name) if name in batch.columns else pl.lit(None, dtype=dtype)
 
 
 def _fresh_and_changed(

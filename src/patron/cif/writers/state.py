@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from patron.cif.mapping import Mapping
 from patron.cif.reader import LINE, Reject
@@ -126,6 +127,11 @@ class WriterState:
                     )
                 )
         return kept
+
+
+def optional_column(batch: pl.DataFrame, name: str, dtype: pl.DataType | type[pl.DataType] = pl.String) -> pl.Expr:
+    """A column the mapping may leave out: null in every row where it does."""
+    return pl.col(name) if name in batch.columns else pl.lit(None, dtype=dtype)
 
 
 def jsonable(value: Any) -> Any:
