@@ -9,7 +9,7 @@ import polars as pl
 from sqlalchemy import Connection, func, insert, select, update
 
 from patron.cif import schema as s
-from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of
+from patron.cif.bulk import frame_of, insert_frame, insert_frame_with_ids, one_of
 from patron.cif.columns import utcnow
 from patron.cif.facts import read_frame
 from patron.cif.reader import LINE, Reject
@@ -29,6 +29,7 @@ from patron.cif.writers.state import (
 
 CUSTOMER = "orders.customer"
 QUANTITY = pl.Decimal(24, 6)  # as validation parses quantities
+PRODUCT_KEYS = {"source": pl.String, "sku": pl.String}
 
 
 def _distinct(rows: pl.DataFrame, column: str) -> list[str | None]:
@@ -69,11 +70,8 @@ class PurchaseWriter(IdentityWriter):
             self.product_ids.update({row.sku: row.id for row in conn.execute(query)})
         new = [sku for sku in missing if sku not in self.product_ids]
         if new:
-            result = conn.execute(
-                insert(table).returning(table.c.sku, table.c.id, sort_by_parameter_order=True),
-                [{"source": self.system, "sku": sku} for sku in new],
-            )
-            self.product_ids.update({row.sku: row.id for row in result})
+            frame = pl.DataFrame({"source": [self.system] * len(new), "sku": new}, schema=PRODUCT_KEYS)
+            self.product_ids.update(zip(new, insert_frame_with_ids(conn, table, frame), strict=True))
             self._count("products created", len(new))
         return self.product_ids
 
@@ -210,7 +208,7 @@ class PurchaseWriter(IdentityWriter):
         for chunk in chunks(skus):
             query = select(table).where(table.c.source == self.system, table.c.sku.in_(chunk))
             existing.update({row["sku"]: dict(row) for row in conn.execute(query).mappings()})
-        new_rows, seen = [], set()
+        new_rows, seen, updated = [], set(), []
         for row in rows:
             values = {
                 "name": row.get("products.name"),
@@ -224,16 +222,17 @@ class PurchaseWriter(IdentityWriter):
                 diff = {k: v for k, v in values.items() if v is not None and old[k] != v}
                 if diff:
                     conn.execute(update(table).where(table.c.id == old["id"]).values(**diff))
-                    self._mark([row[LINE]], UPDATED)
+                    updated.append(row[LINE])
             elif sku not in seen:
                 seen.add(sku)
-                new_rows.append({"source": self.system, "sku": sku, "attributes": None, **values})
-                self._mark([row[LINE]], WRITTEN)
+                new_rows.append({"source": self.system, "sku": sku, LINE: row[LINE], **values})
+        self._mark(updated, UPDATED)
+        self._mark([row[LINE] for row in new_rows], WRITTEN)
         if new_rows:
-            result = conn.execute(
-                insert(table).returning(table.c.sku, table.c.id, sort_by_parameter_order=True), new_rows
-            )
-            self.product_ids.update({row.sku: row.id for row in result})
+            # The driver's bulk insert: RETURNING in the order given inserts one row per statement on SQLite.
+            frame = frame_of(["source", "sku", "name", "category_id"], new_rows)
+            ids = insert_frame_with_ids(conn, table, frame)
+            self.product_ids.update(zip(frame.get_column("sku").to_list(), ids, strict=True))
             self._count("products created", len(new_rows))
 
     def _write_payments(self, conn: Connection, batch: pl.DataFrame) -> None:
