@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from patron.cif import schema as s
 from patron.cif.bulk import insert_frame, one_of
@@ -107,14 +107,7 @@ class RelationshipWriter(IdentityWriter):
             LINE, "campaign_id", "customer_id", pl.when(unnamed).then(by_control).otherwise("arm").alias("arm"),
             "is_control",
         ).unique(["campaign_id", "customer_id"], keep="last", maintain_order=True)  # fmt: skip
-        stored = read_frame(
-            conn,
-            select(table.c.campaign_id, table.c.customer_id, table.c.arm, table.c.is_control).where(
-                table.c.campaign_id.in_(wanted.get_column("campaign_id").unique().to_list()),
-                one_of(conn, table.c.customer_id, wanted.get_column("customer_id").unique().to_list()),
-            ),
-            {"campaign_id": pl.Int64(), "customer_id": pl.Int64(), "arm": pl.String(), "is_control": pl.Boolean()},
-        )
+        stored = _stored(conn, table, wanted, MEMBER_COLUMNS)
         fresh, changed = _fresh_and_changed(wanted, stored, ["campaign_id", "customer_id"], ["arm", "is_control"])
         if changed.height:
             conn.execute(
@@ -155,15 +148,7 @@ class RelationshipWriter(IdentityWriter):
             .select(*RESPONSE_COLUMNS, LINE)
             .unique(["campaign_id", "customer_id", "kind"], keep="last", maintain_order=True)
         )
-        stored = read_frame(
-            conn,
-            select(*(table.c[name] for name in RESPONSE_COLUMNS)).where(
-                table.c.campaign_id.in_(wanted.get_column("campaign_id").unique().to_list()),
-                one_of(conn, table.c.customer_id, wanted.get_column("customer_id").unique().to_list()),
-            ),
-            {"campaign_id": pl.Int64(), "customer_id": pl.Int64(), "kind": pl.String(), "value_minor": pl.Int64(),
-             "currency": pl.String(), "responded_at": pl.Datetime("us")},
-        )  # fmt: skip
+        stored = _stored(conn, table, wanted, RESPONSE_COLUMNS)
         keys = ["campaign_id", "customer_id", "kind"]
         fresh, changed = _fresh_and_changed(wanted, stored, keys, ["value_minor", "currency", "responded_at"])
         if changed.height:
@@ -206,8 +191,19 @@ class RelationshipWriter(IdentityWriter):
 
 
 CUSTOMER, CAMPAIGN = "__customer__", "__campaign__"
-MEMBER_COLUMNS = ("campaign_id", "customer_id", "arm", "is_control")
-RESPONSE_COLUMNS = ("campaign_id", "customer_id", "kind", "value_minor", "currency", "responded_at")
+# The columns of a member and of a response the importer writes and compares, with their types as read back.
+MEMBER_COLUMNS = {"campaign_id": pl.Int64(), "customer_id": pl.Int64(), "arm": pl.String(), "is_control": pl.Boolean()}
+RESPONSE_COLUMNS = {"campaign_id": pl.Int64(), "customer_id": pl.Int64(), "kind": pl.String(),
+                    "value_minor": pl.Int64(), "currency": pl.String(), "responded_at": pl.Datetime("us")}  # fmt: skip
+
+
+def _stored(conn: Connection, table: Table, wanted: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The stored rows (``columns``) of the campaigns and customers ``wanted`` names."""
+    query = select(*(table.c[name] for name in columns)).where(
+        table.c.campaign_id.in_(wanted.get_column("campaign_id").unique().to_list()),
+        one_of(conn, table.c.customer_id, wanted.get_column("customer_id").unique().to_list()),
+    )
+    return read_frame(conn, query, columns)
 
 
 def _fresh_and_changed(
