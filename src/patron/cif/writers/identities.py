@@ -84,9 +84,13 @@ class IdentityWriter(WriterState):
         """New customers of the batch against the stored file (``identity.realtime``): joined, reviewed or new."""
         from patron.cif.identity.arrivals import JOINED, REVIEWED  # noqa: PLC0415 - identity reads writers.state
         from patron.cif.identity.realtime import match_arrivals  # noqa: PLC0415
+        from patron.cif.identity.resolve import latest_model  # noqa: PLC0415
 
+        model = latest_model(conn)
+        if model is None:  # nothing is matched before a model is trained: no arrival to decide on one by one
+            return
         ids = {self.customer_ids[key]: key for key in keys}
-        decisions = match_arrivals(conn, list(ids), actor="import", interface="import")
+        decisions = match_arrivals(conn, list(ids), actor="import", interface="import", stored=model)
         for decision in decisions:
             if decision.outcome == "joined" and decision.other_id is not None:
                 self.customer_ids[ids[decision.customer_id]] = decision.other_id
