@@ -107,21 +107,9 @@ class RelationshipWriter(IdentityWriter):
             LINE, "campaign_id", "customer_id", pl.when(unnamed).then(by_control).otherwise("arm").alias("arm"),
             "is_control",
         ).unique(["campaign_id", "customer_id"], keep="last", maintain_order=True)  # fmt: skip
-        stored = _stored(conn, table, wanted, MEMBER_COLUMNS)
-        fresh, changed = _fresh_and_changed(wanted, stored, ["campaign_id", "customer_id"], ["arm", "is_control"])
-        if changed.height:
-            conn.execute(
-                update(table)
-                .where(table.c.campaign_id == bindparam("which"), table.c.customer_id == bindparam("who"))
-                .values(arm=bindparam("new_arm"), is_control=bindparam("new_control")),
-                [{"which": campaign, "who": customer, "new_arm": arm, "new_control": control}
-                 for campaign, customer, arm, control in changed.select(*MEMBER_COLUMNS).iter_rows()],
-            )  # fmt: skip
-            self._mark(changed.get_column(LINE).to_numpy(), UPDATED)
-        if fresh.height:
-            insert_frame(conn, table, fresh.select(*MEMBER_COLUMNS))
-            self._count("campaign members created", fresh.height)
-            self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)
+        keys = ["campaign_id", "customer_id"]
+        fresh, changed = _fresh_and_changed(wanted, _stored(conn, table, wanted, MEMBER_COLUMNS), keys)
+        self._store(conn, table, fresh, changed, keys=keys, what="campaign members")
 
     def _write_responses(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
         """The batch's responses (its lines that say the customer responded): new ones inserted, changed ones
@@ -148,24 +136,28 @@ class RelationshipWriter(IdentityWriter):
             .select(*RESPONSE_COLUMNS, LINE)
             .unique(["campaign_id", "customer_id", "kind"], keep="last", maintain_order=True)
         )
-        stored = _stored(conn, table, wanted, RESPONSE_COLUMNS)
         keys = ["campaign_id", "customer_id", "kind"]
-        fresh, changed = _fresh_and_changed(wanted, stored, keys, ["value_minor", "currency", "responded_at"])
+        fresh, changed = _fresh_and_changed(wanted, _stored(conn, table, wanted, RESPONSE_COLUMNS), keys)
+        self._store(conn, table, fresh, changed, keys=keys, what="campaign responses")
+
+    def _store(
+        self, conn: Connection, table: Table, fresh: pl.DataFrame, changed: pl.DataFrame, *, keys: list[str], what: str
+    ) -> None:
+        """Insert the ``fresh`` rows and update the ``changed`` ones (found by ``keys``); mark their lines."""
         if changed.height:
-            conn.execute(
+            values = [name for name in changed.columns if name not in (*keys, LINE)]
+            statement = (
                 update(table)
-                .where(table.c.campaign_id == bindparam("which"), table.c.customer_id == bindparam("who"),
-                       table.c.kind == bindparam("what"))
-                .values(value_minor=bindparam("new_value"), currency=bindparam("new_currency"),
-                        responded_at=bindparam("new_at")),
-                [{"which": campaign, "who": customer, "what": kind, "new_value": minor, "new_currency": currency,
-                  "new_at": at} for campaign, customer, kind, minor, currency, at
-                 in changed.select(*RESPONSE_COLUMNS).iter_rows()],
-            )  # fmt: skip
+                .where(*(table.c[name] == bindparam(f"key_{name}") for name in keys))
+                .values({name: bindparam(f"new_{name}") for name in values})
+            )
+            conn.execute(statement, [{**{f"key_{name}": row[name] for name in keys},
+                                      **{f"new_{name}": row[name] for name in values}}
+                                     for row in changed.iter_rows(named=True)])  # fmt: skip
             self._mark(changed.get_column(LINE).to_numpy(), UPDATED)
         if fresh.height:
-            insert_frame(conn, table, fresh.select(*RESPONSE_COLUMNS))
-            self._count("campaign responses created", fresh.height)
+            insert_frame(conn, table, fresh.drop(LINE))
+            self._count(f"{what} created", fresh.height)
             self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)
 
     def _of_known_customers(self, conn: Connection, rows: pl.DataFrame) -> pl.DataFrame:
@@ -207,9 +199,11 @@ def _stored(conn: Connection, table: Table, wanted: pl.DataFrame, columns: dict[
 
 
 def _fresh_and_changed(
-    wanted: pl.DataFrame, stored: pl.DataFrame, keys: list[str], values: list[str]
+    wanted: pl.DataFrame, stored: pl.DataFrame, keys: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The rows of ``wanted`` not stored yet (by ``keys``), and those stored with other ``values``."""
+    """The rows of ``wanted`` not stored yet (by ``keys``), and those stored with another value in a column of
+    ``stored`` that is not a key."""
+    values = [name for name in stored.columns if name not in keys]
     both = wanted.join(stored.with_columns(pl.lit(True).alias("__stored__")), on=keys, how="left", suffix="__old")
     is_new = pl.col("__stored__").is_null()
     differs = pl.any_horizontal(*(pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in values))
