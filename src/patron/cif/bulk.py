@@ -36,6 +36,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from patron.cif.sealed import stored_as_given
+
 # How SQLAlchemy's SQLite dialect writes dates and times: a string that sorts and compares as the moment does.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"
 _SQLITE_DATE = "%Y-%m-%d"
@@ -59,7 +61,7 @@ def _column_for_driver(frame: pl.DataFrame, name: str, kind: TypeEngine[Any], di
         if _is(kind, Boolean):
             return series.cast(pl.Int64)
     process = kind._cached_bind_processor(dialect)
-    if process is None or _is(kind, DateTime, Date, Numeric, Boolean):
+    if process is None or _is(kind, DateTime, Date, Numeric, Boolean) or stored_as_given(kind):
         return series
     return pl.Series(name, [None if value is None else process(value) for value in series.to_list()])
 
@@ -143,7 +145,9 @@ def insert_frame_with_ids(conn: Connection, table: Table, frame: pl.DataFrame) -
 def stored_forms(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> list[Any]:
     """``values`` as ``column`` stores them: a sealed column's tokens, anything else as given."""
     process = column.type._cached_bind_processor(conn.dialect)
-    return list(values) if process is None else [process(value) for value in values]
+    if process is None or stored_as_given(column.type):
+        return list(values)
+    return [process(value) for value in values]
 
 
 def one_of(
