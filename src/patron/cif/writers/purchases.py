@@ -113,17 +113,14 @@ class PurchaseWriter(IdentityWriter):
         self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)
 
     def _order_headers(self, heads: pl.DataFrame) -> pl.DataFrame:
-        def given(name: str) -> pl.Expr:
-            return pl.col(name) if name in heads.columns else pl.lit(None, dtype=pl.String)
-
         returned = pl.col(RETURN) if RETURN in heads.columns else pl.lit(False)
         return heads.select(
             pl.lit(self.system).alias("source"),
             pl.col(ORDER_KEY).alias("order_key"),
             pl.col("customer_id"),
             pl.col("orders.ordered_at").alias("ordered_at"),
-            given("orders.channel").alias("channel"),
-            given("orders.currency").fill_null(self.currency).alias("currency"),
+            optional_column(heads, "orders.channel").alias("channel"),
+            optional_column(heads, "orders.currency").fill_null(self.currency).alias("currency"),
             pl.when(returned).then(pl.lit("return")).otherwise(pl.lit("purchase")).alias("kind"),
             pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("created_at"),
         )
@@ -137,7 +134,7 @@ class PurchaseWriter(IdentityWriter):
             prefix = f"lines.{index}."
 
             def column(name: str, prefix: str = prefix) -> pl.Expr:
-                return pl.col(prefix + name) if prefix + name in rows.columns else pl.lit(None, dtype=pl.Int64)
+                return optional_column(rows, prefix + name, pl.Int64)
 
             categories = self._ensure_categories(conn, _distinct(rows, prefix + "category"))
             products = self._ensure_products(conn, _distinct(rows, prefix + "product"))
