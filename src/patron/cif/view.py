@@ -137,6 +137,35 @@ def list_customers(
     ``within`` limits the list to some customer ids (a manager's portfolio), ``among`` too (a segment's members);
     without ``search_personal_data`` the search looks at ids only, never at e-mail addresses, phone numbers or names.
     """
+    matching = _matching(search=search, kind=kind, within=within, among=among, personal=search_personal_data)
+    # The page's customers first, then the orders of those fifty only (not an aggregate of every order).
+    page = matching.order_by(C.id).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count()).select_from(matching.subquery())) or 0
+        rows = [dict(row) for row in conn.execute(_summaries(page)).mappings()]
+        keys = _source_keys(conn, [row["id"] for row in rows])
+    return [{**row, "key": keys.get(row["id"], str(row["id"]))} for row in rows], total
+
+
+def every_customer(
+    engine: Engine, *, within: Select[int] | None = None, among: Select[int] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Every customer (``within`` and ``among`` as for :func:`list_customers`) as the column names and one tuple per
+    customer, in id order: what an export writes, read without a page's total or source keys."""
+    query = _summaries(_matching(within=within, among=among))
+    with engine.connect() as conn:
+        result = conn.execute(query)
+        return list(result.keys()), [tuple(row) for row in result]
+
+
+def _matching(
+    *,
+    search: str | None = None,
+    kind: str | None = None,
+    within: Select[int] | None = None,
+    among: Select[int] | None = None,
+    personal: bool = True,
+) -> Select[tuple[int]]:
     conditions = []
     if kind:
         conditions.append(C.kind == kind)
@@ -144,15 +173,17 @@ def list_customers(
         if kept is not None:
             conditions.append(C.id.in_(kept))
     if search:
-        if search_personal_data:
-            matching = select(I.customer_id).where(_matches(I.value, search))
-            conditions.append(or_(C.id.in_(matching), _matches(C.display_name, search)))
+        if personal:
+            found = select(I.customer_id).where(_matches(I.value, search))
+            conditions.append(or_(C.id.in_(found), _matches(C.display_name, search)))
         else:
             external = select(I.customer_id).where(I.kind == "external", _matches(I.value, search))
             conditions.append(C.id.in_(external))
-    base = select(C.id).where(*conditions)
-    # The page's customers first, then the orders of those fifty only (not an aggregate of every order).
-    page = base.order_by(C.id).limit(limit).offset(offset).subquery()
+    return select(C.id).where(*conditions)
+
+
+def _summaries(customers: Select[tuple[int]]) -> Select[Any]:
+    """The customers ``customers`` selects, in id order, each with their orders, revenue, last order and currency."""
     revenue = (
         select(
             O.customer_id,
@@ -163,33 +194,28 @@ def list_customers(
             func.count(func.distinct(O.currency)).label("currencies"),
         )
         .join(s.OrderLine.__table__, L.order_id == O.id)
-        .where(O.customer_id.in_(select(page.c.id)))
+        .where(O.customer_id.in_(customers))
         .group_by(O.customer_id)
         .subquery()
     )
-    query = (
+    return (
         select(
             C.id,
+            C.display_name,
             C.kind,
             C.status,
             C.source,
-            C.display_name,
-            C.acquired_on,
             func.coalesce(revenue.c.orders, 0).label("orders"),
             func.coalesce(revenue.c.revenue_minor, 0).label("revenue_minor"),
-            revenue.c.last_order,
             revenue.c.currency,
+            revenue.c.last_order,
             func.coalesce(revenue.c.currencies, 0).label("currencies"),
+            C.acquired_on,
         )
-        .join(page, page.c.id == C.id)
-        .outerjoin(revenue, revenue.c.customer_id == C.id)
+        .select_from(s.Customer.__table__.outerjoin(revenue, revenue.c.customer_id == C.id))
+        .where(C.id.in_(customers))
         .order_by(C.id)
     )
-    with engine.connect() as conn:
-        total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
-        rows = [dict(row) for row in conn.execute(query).mappings()]
-        keys = _source_keys(conn, [row["id"] for row in rows])
-    return [{**row, "key": keys.get(row["id"], str(row["id"]))} for row in rows], total
 
 
 def with_keys(engine: Engine, rows: list[dict[str, Any]], id_key: str = "customer_id") -> list[dict[str, Any]]:
