@@ -490,6 +490,20 @@ def test_every_route_as_every_role(
     assert let_through == [], f"let through for {role}"
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_the_menu_offers_each_role_only_pages_it_may_open(
+    role: str, store: tuple[TestClient, dict[str, str], dict[str, Any]]
+) -> None:
+    client, tokens, _ = store
+    client.cookies.clear()
+    client.cookies.set("patron_session", tokens[role])
+    menu = client.get("/").text.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    links = re.findall(r'href="([^"]+)"', menu)
+    assert "/customers" in links
+    assert [link for link in links if role not in ALLOWED[("GET", link)]] == []
+    assert ("/strategy/budget" in links) == (role in ALLOWED[("GET", "/strategy/budget")])
+
+
 def test_openapi_names_a_model_for_every_response_body(
     store: tuple[TestClient, dict[str, str], dict[str, Any]],
 ) -> None:
