@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,28 @@ def _batches(frame: pl.DataFrame, mapping: Mapping, batch_rows: int) -> list[pl.
     return [part.drop("__pos__", _BATCH, _GROUP) for part in frame.partition_by(_BATCH, maintain_order=True)]
 
 
+Validated = tuple[pl.DataFrame, list[Reject]]  # a batch's good rows and its rejects
+
+
+def validated_ahead(
+    batches: Iterable[pl.DataFrame], check: Callable[[pl.DataFrame], Validated]
+) -> Iterator[tuple[pl.DataFrame, Validated]]:
+    """Each batch with ``check(batch)``, the next batch checked in a thread while the caller writes this one.
+
+    Validation is Polars work that lets go of the interpreter, and writing waits on the store: side by side they
+    overlap (CDNOW ×10 into SQLite, docs/BENCHMARKS.md). One batch ahead at most, so memory holds two, not all.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="patron-validate") as checking:
+        ahead: tuple[pl.DataFrame, Future[Validated]] | None = None
+        for batch in batches:
+            following = (batch, checking.submit(check, batch))
+            if ahead is not None:
+                yield ahead[0], ahead[1].result()
+            ahead = following
+        if ahead is not None:
+            yield ahead[0], ahead[1].result()
+
+
 def tables_written(mapping: Mapping) -> list[str]:
     """The tables an import by ``mapping`` writes a row into for (nearly) every line: a bulk load's foreign keys."""
     sections = {
@@ -299,8 +322,9 @@ def import_file(
     ) -> None:
         nonlocal done
         analysed = 0
-        for batch in _batches(frame, mapping, batch_rows):
-            good, bad = validate(batch, plans, mapping.source, keep=extra)
+        for batch, (good, bad) in validated_ahead(
+            _batches(frame, mapping, batch_rows), lambda batch: validate(batch, plans, mapping.source, keep=extra)
+        ):
             rejects.extend(bad)
             with begin() as conn:
                 writer.write(conn, good)
