@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import (
+    JSON,
     Boolean,
     ColumnElement,
     Connection,
@@ -51,6 +52,9 @@ def _is(kind: TypeEngine[Any], *types: type[TypeEngine[Any]]) -> bool:
 
 def _column_for_driver(frame: pl.DataFrame, name: str, kind: TypeEngine[Any], dialect: Dialect) -> pl.Series:
     series = frame.get_column(name)
+    if isinstance(kind, JSON):  # as text for both drivers (psycopg's own adapter cannot go into COPY's CSV)
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+        return pl.Series(name, [None if value is None else serialize(value) for value in series.to_list()], pl.String)
     if dialect.name == "sqlite":
         if _is(kind, DateTime):
             return series.cast(pl.Datetime("us")).dt.strftime(_SQLITE_DATETIME)

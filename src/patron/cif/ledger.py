@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
 from patron.cif import schema as s
 from patron.cif.columns import table_of, utcnow
 from patron.errors import NotFoundError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 INTERACTIONS = table_of(s.Interaction)
 AUDIT = table_of(s.AuditEvent)
@@ -98,10 +101,12 @@ def interactions_recorded(conn: Connection, rows: Sequence[dict[str, Any]]) -> l
     return [(int(i), int(c), str(kind)) for i, c, kind in conn.execute(returning, list(rows)).all()]
 
 
-def interactions_imported(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Interactions of an import batch whose keys the importer found new (so a re-run adds nothing)."""
-    if rows:
-        conn.execute(insert(INTERACTIONS), list(rows))
+def interactions_imported(conn: Connection, rows: pl.DataFrame) -> None:
+    """Interactions of an import batch whose keys the importer found new (so a re-run adds nothing), a frame whose
+    columns are the table's."""
+    from patron.cif.bulk import insert_frame  # noqa: PLC0415  (Polars: not loaded by every command that records)
+
+    insert_frame(conn, INTERACTIONS, rows)
 
 
 def consent_recorded(

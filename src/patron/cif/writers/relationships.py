@@ -16,7 +16,6 @@ from patron.cif.writers.state import (
     UNKNOWN_CUSTOMER,
     UPDATED,
     WRITTEN,
-    chunks,
     interaction_key_column,
     jsonable,
     optional_column,
@@ -42,46 +41,38 @@ class RelationshipWriter(IdentityWriter):
         return int(found)
 
     def _write_interactions(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
+        """The batch's interactions not stored yet (their idempotency key), column by column."""
         prefix = f"interactions.{index}."
-        key_column = interaction_key_column(index)
-        rows = list(batch.iter_rows(named=True))
+        key = interaction_key_column(index)
         table = s.table_of(s.Interaction)
-        existing: set[str] = set()
-        for chunk in chunks([row[key_column] for row in rows]):
-            query = select(table.c.idempotency_key).where(
-                table.c.source == self.system, table.c.idempotency_key.in_(chunk)
+        keys = batch.get_column(key).to_list()
+        stored = conn.scalars(
+            select(table.c.idempotency_key).where(
+                table.c.source == self.system, one_of(conn, table.c.idempotency_key, keys)
             )
-            existing.update(conn.scalars(query).all())
-        fresh = [row for row in rows if row[key_column] not in existing]
-        known = self.resolve_customers(conn, [row[prefix + "customer"] for row in fresh])
-        fresh = self._reject_unknown_customers(fresh, prefix + "customer", known)
-        detail_names = [c.removeprefix(prefix + "details.") for c in batch.columns if c.startswith(prefix + "details.")]
-        now = utcnow()
-        new_rows = []
-        for row in fresh:
-            details = {name: jsonable(row[prefix + "details." + name]) for name in detail_names}
-            new_rows.append(
-                {
-                    "source": self.system,
-                    "idempotency_key": row[key_column],
-                    "customer_id": known[row[prefix + "customer"]],
-                    "occurred_at": row[prefix + "occurred_at"],
-                    "channel": row[prefix + "channel"],
-                    "direction": row.get(prefix + "direction") or "inbound",
-                    "type": row[prefix + "type"],
-                    "outcome": row.get(prefix + "outcome"),
-                    "agent": row.get(prefix + "agent"),
-                    "body": row.get(prefix + "body"),
-                    "details": {k: v for k, v in details.items() if v is not None} or None,
-                    "campaign_id": None,
-                    "order_id": None,
-                    "created_at": now,
-                }
-            )
-            self._mark([row[LINE]], WRITTEN)
-        if new_rows:
-            interactions_imported(conn, new_rows)
-            self._count("interactions created", len(new_rows))
+        ).all()
+        fresh = batch.filter(~pl.col(key).is_in(stored)) if stored else batch
+        rows = self._of_known_customers(conn, fresh.with_columns(pl.col(prefix + "customer").alias(CUSTOMER)))
+        if rows.height == 0:
+            return
+        direction = optional_column(rows, prefix + "direction")
+        new = rows.select(
+            pl.lit(self.system).alias("source"),
+            pl.col(key).alias("idempotency_key"),
+            "customer_id",
+            pl.col(prefix + "occurred_at").alias("occurred_at"),
+            pl.col(prefix + "channel").alias("channel"),
+            pl.when(direction.is_null() | (direction == "")).then(pl.lit("inbound")).otherwise(direction)
+            .alias("direction"),
+            pl.col(prefix + "type").alias("type"),
+            optional_column(rows, prefix + "outcome").alias("outcome"),
+            optional_column(rows, prefix + "agent").alias("agent"),
+            optional_column(rows, prefix + "body").alias("body"),
+            pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("created_at"),
+        ).with_columns(_details(rows, prefix + "details."))  # fmt: skip
+        interactions_imported(conn, new)
+        self._count("interactions created", new.height)
+        self._mark(rows.get_column(LINE).to_numpy(), WRITTEN)
 
     def _write_members(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
         """The batch's campaign members, column by column: new ones inserted, changed ones updated."""
@@ -180,6 +171,18 @@ class RelationshipWriter(IdentityWriter):
             for row in rows.unique(CAMPAIGN, keep="first", maintain_order=True).iter_rows(named=True)
         }
         return rows.with_columns(pl.col(CAMPAIGN).replace_strict(ids, return_dtype=pl.Int64).alias("campaign_id"))
+
+
+def _details(rows: pl.DataFrame, prefix: str) -> pl.Series:
+    """Each row's ``prefix`` columns as one JSON object (its empty values left out; ``None`` for none at all)."""
+    names = [name for name in rows.columns if name.startswith(prefix)]
+    columns = [rows.get_column(name).to_list() for name in names]
+    keys = [name.removeprefix(prefix) for name in names]
+    objects = [
+        {key: jsonable(value) for key, value in zip(keys, values, strict=True) if value is not None} or None
+        for values in zip(*columns, strict=True)
+    ] if names else [None] * rows.height  # fmt: skip
+    return pl.Series("details", objects, dtype=pl.Object)
 
 
 CUSTOMER, CAMPAIGN = "__customer__", "__campaign__"
