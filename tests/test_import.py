@@ -14,7 +14,9 @@ from sqlalchemy import Engine, func, select
 from patron.cif import schema as s
 from patron.cif.importer import ImportResult, import_file
 from patron.cif.mapping import parse_mapping
+from patron.cif.sealed import new_key
 from patron.errors import MappingError, SourceFileError
+from patron.settings import get_settings
 from tests.conftest import WriteFile
 
 ORDERS_MAPPING: dict[str, Any] = {
@@ -204,6 +206,42 @@ def test_changed_source_values_update_the_customer(engine: Engine, write_file: W
         cities = set(conn.scalars(select(s.CustomerProfile.city)))
     assert (statuses["1"], statuses["2"]) == ("churned", "active")
     assert cities == {"Paris", "Nice", "Oslo"}
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["in-clear", "encrypted"])
+def test_profiles_are_added_updated_when_changed_and_never_cleared_by_an_empty_field(
+    engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch, sealed: bool
+) -> None:
+    if sealed:  # street and postal code are then stored encrypted, and compared as the file gives them
+        monkeypatch.setenv("PATRON_ENCRYPTION_KEY", new_key())
+    else:
+        monkeypatch.delenv("PATRON_ENCRYPTION_KEY", raising=False)
+    get_settings.cache_clear()
+    profile = {"city": "city", "street": "street", "postal_code": "zip", "birth_date": "born", "income": "income",
+               "children_at_home": "kids"}  # fmt: skip
+    mapping = {"source": {"system": "crm", "currency": "EUR"}, "customers": {"external_id": "id", "profile": profile}}
+    header = "id,city,street,zip,born,income,kids\n"
+    first = header + "1,Paris,1 Rue Cler,75007,1980-02-03,52000,2\n2,Lyon,,69001,,,\n3,,,,,,\n"
+    run(engine, write_file("p1.csv", first), mapping)
+    again = run(engine, write_file("p2.csv", first), mapping)
+    assert (again.written, again.updated, again.unchanged) == (0, 0, 3)
+    changed = run(engine, write_file("p3.csv", header + "1,Paris,1 Rue Cler,75007,1980-02-03,52000,3\n2,,,69002,,,\n"
+                                               "3,Nice,,,,,\n"), mapping)  # fmt: skip
+    assert (changed.written, changed.updated, changed.unchanged) == (0, 3, 0)
+    with engine.connect() as conn:
+        ids = dict(conn.execute(select(s.Identity.value, s.Identity.customer_id)).all())
+        stored = {row.customer_id: row for row in conn.execute(select(s.CustomerProfile))}
+    ann, bob, cy = stored[ids["1"]], stored[ids["2"]], stored[ids["3"]]
+    assert (ann.city, ann.street, ann.postal_code, ann.birth_date) == (
+        "Paris",
+        "1 Rue Cler",
+        "75007",
+        dt.date(1980, 2, 3),
+    )
+    assert (ann.income_minor, ann.children_at_home) == (5_200_000, 3)
+    assert (bob.city, bob.street, bob.postal_code, bob.income_minor) == ("Lyon", None, "69002", None)  # Lyon kept
+    assert (cy.city, cy.postal_code) == ("Nice", None)  # no profile until the file gave one value
+    get_settings.cache_clear()
 
 
 def test_attributes_of_every_type_are_added_updated_when_changed_and_left_when_not(

@@ -6,13 +6,14 @@ import datetime as dt
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from patron.cif import schema as s
 from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of
 from patron.cif.columns import utcnow
 from patron.cif.facts import read_frame
 from patron.cif.reader import LINE
+from patron.cif.schema import PROFILE_FIELDS
 from patron.cif.writers.identities import IdentityWriter
 from patron.cif.writers.state import CUSTOMER_FIELDS, DESCRIBES_CUSTOMER, UPDATED, WRITTEN, chunks
 from patron.settings import get_settings
@@ -26,6 +27,12 @@ ATTRIBUTE_NUMBER = pl.Decimal(24, 6)  # as the column stores it
 _STORED_ATTRIBUTES: dict[str, pl.DataType] = {
     "customer_id": pl.Int64(), "key": pl.String(), "value_type": pl.String(), "value_text": pl.String(),
     "value_number": pl.Float64(), "value_date": pl.Date(),
+}  # fmt: skip
+
+
+# A profile field's kind (schema.PROFILE_FIELDS) as its column is read back.
+_PROFILE_TYPES: dict[str, pl.DataType] = {
+    "integer": pl.Int64(), "money": pl.Int64(), "date": pl.Date(), "text": pl.String(),
 }  # fmt: skip
 
 
@@ -127,8 +134,8 @@ class CustomerWriter(IdentityWriter):
         # A customer created from one line and described by a later one in the batch takes that line's record too.
         redescribed = [key for key in first if key in fresh and line_of[key] != created_from[key]]
         changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing + redescribed})
-        changed |= self._sync_profiles(conn, {self.customer_ids[key]: first[key] for key in first})
         ids = pl.Series([self.customer_ids[key] for key in chosen.get_column(EXTERNAL_ID).to_list()], dtype=pl.Int64)
+        changed |= self._sync_profiles(conn, chosen, ids)
         changed |= self._sync_attributes(conn, chosen, ids)
         by_id = {self.customer_ids[key]: key for key in first}
         self._mark([line_of[by_id[customer_id]] for customer_id in changed], UPDATED)
@@ -188,45 +195,50 @@ class CustomerWriter(IdentityWriter):
                     changed.add(current["id"])
         return changed
 
-    def _sync_profiles(self, conn: Connection, rows_by_id: dict[int, dict[str, Any]]) -> set[int]:
+    def _sync_profiles(self, conn: Connection, chosen: pl.DataFrame, ids: pl.Series) -> set[int]:
+        """The batch's profiles, column by column: a new one inserted, a stored one updated where the file gives a
+        value it does not hold (an empty field never clears a stored value)."""
         assert self.mapping.customers is not None
         names = list(self.mapping.customers.profile)
         if not names:
             return set()
+        given = {"income_minor" if name == "income" else name: f"profile.{name}" for name in names}
+        # As the column stores it (an empty column in a batch has no type of its own to go by).
+        types = {"customer_id": pl.Int64(), **{column: _PROFILE_TYPES[PROFILE_FIELDS[name]]
+                                               for name, column in zip(names, given, strict=True)}}  # fmt: skip
         table = s.table_of(s.CustomerProfile)
-
-        def values_of(row: dict[str, Any]) -> dict[str, Any]:
-            values = {}
-            for name in names:
-                value = row.get(f"profile.{name}")
-                if value is not None:
-                    values["income_minor" if name == "income" else name] = value
-            return values
-
-        wanted = {cid: values_of(row) for cid, row in rows_by_id.items()}
-        wanted = {cid: values for cid, values in wanted.items() if values}
-        changed: set[int] = set()
-        current: dict[int, dict[str, Any]] = {}
-        for chunk in chunks(sorted(wanted)):
-            query = select(table).where(table.c.customer_id.in_(chunk))
-            current.update({row["customer_id"]: dict(row) for row in conn.execute(query).mappings()})
-        now = utcnow()
-        new_rows = [
-            {"customer_id": cid, "updated_at": now, **values} for cid, values in wanted.items() if cid not in current
-        ]
-        if new_rows:
-            for row in new_rows:
-                for column in table.c:
-                    row.setdefault(column.name, None)
-            conn.execute(insert(table), new_rows)
-            changed |= {row["customer_id"] for row in new_rows}
-        for cid, values in wanted.items():
-            if cid in current:
-                diff = {k: v for k, v in values.items() if current[cid][k] != v}
-                if diff:
-                    conn.execute(update(table).where(table.c.customer_id == cid).values(updated_at=now, **diff))
-                    changed.add(cid)
-        return changed
+        wanted = (
+            chosen.with_columns(ids.alias("customer_id"))
+            .select("customer_id", *(pl.col(column).cast(types[name]).alias(name) for name, column in given.items()))
+            .filter(pl.any_horizontal(pl.col(name).is_not_null() for name in given))
+            .unique("customer_id", keep="last", maintain_order=True)
+        )
+        if wanted.height == 0:
+            return set()
+        query = select(table.c.customer_id, *(table.c[name] for name in given)).where(
+            one_of(conn, table.c.customer_id, wanted.get_column("customer_id").to_list())
+        )
+        stored = read_frame(conn, query, types).with_columns(pl.lit(True).alias("__stored__"))
+        both = wanted.join(stored, on="customer_id", how="left", suffix="__old")
+        is_new = pl.col("__stored__").is_null()
+        differs = pl.any_horizontal(
+            pl.col(name).is_not_null() & pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in given
+        )
+        now = pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("updated_at")
+        fresh = both.filter(is_new).select(*wanted.columns, now)
+        insert_frame(conn, table, fresh)
+        changed = both.filter(~is_new & differs).select(
+            "customer_id", *(pl.coalesce(name, f"{name}__old").alias(name) for name in given), now
+        )
+        if changed.height:
+            conn.execute(
+                update(table)
+                .where(table.c.customer_id == bindparam("who"))
+                .values({name: bindparam(f"new_{name}") for name in [*given, "updated_at"]}),
+                [{"who": row["customer_id"], **{f"new_{name}": row[name] for name in [*given, "updated_at"]}}
+                 for row in changed.iter_rows(named=True)],
+            )  # fmt: skip
+        return set(fresh.get_column("customer_id").to_list()) | set(changed.get_column("customer_id").to_list())
 
     def _sync_attributes(self, conn: Connection, firsts: pl.DataFrame, ids: pl.Series) -> set[int]:
         """The batch's attributes, column by column: new ones inserted, changed ones updated, the rest left."""
