@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from patron.cif import schema as s
 from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of
@@ -15,7 +15,7 @@ from patron.cif.facts import read_frame
 from patron.cif.reader import LINE
 from patron.cif.schema import PROFILE_FIELDS
 from patron.cif.writers.identities import IdentityWriter
-from patron.cif.writers.state import CUSTOMER_FIELDS, DESCRIBES_CUSTOMER, UPDATED, WRITTEN, chunks
+from patron.cif.writers.state import CUSTOMER_FIELDS, DESCRIBES_CUSTOMER, UPDATED, WRITTEN
 from patron.settings import get_settings
 
 EXTERNAL_ID = "customers.external_id"
@@ -31,6 +31,11 @@ _STORED_ATTRIBUTES: dict[str, pl.DataType] = {
 
 
 # A profile field's kind (schema.PROFILE_FIELDS) as its column is read back.
+_CUSTOMER_TYPES: dict[str, pl.DataType] = {
+    "id": pl.Int64(), "kind": pl.String(), "status": pl.String(), "display_name": pl.String(),
+    "first_name": pl.String(), "last_name": pl.String(), "acquired_on": pl.Date(), "acquisition_channel": pl.String(),
+    "acquisition_cost_minor": pl.Int64(), "currency": pl.String(),
+}  # fmt: skip
 _PROFILE_TYPES: dict[str, pl.DataType] = {
     "integer": pl.Int64(), "money": pl.Int64(), "date": pl.Date(), "text": pl.String(),
 }  # fmt: skip
@@ -62,6 +67,56 @@ def _line_by_customer(rows: pl.DataFrame) -> dict[str, int]:
 
 def _rows(frame: pl.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     return list(frame.select(columns).iter_rows(named=True))
+
+
+def _now() -> pl.Expr:
+    return pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("updated_at")
+
+
+def _wanted(rows: pl.DataFrame, key: str, columns: dict[str, pl.Expr], types: dict[str, pl.DataType]) -> pl.DataFrame:
+    """One row per ``key`` (the last line naming it wins) with the ``columns`` the file gives, typed as the store
+    reads them back; a row giving none of them is left out."""
+    return (
+        rows.select(key, *(value.cast(types[name]).alias(name) for name, value in columns.items()))
+        .filter(pl.any_horizontal(pl.col(name).is_not_null() for name in columns))
+        .unique(key, keep="last", maintain_order=True)
+    )
+
+
+def _fresh_and_changed_where_given(
+    conn: Connection, table: Table, key: str, wanted: pl.DataFrame, types: dict[str, pl.DataType]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``wanted`` not stored yet (by ``key``), and the stored rows where ``wanted`` gives a value they
+    do not hold, as they are to be stored: the given values over the stored ones (an empty field never clears a
+    stored value). Sealed values are compared as read, in clear."""
+    values = [name for name in wanted.columns if name != key]
+    query = select(table.c[key], *(table.c[name] for name in values)).where(
+        one_of(conn, table.c[key], wanted.get_column(key).to_list())
+    )
+    stored = read_frame(conn, query, {name: types[name] for name in (key, *values)})
+    both = wanted.join(stored.with_columns(pl.lit(True).alias("__stored__")), on=key, how="left", suffix="__old")
+    is_new = pl.col("__stored__").is_null()
+    differs = pl.any_horizontal(
+        pl.col(name).is_not_null() & pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in values
+    )
+    changed = both.filter(~is_new & differs).select(
+        key, *(pl.coalesce(name, f"{name}__old").alias(name) for name in values)
+    )
+    return both.filter(is_new).select(wanted.columns), changed
+
+
+def _update(conn: Connection, table: Table, key: str, changed: pl.DataFrame) -> None:
+    """Each row of ``changed`` written over the stored row it names by ``key``, with the time of the change."""
+    if changed.height == 0:
+        return
+    values = [name for name in changed.columns if name != key] + ["updated_at"]
+    statement = (
+        update(table)
+        .where(table.c[key] == bindparam("key_"))
+        .values({name: bindparam(f"new_{name}") for name in values})
+    )
+    conn.execute(statement, [{"key_": row[key], **{f"new_{name}": row[name] for name in values}}
+                             for row in changed.with_columns(_now()).iter_rows(named=True)])  # fmt: skip
 
 
 class CustomerWriter(IdentityWriter):
@@ -129,15 +184,15 @@ class CustomerWriter(IdentityWriter):
             ]
         )
         line_of, created_from = _line_by_customer(chosen), _line_by_customer(firsts)
-        first = {row[EXTERNAL_ID]: row for row in chosen.iter_rows(named=True)}
-        existing = [key for key in first if key not in fresh]
+        existing = [key for key in line_of if key not in fresh]
         # A customer created from one line and described by a later one in the batch takes that line's record too.
-        redescribed = [key for key in first if key in fresh and line_of[key] != created_from[key]]
-        changed = self._update_customers(conn, {self.customer_ids[key]: first[key] for key in existing + redescribed})
+        redescribed = [key for key in line_of if key in fresh and line_of[key] != created_from[key]]
         ids = pl.Series([self.customer_ids[key] for key in chosen.get_column(EXTERNAL_ID).to_list()], dtype=pl.Int64)
+        updating = chosen.get_column(EXTERNAL_ID).is_in(pl.Series([*existing, *redescribed], dtype=pl.String).implode())
+        changed = self._update_customers(conn, chosen.filter(updating), ids.filter(updating))
         changed |= self._sync_profiles(conn, chosen, ids)
         changed |= self._sync_attributes(conn, chosen, ids)
-        by_id = {self.customer_ids[key]: key for key in first}
+        by_id = {self.customer_ids[key]: key for key in line_of}
         self._mark([line_of[by_id[customer_id]] for customer_id in changed], UPDATED)
         self._count("customers updated", len(changed & {self.customer_ids[key] for key in existing}))
 
@@ -165,79 +220,38 @@ class CustomerWriter(IdentityWriter):
         # with_columns, not select: a select of constants alone would make one row, not one per customer
         return creating.with_columns(values).select(value.meta.output_name() for value in values)
 
-    def _customer_values(self, row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name in CUSTOMER_FIELDS:
-            value = row.get(f"customers.{name}")
-            if value is not None:
-                values[name] = value
-        cost = row.get("customers.acquisition_cost")
-        if cost is not None:
-            values["acquisition_cost_minor"] = cost
-            values["currency"] = self.currency
-        if values:
-            values["updated_at"] = now
-        return values
-
-    def _update_customers(self, conn: Connection, rows_by_id: dict[int, dict[str, Any]]) -> set[int]:
-        customers = s.table_of(s.Customer)
-        now = utcnow()
-        wanted = {cid: self._customer_values(row, now) for cid, row in rows_by_id.items()}
-        wanted = {cid: values for cid, values in wanted.items() if values}
-        changed: set[int] = set()
-        for chunk in chunks(sorted(wanted)):
-            for current in conn.execute(select(customers).where(customers.c.id.in_(chunk))).mappings():
-                values = wanted[current["id"]]
-                diff = {k: v for k, v in values.items() if k != "updated_at" and current[k] != v}
-                if diff:
-                    diff["updated_at"] = now
-                    conn.execute(update(customers).where(customers.c.id == current["id"]).values(**diff))
-                    changed.add(current["id"])
-        return changed
+    def _update_customers(self, conn: Connection, rows: pl.DataFrame, ids: pl.Series) -> set[int]:
+        """Stored customers brought up to date where ``rows`` (their describing lines) give a value they do not
+        hold; the ids of those changed."""
+        columns = {name: pl.col(f"customers.{name}") for name in CUSTOMER_FIELDS if f"customers.{name}" in rows}
+        if "customers.acquisition_cost" in rows:
+            cost = pl.col("customers.acquisition_cost")
+            columns |= {
+                "acquisition_cost_minor": cost,
+                "currency": pl.when(cost.is_not_null()).then(pl.lit(self.currency)),
+            }
+        if not columns or rows.height == 0:
+            return set()
+        wanted = _wanted(rows.with_columns(ids.alias("id")), "id", columns, _CUSTOMER_TYPES)
+        _, changed = _fresh_and_changed_where_given(conn, s.table_of(s.Customer), "id", wanted, _CUSTOMER_TYPES)
+        _update(conn, s.table_of(s.Customer), "id", changed)
+        return set(changed.get_column("id").to_list())
 
     def _sync_profiles(self, conn: Connection, chosen: pl.DataFrame, ids: pl.Series) -> set[int]:
         """The batch's profiles, column by column: a new one inserted, a stored one updated where the file gives a
-        value it does not hold (an empty field never clears a stored value)."""
+        value it does not hold."""
         assert self.mapping.customers is not None
         names = list(self.mapping.customers.profile)
         if not names:
             return set()
-        given = {"income_minor" if name == "income" else name: f"profile.{name}" for name in names}
-        # As the column stores it (an empty column in a batch has no type of its own to go by).
+        columns = {"income_minor" if name == "income" else name: pl.col(f"profile.{name}") for name in names}
         types = {"customer_id": pl.Int64(), **{column: _PROFILE_TYPES[PROFILE_FIELDS[name]]
-                                               for name, column in zip(names, given, strict=True)}}  # fmt: skip
+                                               for name, column in zip(names, columns, strict=True)}}  # fmt: skip
         table = s.table_of(s.CustomerProfile)
-        wanted = (
-            chosen.with_columns(ids.alias("customer_id"))
-            .select("customer_id", *(pl.col(column).cast(types[name]).alias(name) for name, column in given.items()))
-            .filter(pl.any_horizontal(pl.col(name).is_not_null() for name in given))
-            .unique("customer_id", keep="last", maintain_order=True)
-        )
-        if wanted.height == 0:
-            return set()
-        query = select(table.c.customer_id, *(table.c[name] for name in given)).where(
-            one_of(conn, table.c.customer_id, wanted.get_column("customer_id").to_list())
-        )
-        stored = read_frame(conn, query, types).with_columns(pl.lit(True).alias("__stored__"))
-        both = wanted.join(stored, on="customer_id", how="left", suffix="__old")
-        is_new = pl.col("__stored__").is_null()
-        differs = pl.any_horizontal(
-            pl.col(name).is_not_null() & pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in given
-        )
-        now = pl.lit(utcnow(), dtype=pl.Datetime("us")).alias("updated_at")
-        fresh = both.filter(is_new).select(*wanted.columns, now)
-        insert_frame(conn, table, fresh)
-        changed = both.filter(~is_new & differs).select(
-            "customer_id", *(pl.coalesce(name, f"{name}__old").alias(name) for name in given), now
-        )
-        if changed.height:
-            conn.execute(
-                update(table)
-                .where(table.c.customer_id == bindparam("who"))
-                .values({name: bindparam(f"new_{name}") for name in [*given, "updated_at"]}),
-                [{"who": row["customer_id"], **{f"new_{name}": row[name] for name in [*given, "updated_at"]}}
-                 for row in changed.iter_rows(named=True)],
-            )  # fmt: skip
+        wanted = _wanted(chosen.with_columns(ids.alias("customer_id")), "customer_id", columns, types)
+        fresh, changed = _fresh_and_changed_where_given(conn, table, "customer_id", wanted, types)
+        insert_frame(conn, table, fresh.with_columns(_now()))
+        _update(conn, table, "customer_id", changed)
         return set(fresh.get_column("customer_id").to_list()) | set(changed.get_column("customer_id").to_list())
 
     def _sync_attributes(self, conn: Connection, firsts: pl.DataFrame, ids: pl.Series) -> set[int]:
