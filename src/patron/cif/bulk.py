@@ -27,11 +27,13 @@ from sqlalchemy import (
     Table,
     Text,
     any_,
+    bindparam,
     func,
     literal,
     literal_column,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
@@ -121,6 +123,22 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
     if frame.height == 0:
         return 0
     return insert_rows(conn, driver_rows(conn.dialect, table, frame))
+
+
+def update_frame(conn: Connection, table: Table, frame: pl.DataFrame, *, keys: Sequence[str]) -> int:
+    """Write each row of ``frame`` over the stored row its ``keys`` columns name: every other column of the frame
+    is set (through its type, so sealed values are sealed), one statement for all rows; returns the number of rows."""
+    if frame.height == 0:
+        return 0
+    values = [name for name in frame.columns if name not in keys]
+    statement = (
+        update(table)
+        .where(*(table.c[name] == bindparam(f"key_{name}") for name in keys))
+        .values({name: bindparam(f"new_{name}") for name in values})
+    )
+    names = [f"key_{name}" if name in keys else f"new_{name}" for name in frame.columns]
+    conn.execute(statement, [dict(zip(names, row, strict=True)) for row in frame.iter_rows()])
+    return frame.height
 
 
 def insert_frame_with_ids(conn: Connection, table: Table, frame: pl.DataFrame) -> list[int]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import polars as pl
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, insert, select
 
 from patron.cif import schema as s
-from patron.cif.bulk import insert_frame, one_of
+from patron.cif.bulk import insert_frame, one_of, update_frame
 from patron.cif.columns import utcnow
 from patron.cif.facts import read_frame
 from patron.cif.ledger import interactions_imported
@@ -16,6 +16,7 @@ from patron.cif.writers.state import (
     UNKNOWN_CUSTOMER,
     UPDATED,
     WRITTEN,
+    fresh_and_changed,
     interaction_key_column,
     jsonable,
     optional_column,
@@ -99,7 +100,7 @@ class RelationshipWriter(IdentityWriter):
             "is_control",
         ).unique(["campaign_id", "customer_id"], keep="last", maintain_order=True)  # fmt: skip
         keys = ["campaign_id", "customer_id"]
-        fresh, changed = _fresh_and_changed(wanted, _stored(conn, table, wanted, MEMBER_COLUMNS), keys)
+        fresh, changed = fresh_and_changed(wanted, _stored(conn, table, wanted, MEMBER_COLUMNS), keys)
         self._store(conn, table, fresh, changed, keys=keys, what="campaign members")
 
     def _write_responses(self, conn: Connection, batch: pl.DataFrame, index: int) -> None:
@@ -128,7 +129,7 @@ class RelationshipWriter(IdentityWriter):
             .unique(["campaign_id", "customer_id", "kind"], keep="last", maintain_order=True)
         )
         keys = ["campaign_id", "customer_id", "kind"]
-        fresh, changed = _fresh_and_changed(wanted, _stored(conn, table, wanted, RESPONSE_COLUMNS), keys)
+        fresh, changed = fresh_and_changed(wanted, _stored(conn, table, wanted, RESPONSE_COLUMNS), keys)
         self._store(conn, table, fresh, changed, keys=keys, what="campaign responses")
 
     def _store(
@@ -136,15 +137,7 @@ class RelationshipWriter(IdentityWriter):
     ) -> None:
         """Insert the ``fresh`` rows and update the ``changed`` ones (found by ``keys``); mark their lines."""
         if changed.height:
-            values = [name for name in changed.columns if name not in (*keys, LINE)]
-            statement = (
-                update(table)
-                .where(*(table.c[name] == bindparam(f"key_{name}") for name in keys))
-                .values({name: bindparam(f"new_{name}") for name in values})
-            )
-            conn.execute(statement, [{**{f"key_{name}": row[name] for name in keys},
-                                      **{f"new_{name}": row[name] for name in values}}
-                                     for row in changed.iter_rows(named=True)])  # fmt: skip
+            update_frame(conn, table, changed.drop(LINE), keys=keys)
             self._mark(changed.get_column(LINE).to_numpy(), UPDATED)
         if fresh.height:
             insert_frame(conn, table, fresh.drop(LINE))
@@ -199,15 +192,3 @@ def _stored(conn: Connection, table: Table, wanted: pl.DataFrame, columns: dict[
         one_of(conn, table.c.customer_id, wanted.get_column("customer_id").unique().to_list()),
     )
     return read_frame(conn, query, columns)
-
-
-def _fresh_and_changed(
-    wanted: pl.DataFrame, stored: pl.DataFrame, keys: list[str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The rows of ``wanted`` not stored yet (by ``keys``), and those stored with another value in a column of
-    ``stored`` that is not a key."""
-    values = [name for name in stored.columns if name not in keys]
-    both = wanted.join(stored.with_columns(pl.lit(True).alias("__stored__")), on=keys, how="left", suffix="__old")
-    is_new = pl.col("__stored__").is_null()
-    differs = pl.any_horizontal(*(pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in values))
-    return both.filter(is_new).select(wanted.columns), both.filter(~is_new & differs).select(wanted.columns)

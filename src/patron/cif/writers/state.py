@@ -129,6 +129,27 @@ class WriterState:
         return kept
 
 
+def fresh_and_changed(
+    wanted: pl.DataFrame, stored: pl.DataFrame, keys: list[str], *, empty_keeps_stored: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``wanted`` not stored yet (by ``keys``), and those stored with another value in a column of
+    ``stored`` that is not a key: the one comparison of what a file says with what the store holds.
+
+    ``empty_keeps_stored``: an empty value in ``wanted`` never counts as a change, and the changed rows come back
+    with the stored value in its place (a file that leaves a field empty does not clear it)."""
+    values = [name for name in stored.columns if name not in keys]
+    both = wanted.join(stored.with_columns(pl.lit(True).alias("__stored__")), on=keys, how="left", suffix="__old")
+    is_new = pl.col("__stored__").is_null()
+    given = (pl.col(name).is_not_null() if empty_keeps_stored else pl.lit(True) for name in values)
+    differs = pl.any_horizontal(
+        is_given & pl.col(name).ne_missing(pl.col(f"{name}__old")) for is_given, name in zip(given, values, strict=True)
+    )
+    changed = both.filter(~is_new & differs)
+    if empty_keeps_stored:
+        changed = changed.with_columns(pl.coalesce(name, f"{name}__old").alias(name) for name in values)
+    return both.filter(is_new).select(wanted.columns), changed.select(wanted.columns)
+
+
 def optional_column(batch: pl.DataFrame, name: str, dtype: pl.DataType | type[pl.DataType] = pl.String) -> pl.Expr:
     """A column the mapping may leave out: null in every row where it does."""
     return pl.col(name) if name in batch.columns else pl.lit(None, dtype=dtype)
