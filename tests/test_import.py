@@ -208,6 +208,15 @@ def test_changed_source_values_update_the_customer(engine: Engine, write_file: W
     assert cities == {"Paris", "Nice", "Oslo"}
 
 
+def test_a_number_finer_than_a_float_is_left_alone_by_a_rerun(engine: Engine, write_file: WriteFile) -> None:
+    mapping = {"source": {"system": "crm"}, "customers": {"external_id": "id", "attributes": {
+        "balance": {"column": "balance", "type": "number"}}}}  # fmt: skip
+    path = write_file("balances.csv", "id,balance\n1,12345678901234.123456\n2,0.1\n")
+    run(engine, path, mapping)
+    again = run(engine, path, mapping)  # SQLite keeps a NUMERIC as a float: the first reads back ...234.123047
+    assert (again.written, again.updated, again.unchanged) == (0, 0, 2)
+
+
 @pytest.mark.parametrize("sealed", [False, True], ids=["in-clear", "encrypted"])
 def test_profiles_are_added_updated_when_changed_and_never_cleared_by_an_empty_field(
     engine: Engine, write_file: WriteFile, monkeypatch: pytest.MonkeyPatch, sealed: bool
