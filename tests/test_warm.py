@@ -17,10 +17,11 @@ from patron.auth.service import create_user
 from patron.cif.importer import import_file
 from patron.cif.mapping import parse_mapping
 from patron.cif.stamp import data_stamp, is_current
-from patron.jobs.warm import WARMED, Warmer, warm
+from patron.jobs.warm import STORED, WARMED, Warmer, warm
 from patron.segments import frame_cache
 from patron.segments.features import build_features
 from patron.settings import get_settings
+from patron.strategy import plans
 from patron.value import base
 from tests.conftest import WriteFile
 from tests.test_pages import CHROMIUM, serving, sign_in_page
@@ -43,6 +44,10 @@ def _until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
 
 def test_an_empty_store_warms_to_its_refusals(engine: Engine) -> None:
     assert set(warm(engine)) == set(WARMED)  # every analysis asked for; "no orders yet" is an answer, not an error
+
+
+def test_every_stored_analysis_is_computed_by_the_jobs() -> None:
+    assert sorted(STORED) == sorted(plans.STORED)  # what the jobs warm after a score run is what pages read stored
 
 
 def test_the_warmer_recomputes_when_the_data_changes(engine: Engine, write_file: WriteFile) -> None:

@@ -19,6 +19,7 @@ from patron.cif.facts import scope_choices
 from patron.cif.stamp import data_stamp
 from patron.errors import PatronError
 from patron.segments.frame_cache import current_features
+from patron.strategy.plans import STORED as STORED_ANALYSES
 from patron.strategy.plans import budget_plan, network_summary, portfolio_plan, price_sensitivity
 from patron.value.base import customer_base
 
@@ -38,14 +39,13 @@ WARMED: dict[str, Callable[[Engine], object]] = {
     "feature frame": current_features,
     "budget": lambda engine: budget_plan(engine, source=_shown_source(engine)),
     "portfolio": lambda engine: portfolio_plan(engine, source=_shown_source(engine)),
-    "price sensitivity": price_sensitivity,
+    "price_sensitivity": price_sensitivity,
     "network": network_summary,
 }
 
 
-# The ones also stored in the store (cif/stored_results.py): the jobs compute them after a score run, and every
-# process (each of the server's workers, one started later) reads them from there.
-STORED = ("portfolio", "price sensitivity", "network")
+# The ones also stored in the store (strategy/plans.STORED says which): the jobs compute them after a score run.
+STORED = tuple(name for name in WARMED if name in STORED_ANALYSES)
 
 
 def warm(engine: Engine, names: Iterable[str] | None = None) -> dict[str, float]:

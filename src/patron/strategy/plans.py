@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -97,6 +98,17 @@ def budget_plan(
     )  # fmt: skip
 
 
+# The analyses whose results are also kept in the store (``cif/stored_results.py``), by name: the jobs compute them
+# after a score run (``jobs/tasks.py``) and every process, each of the server's workers, reads them from there.
+STORED = ("portfolio", "price_sensitivity", "network")
+T = TypeVar("T")
+
+
+def _kept(engine: Engine, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    """``cif/stamp.kept`` for a strategy analysis, named by ``key``'s first part; stored too where ``STORED`` says."""
+    return kept(engine, key, compute, stored=key[0] in STORED)
+
+
 @storable
 @dataclass
 class PortfolioPlan:
@@ -115,7 +127,7 @@ def portfolio_plan(
 ) -> PortfolioPlan:
     """Segments as assets; the frontier is kept while the data is unchanged (``cif/stamp.py``), the point for a
     ``risk`` is read off it per request (any number may be asked for: it is not a key)."""
-    plan = kept(engine, ("portfolio", by, source), lambda: _portfolio_plan(engine, by, source), stored=True)
+    plan = _kept(engine, ("portfolio", by, source), lambda: _portfolio_plan(engine, by, source))
     return plan if risk is None else replace(plan, chosen=best_for_risk(plan.frontier, risk))
 
 
@@ -141,7 +153,7 @@ DEAL_FIELDS = (
 def price_sensitivity(engine: Engine, *, by: str = "education") -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deal proneness per customer (shrunk) and per segment of ``by`` from the recorded deal purchases (kept while
     the data is unchanged: ``cif/stamp.py``)."""
-    return kept(engine, ("price_sensitivity", by), lambda: _price_sensitivity(engine, by), stored=True)
+    return _kept(engine, ("price_sensitivity", by), lambda: _price_sensitivity(engine, by))
 
 
 def _price_sensitivity(engine: Engine, by: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -227,7 +239,7 @@ class NetworkSummary:
 def network_summary(engine: Engine, *, top: int = 20, visible: set[int] | None = None) -> NetworkSummary:
     """The network's shape over every customer; the customers it names (influencers, cluster members) only among
     ``visible`` when given (a manager's portfolio). The whole network is kept while the data is unchanged."""
-    whole = kept(engine, "network", lambda: _whole_network(engine), stored=True)
+    whole = _kept(engine, ("network",), lambda: _whole_network(engine))
     return replace(
         whole, influencers=_named(whole.influencers, visible).head(top),
         clusters=_clusters_named(whole.clusters, visible).head(top),
