@@ -26,11 +26,11 @@ ATTRIBUTE_NUMBER = pl.Decimal(24, 6)  # as the column stores it
 _NUMBER_AS_FLOAT = "__number_as_float__"
 _STORED_ATTRIBUTES: dict[str, pl.DataType] = {
     "customer_id": pl.Int64(), "key": pl.String(), "value_type": pl.String(), "value_text": pl.String(),
-    "__number_as_float__": pl.Float64(), "value_date": pl.Date(),
+    _NUMBER_AS_FLOAT: pl.Float64(), "value_date": pl.Date(),
 }  # fmt: skip
 
 
-# A profile field's kind (schema.PROFILE_FIELDS) as its column is read back.
+# The customer columns an import fills, and each kind of profile field (schema.PROFILE_FIELDS), as read back.
 _CUSTOMER_TYPES: dict[str, pl.DataType] = {
     "id": pl.Int64(), "kind": pl.String(), "status": pl.String(), "display_name": pl.String(),
     "first_name": pl.String(), "last_name": pl.String(), "acquired_on": pl.Date(), "acquisition_channel": pl.String(),

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from patron.cif.mapping import Mapping
-from patron.cif.reader import LINE, Reject
+from patron.cif.reader import Reject
 
 UPDATED, WRITTEN = 1, 2
 # Customer columns a mapping fills directly; acquisition cost and its currency are derived from the mapped cost.
@@ -109,24 +109,6 @@ class WriterState:
     def _count(self, name: str, amount: int = 1) -> None:
         if amount:
             self.counts[name] = self.counts.get(name, 0) + amount
-
-    def _reject_unknown_customers(
-        self, rows: list[dict[str, Any]], column: str, known: dict[str, int]
-    ) -> list[dict[str, Any]]:
-        kept = []
-        for row in rows:
-            if row[column] in known:
-                kept.append(row)
-            else:
-                self.rejects.append(
-                    Reject(
-                        row[LINE],
-                        column.rsplit(".", maxsplit=1)[-1],
-                        row[column],
-                        UNKNOWN_CUSTOMER,
-                    )
-                )
-        return kept
 
 
 def fresh_and_changed(
