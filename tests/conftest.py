@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import fcntl
 import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from email import message_from_bytes
@@ -28,6 +31,9 @@ os.environ["PATRON_PAGE_WAIT_SECONDS"] = "600"
 os.environ["PATRON_PASSWORD_HASH_TIME_COST"] = "1"
 os.environ["PATRON_PASSWORD_HASH_MEMORY_KIB"] = "1024"
 os.environ["PATRON_PASSWORD_HASH_PARALLELISM"] = "1"
+# Files a test's app writes (uploads, rejects, backups) go to a folder of the run's own, never into the checkout
+# (the default, ./patron-data, is where a user's `make run` keeps them); a test may point it elsewhere.
+os.environ["PATRON_DATA_DIR"] = tempfile.mkdtemp(prefix="patron-tests-")
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, insert, text
 
@@ -38,6 +44,7 @@ from patron.schema import Base
 from patron.segments.frame_cache import forget_features
 from patron.value.schema import CustomerScore, ScoreRun
 
+atexit.register(shutil.rmtree, os.environ["PATRON_DATA_DIR"], ignore_errors=True)
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PATRON_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
 POSTGRES_ADMIN_URL = os.environ.get("PATRON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
