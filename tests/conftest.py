@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import datetime as dt
 import fcntl
@@ -31,9 +30,6 @@ os.environ["PATRON_PAGE_WAIT_SECONDS"] = "600"
 os.environ["PATRON_PASSWORD_HASH_TIME_COST"] = "1"
 os.environ["PATRON_PASSWORD_HASH_MEMORY_KIB"] = "1024"
 os.environ["PATRON_PASSWORD_HASH_PARALLELISM"] = "1"
-# Files a test's app writes (uploads, rejects, backups) go to a folder of the run's own, never into the checkout
-# (the default, ./patron-data, is where a user's `make run` keeps them); a test may point it elsewhere.
-os.environ["PATRON_DATA_DIR"] = tempfile.mkdtemp(prefix="patron-tests-")
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, insert, text
 
@@ -44,10 +40,23 @@ from patron.schema import Base
 from patron.segments.frame_cache import forget_features
 from patron.value.schema import CustomerScore, ScoreRun
 
-atexit.register(shutil.rmtree, os.environ["PATRON_DATA_DIR"], ignore_errors=True)
+# Files a test's app writes (uploads, rejects, backups) go to a folder of the run's own, never into the checkout
+# (the default, ./patron-data, is where a user's `make run` keeps them); a test may point it elsewhere. Made before
+# any test reads the settings, by the run's first process, which removes it at the end; xdist's workers and the
+# processes tests start inherit it.
+TESTS_DATA_PREFIX = os.path.join(tempfile.gettempdir(), "patron-tests-")
+MADE_DATA_DIR = not os.environ.get("PATRON_DATA_DIR", "").startswith(TESTS_DATA_PREFIX)
+if MADE_DATA_DIR:
+    os.environ["PATRON_DATA_DIR"] = tempfile.mkdtemp(prefix="patron-tests-")
+TEST_DATA_DIR = os.environ["PATRON_DATA_DIR"]
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PATRON_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
 POSTGRES_ADMIN_URL = os.environ.get("PATRON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if MADE_DATA_DIR:  # the run's first process, once its workers are done
+        shutil.rmtree(TEST_DATA_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
