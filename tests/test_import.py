@@ -208,6 +208,28 @@ def test_changed_source_values_update_the_customer(engine: Engine, write_file: W
     assert cities == {"Paris", "Nice", "Oslo"}
 
 
+def test_products_are_added_changed_where_a_file_gives_a_new_value_and_never_cleared(
+    engine: Engine, write_file: WriteFile
+) -> None:
+    mapping = {"source": {"system": "shop"}, "products": {"sku": "sku", "name": "name", "category": "category"}}
+    header = "sku,name,category\n"
+    first = run(engine, write_file("p1.csv", header + "a,Apple,fruit\nb,Bread,\nc,,\n"), mapping)
+    assert (first.written, first.updated) == (3, 0)
+    again = run(engine, write_file("p2.csv", header + "a,Apple,fruit\nb,Bread,\nc,,\n"), mapping)
+    assert (again.written, again.updated, again.unchanged) == (0, 0, 3)
+    changed = run(engine, write_file("p3.csv", header + "a,,veg\nb,Brioche,bakery\nc,,\nd,Dates,fruit\n"), mapping)
+    assert (changed.written, changed.updated, changed.unchanged) == (1, 2, 1)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(s.Product.sku, s.Product.name, s.Category.name)
+            .outerjoin(s.Category, s.Category.id == s.Product.category_id)
+            .order_by(s.Product.sku)
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("a", "Apple", "veg"), ("b", "Brioche", "bakery"), ("c", None, None), ("d", "Dates", "fruit"),
+    ]  # fmt: skip
+
+
 def test_a_number_finer_than_a_float_is_left_alone_by_a_rerun(engine: Engine, write_file: WriteFile) -> None:
     mapping = {"source": {"system": "crm"}, "customers": {"external_id": "id", "attributes": {
         "balance": {"column": "balance", "type": "number"}}}}  # fmt: skip

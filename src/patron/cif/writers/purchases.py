@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, func, insert, select, update
 
 from patron.cif import schema as s
-from patron.cif.bulk import frame_of, insert_frame, insert_frame_with_ids, one_of
+from patron.cif.bulk import insert_frame, insert_frame_with_ids, one_of, update_frame
 from patron.cif.columns import utcnow
 from patron.cif.facts import read_frame
 from patron.cif.reader import LINE, Reject
@@ -24,12 +23,14 @@ from patron.cif.writers.state import (
     UPDATED,
     WRITTEN,
     chunks,
+    fresh_and_changed,
     optional_column,
 )
 
 CUSTOMER = "orders.customer"
 QUANTITY = pl.Decimal(24, 6)  # as validation parses quantities
 PRODUCT_KEYS = {"source": pl.String, "sku": pl.String}
+PRODUCT_VALUES: dict[str, pl.DataType] = {"sku": pl.String(), "name": pl.String(), "category_id": pl.Int64()}
 
 
 def _distinct(rows: pl.DataFrame, column: str) -> list[str | None]:
@@ -188,49 +189,40 @@ class PurchaseWriter(IdentityWriter):
                     self._mark([row[LINE]], UPDATED)
 
     def _write_products(self, conn: Connection, batch: pl.DataFrame) -> None:
+        """The batch's products, column by column: new ones inserted, a stored one changed where its describing line
+        gives a value it does not hold."""
         table = s.table_of(s.Product)
-        columns = [c for c in batch.columns if c.startswith("products.")]
         describes = pl.col(DESCRIBES_PRODUCT) if DESCRIBES_PRODUCT in batch.columns else pl.lit(True)
         # A line-item file names each product on many rows: the product's last line in the file describes it (its
         # first line in the batch names a new one); a stored product is changed from that line only.
-        rows = list(
-            batch.select(LINE, *columns, describes.alias(DESCRIBES_PRODUCT))
+        rows = (
+            batch.select(LINE, "products.sku", optional_column(batch, "products.name").alias("products.name"),
+                         optional_column(batch, "products.category").alias("products.category"),
+                         describes.alias(DESCRIBES_PRODUCT))
             .sort(DESCRIBES_PRODUCT, descending=True, maintain_order=True)
             .unique("products.sku", keep="first", maintain_order=True)
-            .iter_rows(named=True)
+        )  # fmt: skip
+        categories = self._ensure_categories(conn, rows.get_column("products.category").to_list())
+        category_id = pl.col("products.category").replace_strict(categories, default=None, return_dtype=pl.Int64)
+        wanted = rows.select(
+            pl.col("products.sku").alias("sku"), pl.col("products.name").alias("name"),
+            category_id.alias("category_id"), LINE, DESCRIBES_PRODUCT,
+        )  # fmt: skip
+        query = select(table.c.sku, table.c.name, table.c.category_id).where(
+            table.c.source == self.system, one_of(conn, table.c.sku, wanted.get_column("sku").to_list())
         )
-        categories = self._ensure_categories(conn, [row.get("products.category") for row in rows])
-        existing: dict[str, dict[str, Any]] = {}
-        skus = [row["products.sku"] for row in rows]
-        for chunk in chunks(skus):
-            query = select(table).where(table.c.source == self.system, table.c.sku.in_(chunk))
-            existing.update({row["sku"]: dict(row) for row in conn.execute(query).mappings()})
-        new_rows, seen, updated = [], set(), []
-        for row in rows:
-            values = {
-                "name": row.get("products.name"),
-                "category_id": categories.get(row.get("products.category") or ""),
-            }
-            sku = row["products.sku"]
-            if sku in existing:
-                if not row[DESCRIBES_PRODUCT]:
-                    continue
-                old = existing[sku]
-                diff = {k: v for k, v in values.items() if v is not None and old[k] != v}
-                if diff:
-                    conn.execute(update(table).where(table.c.id == old["id"]).values(**diff))
-                    updated.append(row[LINE])
-            elif sku not in seen:
-                seen.add(sku)
-                new_rows.append({"source": self.system, "sku": sku, LINE: row[LINE], **values})
-        self._mark(updated, UPDATED)
-        self._mark([row[LINE] for row in new_rows], WRITTEN)
-        if new_rows:
+        stored = read_frame(conn, query, PRODUCT_VALUES)
+        fresh, changed = fresh_and_changed(wanted, stored, ["sku"], empty_keeps_stored=True)
+        changed = changed.filter(pl.col(DESCRIBES_PRODUCT))
+        source = pl.lit(self.system).alias("source")
+        update_frame(conn, table, changed.select(source, *PRODUCT_VALUES), keys=["source", "sku"])
+        self._mark(changed.get_column(LINE).to_numpy(), UPDATED)
+        if fresh.height:
             # The driver's bulk insert: RETURNING in the order given inserts one row per statement on SQLite.
-            frame = frame_of(["source", "sku", "name", "category_id"], new_rows)
-            ids = insert_frame_with_ids(conn, table, frame)
-            self.product_ids.update(zip(frame.get_column("sku").to_list(), ids, strict=True))
-            self._count("products created", len(new_rows))
+            ids = insert_frame_with_ids(conn, table, fresh.select(source, *PRODUCT_VALUES))
+            self.product_ids.update(zip(fresh.get_column("sku").to_list(), ids, strict=True))
+            self._count("products created", fresh.height)
+            self._mark(fresh.get_column(LINE).to_numpy(), WRITTEN)
 
     def _write_payments(self, conn: Connection, batch: pl.DataFrame) -> None:
         """The batch's payments not stored yet (their order key and sequence), column by column."""
