@@ -122,10 +122,10 @@ def fresh_and_changed(
     values = [name for name in stored.columns if name not in keys]
     both = wanted.join(stored.with_columns(pl.lit(True).alias("__stored__")), on=keys, how="left", suffix="__old")
     is_new = pl.col("__stored__").is_null()
-    given = (pl.col(name).is_not_null() if empty_keeps_stored else pl.lit(True) for name in values)
-    differs = pl.any_horizontal(
-        is_given & pl.col(name).ne_missing(pl.col(f"{name}__old")) for is_given, name in zip(given, values, strict=True)
-    )
+    differences = [pl.col(name).ne_missing(pl.col(f"{name}__old")) for name in values]
+    if empty_keeps_stored:
+        differences = [pl.col(name).is_not_null() & differs for name, differs in zip(values, differences, strict=True)]
+    differs = pl.any_horizontal(differences)
     changed = both.filter(~is_new & differs)
     if empty_keeps_stored:
         changed = changed.with_columns(pl.coalesce(name, f"{name}__old").alias(name) for name in values)
